@@ -1,0 +1,45 @@
+# The two commands: `make demo` (the DAGs end to end on the local AWS sandbox) and `make test`.
+# Both create the virtualenv from requirements*.txt (pinned, with constraints.txt) on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench airflow sandbox-start sandbox-stop clean
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make demo: start the sandbox, run the DAGs with the real Airflow, leave reports and emails in out/
+demo: $(STAMP)
+	$(PY) scripts/demo.py --out out
+
+## make test: the whole pytest suite (unit, DAG integrity, end to end on the sandbox)
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## make bench: the benchmarks, printing their figures (not part of make test)
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+## make airflow: airflow standalone (UI on http://localhost:8080) with this repo's DAGs against a running sandbox
+airflow: $(STAMP)
+	$(PY) scripts/airflow_local.py
+
+sandbox-start: $(STAMP)
+	$(PY) -m sandbox start --accounts 12 --port 5055 --state-dir .sandbox
+
+sandbox-stop: $(STAMP)
+	$(PY) -m sandbox stop --state-dir .sandbox
+
+clean:
+	rm -rf out .airflow .sandbox data .pytest_cache

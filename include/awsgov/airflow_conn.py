@@ -1,0 +1,94 @@
+"""Airflow glue: the only module of the package that imports Airflow (the SDK at import, the rest lazily).
+
+It turns an Airflow AWS connection (``aws_default``: extras ``endpoint_url``, ``service_config.<svc>.endpoint_url``,
+``role_arn``, ``config_kwargs``) into an :class:`AwsAccess`, reads the ``awsgov_settings`` and
+``awsgov_external_id`` Variables, and picks the partition day of a run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from typing import Any
+
+from airflow.sdk import Asset
+
+from include.awsgov.aws import AwsAccess, role_session_name
+from include.awsgov.settings import load_settings
+
+# Assets that chain the DAGs: onboarding -> inventory, collection -> findings, anomaly checks -> anomalies;
+# the weekly report is scheduled on findings. Names are stable ids; URIs say where the data lives by default.
+INVENTORY_ASSET = Asset(name="awsgov_inventory", uri="file:///awsgov/store/inventory")
+FINDINGS_ASSET = Asset(name="awsgov_findings", uri="file:///awsgov/store/findings")
+ANOMALIES_ASSET = Asset(name="awsgov_anomalies", uri="file:///awsgov/store/anomalies")
+
+
+def settings() -> dict[str, Any]:
+    """Validated settings: file defaults overridden by the Airflow Variable ``awsgov_settings`` (JSON)."""
+    from airflow.sdk import Variable
+
+    raw = Variable.get("awsgov_settings", default=None)
+    overrides = json.loads(raw) if isinstance(raw, str) and raw.strip() else (raw or None)
+    return load_settings(overrides)
+
+
+def external_id() -> str | None:
+    """The read role's ExternalId: Variable ``awsgov_external_id`` or env ``AWSGOV_EXTERNAL_ID``; masked in logs."""
+    from airflow.sdk import Variable
+    from airflow.sdk.log import mask_secret
+
+    value = Variable.get("awsgov_external_id", default=None) or os.environ.get("AWSGOV_EXTERNAL_ID")
+    if value:
+        mask_secret(value)
+    return value
+
+
+def aws_access(cfg: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> AwsAccess:
+    """Access layer built from the settings' Airflow AWS connection through the Amazon provider's hook.
+
+    :param cfg: settings (default: :func:`settings`).
+    :param context: the task context; its dag_id and run_id name the assumed-role sessions.
+    """
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    cfg = cfg or settings()
+    hook = AwsBaseHook(aws_conn_id=cfg["aws_conn_id"], client_type="sts")
+    conn = hook.conn_config
+    region = conn.region_name or cfg["home_region"]
+    endpoints = {
+        svc: svc_cfg["endpoint_url"]
+        for svc, svc_cfg in (conn.service_config or {}).items()
+        if isinstance(svc_cfg, dict) and svc_cfg.get("endpoint_url")
+    }
+    dag_id = run_id = ""
+    if context:
+        dag_id = context["dag"].dag_id if context.get("dag") else ""
+        run_id = context["run_id"] if context.get("run_id") else ""
+    return AwsAccess(
+        session=hook.get_session(region_name=region),
+        region=region,
+        endpoint_url=conn.endpoint_url,
+        service_endpoints=endpoints,
+        read_role_name=cfg["read_role_name"],
+        external_id=external_id(),
+        session_name=role_session_name("awsgov", dag_id, run_id),
+        botocore_config=conn.botocore_config,
+    )
+
+
+def partition_day(context: dict[str, Any], explicit: str | None = None) -> dt.date:
+    """The day a run's data belongs to.
+
+    Order: an explicit ``date`` Param (backfills and reruns of a past day), then the scheduled run's logical date,
+    then, for manual/CLI runs that have no logical date in Airflow 3, the day the run was requested (``run_after``).
+
+    :param context: the task context.
+    :param explicit: ``YYYY-MM-DD`` from a Param, or None.
+    """
+    if explicit:
+        return dt.date.fromisoformat(explicit)
+    logical = context.get("logical_date")
+    if logical is not None:
+        return logical.date()
+    return context["dag_run"].run_after.date()

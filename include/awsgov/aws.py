@@ -1,0 +1,266 @@
+"""The one place that builds boto3 sessions and clients.
+
+The admin (management) account's session comes from an Airflow connection (see ``airflow_conn.py``) or from plain
+arguments; member accounts are reached by ``AssumeRole`` into the governance read role with an ExternalId.
+Clients are cached per (account, region, service) and retry throttling in botocore's adaptive mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.config
+from botocore.credentials import DeferredRefreshableCredentials
+from botocore.exceptions import ClientError
+from botocore.session import Session as BotocoreSession
+
+log = logging.getLogger(__name__)
+
+# Error codes AWS uses for "slow down"; botocore retries them, and when retries run out we record the gap as
+# throttled_out rather than error.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "RequestThrottled",
+    }
+)
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "InvalidClientTokenId"}
+)
+NO_SUPPORT_PLAN_CODES = frozenset({"SubscriptionRequiredException"})
+
+_SESSION_NAME_BAD_CHARS = re.compile(r"[^\w+=,.@-]")
+
+
+def error_code(exc: BaseException) -> str:
+    """Return the AWS error code of a botocore ``ClientError`` ('' for anything else).
+
+    :param exc: the exception raised by a boto3 call.
+    """
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def classify_error(exc: BaseException) -> str:
+    """Map an exception to a coverage status: access_denied, no_support_plan, throttled_out or error.
+
+    :param exc: the exception raised while collecting from one account and region.
+    """
+    code = error_code(exc)
+    if code in ACCESS_DENIED_CODES:
+        return "access_denied"
+    if code in NO_SUPPORT_PLAN_CODES:
+        return "no_support_plan"
+    if code in THROTTLING_CODES:
+        return "throttled_out"
+    return "error"
+
+
+def role_session_name(*parts: str) -> str:
+    """Build a valid STS RoleSessionName (2-64 chars of [\\w+=,.@-]) that names the DAG run.
+
+    :param parts: e.g. ("awsgov", dag_id, run_id).
+    """
+    name = _SESSION_NAME_BAD_CHARS.sub("-", "-".join(p for p in parts if p))
+    return (name or "awsgov")[:64].ljust(2, "-")
+
+
+def retry_config(max_attempts: int = 8, extra: botocore.config.Config | None = None) -> botocore.config.Config:
+    """Botocore config with adaptive retries (client-side rate limiting) and bounded attempts.
+
+    :param max_attempts: total attempts per call, first one included.
+    :param extra: a connection's own botocore config; its values win except for retries.
+    """
+    ours = botocore.config.Config(
+        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=50,
+    )
+    return extra.merge(ours) if extra is not None else ours
+
+
+@dataclass
+class AwsAccess:
+    """Sessions and clients for the admin account and, through the read role, every member account.
+
+    :param session: boto3 session holding the admin account's credentials.
+    :param region: default region for clients.
+    :param endpoint_url: one endpoint for every service (a local sandbox); None for AWS.
+    :param service_endpoints: per-service endpoint overrides, e.g. {"sts": "http://..."}.
+    :param read_role_name: role assumed in member accounts.
+    :param external_id: ExternalId required by the read role's trust policy.
+    :param session_name: RoleSessionName, naming the DAG run so CloudTrail shows who read.
+    :param admin_account_id: the account whose own credentials we hold; no AssumeRole into it.
+    :param max_attempts: botocore retry attempts per call.
+    """
+
+    session: boto3.Session
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    service_endpoints: Mapping[str, str] = field(default_factory=dict)
+    read_role_name: str = "GovernanceReadRole"
+    external_id: str | None = None
+    session_name: str = "awsgov"
+    admin_account_id: str | None = None
+    max_attempts: int = 8
+    botocore_config: botocore.config.Config | None = None
+    calls: Counter = field(default_factory=Counter, repr=False)
+
+    def __post_init__(self) -> None:
+        self._config = retry_config(self.max_attempts, self.botocore_config)
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str | None, str, str], Any] = {}
+        self._sessions: dict[str, boto3.Session] = {}
+
+    @classmethod
+    def from_args(
+        cls,
+        *,
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        profile_name: str | None = None,
+        **kwargs: Any,
+    ) -> AwsAccess:
+        """Build from plain arguments (library code, scripts, tests); credentials default to boto3's chain.
+
+        :param region: default region.
+        :param endpoint_url: endpoint for every service, e.g. the local sandbox.
+        """
+        session = boto3.Session(
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            profile_name=profile_name,
+            region_name=region,
+        )
+        return cls(session=session, region=region, endpoint_url=endpoint_url, **kwargs)
+
+    # -- accounts ---------------------------------------------------------------------------------------------
+    def admin_id(self) -> str:
+        """Account id of the admin credentials (asked once from STS)."""
+        if self.admin_account_id is None:
+            self.admin_account_id = self.client("sts").get_caller_identity()["Account"]
+        return self.admin_account_id
+
+    def role_arn(self, account_id: str, role_name: str | None = None) -> str:
+        """ARN of the read role (or another role) in a member account."""
+        return f"arn:aws:iam::{account_id}:role/{role_name or self.read_role_name}"
+
+    def account_session(self, account_id: str | None) -> boto3.Session:
+        """Session for an account: the admin session itself, or auto-refreshing assumed-role credentials.
+
+        Nothing is called until the first request, so a denied role surfaces on first use as AccessDenied.
+
+        :param account_id: member account id; None or the admin id means the admin session.
+        """
+        if account_id is None or account_id == self.admin_account_id:
+            return self.session
+        with self._lock:
+            cached = self._sessions.get(account_id)
+            if cached is not None:
+                return cached
+        role_arn = self.role_arn(account_id)
+        sts = self.client("sts")
+
+        def refresh() -> dict[str, str]:
+            kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": self.session_name}
+            if self.external_id:
+                kwargs["ExternalId"] = self.external_id
+            creds = sts.assume_role(**kwargs)["Credentials"]
+            return {
+                "access_key": creds["AccessKeyId"],
+                "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"],
+                "expiry_time": creds["Expiration"].isoformat(),
+            }
+
+        botocore_session = BotocoreSession()
+        botocore_session._credentials = DeferredRefreshableCredentials(refresh, method="sts-assume-role")
+        session = boto3.Session(botocore_session=botocore_session, region_name=self.region)
+        with self._lock:
+            return self._sessions.setdefault(account_id, session)
+
+    def check_access(self, account_id: str) -> str:
+        """Assume the read role now and return the caller's account id (raises ClientError when denied)."""
+        return self.client("sts", account_id=account_id).get_caller_identity()["Account"]
+
+    # -- clients ----------------------------------------------------------------------------------------------
+    def client(self, service: str, region: str | None = None, account_id: str | None = None) -> Any:
+        """Cached boto3 client for a service in an account and region.
+
+        :param service: boto3 service name, e.g. "support".
+        :param region: region; default the access layer's region.
+        :param account_id: member account to reach through the read role; None for the admin account.
+        """
+        region = region or self.region
+        key = (account_id, region, service)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        session = self.account_session(account_id)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = session.client(
+                    service,
+                    region_name=region,
+                    endpoint_url=self.service_endpoints.get(service, self.endpoint_url),
+                    config=self._config,
+                )
+                client.meta.events.register("before-call", self._count_call)
+                self._clients[key] = client
+        return client
+
+    def _count_call(self, model: Any, **_: Any) -> None:
+        # One count per API operation (retries are not counted again): the figure benchmarks print.
+        self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    def total_calls(self) -> int:
+        """API operations issued through this access layer so far."""
+        return sum(self.calls.values())
+
+
+def paginate(client: Any, operation: str, result_key: str, **kwargs: Any) -> Iterator[dict]:
+    """Yield the items of ``result_key`` across all pages of a paginated operation.
+
+    :param client: boto3 client.
+    :param operation: snake_case operation name with a botocore paginator.
+    :param result_key: the list field of each page.
+    """
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(result_key, [])
+
+
+def paginate_token(client: Any, operation: str, result_key: str, **kwargs: Any) -> Iterator[dict]:
+    """Follow ``NextToken`` by hand for operations botocore has no paginator for.
+
+    :param client: boto3 client.
+    :param operation: snake_case operation name.
+    :param result_key: the list field of each page.
+    """
+    call = getattr(client, operation)
+    token = None
+    while True:
+        page = call(**kwargs, **({"NextToken": token} if token else {}))
+        yield from page.get(result_key, [])
+        token = page.get("NextToken")
+        if not token:
+            return

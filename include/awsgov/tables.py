@@ -1,0 +1,183 @@
+"""Schemas of the history store's tables: one source of truth for writers, readers and the README.
+
+Every table is ``<store>/<table>/dt=YYYY-MM-DD/part-<chunk>.parquet`` (see store.py); ``dt`` is the partition
+column and is not repeated inside the files. Timestamps are UTC. ``*_json`` columns hold a JSON object as text
+so that Athena, DuckDB and pandas read them without our code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+# Accounts as seen on the day: Organizations + tags, merged with the onboarding inventory. chunk = "all".
+ACCOUNTS = pa.schema(
+    [
+        ("account_id", pa.string()),
+        ("name", pa.string()),
+        ("email", pa.string()),
+        ("status", pa.string()),  # ACTIVE | SUSPENDED | ...
+        ("ou", pa.string()),  # name of the parent OU ("Root" at the top)
+        ("owner", pa.string()),  # Owner tag, else the inventory's owner_email
+        ("team", pa.string()),
+        ("environment", pa.string()),  # prod | dev | sandbox | ""
+        ("tags_json", pa.string()),
+        ("is_management", pa.bool_()),
+        ("onboarded", pa.bool_()),
+        ("baseline_version", pa.string()),
+    ]
+)
+
+# Accounts brought under governance by onboarding. dt = onboarding day, chunk = account id; latest row wins.
+INVENTORY = pa.schema(
+    [
+        ("account_id", pa.string()),
+        ("owner_email", pa.string()),
+        ("team", pa.string()),
+        ("environment", pa.string()),
+        ("regions", pa.list_(pa.string())),
+        ("baseline_version", pa.string()),
+        ("stackset_name", pa.string()),
+        ("operation_id", pa.string()),
+        ("onboarded_at", TS),
+        ("verified_at", TS),
+        ("verification_json", pa.string()),  # {"<region>": {"trail_logging": true, ...}}
+        ("status", pa.string()),  # onboarded | verify_failed
+    ]
+)
+
+# What could and could not be scanned: one row per account x region x source. chunk = account id.
+COVERAGE = pa.schema(
+    [
+        ("account_id", pa.string()),
+        ("region", pa.string()),
+        ("source", pa.string()),  # trusted_advisor | config | cloudwatch
+        ("status", pa.string()),  # ok | access_denied | no_support_plan | throttled_out | error
+        ("error", pa.string()),
+        ("api_calls", pa.int64()),
+    ]
+)
+
+# Trusted Advisor: one row per account x check. chunk = account id.
+TA_CHECKS = pa.schema(
+    [
+        ("account_id", pa.string()),
+        ("check_id", pa.string()),
+        ("check_name", pa.string()),
+        ("category", pa.string()),  # cost_optimizing | security | fault_tolerance | performance | service_limits
+        ("status", pa.string()),  # ok | warning | error | not_available
+        ("resources_processed", pa.int64()),
+        ("resources_flagged", pa.int64()),
+        ("resources_suppressed", pa.int64()),
+        ("estimated_monthly_savings", pa.float64()),
+        ("checked_at", pa.string()),  # the check's own timestamp, as AWS returns it
+    ]
+)
+
+# Trusted Advisor flagged resources. chunk = account id.
+TA_FINDINGS = pa.schema(
+    [
+        ("finding_id", pa.string()),
+        ("account_id", pa.string()),
+        ("region", pa.string()),
+        ("check_id", pa.string()),
+        ("check_name", pa.string()),
+        ("category", pa.string()),
+        ("status", pa.string()),  # warning | error | ok
+        ("resource_id", pa.string()),
+        ("is_suppressed", pa.bool_()),
+        ("details_json", pa.string()),  # the check's metadata columns by name
+        ("estimated_monthly_savings", pa.float64()),
+    ]
+)
+
+# AWS Config: compliance per account x region x rule. chunk = account id.
+CONFIG_RULES = pa.schema(
+    [
+        ("account_id", pa.string()),
+        ("region", pa.string()),
+        ("rule_name", pa.string()),
+        ("compliance", pa.string()),  # COMPLIANT | NON_COMPLIANT | NOT_APPLICABLE | INSUFFICIENT_DATA
+        ("noncompliant_resources", pa.int64()),
+        ("via", pa.string()),  # aggregator | account
+    ]
+)
+
+# AWS Config: evaluation per account x region x rule x resource. chunk = account id.
+CONFIG_FINDINGS = pa.schema(
+    [
+        ("finding_id", pa.string()),
+        ("account_id", pa.string()),
+        ("region", pa.string()),
+        ("rule_name", pa.string()),
+        ("resource_type", pa.string()),
+        ("resource_id", pa.string()),
+        ("compliance", pa.string()),  # COMPLIANT | NON_COMPLIANT | NOT_APPLICABLE
+        ("annotation", pa.string()),
+        ("recorded_at", TS),
+        ("via", pa.string()),
+    ]
+)
+
+# One row per collection run of a day (replaced by a rerun). chunk = "all".
+COLLECTION_RUNS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("started_at", TS),
+        ("finished_at", TS),
+        ("accounts", pa.int64()),
+        ("regions", pa.list_(pa.string())),
+        ("gaps", pa.int64()),
+        ("api_calls", pa.int64()),
+    ]
+)
+
+# Metric anomalies, static and dynamic. dt = day of the anomaly's timestamp; de-duplicated by anomaly_id.
+ANOMALIES = pa.schema(
+    [
+        ("anomaly_id", pa.string()),
+        ("rule_id", pa.string()),
+        ("kind", pa.string()),  # static | dynamic
+        ("account_id", pa.string()),
+        ("region", pa.string()),
+        ("namespace", pa.string()),
+        ("metric_name", pa.string()),
+        ("dimensions_json", pa.string()),
+        ("statistic", pa.string()),
+        ("timestamp", TS),
+        ("value", pa.float64()),
+        ("expected", pa.float64()),
+        ("lower", pa.float64()),
+        ("upper", pa.float64()),
+        ("score", pa.float64()),
+        ("severity", pa.string()),  # low | medium | high
+    ]
+)
+
+# Weekly report deliveries: a rerun skips recipients already sent for the week. dt = the week's Monday.
+SEND_LEDGER = pa.schema(
+    [
+        ("week", pa.string()),  # ISO week, e.g. 2026-W48
+        ("recipient", pa.string()),
+        ("subject", pa.string()),
+        ("message_id", pa.string()),
+        ("transport", pa.string()),  # ses | smtp
+        ("status", pa.string()),  # sent | failed | refused
+        ("error", pa.string()),
+        ("sent_at", TS),
+    ]
+)
+
+
+def finding_id(source: str, account_id: str, region: str, check: str, resource: str) -> str:
+    """Stable id of a finding across days, so deltas (new, resolved, reopened) and age can be computed.
+
+    :param source: trusted_advisor | config | ...
+    :param check: Trusted Advisor check id or Config rule name.
+    :param resource: resource id (or type/id).
+    """
+    key = "\x1f".join((source, account_id, region or "", check, resource or ""))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
