@@ -1,0 +1,358 @@
+"""AWS Config rule compliance per account, region and day, and the organization aggregator over it.
+
+Rules live in moto (``put_config_rule``, so ``describe_config_rules`` lists them); evaluations are a deterministic
+function of (seed, account, region, rule, resource, date): resources become non-compliant, get fixed and reopen on
+stretches of a few days, so week-over-week deltas exist. Any AWS-managed rule of the catalogue that exists in moto
+(seeded, or created later by the product) gets evaluations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import det
+from ..paging import checked_limit, page
+from ..settings import HOME_REGION
+from .exceptions import (
+    InvalidParameterValueException,
+    NoSuchConfigRuleException,
+    NoSuchConfigurationAggregatorException,
+    ValidationException,
+)
+
+RESOURCES = Path(__file__).resolve().parent / "resources"
+RULE_COMPLIANCE = ("COMPLIANT", "NON_COMPLIANT", "INSUFFICIENT_DATA")
+EVALUATION_COMPLIANCE = ("COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE")
+# Paging through a big aggregate query reuses its rows for this long (rules rarely change meanwhile).
+ROWS_CACHE_SECONDS = 30.0
+
+
+def _day(date: dt.date) -> int:
+    return (date - dt.date(1970, 1, 1)).days
+
+
+class ComplianceModel:
+    """Evaluations and compliance summaries of AWS-managed Config rules.
+
+    :param world: the running world.
+    """
+
+    def __init__(self, world: Any) -> None:
+        self.world = world
+        self.data = json.loads((RESOURCES / "rules.json").read_text(encoding="utf-8"))
+        self.rules = {r["name"]: r for r in self.data["rules"]}
+        self.by_identifier = {r["identifier"]: r for r in self.data["rules"]}
+        # Evaluations are a pure function of their key: cached (results are never mutated by callers).
+        self._cache: dict[tuple, list[dict[str, Any]]] = {}
+        self._rows_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+
+    # --- seeding --------------------------------------------------------------------------------------------------
+    def rules_for(self, region: str) -> list[dict[str, Any]]:
+        return [r for r in self.data["rules"] if not r.get("global") or region == HOME_REGION]
+
+    def seed_rules(self) -> None:
+        """put_config_rule (in-process) for every onboarded active member account and region."""
+        from moto.config.models import config_backends
+
+        for account in self.world.plan.accounts:
+            if not account.read_role or account.status != "ACTIVE":
+                continue
+            for region in self.world.settings.regions:
+                backend = config_backends[account.id][region]
+                for rule in self.rules_for(region):
+                    backend.put_config_rule(
+                        {
+                            "ConfigRuleName": rule["name"],
+                            "Description": rule["annotation"],
+                            "Source": {"Owner": "AWS", "SourceIdentifier": rule["identifier"]},
+                            **({"Scope": {"ComplianceResourceTypes": [rule["resource_type"]]}}
+                               if not rule["resource_type"].startswith("AWS::::") else {}),
+                        },
+                        [],
+                    )
+
+    # --- evaluations ----------------------------------------------------------------------------------------------
+    def active_rules(self, account_id: str, region: str) -> dict[str, dict[str, Any]]:
+        """{rule name: catalogue spec} of the catalogue's rules that exist in moto for this account and region."""
+        from moto.config.models import config_backends
+
+        if account_id not in config_backends or self.world.account_status(account_id) not in ("ACTIVE", None):
+            return {}
+        if region not in config_backends[account_id].keys():
+            return {}
+        out = {}
+        for name, rule in config_backends[account_id][region].config_rules.items():
+            spec = self.rules.get(name) or self.by_identifier.get(getattr(rule.source, "source_identifier", ""))
+            if spec is not None and getattr(rule.source, "owner", "") == "AWS":
+                out[name] = spec
+        return out
+
+    def rule_names(self, account_id: str, region: str) -> list[str]:
+        """All Config rule names in moto for the account and region (the catalogue's and any others)."""
+        from moto.config.models import config_backends
+
+        if account_id not in config_backends or region not in config_backends[account_id].keys():
+            return []
+        return sorted(config_backends[account_id][region].config_rules)
+
+    def _resource_id(self, account_id: str, region: str, spec: dict[str, Any], j: int) -> str:
+        seed = self.world.settings.seed
+        key = (seed, account_id, region, spec["name"], j)
+        kind = spec["id_kind"]
+        if kind == "account":
+            return account_id
+        if det.unit(*key, "hostile") < self.data["hostile_rate"]:
+            return det.pick(self.data["hostile_values"], *key, "hv")
+        if kind == "bucket":
+            return f"{det.pick(self.data['bucket_purposes'], *key, 'p')}-{account_id}-{region}-{det.hexid(4, *key)}"
+        if kind == "db":
+            return "db-" + det.hexid(26, *key).upper()
+        prefix = {"volume": "vol", "security_group": "sg", "instance": "i"}[kind]
+        return f"{prefix}-{det.hexid(17, *key)}"
+
+    def evaluations(self, account_id: str, region: str, rule_name: str, date: dt.date) -> list[dict[str, Any]]:
+        """EvaluationResults of one rule on ``date`` (all compliance types), ordered by resource."""
+        spec = self.active_rules(account_id, region).get(rule_name)
+        if spec is None:
+            return []
+        return self._evaluations(account_id, region, rule_name, spec, date)
+
+    def _evaluations(self, account_id: str, region: str, rule_name: str, spec: dict[str, Any],
+                     date: dt.date) -> list[dict[str, Any]]:
+        key = (account_id, region, rule_name, spec["name"], date)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._compute(account_id, region, rule_name, spec, date)
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            self._cache[key] = cached
+        return cached
+
+    def _compute(self, account_id: str, region: str, rule_name: str, spec: dict[str, Any],
+                 date: dt.date) -> list[dict[str, Any]]:
+        seed = self.world.settings.seed
+        day = _day(date)
+        n = det.integer(spec["resources"][0], spec["resources"][1], seed, "n", account_id, region, spec["name"])
+        midnight = dt.datetime.combine(date, dt.time(0, 0), tzinfo=dt.UTC)
+        out = []
+        for j in range(n):
+            key = (seed, account_id, region, spec["name"], j)
+            resource_id = self._resource_id(account_id, region, spec, j)
+            annotation = None
+            if det.unit(*key, "na") < spec["not_applicable_rate"]:
+                compliance = "NOT_APPLICABLE"
+            else:
+                length = det.integer(2, 6, *key, "len")
+                offset = det.integer(0, length - 1, *key, "off")
+                stretch = (day + offset) // length
+                open_ = det.unit(*key, "open", stretch) < spec["noncompliant_rate"]
+                compliance = "NON_COMPLIANT" if open_ else "COMPLIANT"
+                if open_:
+                    annotation = spec["annotation"]
+                    if det.unit(*key, "hostile-annotation") < self.data["hostile_rate"] * 3:
+                        annotation = f"{annotation} {det.pick(self.data['hostile_values'], *key, 'ha')}"
+            ordering = midnight + dt.timedelta(seconds=det.integer(0, 5 * 3600, *key, "t", day))
+            result: dict[str, Any] = {
+                "EvaluationResultIdentifier": {
+                    "EvaluationResultQualifier": {
+                        "ConfigRuleName": rule_name,
+                        "ResourceType": spec["resource_type"],
+                        "ResourceId": resource_id,
+                        "EvaluationMode": "DETECTIVE",
+                    },
+                    "OrderingTimestamp": ordering,
+                },
+                "ComplianceType": compliance,
+                "ResultRecordedTime": ordering + dt.timedelta(seconds=60),
+                "ConfigRuleInvokedTime": ordering + dt.timedelta(seconds=30),
+            }
+            if annotation:
+                result["Annotation"] = annotation
+            out.append(result)
+        return out
+
+    @staticmethod
+    def _summary(evaluations: list[dict[str, Any]]) -> dict[str, Any]:
+        noncompliant = sum(e["ComplianceType"] == "NON_COMPLIANT" for e in evaluations)
+        if noncompliant:
+            count = {"CappedCount": min(noncompliant, 100), "CapExceeded": noncompliant > 100}
+            return {"ComplianceType": "NON_COMPLIANT", "ComplianceContributorCount": count}
+        if any(e["ComplianceType"] == "COMPLIANT" for e in evaluations):
+            return {"ComplianceType": "COMPLIANT"}
+        return {"ComplianceType": "INSUFFICIENT_DATA"}
+
+    # --- per-account APIs ---------------------------------------------------------------------------------------
+    def compliance_by_config_rule(self, account_id: str, region: str, date: dt.date, rule_names: list[str] | None,
+                                  compliance_types: list[str] | None, next_token: str | None) -> dict[str, Any]:
+        """DescribeComplianceByConfigRule."""
+        existing = self.rule_names(account_id, region)
+        for name in rule_names or []:
+            if name not in existing:
+                raise NoSuchConfigRuleException(name)
+        _check_types(compliance_types, RULE_COMPLIANCE)
+        rows = []
+        for name in rule_names or existing:
+            summary = self._summary(self.evaluations(account_id, region, name, date))
+            if compliance_types and summary["ComplianceType"] not in compliance_types:
+                continue
+            rows.append({"ConfigRuleName": name, "Compliance": summary})
+        size = self.data["describe_compliance_by_config_rule_page_size"]
+        items, token = page(rows, next_token, size, ["rule", account_id, region, rule_names, compliance_types])
+        return {"ComplianceByConfigRules": items, "NextToken": token}
+
+    def compliance_details_by_config_rule(self, account_id: str, region: str, date: dt.date, rule_name: str,
+                                          compliance_types: list[str] | None, limit: Any,
+                                          next_token: str | None) -> dict[str, Any]:
+        """GetComplianceDetailsByConfigRule."""
+        if rule_name not in self.rule_names(account_id, region):
+            raise NoSuchConfigRuleException(rule_name)
+        _check_types(compliance_types, EVALUATION_COMPLIANCE)
+        size = checked_limit(limit, 10, 100, InvalidParameterValueException)
+        rows = [e for e in self.evaluations(account_id, region, rule_name, date)
+                if not compliance_types or e["ComplianceType"] in compliance_types]
+        items, token = page(rows, next_token, size, ["details", account_id, region, rule_name, compliance_types])
+        return {"EvaluationResults": items, "NextToken": token}
+
+    def compliance_by_resource(self, account_id: str, region: str, date: dt.date, resource_type: str | None,
+                               resource_id: str | None, compliance_types: list[str] | None, limit: Any,
+                               next_token: str | None) -> dict[str, Any]:
+        """DescribeComplianceByResource."""
+        if resource_id and not resource_type:
+            raise InvalidParameterValueException("You must specify a resource type when you specify a resource ID.")
+        _check_types(compliance_types, RULE_COMPLIANCE)
+        size = checked_limit(limit, 10, 100, InvalidParameterValueException)
+        grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for name in self.active_rules(account_id, region):
+            for e in self.evaluations(account_id, region, name, date):
+                q = e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]
+                grouped.setdefault((q["ResourceType"], q["ResourceId"]), []).append(e)
+        rows = []
+        for (rtype, rid), evaluations in sorted(grouped.items()):
+            if resource_type and rtype != resource_type or resource_id and rid != resource_id:
+                continue
+            summary = self._summary(evaluations)
+            if compliance_types and summary["ComplianceType"] not in compliance_types:
+                continue
+            rows.append({"ResourceType": rtype, "ResourceId": rid, "Compliance": summary})
+        query = ["resource", account_id, region, resource_type, resource_id, compliance_types]
+        items, token = page(rows, next_token, size, query)
+        return {"ComplianceByResources": items, "NextToken": token}
+
+    # --- aggregator ---------------------------------------------------------------------------------------------
+    def _aggregator_scope(self, account_id: str, region: str, name: str) -> tuple[list[str], list[str]]:
+        """(accounts, regions) an aggregator of ``account_id`` in ``region`` covers; raises if it does not exist."""
+        from moto.config.models import config_backends
+
+        aggregator = None
+        if region in config_backends[account_id].keys():
+            aggregator = config_backends[account_id][region].config_aggregators.get(name)
+        if aggregator is None:
+            raise NoSuchConfigurationAggregatorException(name)
+        regions = list(self.world.settings.regions)
+        org_source = aggregator.organization_aggregation_source
+        if org_source is not None:
+            accounts = [self.world.settings.management_account_id, *self.world.active_member_ids()]
+            if not org_source.all_aws_regions and org_source.aws_regions:
+                regions = [r for r in org_source.aws_regions if r in regions]
+        else:
+            accounts, wanted = [], []
+            for source in aggregator.account_aggregation_sources or []:
+                accounts += list(source.account_ids)
+                if not source.all_aws_regions and source.aws_regions:
+                    wanted += list(source.aws_regions)
+            if wanted:
+                regions = [r for r in wanted if r in regions]
+        return accounts, regions
+
+    def aggregate_compliance_by_config_rules(self, account_id: str, region: str, date: dt.date, name: str,
+                                             filters: dict[str, Any] | None, limit: Any,
+                                             next_token: str | None) -> dict[str, Any]:
+        """DescribeAggregateComplianceByConfigRules."""
+        accounts, regions = self._aggregator_scope(account_id, region, name)
+        filters = filters or {}
+        wanted_type = filters.get("ComplianceType")
+        if wanted_type and wanted_type not in ("COMPLIANT", "NON_COMPLIANT"):
+            raise ValidationException(f"Value '{wanted_type}' at 'filters.complianceType' failed to satisfy "
+                                      "constraint: Member must satisfy enum value set: [COMPLIANT, NON_COMPLIANT]")
+        size = checked_limit(limit, 1000, 1000)
+        cache_key = json.dumps([account_id, region, name, filters, date.isoformat()], sort_keys=True)
+        cached = self._rows_cache.get(cache_key)
+        if cached is not None and time.monotonic() - cached[0] < ROWS_CACHE_SECONDS:
+            items, token = page(cached[1], next_token, size, ["agg", account_id, region, name, filters])
+            return {"AggregateComplianceByConfigRules": items, "NextToken": token}
+        rows = []
+        for acct in sorted(accounts):
+            if filters.get("AccountId") and acct != filters["AccountId"]:
+                continue
+            for reg in regions:
+                if filters.get("AwsRegion") and reg != filters["AwsRegion"]:
+                    continue
+                for rule_name, spec in sorted(self.active_rules(acct, reg).items()):
+                    if filters.get("ConfigRuleName") and rule_name != filters["ConfigRuleName"]:
+                        continue
+                    summary = self._summary(self._evaluations(acct, reg, rule_name, spec, date))
+                    if wanted_type and summary["ComplianceType"] != wanted_type:
+                        continue
+                    rows.append({"ConfigRuleName": rule_name, "Compliance": summary, "AccountId": acct,
+                                 "AwsRegion": reg})
+        self._rows_cache = {cache_key: (time.monotonic(), rows)}  # the last query only: paging through it
+        items, token = page(rows, next_token, size, ["agg", account_id, region, name, filters])
+        return {"AggregateComplianceByConfigRules": items, "NextToken": token}
+
+    def aggregate_compliance_details(self, account_id: str, region: str, date: dt.date, name: str, rule_name: str,
+                                     member: str, member_region: str, compliance_type: str | None, limit: Any,
+                                     next_token: str | None) -> dict[str, Any]:
+        """GetAggregateComplianceDetailsByConfigRule."""
+        accounts, regions = self._aggregator_scope(account_id, region, name)
+        if compliance_type and compliance_type not in ("COMPLIANT", "NON_COMPLIANT"):
+            raise ValidationException(f"Value '{compliance_type}' at 'complianceType' failed to satisfy constraint: "
+                                      "Member must satisfy enum value set: [COMPLIANT, NON_COMPLIANT]")
+        size = checked_limit(limit, 50, 100)
+        rows = []
+        if member in accounts and member_region in regions:
+            for e in self.evaluations(member, member_region, rule_name, date):
+                if e["ComplianceType"] == "NOT_APPLICABLE":
+                    continue
+                if compliance_type and e["ComplianceType"] != compliance_type:
+                    continue
+                rows.append({**e, "AccountId": member, "AwsRegion": member_region})
+        query = ["aggd", account_id, region, name, rule_name, member, member_region, compliance_type]
+        items, token = page(rows, next_token, size, query)
+        return {"AggregateEvaluationResults": items, "NextToken": token}
+
+    # --- truth ------------------------------------------------------------------------------------------------------
+    def truth(self, date: dt.date, accounts: list[str] | None = None) -> dict[str, Any]:
+        """{account: {region: {rule: [evaluation, ...]}}} for every account and region with evaluations."""
+        out: dict[str, Any] = {}
+        candidates = [self.world.settings.management_account_id, *self.world.member_ids()]
+        for acct in candidates:
+            if accounts is not None and acct not in accounts:
+                continue
+            for region in self.world.settings.regions:
+                for rule_name, spec in sorted(self.active_rules(acct, region).items()):
+                    evaluations = self._evaluations(acct, region, rule_name, spec, date)
+                    out.setdefault(acct, {}).setdefault(region, {})[rule_name] = [_plain(e) for e in evaluations]
+        return out
+
+
+def _check_types(values: list[str] | None, allowed: tuple[str, ...]) -> None:
+    for value in values or []:
+        if value not in allowed:
+            raise InvalidParameterValueException(f"Value '{value}' at 'complianceTypes' failed to satisfy constraint: "
+                                                 f"Member must satisfy enum value set: [{', '.join(allowed)}]")
+
+
+def _plain(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """A flat, JSON-friendly evaluation for the truth API."""
+    q = evaluation["EvaluationResultIdentifier"]["EvaluationResultQualifier"]
+    return {
+        "resource_type": q["ResourceType"],
+        "resource_id": q["ResourceId"],
+        "compliance": evaluation["ComplianceType"],
+        "annotation": evaluation.get("Annotation"),
+        "ordering_timestamp": evaluation["EvaluationResultIdentifier"]["OrderingTimestamp"].isoformat(),
+    }

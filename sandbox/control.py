@@ -1,0 +1,94 @@
+"""Control endpoints under ``/_sandbox/`` (never faulted, delayed or counted).
+
+    GET    /_sandbox/health                 {"status": "ok", "pid": ...}
+    GET    /_sandbox/info                   the content of sandbox.json
+    GET    /_sandbox/faults                 current faults
+    POST   /_sandbox/faults                 replace faults (JSON object, see faults.Faults); PATCH merges
+    DELETE /_sandbox/faults                 clear faults
+    GET    /_sandbox/calls                  {"total", "throttled", "calls": [{account, service, action, count}]}
+    POST   /_sandbox/calls/reset            zero the counter (DELETE /_sandbox/calls too)
+    GET    /_sandbox/date                   {"date": "YYYY-MM-DD", "fixed": bool}
+    POST   /_sandbox/date                   {"date": "YYYY-MM-DD"} (null: back to the real UTC date)
+    GET    /_sandbox/truth?date=&account=&sections=   what the extension answers for that date (see truth.py)
+    POST   /_sandbox/shutdown               stop the server cleanly
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from .clock import parse_date
+from .faults import FaultsError
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, ensure_ascii=False, default=str), status=status, mimetype="application/json")
+
+
+class ControlApp:
+    """WSGI app for the control endpoints.
+
+    :param world: the running world.
+    """
+
+    def __init__(self, world: Any) -> None:
+        self.world = world
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        try:
+            response = self.dispatch(request)
+        except (FaultsError, ValueError, KeyError, TypeError) as exc:
+            response = _json({"error": str(exc)}, 400)
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        w = self.world
+        path = request.path.rstrip("/")
+        method = request.method
+        if path == "/_sandbox/health":
+            return _json({"status": "ok", "pid": os.getpid(), "endpoint": w.endpoint, "date": str(w.clock.today())})
+        if path == "/_sandbox/info":
+            return _json(w.info())
+        if path == "/_sandbox/faults":
+            if method == "GET":
+                return _json(w.faults.current.to_dict())
+            if method == "DELETE":
+                return _json(w.faults.clear().to_dict())
+            if method in ("POST", "PUT", "PATCH"):
+                data = request.get_json(force=True, silent=False) or {}
+                return _json(w.faults.set(data, merge=method == "PATCH").to_dict())
+        if path == "/_sandbox/calls":
+            if method == "GET":
+                return _json(w.calls.snapshot())
+            if method == "DELETE":
+                w.calls.reset()
+                return _json(w.calls.snapshot())
+        if path == "/_sandbox/calls/reset" and method == "POST":
+            w.calls.reset()
+            return _json(w.calls.snapshot())
+        if path == "/_sandbox/date":
+            if method in ("POST", "PUT"):
+                data = request.get_json(force=True, silent=False) or {}
+                value = data.get("date")
+                w.clock.set(parse_date(value) if value else None)
+            elif method == "DELETE":
+                w.clock.set(None)
+            return _json({"date": w.clock.today().isoformat(), "fixed": w.clock.fixed})
+        if path == "/_sandbox/truth":
+            from .truth import build_truth
+
+            date = parse_date(request.args["date"]) if request.args.get("date") else w.clock.today()
+            sections = [s for s in request.args.get("sections", "").split(",") if s] or None
+            accounts = [a for a in request.args.get("account", "").split(",") if a] or None
+            return _json(build_truth(w, date, sections=sections, accounts=accounts))
+        if path == "/_sandbox/shutdown" and method == "POST":
+            shutdown = getattr(w, "shutdown", None)
+            if shutdown:
+                shutdown()
+            return _json({"status": "stopping"})
+        return _json({"error": f"no control endpoint {method} {request.path}"}, 404)

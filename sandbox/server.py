@@ -1,0 +1,313 @@
+"""The sandbox server: moto's WSGI dispatcher with the extension's routes swapped in, behind a middleware that
+counts every AWS call, adds latency and injects faults. ``/_sandbox/*`` control endpoints bypass all of that.
+
+Threaded: each request runs in its own thread, so added latency does not serialise concurrent callers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from .errors import AwsError, protocol_of, render, throttling_error
+
+log = logging.getLogger(__name__)
+
+# moto backend name -> the extension package whose urls.py replaces moto's handlers for it.
+EXTENSIONS = {
+    "sts": "sandbox.sts.urls",
+    "support": "sandbox.support.urls",
+    "config": "sandbox.config.urls",
+    "cloudformation": "sandbox.cloudformation.urls",
+    "cloudwatch": "sandbox.cloudwatch.urls",
+}
+
+# Services whose moto apps are built in the background right after start (~0.5 s). CloudFormation is left out: its
+# first call imports every moto model (~4 s of CPU), paid only by sandboxes that use StackSets.
+PREWARM = ("sts", "organizations", "iam", "config", "support", "cloudwatch", "s3", "events", "ses", "cloudtrail",
+           "sesv2")
+
+# SigV4 signing name -> botocore service name, where they differ.
+SIGNING_TO_SERVICE = {"monitoring": "cloudwatch", "email": "ses", "eventbridge": "events"}
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_QUERY_COMPATIBLE: dict[str, bool] = {}
+_IMPORT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_boto3_session() -> Any:
+    """While importing moto's CloudFormation, let argument-less ``boto3.Session()`` calls share one session.
+
+    Importing it pulls in every moto model; moto's EC2 region list alone builds three fresh boto3 sessions (each
+    re-reading botocore's endpoint data) just to list regions. Sharing one halves the ~4 s of the first
+    CloudFormation call. Those sessions are only used to look up region names.
+    """
+    import boto3
+
+    original = boto3.Session
+    shared = original()
+    boto3.Session = lambda *args, **kwargs: shared if not args and not kwargs else original(*args, **kwargs)
+    try:
+        yield
+    finally:
+        boto3.Session = original
+
+
+def create_app(service: str) -> Any:
+    """moto's Flask app for ``service``, with the extension's handlers in place of moto's where we have them."""
+    from moto.core.utils import convert_regex_to_flask_path, convert_to_flask_response
+    from moto.moto_server.werkzeug_app import create_backend_app
+
+    if service == "cloudformation" and "moto.cloudformation.parsing" not in sys.modules:
+        with _IMPORT_LOCK, _one_boto3_session():
+            importlib.import_module("moto.cloudformation.parsing")
+    app = create_backend_app(service)
+    module_name = EXTENSIONS.get(service)
+    if module_name:
+        urls = importlib.import_module(module_name)
+        ours = {convert_regex_to_flask_path(path.format("")): handler for path, handler in urls.url_paths.items()}
+        for rule in app.url_map.iter_rules():
+            if rule.rule in ours:
+                app.view_functions[rule.endpoint] = convert_to_flask_response(ours[rule.rule])
+    return app
+
+
+class RequestInfo:
+    """Who calls what: account, botocore service, operation, region and wire protocol of one AWS request."""
+
+    __slots__ = ("account", "service", "action", "region", "protocol", "access_key")
+
+    def __init__(self, account: str, service: str, action: str, region: str, protocol: str, access_key: str):
+        self.account = account
+        self.service = service
+        self.action = action
+        self.region = region
+        self.protocol = protocol
+        self.access_key = access_key
+
+
+class SandboxApp:
+    """The WSGI application: control endpoints, then the fault/count middleware in front of moto.
+
+    :param world: the seeded world.
+    """
+
+    def __init__(self, world: Any) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+        from .control import ControlApp
+
+        self.world = world
+        self.moto = DomainDispatcherApplication(create_app)
+        self.control = ControlApp(world)
+        self._account_cache: dict[str, str] = {}
+        self._cache_lock = threading.Lock()
+
+    def prewarm(self, services: tuple[str, ...] = PREWARM) -> None:
+        """Build moto's per-service apps now (CloudFormation's import takes seconds) instead of on first call."""
+        for service in services:
+            with self.moto.lock:
+                if service in self.moto.app_instances:
+                    continue
+            app = create_app(service)
+            with self.moto.lock:
+                self.moto.app_instances.setdefault(service, app)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_sandbox"):
+            return self.control(environ, start_response)
+        if path.startswith("/moto-api") or path == "/favicon.ico":
+            return self.moto(environ, start_response)
+        info = self.describe(environ)
+        faults = self.world.faults
+        if faults.current.latency_ms > 0:
+            time.sleep(faults.current.latency_ms / 1000.0)
+        throttled = faults.should_throttle(info.service)
+        self.world.calls.add(info.account, info.service, info.action, throttled=throttled)
+        if throttled:
+            return self._error(start_response, throttling_error(info.protocol, info.service), info)
+        if info.service == "support" and faults.support_denied(info.account):
+            from .support.exceptions import SubscriptionRequiredException
+
+            return self._error(start_response, SubscriptionRequiredException(), info)
+        return self.moto(environ, start_response)
+
+    # --- request identification -----------------------------------------------------------------------------
+    def describe(self, environ: dict[str, Any]) -> RequestInfo:
+        """Identify the account, service, action, region and protocol of an AWS request (reads, then restores, the
+        body)."""
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        body = _peek_body(environ)
+        auth = headers.get("authorization", "")
+        match = _CREDENTIAL.search(auth)
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        if match:
+            access_key, region, signing = match.group(1), match.group(2), match.group(3)
+        elif "X-Amz-Credential" in query:
+            parts = query["X-Amz-Credential"][0].split("/")
+            access_key, region, signing = parts[0], parts[2] if len(parts) > 2 else "us-east-1", parts[3]
+        else:
+            access_key, region, signing = "", "us-east-1", "unknown"
+        service = SIGNING_TO_SERVICE.get(signing, signing)
+        path = environ.get("PATH_INFO", "")
+        if service == "ses" and path.startswith("/v2/"):
+            service = "sesv2"
+        protocol = protocol_of(headers, service, environ.get("REQUEST_METHOD", "GET"))
+        action = ""
+        target = headers.get("x-amz-target")
+        if target:
+            action = target.rsplit(".", 1)[-1]
+        elif body and headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            form = parse_qs(body.decode("utf-8", "replace"))
+            action = form.get("Action", [""])[0]
+        if not action and "Action" in query:
+            action = query["Action"][0]
+        if not action and path.startswith("/service/") and "/operation/" in path:
+            action = path.rsplit("/operation/", 1)[-1]
+        if not action:
+            action = _route(service, environ, body)
+        account = headers.get("x-moto-account-id") or self._account_of(access_key)
+        return RequestInfo(account, service, action, region, protocol, access_key)
+
+    def _account_of(self, access_key: str) -> str:
+        if not access_key:
+            return self.world.settings.management_account_id
+        with self._cache_lock:
+            cached = self._account_cache.get(access_key)
+        if cached:
+            return cached
+        from moto.iam.models import get_account_id_from
+
+        account = get_account_id_from(access_key)
+        if access_key.startswith("ASIA") or account != self.world.settings.management_account_id:
+            with self._cache_lock:
+                self._account_cache[access_key] = account
+        return account
+
+    def _error(self, start_response: Any, error: AwsError, info: RequestInfo) -> list[bytes]:
+        status, headers, body = render(error, info.protocol, query_compatible=_query_compatible(info.service))
+        headers["Content-Length"] = str(len(body))
+        start_response(f"{status} {_REASONS.get(status, 'Error')}", list(headers.items()))
+        return [body]
+
+
+_REASONS = {400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests", 503: "Service Unavailable"}
+
+
+def _query_compatible(service: str) -> bool:
+    if service not in _QUERY_COMPATIBLE:
+        try:
+            from moto.core.utils import get_service_model
+
+            _QUERY_COMPATIBLE[service] = "awsQueryCompatible" in get_service_model(service).metadata
+        except Exception:
+            _QUERY_COMPATIBLE[service] = False
+    return _QUERY_COMPATIBLE[service]
+
+
+def _peek_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= 0:
+        return b""
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _route(service: str, environ: dict[str, Any], body: bytes) -> str:
+    """Operation name of a REST request, by botocore's HTTP bindings (moto's router)."""
+    try:
+        from moto.core.request import Request
+        from moto.core.routing import get_service_router
+
+        copy = dict(environ)
+        copy["wsgi.input"] = io.BytesIO(body)
+        operation, _ = get_service_router(service).match(Request(copy))
+        return str(operation.name)
+    except Exception:
+        return f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
+    finally:
+        environ["wsgi.input"] = io.BytesIO(body)
+
+
+# --- process entry point ------------------------------------------------------------------------------------------
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def serve(settings: Any, host: str = "127.0.0.1", port: int = 5055, state_dir: Path | None = None) -> None:
+    """Seed, bind, write ``<state_dir>/sandbox.json`` and serve until SIGTERM/SIGINT or ``POST /_sandbox/shutdown``.
+
+    :param settings: SandboxSettings.
+    :param host: address to bind (127.0.0.1: never exposed).
+    :param port: port to bind (0: a free one, written to sandbox.json).
+    :param state_dir: where sandbox.json goes (None: not written).
+    """
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    from . import world as world_module
+
+    os.environ.pop("MOTO_ACCOUNT_ID", None)  # would override the account of every request
+    warnings.filterwarnings("ignore")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.ERROR)  # "No Moto CloudFormation support for ...": supplemented
+    t0 = time.perf_counter()
+    world = world_module.build(settings)
+
+    class Handler(MotoRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:  # quiet
+            return
+
+    app = SandboxApp(world)
+    server = make_server(host, port, app, threaded=True, request_handler=Handler)
+    server.daemon_threads = True
+    bound_port = server.server_address[1]
+    world.endpoint = f"http://{host}:{bound_port}"
+    world.timings["start_total_s"] = round(time.perf_counter() - t0, 3)
+    world.shutdown = lambda: threading.Thread(target=server.shutdown, daemon=True).start()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        world.shutdown()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    state_file = None
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        state_file = state_dir / "sandbox.json"
+        write_json_atomic(state_file, world.info())
+    log.info("sandbox ready at %s (%d accounts)", world.endpoint, settings.accounts)
+    threading.Thread(target=app.prewarm, name="prewarm", daemon=True).start()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        world.stacksets.stop()
+        server.server_close()
+        if state_file is not None and state_file.exists():
+            try:
+                if json.loads(state_file.read_text()).get("pid") == os.getpid():
+                    state_file.unlink()
+            except (OSError, ValueError):
+                pass
