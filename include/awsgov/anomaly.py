@@ -1,0 +1,716 @@
+"""Learned (dynamic) anomaly detection for CloudWatch metrics, vectorised over many series.
+
+Series sit on a regular grid (``n_series x n_points``, NaN where a datapoint is missing) and are processed in
+one-hour blocks, all series at once. For each hour the detector uses, per series, only what it saw before:
+
+- **expected value** = level + seasonal offset. The level is the median of the last 4 hourly medians: a burst shorter
+  than 2 h does not move it, a level shift is absorbed within about 2 h. The seasonal offset of an hour is the median
+  of (hourly median - level) at the same hour on the last 7 days, used once 3 days are known; the same hour of the
+  week takes over once 3 weeks are known (median over the last 4 weeks).
+- **spread**: geometric mean of the last 24 hourly half-interquartile ranges, floored at 1 % of the level so that flat
+  lines and constant zero still get a band.
+- **records**: four views of the residual (the point; the median of 3 points; the 1 h and 3 h means of residuals
+  winsorised at 3 spreads, which catch sustained shifts that single points hide) and, for each, the largest
+  excursion above and below the expected value seen in the last 7 days.
+
+A point is out of band when a view exceeds its record by 10 % plus a quarter of a spread: further from normal than
+anything in the last week. The bands thus learn heavy tails (a daily batch job's spike sets the record and is not
+flagged every day) and any scale (bytes or percent). With less than a week of history the record is first scaled up
+by how much the maximum of Gaussian noise grows from the points seen to a week's worth (x1.24 after 12 h, x1.06 after
+3 days), so that a young series is not flagged for each first-time wiggle. ``score`` is view / band (>= 1: out of
+band; the sensitivity divides the band); ``reason`` names the view that was furthest out.
+
+Alerts (``is_anomaly``) are episodes: the first out-of-band point raises one; the series is then silent for 2 h and is
+re-alerted only if still out of band. No alert is raised before 12 h of history.
+
+Causality: results at time t use only data at or before t. :class:`Detector` keeps the state between calls (hourly
+DAG runs); feeding a series in chunks gives bit for bit the result of one :func:`detect` call, because every sum and
+median is anchored on the fixed hour blocks, never on where a chunk starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+#: Named sensitivities; a number works too (the band is divided by it: 2.0 = half as wide, more alerts). The steps
+#: are small because a band sits just above last week's record, which ordinary data comes close to every week.
+SENSITIVITY = {"low": 0.8, "medium": 1.0, "high": 1.1}
+DEFAULT_SENSITIVITY = "medium"
+#: ``Detection.severity`` indexes this tuple; an out-of-band point is low, medium or high by its score.
+SEVERITY_NAMES = ("none", "low", "medium", "high")
+SEVERITY_SCORES = (1.0, 1.5, 3.0)
+_CHUNK_ELEMENTS = 1 << 18  # series are processed in groups of about this many points, so arrays stay in cache
+_F = np.float32  # per-point arithmetic: half the memory traffic of float64, ample for a score
+
+
+@dataclass(frozen=True)
+class Params:
+    """Detector settings. The defaults are global, chosen for 5-minute CloudWatch metrics (see the module doc)."""
+
+    step_seconds: int = 300
+    level_hours: int = 4  # a median of 4 hours ignores a burst under 2 h and follows a level shift within ~2 h
+    spread_hours: int = 24
+    season_days: int = 7
+    season_min_days: int = 3  # fewer days would learn one day's accident as "normal at this hour"
+    season_weeks: int = 4
+    season_min_weeks: int = 3
+    record_days: int = 7  # a week, so each weekday's usual excursions are in the history
+    warmup_hours: int = 12  # below that, records say little; longer would miss first-day incidents
+    realert_minutes: int = 120  # an episode is one alert, repeated every 2 h while the series stays out of band
+    record_margin: float = 0.10  # merely equalling last week's record is no alert
+    record_growth: bool = True  # widen records learned on less than a week (see the module doc)
+    spread_margin: float = 0.25  # keeps near-flat series from alerting on their smallest wiggle
+    winsor_k: float = 3.0  # one spike moves a 1 h mean by at most 3 spreads / 12
+    rel_floor: float = 0.01  # spread floor, as a fraction of the level
+    mean_hours: tuple[int, ...] = (1, 3)  # sustained shifts: the 1 h and 3 h means of residuals
+
+    @property
+    def block(self) -> int:
+        """Grid points per block (one hour)."""
+        return max(1, round(3600 / self.step_seconds))
+
+    @property
+    def view_names(self) -> tuple[str, ...]:
+        """Names of the residual views, in ``reason`` code order."""
+        return ("point", f"{3 * self.step_seconds // 60}min median", *(f"{h}h mean" for h in self.mean_hours))
+
+
+class Detection:
+    """Per-point results shaped like the input (series x points, or 1-D for one series).
+
+    ``score`` >= 1 means out of band; ``is_anomaly`` marks alerts (episode starts); ``severity`` indexes
+    :data:`SEVERITY_NAMES` (0 inside the band); ``reason`` indexes ``view_names`` where the point is out of band.
+    ``expected``/``lower``/``upper`` (metric units, band of the point view) are constant within an hour, so they are
+    kept per hour and expanded when read; :meth:`at` reads them for a few points only.
+    """
+
+    def __init__(self, values, score, is_anomaly, severity, reason, hourly, block: int, offset: int,
+                 view_names: tuple[str, ...]):
+        """Hold the arrays; ``hourly`` is (3, n, hours) expected/lower/upper; point i is in hour (offset+i)//block."""
+        self.values, self.score, self.is_anomaly = values, score, is_anomaly
+        self.severity, self.reason, self.view_names = severity, reason, view_names
+        self._hourly, self._block, self._offset = hourly, block, offset
+
+    def _expand(self, which: int) -> np.ndarray:
+        k = self.score.shape[-1]
+        hour = (self._offset + np.arange(k)) // self._block
+        out = self._hourly[which][:, hour]
+        return out[0] if self.score.ndim == 1 else out
+
+    @property
+    def expected(self) -> np.ndarray:
+        """Expected value of every point."""
+        return self._expand(0)
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Lower edge of the band of every point (NaN while the detector is still learning)."""
+        return self._expand(1)
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Upper edge of the band of every point (NaN while the detector is still learning)."""
+        return self._expand(2)
+
+    @property
+    def out_of_band(self) -> np.ndarray:
+        """Points outside their band (the alerts are the first of each episode)."""
+        return self.score >= 1.0
+
+    def at(self, rows: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
+        """Expected, lower and upper at a few points (row = series, col = point) without expanding whole arrays.
+
+        :param rows: series indices (zeros for a 1-D detection).
+        :param cols: point indices.
+        """
+        hour = (self._offset + np.asarray(cols)) // self._block
+        return {name: self._hourly[i][np.asarray(rows), hour] for i, name in enumerate(("expected", "lower", "upper"))}
+
+
+def resolve_sensitivity(sensitivity: str | float) -> float:
+    """Turn "low"/"medium"/"high" or a positive number into the band divisor.
+
+    :param sensitivity: a name from :data:`SENSITIVITY` or a number > 0.
+    """
+    if isinstance(sensitivity, str):
+        if sensitivity not in SENSITIVITY:
+            raise ValueError(f"sensitivity must be one of {sorted(SENSITIVITY)} or a number, not {sensitivity!r}")
+        return SENSITIVITY[sensitivity]
+    value = float(sensitivity)
+    if not value > 0:
+        raise ValueError(f"sensitivity must be > 0, not {sensitivity!r}")
+    return value
+
+
+_LOCAL = threading.local()
+
+
+def _buffer(name: str, shape: tuple[int, ...], dtype=_F) -> np.ndarray:
+    """A per-thread scratch array, reused from one group of series to the next.
+
+    Freshly allocated multi-megabyte temporaries are mapped and faulted in by the kernel every time; at 40 million
+    points that system time was larger than the arithmetic.
+    """
+    cache = getattr(_LOCAL, "cache", None)
+    if cache is None:
+        cache = _LOCAL.cache = {}
+    key = (name, shape, np.dtype(dtype).str)
+    arr = cache.get(key)
+    if arr is None:
+        for old in [k for k in cache if k[0] == name]:
+            del cache[old]
+        arr = cache[key] = np.empty(shape, dtype=dtype)
+    return arr
+
+
+def _network_median(v: list[np.ndarray], count) -> np.ndarray:
+    """Median of the first ``count`` values of v (a list of arrays) once sorted by an odd-even transposition network."""
+    k = len(v)
+    v = list(v)
+    for rnd in range(k):
+        for i in range(rnd % 2, k - 1, 2):
+            v[i], v[i + 1] = np.minimum(v[i], v[i + 1]), np.maximum(v[i], v[i + 1])
+    if np.ndim(count) == 0:
+        return 0.5 * (v[(count - 1) // 2] + v[count // 2])
+    lo = np.maximum(count - 1, 0) // 2
+    hi = np.minimum(count // 2, k - 1)
+    with np.errstate(invalid="ignore"):
+        return 0.5 * (np.choose(lo, v) + np.choose(hi, v))
+
+
+def _median_of(cols: list[np.ndarray]) -> np.ndarray:
+    """Element-wise median of a few (n, m) arrays ignoring NaN (NaN where all are), by a sorting network.
+
+    Sorting millions of rows of 4-8 values with np.sort is dominated by per-row overhead; min/max on whole arrays is
+    not. Columns where some value is missing are redone with counts (a series without gaps gets the same result).
+    """
+    k = len(cols)
+    missing = [np.isnan(c) for c in cols]
+    count = k - np.sum(missing, axis=0)
+    bad = np.flatnonzero((count < k).any(axis=0))
+    if bad.size > count.shape[1] // 4:  # gaps everywhere: one pass with counts over every column
+        sub = [np.where(m, np.inf, c) for c, m in zip(cols, missing, strict=True)]
+        return np.where(count > 0, _network_median(sub, count), np.nan)
+    med = _network_median(cols, k)
+    if bad.size:
+        sub = [np.where(m[:, bad], np.inf, c[:, bad]) for c, m in zip(cols, missing, strict=True)]  # missing sort last
+        cnt = count[:, bad]
+        med[:, bad] = np.where(cnt > 0, _network_median(sub, cnt), np.nan)
+    return med
+
+
+def _hour_stats(X: np.ndarray, rel_floor: float) -> np.ndarray:
+    """Per complete hour of X (rows, hours, B): median, log of (half the interquartile range + floor), point count."""
+    n, J, B = X.shape
+    srt = _buffer("sorted", (n, J, B), np.float64)
+    np.copyto(srt, X)
+    srt.sort(axis=2)  # NaN sorts last
+    cnt = B - np.isnan(srt).sum(axis=2)
+
+    def ranks(c):
+        """Median and quartile ranks of c sorted values (the same formulas for complete and gappy hours)."""
+        c1 = np.maximum(c - 1, 0)
+        return c1 // 2, np.minimum(c // 2, B - 1), np.floor(c1 * 0.25 + 0.5), np.floor(c1 * 0.75 + 0.5)
+
+    # Complete hours (nearly all) read fixed ranks by slicing; hours with gaps are gathered one by one.
+    lo, hi, q1, q3 = (int(r) for r in ranks(np.int64(B)))
+    med = 0.5 * (srt[:, :, lo] + srt[:, :, hi])
+    iqr = srt[:, :, q3] - srt[:, :, q1]
+    gappy = np.nonzero(cnt < B)
+    if gappy[0].size:
+        rows = srt[gappy]
+        idx = [np.asarray(r, dtype=np.int64)[:, None] for r in ranks(cnt[gappy])]
+        with np.errstate(invalid="ignore"):
+            med[gappy] = np.where(cnt[gappy] > 0, 0.5 * (np.take_along_axis(rows, idx[0], 1)[:, 0]
+                                                         + np.take_along_axis(rows, idx[1], 1)[:, 0]), np.nan)
+            iqr[gappy] = np.take_along_axis(rows, idx[3], 1)[:, 0] - np.take_along_axis(rows, idx[2], 1)[:, 0]
+    out = np.empty((3, n, J))
+    out[0] = med
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[1] = np.log(0.5 * iqr + rel_floor * np.abs(med) + 1e-12)
+    out[2] = cnt
+    return out
+
+
+def _lagged(hist: np.ndarray, new: np.ndarray, lags) -> list[np.ndarray]:
+    """For each lag L, the (n, k) array of values L steps before each column of ``new`` (``hist`` comes first)."""
+    both = np.concatenate([hist, new], axis=1)
+    h, k = hist.shape[1], new.shape[1]
+    return [both[:, h - lag: h - lag + k] for lag in lags]
+
+
+class Detector:
+    """Streaming detector for ``n_series`` aligned series: :meth:`update` scores the next points of every series."""
+
+    def __init__(self, n_series: int, sensitivity: str | float = DEFAULT_SENSITIVITY, start_time=None,
+                 params: Params | None = None):
+        """Create an empty state.
+
+        :param n_series: number of series (rows) given to :meth:`update`.
+        :param sensitivity: "low", "medium" (default) or "high", or a number (the band is divided by it).
+        :param start_time: time of the first grid point (UTC), to align hours and days; None = a Monday 00:00.
+        :param params: detector settings; None for the defaults.
+        """
+        p = self.p = params or Params()
+        self.n = n = int(n_series)
+        self.sensitivity = resolve_sensitivity(sensitivity)
+        B = p.block
+        if 3600 % p.step_seconds:
+            logger.warning("step %ss does not divide an hour; blocks of %s points stand in for hours",
+                           p.step_seconds, B)
+        self.mean_blocks = tuple(max(1, int(h)) for h in p.mean_hours)
+        self.realert = max(1, round(p.realert_minutes * 60 / p.step_seconds))
+        self.warmup_blocks = max(1, round(p.warmup_hours * 3600 / (B * p.step_seconds)))
+        lead, hour0 = 0, 0
+        if start_time is not None:
+            ts = pd.Timestamp(start_time)
+            ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
+            lead = int((ts.minute * 60 + ts.second) // p.step_seconds) % B
+            hour0 = ts.day_of_week * 24 + ts.hour
+        self.hour0 = hour0  # hour of the week of block 0
+        self.blocks = 0  # complete blocks folded into the state
+        # A leading NaN pad puts block starts on the hour; it counts as already returned.
+        self.pending = np.full((n, lead), np.nan)
+        self.emitted = lead
+        nv, tb = 2 + len(self.mean_blocks), max(self.mean_blocks)
+        # Histories, oldest first: hourly medians, their offsets from the level, log hourly spreads.
+        self.level_hist = np.full((n, max(1, p.level_hours)), np.nan)
+        self.last_level = np.full(n, np.nan)
+        self.dev_hist = np.full((n, max(24 * p.season_days, 168 * p.season_weeks, 1)), np.nan)
+        self.spread_hist = np.full((n, max(1, p.spread_hours)), np.nan)
+        self.rec_ring = np.full((2, nv, n, max(1, p.record_days)), -np.inf, dtype=_F)  # [max, -min] per view, day
+        self.rec_cur = np.full((2, nv, n), -np.inf, dtype=_F)  # the same for the current day so far
+        self.res_tail = np.full((n, 2), np.nan, dtype=_F)  # last two residuals (for the median of 3)
+        self.win_tail = np.full((n, B, tb), np.nan, dtype=_F)  # winsorised residuals of the last blocks (means)
+        self.valid_blocks = np.zeros(n, dtype=np.int64)
+        self.last_alert = np.full(n, -(1 << 40), dtype=np.int64)
+
+    def update(self, values) -> Detection:
+        """Score the next points of every series and return their results (same shape as ``values``).
+
+        :param values: (n_series, k) array of the next k grid points (NaN = missing), or 1-D when n_series is 1.
+        """
+        x = np.asarray(values, dtype=np.float64)
+        one_d = x.ndim == 1
+        if one_d:
+            x = x.reshape(1, -1)
+        if x.ndim != 2 or x.shape[0] != self.n:
+            raise ValueError(f"expected {self.n} series, got an array of shape {np.shape(values)}")
+        if np.isinf(x).any():  # an infinite reading is no measurement
+            x = np.where(np.isinf(x), np.nan, x)
+        k, B, pend = x.shape[1], self.p.block, self.pending.shape[1]
+        m = pend + k
+        J, nb = m // B, -(-m // B)  # complete blocks, blocks including a partial last one
+        if k == 0:
+            empty = np.zeros((self.n, 0))
+            arrays = [x, empty.astype(_F), empty.astype(bool), empty.astype(np.int8), empty.astype(np.int8)]
+            if one_d:
+                arrays = [a[0] for a in arrays]
+            return Detection(*arrays, hourly=np.zeros((3, self.n, 0)), block=B, offset=0, view_names=self.p.view_names)
+        if pend == 0 and m == nb * B:
+            padded = np.ascontiguousarray(x)
+        else:
+            padded = np.full((self.n, nb * B), np.nan)
+            padded[:, :pend] = self.pending
+            padded[:, pend:m] = x
+        score = np.empty((self.n, nb * B), dtype=_F)
+        alerts = np.zeros((self.n, nb * B), dtype=bool)
+        reason = np.zeros((self.n, nb * B), dtype=np.int8)
+        severity = np.zeros((self.n, nb * B), dtype=np.int8)
+        hourly = np.empty((3, self.n, nb))
+        X = padded.reshape(self.n, nb, B)
+        rows = max(1, _CHUNK_ELEMENTS // max(1, nb * B))
+        groups = [slice(r0, min(self.n, r0 + rows)) for r0 in range(0, self.n, rows)]
+
+        def run(sl):
+            stats = _hour_stats(X[sl, :J], self.p.rel_floor)
+            base = self._baseline(sl, stats, nb)
+            self._process(sl, X[sl], J, base, stats[2] > 0, score[sl], alerts[sl], reason[sl], severity[sl],
+                          hourly[:, sl])
+
+        # Groups of series are independent and numpy releases the GIL in its loops: use the machine's cores. Groups
+        # are cache-sized: every step of a group then works on arrays that are still in cache.
+        workers = min(len(groups), os.cpu_count() or 1)
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(run, groups))
+        else:
+            for sl in groups:
+                run(sl)
+        self.blocks += J
+        self.pending = padded[:, J * B:m].copy()
+        skip, self.emitted = self.emitted, self.pending.shape[1]
+        cut = slice(skip, skip + k)
+        score, alerts, reason, severity = score[:, cut], alerts[:, cut], reason[:, cut], severity[:, cut]
+        arrays = [x, score, alerts, severity, reason]
+        if one_d:
+            arrays = [a[0] for a in arrays]
+        return Detection(*arrays, hourly=hourly, block=B, offset=skip, view_names=self.p.view_names)
+
+    def _process(self, sl: slice, X: np.ndarray, J: int, base: np.ndarray, valid_blk: np.ndarray,
+                 score_out: np.ndarray, alerts: np.ndarray, reason_out: np.ndarray, severity_out: np.ndarray,
+                 hourly: np.ndarray) -> None:
+        """Score a group of series: X is (rows, nb, B) from the first uncommitted block; J blocks are complete.
+
+        Per-point arithmetic runs in place on a few float32 buffers laid out (rows, B, nb), with the hour position in
+        the middle, so that per-hour quantities broadcast along long contiguous rows.
+        """
+        p = self.p
+        n, nb, B = X.shape
+        expected, spread = base
+        seen = np.concatenate([np.zeros((n, 1), np.int64), np.cumsum(valid_blk, 1)], 1)[:, :nb]
+        warm = (self.valid_blocks[sl][:, None] - valid_blk.sum(1)[:, None] + seen) >= self.warmup_blocks
+
+        # Residual views: 0 point, 1 median of 3, then the means of winsorised residuals.
+        nv = 2 + len(self.mean_blocks)
+        view = _buffer("view", (nv, n, B, nb))
+        tmp = _buffer("tmp", (n, B, nb))
+        r = view[0]
+        np.subtract(X.transpose(0, 2, 1), expected[:, None, :], out=r)
+        tail = self.res_tail[sl]
+        prev1, prev2 = tmp, _buffer("prev2", (n, B, nb))  # the residual one and two steps earlier
+        prev1[:, 1:] = r[:, :-1]
+        prev1[:, 0, 1:] = r[:, -1, :-1]
+        prev1[:, 0, 0] = tail[:, -1]
+        prev2[:, 1:] = prev1[:, :-1]
+        prev2[:, 0, 1:] = prev1[:, -1, :-1]
+        prev2[:, 0, 0] = tail[:, -2]
+        m3 = view[1]
+        np.minimum(prev2, prev1, out=m3)
+        np.maximum(prev2, prev1, out=prev2)
+        np.minimum(prev2, r, out=prev2)
+        np.maximum(m3, prev2, out=m3)  # median of 3; NaN if any of the 3 is missing
+        # The state keeps the last two residuals of the complete blocks (r is overwritten by its score below).
+        res_tail = np.stack([r[:, t % B, t // B] if t >= 0 else tail[:, 2 + t] for t in (J * B - 2, J * B - 1)], 1)
+        tb = self.win_tail.shape[2]
+        pre = _buffer("pre", (n, B, tb + nb))
+        pre[:, :, :tb] = self.win_tail[sl]
+        lim = (p.winsor_k * spread).astype(_F)[:, None, :]
+        np.clip(r, -lim, lim, out=pre[:, :, tb:])
+        win_tail = pre[:, :, J:tb + J].copy()
+        missing = np.isnan(pre, out=_buffer("missing", pre.shape, bool))
+        cols = np.empty(0, dtype=np.int64)
+        if missing.any():
+            np.copyto(pre, 0.0, where=missing)
+            # Columns whose windows touch a missing value (in any series) get exact counts; elsewhere windows are full.
+            # Either way a given window's mean is computed the same way in a chunked or a whole run.
+            blk_missing = missing.any(axis=(0, 1))
+            kmax = max(self.mean_blocks)
+            touch = np.zeros(nb, dtype=bool)
+            for h in range(kmax + 1):
+                touch |= blk_missing[tb - h: tb - h + nb]
+            cols = np.flatnonzero(touch)
+            cnt = _buffer("count", pre.shape)
+            if cols.size > nb // 4:  # gaps everywhere: counting every column beats gathering most of them
+                cols = np.arange(nb)
+                np.logical_not(missing, out=cnt, casting="unsafe")
+                for q in range(1, B):
+                    cnt[:, q] += cnt[:, q - 1]
+            else:
+                need = np.unique((tb + cols[:, None] - np.arange(kmax + 1)[None, :]).ravel())
+                cnt[:, :, need] = np.cumsum(~missing[:, :, need], axis=1)
+            r_missing = np.isnan(r[:, :, cols])
+        for q in range(1, B):  # running sums within each block only: chunking never changes a bit
+            pre[:, q] += pre[:, q - 1]
+        for i, kb in enumerate(self.mean_blocks):
+            # The window of kb blocks ending at (position q, block j) = end of block j-kb + blocks between + head of j.
+            v = view[2 + i]
+            first = pre[:, :, tb - kb: tb - kb + nb]
+            np.subtract(first[:, -1:], first, out=v)
+            v += pre[:, :, tb:]
+            for h in range(1, kb):
+                v += pre[:, -1:, tb - h: tb - h + nb]
+            w = kb * B
+            if cols.size == nb:  # dense: the same formula on every column
+                c = tmp
+                first = cnt[:, :, tb - kb: tb - kb + nb]
+                np.subtract(first[:, -1:], first, out=c)
+                c += cnt[:, :, tb:]
+                for h in range(1, kb):
+                    c += cnt[:, -1:, tb - h: tb - h + nb]
+                v /= np.maximum(c, _F(1.0))
+                v[(c < (w + 1) // 2) | r_missing] = np.nan  # at least half the window must be observed
+                continue
+            sums = v[:, :, cols]
+            v /= _F(w)
+            if cols.size:
+                first = cnt[:, :, tb - kb + cols]
+                c = first[:, -1:] - first + cnt[:, :, tb + cols]
+                for h in range(1, kb):
+                    c += cnt[:, -1:, tb - h + cols]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    mean = sums / np.maximum(c, _F(1.0))
+                mean[(c < (w + 1) // 2) | r_missing] = np.nan
+                v[:, :, cols] = mean
+
+        # Bands: each view's record, widened by the margins and divided by the sensitivity; score = view / band.
+        rec, ring, cur = self._records(sl, view, J)
+        # A record over a short history underestimates a week's: scale it by the growth of a Gaussian maximum,
+        # sqrt(log(points in a week) / log(points seen)) (1.24 after 12 h, 1.06 after 3 days, 1 after a week).
+        week = p.record_days * 24 * B
+        seen_pts = np.clip((self.valid_blocks[sl][:, None] - valid_blk.sum(1)[:, None] + seen) * B, 3, week)
+        grow = np.sqrt(np.log(week) / np.log(seen_pts)) if p.record_growth else 1.0
+        with np.errstate(invalid="ignore"):
+            band = (np.maximum(rec, 0.0) * ((1.0 + p.record_margin) * grow)
+                    + p.spread_margin * spread) / self.sensitivity
+        gate = np.isfinite(rec).all(axis=0) & warm[None] & np.isfinite(expected)[None]  # (nv, n, nb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_up = np.where(gate, 1.0 / band[0], 0.0).astype(_F)[:, :, None, :]
+            neg_inv_lo = np.where(gate, -1.0 / band[1], 0.0).astype(_F)[:, :, None, :]
+        for i in range(nv):
+            np.multiply(view[i], neg_inv_lo[i], out=tmp)
+            view[i] *= inv_up[i]
+            np.maximum(view[i], tmp, out=view[i])
+        score = prev2
+        np.copyto(score, view[0])
+        for i in range(1, nv):
+            np.fmax(score, view[i], out=score)
+        np.fmax(score, 0.0, out=score)  # every view missing -> 0 (view scores are never negative)
+        score_out.reshape(n, nb, B)[:] = score.transpose(0, 2, 1)
+        rr, cc = np.nonzero(np.greater_equal(score_out, 1.0, out=_buffer("cand", score_out.shape, bool)))
+        if rr.size:
+            vs = view[:, rr, cc % B, cc // B]
+            reason_out[rr, cc] = np.argmax(np.nan_to_num(vs, nan=-1.0), axis=0)
+            severity_out[rr, cc] = np.searchsorted(np.asarray(SEVERITY_SCORES, dtype=_F), score_out[rr, cc], "right")
+        last_alert = self._alerts(sl, rr, cc, J * B, alerts)
+        with np.errstate(invalid="ignore"):
+            hourly[0] = expected
+            hourly[1] = expected - np.where(gate[0], band[1, 0], np.nan)
+            hourly[2] = expected + np.where(gate[0], band[0, 0], np.nan)
+
+        # Fold the complete blocks into the state (the baseline folded its own part).
+        self.rec_ring[:, :, sl] = ring
+        self.rec_cur[:, :, sl] = cur
+        if J:
+            self.res_tail[sl] = res_tail
+            self.win_tail[sl] = win_tail
+        self.last_alert[sl] = last_alert
+
+    def _baseline(self, sl: slice, stats: np.ndarray, nb: int) -> np.ndarray:
+        """Expected value and spread per hour (2, rows, nb) from hourly medians, seasonal offsets and hourly spreads.
+
+        Vectorised over all hours: it depends on the data only (never on alerts), and every window reads the committed
+        history first, so a chunked run computes the very same numbers. Also folds the complete hours into the state.
+        """
+        p = self.p
+        bmed, log_spread, cnt = stats
+        n, J = bmed.shape
+        valid_blk = cnt > 0
+        pad = np.full((n, nb - J), np.nan)
+
+        # Level: median of the previous hours' medians, carried forward over gaps longer than that.
+        level = _median_of(_lagged(self.level_hist[sl], np.concatenate([bmed, pad], 1),
+                                   range(1, self.level_hist.shape[1] + 1)))
+        known = ~np.isnan(level)
+        if not known.all():
+            idx = np.maximum.accumulate(np.where(known, np.arange(nb), -1), axis=1)
+            level = np.where(idx >= 0, np.take_along_axis(level, np.maximum(idx, 0), 1), self.last_level[sl][:, None])
+        # Seasonal offset of an hour: median of (hourly median - level) at the same hour on earlier days / weeks.
+        dev = bmed - level[:, :J]
+        dev_all = np.concatenate([dev, pad], 1)
+        season = np.zeros((n, nb))
+        for period, count, need in ((24, p.season_days, p.season_min_days), (168, p.season_weeks, p.season_min_weeks)):
+            if count < need or self.blocks + nb <= period * need:
+                continue  # not enough history for any series yet
+            samples = _lagged(self.dev_hist[sl], dev_all, period * np.arange(1, count + 1))
+            use = np.sum([~np.isnan(s) for s in samples], axis=0) >= need
+            cols = np.flatnonzero(use.any(axis=0))  # hours where some series has enough history
+            if cols.size:
+                season[:, cols] = np.where(use[:, cols], _median_of([s[:, cols] for s in samples]), season[:, cols])
+        expected = level + season
+
+        # Spread: geometric mean of the last hours' spreads (a burst hour moves it little). The logs are summed as
+        # integers (units of 2**-32), so the rolling sums are exact and a chunked run agrees to the last bit.
+        both = np.concatenate([self.spread_hist[sl], log_spread, pad], 1)
+        ok = ~np.isnan(both)
+        q = np.zeros((n, both.shape[1] + 1), dtype=np.int64)
+        np.cumsum(np.where(ok, np.rint(np.nan_to_num(both) * 2.0**32), 0).astype(np.int64), axis=1, out=q[:, 1:])
+        c = np.zeros((n, both.shape[1] + 1), dtype=np.int64)
+        np.cumsum(ok, axis=1, out=c[:, 1:])
+        w = self.spread_hist.shape[1]
+        tot = (q[:, w: w + nb] - q[:, :nb]).astype(np.float64) * 2.0**-32
+        num = c[:, w: w + nb] - c[:, :nb]
+        with np.errstate(invalid="ignore", over="ignore"):
+            spread = np.where(num > 0, np.exp(tot / np.maximum(num, 1)), 0.0)
+        spread = np.fmax(spread, p.rel_floor * np.abs(np.nan_to_num(expected)) + 1e-12)
+
+        if J:
+            def keep(old, new):
+                return np.concatenate([old, new], 1)[:, -old.shape[1]:]
+
+            self.level_hist[sl] = keep(self.level_hist[sl], bmed)
+            self.dev_hist[sl] = keep(self.dev_hist[sl], dev)
+            self.spread_hist[sl] = keep(self.spread_hist[sl], log_spread)
+            self.last_level[sl] = level[:, J - 1]
+            self.valid_blocks[sl] += valid_blk.sum(1)
+        return np.stack([expected, spread])
+
+    def _records(self, sl: slice, view: np.ndarray, J: int):
+        """Per block, each view's largest excursion above (rec[0]) and below (rec[1]) the expected value over the last
+        ``record_days`` whole days and the earlier blocks of the same day; also the new day ring and current day."""
+        nv, n, B, nb = view.shape
+        bmax = np.empty((2, nv, n, J), dtype=_F)
+        np.fmax.reduce(view[..., :J], axis=2, out=bmax[0])
+        np.fmin.reduce(view[..., :J], axis=2, out=bmax[1])
+        np.negative(bmax[1], out=bmax[1])
+        np.copyto(bmax, -np.inf, where=np.isnan(bmax))
+        # Lay the blocks out as whole days (hour of day on the last axis); `cur` stands for today's earlier blocks.
+        first = (self.hour0 + self.blocks) % 24
+        ndays = -(-(first + nb) // 24)
+        flat = _buffer("grid", (2, nv, n, ndays * 24))
+        flat.fill(-np.inf)
+        flat[..., first: first + J] = bmax
+        if first:
+            flat[..., first - 1] = self.rec_cur[:, :, sl]
+        grid = flat.reshape(2, nv, n, ndays, 24)
+        np.maximum.accumulate(grid, axis=4, out=grid)
+        today = _buffer("today", grid.shape)
+        today[..., 0] = -np.inf
+        today[..., 1:] = grid[..., :-1]  # strictly earlier blocks of the same day
+        ring = self.rec_ring[:, :, sl]
+        rd = ring.shape[3]
+        day0 = (self.hour0 + self.blocks) // 24
+        days = np.concatenate([ring[..., (day0 - rd + np.arange(rd)) % rd], grid[..., -1]], axis=3)
+        past = days[..., 0:ndays].copy()
+        for k in range(1, rd):
+            np.maximum(past, days[..., k: k + ndays], out=past)
+        np.maximum(today, past[..., None], out=today)
+        rec = today.reshape(2, nv, n, -1)[..., first: first + nb].copy()
+        # New state: completed days enter the ring; the running max of an unfinished day becomes `cur`.
+        ring = ring.copy()
+        done = (first + J) // 24
+        for i in range(max(0, done - rd), done):
+            ring[..., (day0 + i) % rd] = grid[..., i, -1]
+        if (first + J) % 24 == 0:
+            cur = np.full((2, nv, n), -np.inf, dtype=_F)
+        else:
+            cur = grid[..., done, (first + J) % 24 - 1].copy()
+        return rec, ring, cur
+
+    def _alerts(self, sl: slice, rr: np.ndarray, cc: np.ndarray, committed: int, alerts: np.ndarray) -> np.ndarray:
+        """Mark alerts among out-of-band points (rr, cc sorted by row then column): one per episode, then silence.
+
+        Vectorised over series, one round per alert. Returns each series' last alert in the committed blocks.
+        """
+        start = self.blocks * self.p.block
+        last = self.last_alert[sl].copy()
+        if not rr.size:
+            return last
+        stride = int(cc.max()) + self.realert + 2
+        key = rr.astype(np.int64) * stride + cc
+        rows = np.unique(rr)
+        target = rows * stride + np.clip(last[rows] - start + self.realert + 1, 0, stride - 1)
+        while rows.size:
+            pos = np.searchsorted(key, target)
+            ok = pos < key.size
+            ok[ok] = rr[pos[ok]] == rows[ok]
+            rows, pos = rows[ok], pos[ok]
+            col = cc[pos]
+            alerts[rows, col] = True
+            inside = col < committed
+            last[rows[inside]] = start + col[inside]
+            target = rows * stride + col + self.realert + 1
+        return last
+
+
+def detect(values, step_seconds: int = 300, sensitivity: str | float = DEFAULT_SENSITIVITY, start_time=None,
+           params: Params | None = None) -> Detection:
+    """Run the detector over whole series at once (the same result as streaming them through :class:`Detector`).
+
+    :param values: (n_series, n_points) array on a regular grid (NaN = missing), or a 1-D array for one series.
+    :param step_seconds: grid step in seconds; 300 for CloudWatch's 5-minute period.
+    :param sensitivity: "low", "medium" (default) or "high", or a number (the band is divided by it).
+    :param start_time: time of the first grid point (UTC), to align hours and days; None = a Monday 00:00.
+    :param params: detector settings; None for the defaults (``step_seconds`` overrides theirs).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim not in (1, 2):
+        raise ValueError("values must be 1-D (one series) or 2-D (series x points)")
+    p = replace(params or Params(), step_seconds=int(step_seconds))
+    det = Detector(1 if x.ndim == 1 else x.shape[0], sensitivity=sensitivity, start_time=start_time, params=p)
+    return det.update(x)
+
+
+def grid_positions(timestamps, start, step: str | pd.Timedelta = "5min") -> np.ndarray:
+    """Index of each timestamp on the grid ``start + k * step``, rounded to the nearest grid point.
+
+    :param timestamps: the observation times (anything ``pd.to_datetime`` reads).
+    :param start: the grid's first point.
+    :param step: grid step, e.g. "5min".
+    """
+    ts = pd.to_datetime(pd.Series(timestamps)).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    origin = np.datetime64(pd.Timestamp(start).to_datetime64(), "ns").astype(np.int64)
+    return np.floor((ts - origin) / pd.Timedelta(step).value + 0.5).astype(np.int64)
+
+
+def regularize(timestamps, values, step: str | pd.Timedelta = "5min", origin="start") -> pd.Series:
+    """Put one series on a regular grid: steps without data become NaN, points landing on the same step are averaged.
+
+    Rounding to the nearest step absorbs clocks a few minutes off the grid and duplicated stamps such as NAB's
+    daylight-saving artefact (12 rows stamped 03:00 become one point next to a one-hour gap).
+
+    :param timestamps: the observation times.
+    :param values: the observed values, same length.
+    :param step: grid step, e.g. "5min".
+    :param origin: "start" (grid anchored on the first timestamp), "epoch" (multiples of the step) or a timestamp.
+    """
+    ts = pd.to_datetime(pd.Series(timestamps)).reset_index(drop=True)
+    vals = np.asarray(values, dtype=np.float64)
+    if len(ts) != len(vals):
+        raise ValueError("timestamps and values must have the same length")
+    step_td = pd.Timedelta(step)
+    if ts.empty:
+        return pd.Series([], index=pd.DatetimeIndex([]), dtype=np.float64)
+    if isinstance(origin, str) and origin == "start":
+        start = ts.min()
+    elif isinstance(origin, str) and origin == "epoch":
+        start = ts.min().floor(step_td)
+    else:
+        start = pd.Timestamp(origin)
+    pos = grid_positions(ts, start, step_td)
+    keep = (pos >= 0) & ~np.isnan(vals)
+    size = int(pos.max()) + 1 if pos.max() >= 0 else 0
+    total = np.bincount(pos[keep], weights=vals[keep], minlength=size)
+    count = np.bincount(pos[keep], minlength=size)
+    with np.errstate(invalid="ignore"):
+        grid = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return pd.Series(grid, index=pd.date_range(start, periods=size, freq=step_td))
+
+
+def anomalies_frame(detection: Detection, series_ids: Sequence | None = None, timestamps=None) -> pd.DataFrame:
+    """One row per alert, ready to store: series_id, timestamp, value, expected, lower, upper, score, severity, reason.
+
+    :param detection: the result of :func:`detect` or :meth:`Detector.update`.
+    :param series_ids: one id per series (row); default 0..n-1.
+    :param timestamps: the grid's timestamps, one per column; default the column index.
+    """
+    alert = np.atleast_2d(detection.is_anomaly)
+    rows, cols = np.nonzero(alert)
+    ids = np.arange(alert.shape[0]) if series_ids is None else np.asarray(list(series_ids), dtype=object)
+    when = cols if timestamps is None else pd.DatetimeIndex(pd.to_datetime(timestamps))[cols]
+    band = detection.at(rows, cols)
+
+    def pick(a):
+        return np.atleast_2d(a)[rows, cols]
+
+    return pd.DataFrame({
+        "series_id": ids[rows],
+        "timestamp": when,
+        "value": pick(detection.values).astype(np.float64),
+        "expected": band["expected"],
+        "lower": band["lower"],
+        "upper": band["upper"],
+        "score": pick(detection.score).astype(np.float64),
+        "severity": np.asarray(SEVERITY_NAMES, dtype=object)[pick(detection.severity)],
+        "reason": np.asarray(detection.view_names, dtype=object)[pick(detection.reason)],
+    })

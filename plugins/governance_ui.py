@@ -1,0 +1,218 @@
+"""Governance pages inside the Airflow UI: organization posture, per-account and per-owner drill-down, onboarding.
+
+A FastAPI app mounted by the api-server under ``/governance`` (Airflow 3 plugin ``fastapi_apps``) and shown in the
+UI's navigation as "Governance" (``external_views``, rendered in an iframe). Pages are server-rendered from the
+history store (include/awsgov/posture.py computes the figures) with Jinja autoescape on; no JavaScript, no
+external assets. Airflow mounts plugin apps without any authentication, so every route here depends on
+:func:`require_user`, which applies Airflow's own check (the JWT from the Authorization header or the UI's session
+cookie, as the core API does) and asks the auth manager whether the user may view the website.
+
+With ``make airflow``: the "Governance" entry of the UI's navigation (``http://localhost:8080/plugin/governance``),
+or the bare pages at ``http://localhost:8080/governance/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/governance"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "governance_ui" / "templates"
+# DAGs whose runs produce what the pages show (links into the Airflow UI).
+DAG_IDS = {"collection": "governance_collection", "onboarding": "account_onboarding",
+           "anomalies": "metric_anomaly_checks", "report": "weekly_compliance_report"}
+# Views are recomputed at most once a minute (the collection writes once a day); at most this many are kept.
+CACHE_SECONDS = 60
+CACHE_ENTRIES = 64
+# Served pages and archived reports: no script at all, styles inline, images only inline (data:) or none.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; base-uri 'none'"
+
+
+async def require_user(request: Request) -> None:
+    """Refuse the request unless Airflow authenticates the user and lets them view the website.
+
+    Uses Airflow's core API dependency (``get_user``: bearer token first, then the UI's JWT cookie), imported
+    here rather than at module level so that loading the plugin in schedulers and workers stays cheap.
+
+    :param request: the incoming request.
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.security import HTTPAuthorizationCredentials
+    from fastapi.security.utils import get_authorization_scheme_param
+
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    creds = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if scheme and token else None
+    user = await get_user(request, None, creds)
+    if not get_auth_manager().is_authorized_view(access_view=AccessView.WEBSITE, user=user):
+        raise HTTPException(status_code=403, detail="Forbidden")
+
+
+def _settings() -> dict[str, Any]:
+    """Settings with the Airflow Variable ``awsgov_settings`` applied (env AWSGOV_STORE_URL still wins)."""
+    from include.awsgov.settings import load_settings
+
+    overrides = None
+    try:
+        # The api-server has the metadata DB (and secrets backends) at hand; the SDK's Variable is for tasks.
+        from airflow.models import Variable
+
+        overrides = Variable.get("awsgov_settings", default_var=None, deserialize_json=True)  # noqa: AIR311
+    except Exception as exc:  # noqa: BLE001 - no DB or a malformed Variable must not take the page down
+        # The exception's type only: its message may quote the Variable's value.
+        log.warning("governance_ui: Variable awsgov_settings unreadable (%s), using defaults", type(exc).__name__)
+    return load_settings(overrides)
+
+
+def _store():
+    from include.awsgov.store import Store
+
+    return Store(_settings()["store_url"])
+
+
+_cache: dict[tuple, tuple[float, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def _cached(key: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()``, remembered for CACHE_SECONDS: a page reads one file per account, table and week.
+
+    :param key: what identifies the view (its kind, the store URL and its argument).
+    :param compute: builds the view.
+    """
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+    value = compute()
+    with _cache_lock:
+        _cache[key] = (now, value)
+        for old in sorted(_cache, key=lambda k: _cache[k][0])[: max(len(_cache) - CACHE_ENTRIES, 0)]:
+            del _cache[old]
+    return value
+
+
+def _spark(values: list[Any], kind: str = "n") -> dict[str, Any]:
+    """Sparkline geometry on a scale from 0 (to 100 for percentages), so a flat series is not drawn as a low."""
+    from include.awsgov.render import spark
+
+    return spark(values, 120, 24, 0, 100 if kind == "pct" else None)
+
+
+def _fmt(value: Any, kind: str = "n") -> str:
+    """``n/a`` for missing values, ``87.5%`` for percentages, the number otherwise."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if kind == "pct":
+        return f"{float(value):.1f}%".replace(".0%", "%")
+    return str(value)
+
+
+def _when(value: Any) -> str:
+    from include.awsgov.render import timestamp
+
+    return timestamp(value)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update({"spark": _spark, "fmt": _fmt, "when": _when, "q": lambda v: quote(str(v), safe="")})
+    return env
+
+
+ENV = _environment()
+
+
+def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
+    base = request.scope.get("root_path", "").rstrip("/")
+    airflow = base[: -len(URL_PREFIX)] if base.endswith(URL_PREFIX) else ""
+    html = ENV.get_template(template).render(base=base, airflow=airflow, dags=DAG_IDS,
+                                             now=dt.datetime.now(dt.UTC), **context)
+    return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
+
+
+app = FastAPI(title="Governance", dependencies=[Depends(require_user)], docs_url=None, redoc_url=None,
+              openapi_url=None)
+
+
+@app.exception_handler(HTTPException)
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """Send browsers without a session to Airflow's login page; API clients get the status code."""
+    if exc.status_code == 401 and "text/html" in request.headers.get("accept", ""):
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+@app.get("/", response_class=HTMLResponse)
+def posture_page(request: Request) -> HTMLResponse:
+    """The organization's posture, its 8-week trends, accounts, owners, onboarding and recent runs."""
+    from include.awsgov import posture
+
+    store = _store()
+    return _page(request, "posture.html.j2", v=_cached(("org", store.url), lambda: posture.org_view(store)))
+
+
+@app.get("/accounts/{account_id}", response_class=HTMLResponse)
+def account_page(request: Request, account_id: str) -> HTMLResponse:
+    """One account: figures and trends, open red/yellow checks, non-compliant rules, anomalies, onboarding."""
+    from include.awsgov import posture
+
+    store = _store()
+    view = _cached(("account", store.url, account_id), lambda: posture.account_view(store, account_id))
+    if view is None:
+        raise HTTPException(status_code=404, detail="unknown account")
+    return _page(request, "account.html.j2", v=view)
+
+
+@app.get("/owners/{slug}", response_class=HTMLResponse)
+def owner_page(request: Request, slug: str) -> HTMLResponse:
+    """One owner: their accounts, figures and trends, and their archived weekly reports."""
+    from include.awsgov import posture
+
+    store = _store()
+    view = _cached(("owner", store.url, slug), lambda: posture.owner_view(store, slug))
+    if view is None:
+        raise HTTPException(status_code=404, detail="unknown owner")
+    return _page(request, "owner.html.j2", v=view)
+
+
+@app.get("/reports/{week}/{slug}.html", response_class=HTMLResponse)
+def archived_report(week: str, slug: str) -> HTMLResponse:
+    """An archived weekly report from the store, under a no-script Content-Security-Policy."""
+    from include.awsgov import posture
+
+    store = _store()
+    path = posture.report_path(week, slug)
+    if path is None or not store.exists(path):
+        raise HTTPException(status_code=404, detail="no such report")
+    return HTMLResponse(store.get_text(path), headers={"Content-Security-Policy": CSP,
+                                                        "X-Content-Type-Options": "nosniff"})
+
+
+class GovernanceUiPlugin(AirflowPlugin):
+    """Registers the Governance app and its navigation entry."""
+
+    name = "governance_ui"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Governance"}]
+    # Top-level nav entry; the UI shows the app in an iframe at /plugin/governance.
+    external_views = [{"name": "Governance", "href": f"{URL_PREFIX}/", "destination": "nav",
+                       "url_route": "governance", "nav_top_level": True}]

@@ -1,0 +1,259 @@
+"""Tests of plugins/governance_ui.py: the templates render escaped views, and the real Airflow api-server mounts
+the app under /governance behind Airflow's authentication.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from include.awsgov import owners, posture
+from tests.awsgov.test_posture import TEST_ACCT_A, TEST_ACCT_B, TEST_EVIL, TEST_OWNER_A, TEST_RUN_ID, seed_store
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _load_plugin():
+    spec = importlib.util.spec_from_file_location("governance_ui", REPO / "plugins" / "governance_ui.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class _Req:
+    """The little of a Starlette request the page renderer reads."""
+
+    scope = {"root_path": "/governance"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return seed_store(tmp_path_factory.mktemp("gov-store"))
+
+
+@pytest.fixture(scope="module")
+def plugin():
+    return _load_plugin()
+
+
+def _body(resp) -> str:
+    return resp.body.decode("utf-8")
+
+
+def test_posture_page_escapes_hostile_values(plugin, store):
+    html = _body(plugin._page(_Req(), "posture.html.j2", v=posture.org_view(store)))
+    assert TEST_EVIL not in html and "<img src=x" not in html
+    assert EVIL_ESCAPED in html
+    assert "<script" not in html
+    assert html.count("<svg") >= 6 + 2 * 3  # six cards, red/yellow per TA category
+    run = urllib.parse.quote(TEST_RUN_ID, safe="")
+    assert f'href="/dags/governance_collection/runs/{run}" target="_top"' in html
+    assert f'href="/governance/accounts/{TEST_ACCT_A}"' in html
+    assert f'href="/governance/reports/2026-W48/{posture.ORG_SLUG}.html"' in html
+
+
+def test_account_page_links_reports_and_onboarding(plugin, store):
+    html = _body(plugin._page(_Req(), "account.html.j2", v=posture.account_view(store, TEST_ACCT_A)))
+    slug = owners.slug(TEST_OWNER_A)
+    assert f'href="/governance/reports/2026-W48/{slug}.html"' in html
+    assert f'href="/governance/owners/{slug}"' in html
+    assert "1.2.0" in html and "MFA on root" in html
+    assert EVIL_ESCAPED in html and TEST_EVIL not in html
+
+
+def test_owner_page_escapes_owner_and_failures(plugin, store):
+    slug = owners.slug(owners.canonical("bob@example.com;<img src=x onerror=alert(2)>"))
+    html = _body(plugin._page(_Req(), "owner.html.j2", v=posture.owner_view(store, slug)))
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html and "<img" not in html
+    assert "verify_failed" in html and "eu-west-1: trail_logging" in html
+    assert f"us-east-1: {EVIL_ESCAPED}" in html
+
+
+def test_plugin_registers_app_and_nav_entry(plugin):
+    (entry,) = plugin.GovernanceUiPlugin.fastapi_apps
+    assert entry["url_prefix"] == "/governance" and entry["app"] is plugin.app
+    (view,) = plugin.GovernanceUiPlugin.external_views
+    assert view["name"] == "Governance" and view["href"] == "/governance/"
+
+
+# -- the real api-server --------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, headers: dict | None = None):
+    """(status, headers, body) without following redirects."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=30) as resp:  # noqa: S310 - http to loopback
+            return resp.status, resp.headers, resp.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read().decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, airflow_db):
+    """A real ``airflow api-server`` with this repo's plugins folder, pointed at a seeded store by the Variable."""
+    tmp = tmp_path_factory.mktemp("gov-api")
+    store = seed_store(tmp / "store")
+    home = tmp / "airflow"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    port = _free_port()
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp / "no-dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__API__PORT": str(port),
+        "PYTHONPATH": str(REPO),
+        # As `make airflow` does (scripts/localenv.py): the store URL comes from the Variable awsgov_settings.
+        "AIRFLOW_VAR_AWSGOV_SETTINGS": json.dumps({"store_url": store.url}),
+    })
+    env.pop("AWSGOV_STORE_URL", None)
+    t0 = time.monotonic()
+    # A copy of this worker's migrated DB (shared fixture) instead of a second `airflow db migrate`; the backup API
+    # gives a consistent copy even while other tests of the worker write to it.
+    home.mkdir()
+    with sqlite3.connect(airflow_db / "airflow.db") as src, sqlite3.connect(home / "airflow.db") as dst:
+        src.backup(dst)
+    t1 = time.monotonic()
+    log = open(tmp / "api-server.log", "wb")  # noqa: SIM115 - closed in the teardown below
+    proc = subprocess.Popen([str(VENV_BIN / "airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1",
+                             "--workers", "1", "--apps", "core"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _get(f"{base}/api/v2/monitor/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"api-server did not start: {(tmp / 'api-server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        sys.stderr.write(f"governance_ui e2e: db copy {t1 - t0:.1f} s, api-server up {time.monotonic() - t1:.1f} s\n")
+        passwords = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
+        req = urllib.request.Request(f"{base}/auth/token", method="POST",  # noqa: S310 - http to loopback
+                                     data=json.dumps({"username": "admin", "password": passwords["admin"]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - http to loopback
+            token = json.loads(resp.read())["access_token"]
+        yield {"base": base, "token": token, "tmp": tmp}
+    finally:
+        # Our own session (start_new_session): the api-server and the worker it forked, nothing else.
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.e2e
+def test_server_refuses_unauthenticated_requests(server):
+    status, _, body = _get(f"{server['base']}/governance/")
+    assert status == 401 and "Not authenticated" in body
+    status, _, _ = _get(f"{server['base']}/governance/reports/2026-W48/{posture.ORG_SLUG}.html")
+    assert status == 401
+    status, _, _ = _get(f"{server['base']}/governance/", {"Authorization": "Bearer not-a-jwt"})
+    assert status == 403
+
+
+@pytest.mark.e2e
+def test_server_sends_browsers_without_session_to_login(server):
+    status, headers, _ = _get(f"{server['base']}/governance/", {"Accept": "text/html"})
+    assert status == 303 and "/auth/login" in headers["Location"]
+
+
+@pytest.mark.e2e
+def test_server_serves_posture_with_token_and_cookie(server):
+    status, headers, html = _get(f"{server['base']}/governance/", {"Authorization": f"Bearer {server['token']}"})
+    assert status == 200, html
+    assert "script-src" not in headers["Content-Security-Policy"] and "default-src 'none'" in headers[
+        "Content-Security-Policy"]
+    assert "Governance posture" in html and EVIL_ESCAPED in html and TEST_EVIL not in html
+    assert f'href="/governance/accounts/{TEST_ACCT_B}"' in html
+    # The UI's iframe carries the session cookie, not a bearer header.
+    status, _, _ = _get(f"{server['base']}/governance/", {"Cookie": f"_token={server['token']}"})
+    assert status == 200
+    (server["tmp"] / "posture.html").write_text(html)
+
+
+@pytest.mark.e2e
+def test_server_drill_downs_and_archived_report(server):
+    auth = {"Authorization": f"Bearer {server['token']}"}
+    status, _, html = _get(f"{server['base']}/governance/accounts/{TEST_ACCT_A}", auth)
+    assert status == 200 and "MFA on root" in html
+    slug = owners.slug(TEST_OWNER_A)
+    status, _, html = _get(f"{server['base']}/governance/owners/{slug}", auth)
+    assert status == 200 and TEST_ACCT_A in html
+    status, headers, html = _get(f"{server['base']}/governance/reports/2026-W48/{slug}.html", auth)
+    assert status == 200 and html == "<p>report of alice W48</p>"
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert _get(f"{server['base']}/governance/accounts/999999999999", auth)[0] == 404
+    assert _get(f"{server['base']}/governance/reports/..%2F..%2Fetc/{slug}.html", auth)[0] == 404
+
+
+@pytest.mark.e2e
+def test_server_lists_nav_entry(server):
+    status, _, body = _get(f"{server['base']}/api/v2/plugins", {"Authorization": f"Bearer {server['token']}"})
+    assert status == 200
+    plugin = next(p for p in json.loads(body)["plugins"] if p["name"] == "governance_ui")
+    assert plugin["external_views"][0]["href"] == "/governance/"
+    assert plugin["external_views"][0]["nav_top_level"] is True
+    assert plugin["fastapi_apps"][0]["url_prefix"] == "/governance"
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+def test_posture_page_screenshot(server):
+    status, _, html = _get(f"{server['base']}/governance/", {"Authorization": f"Bearer {server['token']}"})
+    assert status == 200
+    page = server["tmp"] / "posture-shot.html"
+    page.write_text(html)
+    png = server["tmp"] / "posture.png"
+    profile = server["tmp"] / "chromium-profile"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--user-data-dir={profile}", "--window-size=1400,1600", f"--screenshot={png}", page.as_uri()],
+                   check=True, capture_output=True, timeout=60)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_views_are_cached_then_recomputed(plugin, monkeypatch):
+    calls = []
+    assert plugin._cached(("t", 1), lambda: calls.append(1) or len(calls)) == 1
+    assert plugin._cached(("t", 1), lambda: calls.append(1) or len(calls)) == 1
+    monkeypatch.setattr(plugin, "CACHE_SECONDS", 0)
+    assert plugin._cached(("t", 1), lambda: calls.append(1) or len(calls)) == 2
