@@ -68,7 +68,7 @@ def main() -> int:
     try:
         info = sb.info
         print(f"sandbox: {info['endpoint']} management account {info['management_account_id']}, "
-              f"{len(info['member_accounts'])} member accounts")
+              f"{len(info['member_account_ids'])} member accounts")
         env = airflow_env(info, home, str(out / "store"), {"mail": {"transport": "ses"}})
         os.environ.update(env)
         migrate_db(env)
@@ -78,9 +78,9 @@ def main() -> int:
 
         if "account_onboarding" in dags:
             print("1. onboarding the two new accounts (StackSets, verification, inventory)")
-            new = [a for a in info["member_accounts"] if not a.get("has_read_role", True)]
+            new = [a["id"] for a in info["accounts"] if not a["read_role"] and a["status"] == "ACTIVE"]
             conf = {
-                "account_ids": [a["account_id"] for a in new],
+                "account_ids": new,
                 "regions": ["us-east-1", "eu-west-1"],
                 "owner_email": "new-team@example.com",
                 "team": "Payments",
@@ -92,7 +92,7 @@ def main() -> int:
             days = history_days(today, args.weeks)
             print(f"2. daily collection for {len(days)} days ({days[0]} .. {days[-1]}), "
                   "with a no-support-plan account and an access-denied account")
-            members = [a["account_id"] for a in info["member_accounts"] if a.get("has_read_role", True)]
+            members = [a["id"] for a in info["accounts"] if a["read_role"] and a["status"] == "ACTIVE"]
             sb.set_faults(no_support_accounts=members[-1:], deny_assume_accounts=members[-2:-1])
             for day in days:
                 sb.set_date(day.isoformat())

@@ -44,11 +44,13 @@ def external_id() -> str | None:
     return value
 
 
-def aws_access(cfg: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> AwsAccess:
+def aws_access(cfg: dict[str, Any] | None = None, context: dict[str, Any] | None = None,
+               **options: Any) -> AwsAccess:
     """Access layer built from the settings' Airflow AWS connection through the Amazon provider's hook.
 
     :param cfg: settings (default: :func:`settings`).
     :param context: the task context; its dag_id and run_id name the assumed-role sessions.
+    :param options: more AwsAccess fields, e.g. ``retry_mode="standard"``.
     """
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
@@ -74,6 +76,7 @@ def aws_access(cfg: dict[str, Any] | None = None, context: dict[str, Any] | None
         external_id=external_id(),
         session_name=role_session_name("awsgov", dag_id, run_id),
         botocore_config=conn.botocore_config,
+        **options,
     )
 
 
@@ -92,3 +95,35 @@ def partition_day(context: dict[str, Any], explicit: str | None = None) -> dt.da
     if logical is not None:
         return logical.date()
     return context["dag_run"].run_after.date()
+
+
+def smtp_params(cfg: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """SMTP parameters for mail.py from the Airflow connection ``mail.smtp_conn_id``; None when mail goes by SES.
+
+    Follows the SMTP provider's conventions for the connection's extras: implicit TLS unless ``disable_ssl``,
+    STARTTLS (without implicit TLS) unless ``disable_tls``, ``timeout`` seconds. The password is masked in logs and
+    must not be put in XCom: call this inside the task that sends.
+
+    :param cfg: settings (default: :func:`settings`).
+    """
+    from airflow.sdk import Connection
+    from airflow.sdk.log import mask_secret
+
+    cfg = cfg or settings()
+    mail = cfg.get("mail") or {}
+    if mail.get("transport", "ses") != "smtp":
+        return None
+    conn = Connection.get(mail.get("smtp_conn_id") or "smtp_default")
+    extra = conn.extra_dejson or {}
+    if conn.password:
+        mask_secret(conn.password)
+    use_ssl = not bool(extra.get("disable_ssl", False))
+    return {
+        "host": conn.host or "",
+        "port": int(conn.port or (465 if use_ssl else 25)),
+        "login": conn.login or None,
+        "password": conn.password or None,
+        "ssl": use_ssl,
+        "starttls": not use_ssl and not bool(extra.get("disable_tls", False)),
+        "timeout": float(extra.get("timeout", 30)),
+    }

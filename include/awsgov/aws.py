@@ -79,14 +79,16 @@ def role_session_name(*parts: str) -> str:
     return (name or "awsgov")[:64].ljust(2, "-")
 
 
-def retry_config(max_attempts: int = 8, extra: botocore.config.Config | None = None) -> botocore.config.Config:
+def retry_config(max_attempts: int = 8, extra: botocore.config.Config | None = None,
+                 mode: str = "adaptive") -> botocore.config.Config:
     """Botocore config with adaptive retries (client-side rate limiting) and bounded attempts.
 
     :param max_attempts: total attempts per call, first one included.
     :param extra: a connection's own botocore config; its values win except for retries.
+    :param mode: botocore retry mode: adaptive (backoff + client-side rate limiting) or standard (backoff only).
     """
     ours = botocore.config.Config(
-        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        retries={"mode": mode, "max_attempts": max_attempts},
         connect_timeout=10,
         read_timeout=60,
         max_pool_connections=50,
@@ -107,6 +109,7 @@ class AwsAccess:
     :param session_name: RoleSessionName, naming the DAG run so CloudTrail shows who read.
     :param admin_account_id: the account whose own credentials we hold; no AssumeRole into it.
     :param max_attempts: botocore retry attempts per call.
+    :param retry_mode: botocore retry mode (see :func:`retry_config`).
     """
 
     session: boto3.Session
@@ -119,10 +122,11 @@ class AwsAccess:
     admin_account_id: str | None = None
     max_attempts: int = 8
     botocore_config: botocore.config.Config | None = None
+    retry_mode: str = "adaptive"
     calls: Counter = field(default_factory=Counter, repr=False)
 
     def __post_init__(self) -> None:
-        self._config = retry_config(self.max_attempts, self.botocore_config)
+        self._config = retry_config(self.max_attempts, self.botocore_config, self.retry_mode)
         self._lock = threading.Lock()
         self._clients: dict[tuple[str | None, str, str], Any] = {}
         self._sessions: dict[str, boto3.Session] = {}
@@ -193,10 +197,23 @@ class AwsAccess:
             }
 
         botocore_session = BotocoreSession()
+        # Share the admin session's model loader: a fresh one re-reads every JSON service model, which cost ~0.1 s
+        # of CPU and ~7 MB per account (measured), the bulk of a collection over hundreds of accounts.
+        botocore_session.register_component("data_loader", self.session._session.get_component("data_loader"))
         botocore_session._credentials = DeferredRefreshableCredentials(refresh, method="sts-assume-role")
         session = boto3.Session(botocore_session=botocore_session, region_name=self.region)
         with self._lock:
             return self._sessions.setdefault(account_id, session)
+
+    def forget(self, account_id: str) -> None:
+        """Drop the cached session and clients of a member account (a long run over many accounts stays flat).
+
+        :param account_id: member account whose work is done.
+        """
+        with self._lock:
+            self._sessions.pop(account_id, None)
+            for key in [k for k in self._clients if k[0] == account_id]:
+                del self._clients[key]
 
     def check_access(self, account_id: str) -> str:
         """Assume the read role now and return the caller's account id (raises ClientError when denied)."""

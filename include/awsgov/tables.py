@@ -172,6 +172,25 @@ SEND_LEDGER = pa.schema(
 )
 
 
+# Immediate metric-anomaly alerts (alerts.py): one row per anomaly mailed, refused or failed; a rerun or an
+# overlapping run skips ids already sent or refused. dt = the anomaly's day, chunk = "all".
+ALERT_LEDGER = pa.schema(
+    [
+        ("anomaly_id", pa.string()),
+        ("account_id", pa.string()),
+        ("rule_id", pa.string()),
+        ("severity", pa.string()),
+        ("recipient", pa.string()),
+        ("subject", pa.string()),
+        ("message_id", pa.string()),
+        ("transport", pa.string()),  # ses | smtp
+        ("status", pa.string()),  # sent | failed | refused
+        ("error", pa.string()),
+        ("sent_at", TS),
+    ]
+)
+
+
 def finding_id(source: str, account_id: str, region: str, check: str, resource: str) -> str:
     """Stable id of a finding across days, so deltas (new, resolved, reopened) and age can be computed.
 

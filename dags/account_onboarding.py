@@ -1,0 +1,250 @@
+"""
+### Account onboarding: deploy the governance baseline to member accounts with one CloudFormation StackSet
+
+Triggered by the admin team from the UI form (or `airflow dags trigger -c`, or the REST API) with the accounts to
+bring under governance. The baseline (include/templates/cloudformation/baseline.yaml) puts in every account a
+multi-region CloudTrail trail to the central bucket, AWS Config with an aggregation authorization, the
+cross-account read role (ExternalId) and an EventBridge rule forwarding security events to the central bus.
+
+1. **validate_request**: the form's values, without any AWS call: 12-digit unique ids, known regions including
+   the global one, a valid e-mail, environment, permission model; then the inventory (refuses accounts already
+   onboarded at this baseline version unless `force`); then Organizations (refuses accounts outside the
+   organization, not ACTIVE, or the admin/management account). Refusals name the field and the value.
+2. **plan_deployment**: what exists (central stack, StackSet and its version, stack instances) and what to do;
+   instances already CURRENT are skipped. The plan is logged; with `dry_run` the run stops here.
+3. **ensure_central_stack**, **ensure_stackset**: create or update idempotently; the StackSet records the
+   baseline version (tag, description, parameter); a newer version updates every existing instance.
+4. **start_operations**: ONE `CreateStackInstances` operation for all new accounts x regions, plus one
+   `UpdateStackInstances` for OUTDATED instances, with the form's failure tolerance and concurrency.
+5. **wait_for_operations**: a reschedule-mode sensor (no worker slot held between pokes) logging each instance's
+   status. If instances fail, it fails listing account, region and reason; instances that succeeded stay, and a
+   rerun skips them.
+6. **verify_account** (one mapped task per account): through the read role, the trail logs, the recorder records,
+   the aggregation authorization and the forwarding rule exist.
+7. **record_inventory**: one `inventory` row per account (owner, team, environment, version, verification);
+   updates the `awsgov_inventory` asset. **check_verification** fails the run if an account did not verify.
+
+Rerunning for onboarded accounts needs `force` and changes nothing in AWS (all instances CURRENT).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
+
+from include.awsgov.airflow_conn import INVENTORY_ASSET
+from include.awsgov.onboarding import config, param_specs
+from include.awsgov.settings import load_settings
+
+# Parse time reads only files (settings and the onboarding form), never a Variable or a Connection.
+AWS_POOL = load_settings()["aws_pool"]
+SENSOR = config()["sensor"]
+log = logging.getLogger(__name__)
+
+
+def _results(mapped) -> list[dict]:
+    """Materialize a mapped task's results by index (iterating probes one past the end and logs a 404)."""
+    return [mapped[i] for i in range(len(mapped))]
+
+
+def _fail(exc: Exception) -> None:
+    """Stop the task without retries: bad input or failed instances do not get better by retrying."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(str(exc)) from exc
+
+
+@dag(
+    dag_id="account_onboarding",
+    schedule=None,
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["governance", "onboarding", "stacksets"],
+    params={name: Param(**spec) for name, spec in param_specs().items()},
+    default_args={
+        "owner": "governance",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+    },
+)
+def account_onboarding():
+    @task(pool=AWS_POOL, retries=0)
+    def validate_request(params: dict | None = None) -> dict:
+        """Refuse bad input (static checks, then the inventory, then Organizations); return the request."""
+        from include.awsgov import onboarding, tables
+        from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.store import Store
+
+        cfg = settings()
+        _, version = onboarding.load_template("baseline")
+        inventory = Store(cfg["store_url"]).read(onboarding.INVENTORY_TABLE, schema=tables.INVENTORY)
+        try:
+            return onboarding.validate_request(params or {}, cfg, access=aws_access(cfg, get_current_context()),
+                                               inventory=inventory, version=version)
+        except onboarding.InvalidRequest as exc:
+            _fail(exc)
+
+    @task(pool=AWS_POOL)
+    def plan_deployment(request: dict) -> dict:
+        """Read what exists and decide what to create and update; log the plan."""
+        from include.awsgov import onboarding, stacksets
+        from include.awsgov.airflow_conn import aws_access, settings
+
+        cfg = settings()
+        cf = aws_access(cfg, get_current_context()).client("cloudformation")
+        name = cfg["stackset"]["name"]
+        stack_set = stacksets.describe_stack_set(cf, name)
+        try:
+            plan = onboarding.plan_deployment(
+                request, version=request["version"],
+                central_stack=stacksets.describe_stack(cf, onboarding.config()["central_stack_name"]),
+                stack_set=stack_set,
+                instances=stacksets.list_stack_instances(cf, name) if stack_set else [])
+        except ValueError as exc:
+            _fail(exc)
+        for line in onboarding.describe_plan(plan, name):
+            log.info("plan: %s", line)
+        return plan
+
+    @task.short_circuit
+    def check_dry_run(request: dict) -> bool:
+        """Stop here (downstream tasks skipped, run successful) when the form asked for a dry run."""
+        if request["dry_run"]:
+            log.info("dry run: the plan above was not applied; nothing was created or changed")
+        return not request["dry_run"]
+
+    @task(pool=AWS_POOL)
+    def ensure_central_stack(request: dict) -> dict:
+        """Create or update the admin account's central stack; return its outputs (names and ARNs only)."""
+        from include.awsgov import onboarding, stacksets
+        from include.awsgov.airflow_conn import aws_access, settings
+
+        cfg = settings()
+        access = aws_access(cfg, get_current_context())
+        cf = access.client("cloudformation")
+        name = onboarding.config()["central_stack_name"]
+        body, version = onboarding.load_template("central")
+        values = onboarding.central_values(cfg, admin_account_id=request["admin_account_id"],
+                                           organization_id=request["organization_id"])
+        values.update(onboarding.central_create_flags(access, values, stacksets.describe_stack(cf, name)))
+        return stacksets.ensure_stack(cf, name, template_body=body, version=version, values=values)["outputs"]
+
+    @task(pool=AWS_POOL)
+    def ensure_stackset(request: dict, central: dict) -> dict:
+        """Create the StackSet or update it to the template's version (one operation, returned for waiting)."""
+        from include.awsgov import onboarding, stacksets
+        from include.awsgov.airflow_conn import aws_access, external_id, settings
+
+        cfg = settings()
+        context = get_current_context()
+        secret = external_id()
+        if not secret:
+            _fail(ValueError("no ExternalId: set the Variable awsgov_external_id (the read role requires one)"))
+        body, version = onboarding.load_template("baseline")
+        access = aws_access(cfg, context)
+        values = onboarding.stack_set_values(cfg, admin_account_id=request["admin_account_id"],
+                                             central_outputs=central, external_id=secret)
+        admin_role = access.role_arn(request["admin_account_id"], cfg["stackset"]["admin_role_name"])
+        return stacksets.ensure_stack_set(
+            access.client("cloudformation"), cfg["stackset"]["name"], template_body=body, version=version,
+            values=values, permission_model=request["permission_model"], admin_role_arn=admin_role,
+            execution_role_name=cfg["stackset"]["execution_role_name"],
+            preferences=onboarding.operation_preferences(request),
+            op_id=stacksets.operation_id(context["dag"].dag_id, context["run_id"], "update-stackset"))
+
+    @task(pool=AWS_POOL)
+    def start_operations(request: dict, plan: dict, stackset: dict) -> list[dict]:
+        """Queue the run's operations (StackSet update, ONE create for all new instances, ONE update for OUTDATED
+        ones) and start the first that can start; return the steps for the sensor."""
+        from include.awsgov import onboarding, stacksets
+        from include.awsgov.airflow_conn import aws_access, settings
+
+        cfg = settings()
+        context = get_current_context()
+        steps = onboarding.operation_steps(request, plan, stackset["operation_id"],
+                                           (context["dag"].dag_id, context["run_id"]))
+        if steps:
+            cf = aws_access(cfg, context).client("cloudformation")
+            try:
+                stacksets.drive_operations(cf, cfg["stackset"]["name"], steps)
+            except stacksets.StackSetOperationFailed as exc:
+                _fail(exc)
+        return steps
+
+    @task.sensor(pool=AWS_POOL, mode="reschedule", poke_interval=SENSOR["poke_interval_seconds"],
+                 exponential_backoff=True, max_wait=timedelta(seconds=SENSOR["max_wait_seconds"]),
+                 timeout=SENSOR["timeout_seconds"])
+    def wait_for_operations(steps: list[dict], request: dict) -> PokeReturnValue:
+        """Poke the operations (slot released between pokes), starting each queued one when its turn comes; fail
+        listing account, region and reason. When done, hands the accounts over to verification."""
+        from include.awsgov import stacksets
+        from include.awsgov.airflow_conn import aws_access, settings
+
+        if not steps:
+            log.info("no StackSet operation to wait for: every instance was already CURRENT")
+            return PokeReturnValue(is_done=True, xcom_value=request["account_ids"])
+        cfg = settings()
+        cf = aws_access(cfg, get_current_context()).client("cloudformation")
+        try:
+            progress = stacksets.drive_operations(cf, cfg["stackset"]["name"], steps)
+        except stacksets.StackSetOperationFailed as exc:
+            _fail(exc)
+        return PokeReturnValue(is_done=progress.done, xcom_value=request["account_ids"] if progress.done else None)
+
+    @task(pool=AWS_POOL, map_index_template="{{ account_id }}")
+    def verify_account(account_id: str, request: dict, central: dict) -> dict:
+        """Check one account through its read role: trail, recorder, aggregation authorization, forwarding rule."""
+        from include.awsgov import onboarding
+        from include.awsgov.airflow_conn import aws_access, settings
+
+        context = get_current_context()
+        context["account_id"] = account_id
+        return onboarding.verify_account(
+            aws_access(settings(), context), account_id, request["regions"], global_region=request["global_region"],
+            admin_account_id=request["admin_account_id"], central_bus_arn=central["CentralEventBusArn"])
+
+    @task(outlets=[INVENTORY_ASSET])
+    def record_inventory(request: dict, verifications: list[dict], steps: list[dict]) -> dict:
+        """Write one inventory row per account (its own chunk of the day) and update the inventory asset."""
+        from include.awsgov import onboarding, tables
+        from include.awsgov.airflow_conn import partition_day, settings
+        from include.awsgov.store import Store
+
+        cfg = settings()
+        context = get_current_context()
+        store = Store(cfg["store_url"])
+        previous = onboarding.latest_inventory(store.read(onboarding.INVENTORY_TABLE, schema=tables.INVENTORY))
+        rows = onboarding.inventory_rows(request, _results(verifications), version=request["version"],
+                                         stack_set_name=cfg["stackset"]["name"],
+                                         operation_ids=[step["op_id"] for step in steps],
+                                         previous=previous, now=datetime.now(UTC))
+        return onboarding.write_inventory(store, partition_day(context), rows)
+
+    @task(retries=0)
+    def check_verification(verifications: list[dict]) -> None:
+        """Fail the run if any account did not verify (its inventory row says verify_failed)."""
+        from include.awsgov import onboarding
+
+        failed = onboarding.verification_failures(_results(verifications))
+        if failed:
+            _fail(RuntimeError(f"verification failed for {len(failed)} account(s): " + "; ".join(failed)))
+
+    request = validate_request()
+    plan = plan_deployment(request)
+    gate = check_dry_run(request)
+    central = ensure_central_stack(request)
+    stackset = ensure_stackset(request, central)
+    operations = start_operations(request, plan, stackset)
+    deployed = wait_for_operations(operations, request)
+    verifications = verify_account.partial(request=request, central=central).expand(account_id=deployed)
+    plan >> gate >> central
+    record_inventory(request, verifications, operations) >> check_verification(verifications)
+
+
+account_onboarding()

@@ -1,0 +1,139 @@
+"""
+### Governance collection: Trusted Advisor and AWS Config compliance of every account, daily, into the store
+
+1. **list_accounts** (admin account, once): Organizations accounts with tags and parent OU, merged with the
+   onboarding inventory, written to `accounts`. Suspended accounts are recorded there and not collected; the
+   management account is collected like any other.
+2. **collect_config_aggregate** (admin account, once): the Config aggregator's rule and resource compliance for all
+   accounts and regions it covers, staged per account.
+3. **collect_account** (mapped: one task per account, or per batch of accounts above
+   `collection.max_mapped_tasks`): Trusted Advisor through the account's read role (check refreshes are requested,
+   never awaited), the staged aggregator slice, and Config read in the account for regions the aggregator missed.
+   AWS errors (AccessDenied, no Business/Enterprise support plan, throttling beyond retries) become `coverage` rows
+   and the task succeeds; only bugs fail it. A failed account can be cleared alone from the grid.
+4. **finish_run**: drops chunks of accounts that are no longer collected, writes the `collection_runs` row and
+   updates the `awsgov_findings` asset, which schedules the weekly report.
+
+**Which day a run writes.** The `date` param (YYYY-MM-DD) wins, so any past day can be re-collected; otherwise the
+scheduled run's logical date; otherwise (manual and CLI runs have no logical date in Airflow 3) the day the run was
+requested (`run_after`). AWS serves current state only: re-collecting a past day stores today's findings under that
+day. A rerun of a day replaces that day's data (one file per account and table), it never adds to it.
+
+Tables and columns: `docs/store.md`. Concurrency: the `aws_pool` pool bounds tasks, `collection.max_workers`
+bounds calls inside a task.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.awsgov.airflow_conn import FINDINGS_ASSET
+from include.awsgov.settings import load_settings
+
+log = logging.getLogger(__name__)
+# Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
+AWS_POOL = load_settings()["aws_pool"]
+
+
+def _run_context(params: dict) -> tuple:
+    """The settings, store, partition day and context of the running task."""
+    from include.awsgov.airflow_conn import partition_day, settings
+    from include.awsgov.store import Store
+
+    context = get_current_context()
+    cfg = settings()
+    return cfg, Store(cfg["store_url"]), partition_day(context, (params or {}).get("date")), context
+
+
+@dag(
+    dag_id="governance_collection",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["governance", "collection", "trusted-advisor", "config"],
+    params={
+        "date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Partition day",
+            description="YYYY-MM-DD to (re)collect into; empty: the run's own day.",
+        )
+    },
+    default_args={
+        "owner": "governance",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+    },
+)
+def governance_collection():
+    @task(pool=AWS_POOL)
+    def list_accounts(params: dict | None = None) -> list[list[dict]]:
+        """Write the day's accounts table; return the collectable accounts in batches (the mapping input)."""
+        from include.awsgov import accounts
+        from include.awsgov.airflow_conn import aws_access
+
+        cfg, store, day, context = _run_context(params)
+        access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
+        rows = accounts.collect_accounts(access, store, day, workers=cfg["collection"]["max_workers"])
+        targets = accounts.collectable(rows)
+        context["ti"].xcom_push(key="api_calls", value=access.total_calls())
+        return accounts.batches(targets, cfg["collection"]["max_mapped_tasks"])
+
+    @task(pool=AWS_POOL)
+    def collect_config_aggregate(batches: list[list[dict]], params: dict | None = None) -> dict:
+        """Stage the admin account's Config aggregator data per account (once per run)."""
+        from include.awsgov import collection
+        from include.awsgov.airflow_conn import aws_access
+
+        cfg, store, day, context = _run_context(params)
+        access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
+        account_ids = [a["account_id"] for batch in batches for a in batch]
+        summary = collection.collect_aggregate(access, store, day, account_ids, collection.Options.from_settings(cfg))
+        return {**summary, "api_calls": access.total_calls()}
+
+    @task(pool=AWS_POOL, map_index_template="{{ account_label }}")
+    def collect_account(batch: list[dict], aggregate: dict, params: dict | None = None) -> dict:
+        """Collect one account (or one batch) and write its chunk of every per-account table."""
+        from include.awsgov import collection
+        from include.awsgov.airflow_conn import aws_access
+
+        cfg, store, day, context = _run_context(params)
+        log.info("config aggregator: %s (%s)", aggregate.get("aggregator"), aggregate.get("status"))
+        first, last = batch[0], batch[-1]
+        name = " ".join(str(first["name"]).split())[:60]  # names may hold newlines; the grid shows one line
+        context["account_label"] = (f"{first['account_id']} {name}" if len(batch) == 1
+                                    else f"{first['account_id']}..{last['account_id']} ({len(batch)} accounts)")
+        access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
+        return collection.collect_accounts(access, store, day, [a["account_id"] for a in batch],
+                                           collection.Options.from_settings(cfg))
+
+    @task(outlets=[FINDINGS_ASSET])
+    def finish_run(results: list[dict], batches: list[list[dict]], aggregate: dict, params: dict | None = None) -> dict:
+        """Prune accounts that left, write the run row and update the findings asset."""
+        from include.awsgov import collection
+
+        cfg, store, day, context = _run_context(params)
+        started = context["dag_run"].start_date or datetime.now(UTC)
+        listed_calls = context["ti"].xcom_pull(task_ids="list_accounts", key="api_calls") or 0
+        # Index by position: iterating a mapped task's lazy results probes one past the end (a logged 404).
+        calls = listed_calls + aggregate["api_calls"] + sum(results[i]["api_calls"] for i in range(len(results)))
+        account_ids = [a["account_id"] for batch in batches for a in batch]
+        return collection.finish_run(store, day, account_ids, run_id=context["run_id"], started_at=started,
+                                     regions=cfg["regions"], api_calls=calls)
+
+    batches = list_accounts()
+    aggregate = collect_config_aggregate(batches)
+    # aggregate: the accounts read the aggregator slice it staged, so they wait for it (its summary is in the logs).
+    results = collect_account.partial(aggregate=aggregate).expand(batch=batches)
+    finish_run(results, batches, aggregate)
+
+
+governance_collection()

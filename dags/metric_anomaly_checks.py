@@ -1,0 +1,154 @@
+"""
+### Metric anomaly checks: CloudWatch metrics of every account against static and learned thresholds, hourly
+
+1. **validate_rules** (no AWS call): loads `include/config/metric_rules.yaml`, checks it against its schema and
+   the cross-field rules (M <= N, one of static/dynamic, one of dimensions/discover) and fails the run with a
+   message naming each bad rule and field. Also fixes the run's window (below) and the rules to run.
+2. **list_accounts** (admin account): the ACTIVE accounts of the Organization (or the `accounts` param).
+3. **check_account** (mapped, one task per account, `aws_pool`): through the read role, in every region,
+   discovers series with `ListMetrics`, fetches them with batched `GetMetricData` (500 queries and 100,800
+   datapoints per call at most), evaluates static rules with CloudWatch alarm semantics and dynamic rules with the
+   learned band (`include/awsgov/anomaly.py`), and merges the window's anomalies into `anomalies` (one file per
+   account and anomaly day; an anomaly seen by an earlier, overlapping run is not stored twice). Denied accounts
+   are recorded in `metric_coverage` and succeed; throttling or errors beyond botocore's retries are recorded,
+   then the task fails and is retried with backoff, alone.
+4. **send_alerts**: new anomalies at or above `alerts.min_severity` (high) are mailed at once to the account's
+   `Owner` tag (else `mail.governance_address`), one message per account, each anomaly at most once (alert
+   ledger). Updates the `awsgov_anomalies` asset; the weekly report reads every stored anomaly.
+
+**Window.** A scheduled run checks its data interval (the previous hour), shifted back by `window.lag_minutes`
+so the last 5-minute period is published. A manual run checks the `hours` (default `window.manual_hours`) before
+the moment it was requested, or before the `end` param (UTC ISO datetime, not shifted) to re-check a past hour.
+Dynamic rules learn from `history_days` before the window. Reruns are harmless: same anomalies, no new rows, no
+second mail.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from include.awsgov.airflow_conn import ANOMALIES_ASSET
+from include.awsgov.settings import load_settings
+
+# Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
+AWS_POOL = load_settings()["aws_pool"]
+# Statuses of check_account worth a retry (transient); denied accounts and missing plans are not.
+RETRYABLE = ("throttled_out", "error")
+
+
+def _smtp_params(cfg: dict) -> dict | None:
+    """SMTP parameters for mail.py from the settings' SMTP connection (only when the transport is smtp).
+
+    Extras follow the SMTP provider: ``disable_ssl`` / ``disable_tls`` (SSL and STARTTLS are on unless disabled).
+    """
+    if cfg["mail"].get("transport") != "smtp":
+        return None
+    from airflow.sdk import Connection
+
+    conn = Connection.get(cfg["mail"]["smtp_conn_id"])
+    extra = conn.extra_dejson
+    use_ssl = not extra.get("disable_ssl", False)
+    return {"host": conn.host, "port": conn.port, "login": conn.login, "password": conn.password,
+            "ssl": use_ssl, "starttls": not use_ssl and not extra.get("disable_tls", False),
+            "timeout": extra.get("timeout", 30)}
+
+
+@dag(
+    dag_id="metric_anomaly_checks",
+    schedule=CronTriggerTimetable("0 * * * *", timezone="UTC", interval=timedelta(hours=1)),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    # Runs one after the other: the alert ledger and the per-account anomaly files are read-merge-written.
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["governance", "metrics", "anomaly"],
+    params={
+        "end": Param(None, type=["null", "string"], format="date-time", title="Window end",
+                     description="UTC ISO datetime ending the window to (re)check; empty: the run's own hour."),
+        "hours": Param(None, type=["null", "integer"], minimum=1, maximum=168, title="Window hours",
+                       description="Window length in hours for manual runs; empty: window.manual_hours."),
+        "accounts": Param(None, type=["null", "array"], items={"type": "string", "pattern": "^[0-9]{12}$"},
+                          title="Accounts", description="Only these account ids; empty: every ACTIVE account."),
+        "rules": Param(None, type=["null", "array"], items={"type": "string", "pattern": "^[a-z][a-z0-9_]{2,63}$"},
+                       title="Rules", description="Only these rule ids; empty: every enabled rule."),
+    },
+    default_args={
+        "owner": "governance",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+    },
+)
+def metric_anomaly_checks():
+    @task(retries=0)
+    def validate_rules(params: dict | None = None) -> dict:
+        """Refuse invalid rules before any AWS call; fix the window and the rules of this run."""
+        from include.awsgov import metric_findings, metrics
+
+        params = params or {}
+        context = get_current_context()
+        ruleset = metrics.load_rules().select(params.get("rules"))
+        run = context["dag_run"]
+        start, end = metric_findings.run_window(
+            ruleset.window, interval_start=context.get("data_interval_start"),
+            interval_end=context.get("data_interval_end"), requested_at=run.run_after,
+            end=params.get("end"), hours=params.get("hours"))
+        return {"start": start.isoformat(), "end": end.isoformat(), "rules": [r.id for r in ruleset.rules]}
+
+    @task(pool=AWS_POOL)
+    def list_accounts(params: dict | None = None) -> list[dict]:
+        """ACTIVE accounts of the Organization (optionally only those of the `accounts` param)."""
+        from include.awsgov import accounts
+        from include.awsgov.airflow_conn import aws_access, settings
+
+        wanted = set((params or {}).get("accounts") or [])
+        access = aws_access(settings(), get_current_context())
+        listed = [a for a in accounts.list_org_accounts(access) if a.get("Status") == accounts.ACTIVE]
+        chosen = [{"account_id": a["Id"], "name": a.get("Name", "")} for a in listed
+                  if not wanted or a["Id"] in wanted]
+        return sorted(chosen, key=lambda a: a["account_id"])
+
+    @task(pool=AWS_POOL, map_index_template="{{ account_label }}")
+    def check_account(account: dict, plan: dict) -> dict:
+        """Check one account in every region and merge its new anomalies into the store."""
+        from include.awsgov import metric_findings, metrics
+        from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.store import Store
+
+        context = get_current_context()
+        context["account_label"] = f"{account['account_id']} {account['name']}".strip()
+        cfg = settings()
+        access = aws_access(cfg, context)
+        access.admin_id()  # so that the admin account itself is read with its own credentials, not a role
+        window = (datetime.fromisoformat(plan["start"]), datetime.fromisoformat(plan["end"]))
+        summary = metric_findings.check_account(access, Store(cfg["store_url"]), metrics.load_rules().select(
+            plan["rules"]), account["account_id"], cfg["regions"], window)
+        if summary["status"] in RETRYABLE:
+            raise RuntimeError(f"account {account['account_id']}: {summary['regions']} (recorded; retrying)")
+        return summary
+
+    @task(pool=AWS_POOL, outlets=[ANOMALIES_ASSET], trigger_rule="all_done_min_one_success")
+    def send_alerts(accounts: list[dict], plan: dict) -> dict:
+        """Mail new high-severity anomalies to account owners, once each; update the anomalies asset."""
+        from include.awsgov import alerts, metrics
+        from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.store import Store
+
+        cfg = settings()
+        access = aws_access(cfg, get_current_context())
+        names = {a["account_id"]: a["name"] for a in accounts}
+        return alerts.send_alerts(access, Store(cfg["store_url"]), cfg, metrics.load_rules().select(plan["rules"]),
+                                  datetime.fromisoformat(plan["end"]), names, smtp=_smtp_params(cfg))
+
+    plan = validate_rules()
+    accounts = list_accounts()
+    plan >> accounts
+    checked = check_account.partial(plan=plan).expand(account=accounts)
+    checked >> send_alerts(accounts, plan)
+
+
+metric_anomaly_checks()

@@ -1,0 +1,316 @@
+"""Mail delivery: build safe messages and send them over Amazon SES or SMTP.
+
+``build_message`` is the one way to make a message: every address is validated (``email-validator``, ASCII
+only) and every header value is refused if it holds a line break, so no value from a tag or an account name can
+add a header or a recipient. Transports are context managers with ``send(msg) -> message id``: SES through the
+admin account's ``ses`` client (``ses:SendRawEmail``), SMTP over one connection that is opened on first use and
+reused for every message until ``close()`` (reopened once if the server drops it between messages). Failures are
+classified by :func:`is_transient` so that callers retry only what a retry can fix. Nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.policy
+import email.utils
+import logging
+import re
+import smtplib
+import ssl
+from collections.abc import Iterable, Mapping
+from email.message import EmailMessage
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+log = logging.getLogger(__name__)
+
+SES, SMTP = "ses", "smtp"
+# Headers build_message sets itself: callers may not override them through ``headers``.
+RESERVED_HEADERS = frozenset({"from", "to", "cc", "bcc", "subject", "date", "message-id", "mime-version",
+                              "content-type", "content-transfer-encoding", "content-disposition", "sender",
+                              "reply-to", "return-path"})
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,75}$")
+# C0 controls and DEL: a line break adds a header; the others have no business in a header either.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_FILENAME = re.compile(r"^[\w .()+-]{1,120}$")
+# SES errors a retry cannot fix (the message or an address is refused for good).
+SES_PERMANENT_CODES = frozenset({"MessageRejected", "MailFromDomainNotVerifiedException",
+                                 "ConfigurationSetDoesNotExistException", "AccountSendingPausedException",
+                                 "InvalidParameterValue", "AccessDenied", "AccessDeniedException"})
+
+
+class MailError(Exception):
+    """A message could not be built or sent."""
+
+
+class InvalidHeader(MailError, ValueError):
+    """A header name or value is unsafe (line break, control character, reserved name)."""
+
+
+class InvalidRecipient(InvalidHeader):
+    """An address is malformed or tries to inject headers; ``value`` is the offending input.
+
+    :param value: the refused address as given.
+    :param reason: why it was refused.
+    """
+
+    def __init__(self, value: str, reason: str) -> None:
+        self.value = value
+        super().__init__(f"invalid address {value!r}: {reason}")
+
+
+def validate_address(value: str) -> str:
+    """Return the normalized ASCII form of one e-mail address, or raise :class:`InvalidRecipient`.
+
+    :param value: a bare address such as ``alice@example.com``.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRecipient(str(value), "empty")
+    if _CONTROL.search(value):
+        raise InvalidRecipient(value, "contains a line break or control character")
+    try:
+        result = validate_email(value.strip(), check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise InvalidRecipient(value, str(exc)) from None
+    return result.ascii_email or result.normalized
+
+
+def _check_header_value(name: str, value: str) -> str:
+    if _CONTROL.search(str(value)):
+        raise InvalidHeader(f"header {name} contains a line break or control character: {str(value)[:80]!r}")
+    return str(value)
+
+
+def _sender(sender: str) -> tuple[str, str]:
+    name, addr = email.utils.parseaddr(sender)
+    if _CONTROL.search(sender) or not addr:
+        raise InvalidRecipient(sender, "sender is not an address")
+    return _check_header_value("From", name), validate_address(addr)
+
+
+def build_message(
+    sender: str,
+    to: list[str] | str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    attachments: Iterable[tuple[str, bytes, str]] = (),
+    headers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """Build a validated message: text, optional HTML alternative, optional attachments.
+
+    With HTML the body is ``multipart/alternative`` (text first, so clients prefer the HTML); attachments wrap it
+    in ``multipart/mixed``.
+
+    :param sender: ``addr`` or ``Name <addr>``.
+    :param to: one address or a list; every one is validated.
+    :param subject: one line.
+    :param text: the plain-text body.
+    :param html: the HTML body, or None.
+    :param attachments: (filename, content, mime type such as ``text/csv``).
+    :param headers: extra headers (e.g. ``X-Awsgov-Week``); reserved names and line breaks are refused.
+    """
+    name, from_addr = _sender(sender)
+    addresses = [to] if isinstance(to, str) else list(to)
+    if not addresses:
+        raise InvalidRecipient("", "no recipient")
+    valid = [validate_address(a) for a in addresses]
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = email.utils.formataddr((name, from_addr)) if name else from_addr
+    msg["To"] = ", ".join(valid)
+    msg["Subject"] = _check_header_value("Subject", subject)
+    msg["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
+    msg["Message-ID"] = email.utils.make_msgid(domain=from_addr.rsplit("@", 1)[1])
+    # RFC 3834: out-of-office robots must not answer a report.
+    msg["Auto-Submitted"] = "auto-generated"
+    for key, value in (headers or {}).items():
+        if not _HEADER_NAME.match(str(key)) or str(key).casefold() in RESERVED_HEADERS:
+            raise InvalidHeader(f"header name not allowed: {str(key)[:80]!r}")
+        msg[key] = _check_header_value(key, value)
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    if html is not None:
+        # base64 for the HTML part: reports are tens of KB of long lines, and picking the transfer encoding by trial
+        # (quoted-printable vs base64) was most of the time spent building a message.
+        msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
+    for filename, content, mime in attachments:
+        if not _FILENAME.match(filename):
+            raise InvalidHeader(f"attachment file name not allowed: {filename[:80]!r}")
+        maintype, _, subtype = mime.partition("/")
+        msg.add_attachment(content, maintype=maintype, subtype=subtype or "octet-stream", filename=filename,
+                           params={"charset": "utf-8"} if maintype == "text" else None)
+    return msg
+
+
+def message_recipients(msg: EmailMessage) -> list[str]:
+    """Bare addresses of a message's To and Cc headers."""
+    return [addr for _, addr in email.utils.getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a send failure may succeed when retried (network, 4xx, throttling) rather than never (5xx, rejected).
+
+    :param exc: what ``Mailer.send`` raised.
+    """
+    if isinstance(exc, InvalidHeader | smtplib.SMTPNotSupportedError):
+        return False  # a bad message or a server without what the settings ask for (AUTH, STARTTLS)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return any(400 <= code < 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | TimeoutError | OSError):
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        code = str(response.get("Error", {}).get("Code", ""))
+        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        return code not in SES_PERMANENT_CODES and (status >= 500 or status == 429 or "Throttl" in code)
+    return type(exc).__module__.startswith(("botocore", "urllib3"))  # connection errors of the SDK
+
+
+class Mailer:
+    """A transport; use as a context manager so that its connection is closed.
+
+    :param transport: ``ses`` or ``smtp``.
+    """
+
+    transport = ""
+
+    def __enter__(self) -> Mailer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, msg: EmailMessage) -> str:
+        """Send one message to its To/Cc recipients; return its message id."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the connection (idempotent)."""
+
+
+class SesMailer(Mailer):
+    """Amazon SES ``SendRawEmail`` through a boto3 ``ses`` client.
+
+    :param client: the admin account's SES client (its sender identity must be verified).
+    """
+
+    transport = SES
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.sent = 0
+
+    def send(self, msg: EmailMessage) -> str:
+        """Send one message; returns the SES MessageId."""
+        _, source = email.utils.parseaddr(str(msg["From"]))
+        response = self.client.send_raw_email(Source=source, Destinations=message_recipients(msg),
+                                              RawMessage={"Data": msg.as_bytes()})
+        self.sent += 1
+        return str(response["MessageId"])
+
+
+class SmtpMailer(Mailer):
+    """SMTP over one connection reused for every message.
+
+    :param host: server name.
+    :param port: server port.
+    :param login: user name, or None for no AUTH.
+    :param password: password (never logged).
+    :param starttls: upgrade a plain connection with STARTTLS.
+    :param use_ssl: connect with implicit TLS (SMTPS).
+    :param timeout: socket timeout in seconds.
+    """
+
+    transport = SMTP
+
+    def __init__(self, host: str, port: int = 25, login: str | None = None, password: str | None = None,
+                 starttls: bool = False, use_ssl: bool = False, timeout: float = 30.0) -> None:
+        self.host, self.port = host, int(port)
+        self.login, self._password = login, password
+        self.starttls, self.use_ssl, self.timeout = starttls, use_ssl, timeout
+        self._conn: smtplib.SMTP | None = None
+        self.connections = 0
+        self.sent = 0
+        self.last_refused: dict[str, tuple[int, str]] = {}
+
+    def __repr__(self) -> str:
+        return f"SmtpMailer({self.host}:{self.port}, starttls={self.starttls}, ssl={self.use_ssl})"
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._conn is not None:
+            return self._conn
+        if self.use_ssl:
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                                  context=ssl.create_default_context())
+        else:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.starttls:
+                conn.starttls(context=ssl.create_default_context())
+        if self.login:
+            conn.login(self.login, self._password or "")
+        self.connections += 1
+        log.info("mail: connected to %s:%d (connection %d)", self.host, self.port, self.connections)
+        self._conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def send(self, msg: EmailMessage) -> str:
+        """Send one message; returns its Message-ID. Recipients the server refused while accepting others are in
+        ``last_refused``; all refused raises ``SMTPRecipientsRefused``."""
+        for attempt in (1, 2):
+            conn = self._connect()
+            try:
+                refused = conn.send_message(msg)
+                break
+            except smtplib.SMTPServerDisconnected:
+                # An idle connection the server closed: reopen once; a second drop is a real failure.
+                self._drop()
+                if attempt == 2:
+                    raise
+        self.last_refused = {k: (code, text.decode("utf-8", "replace")) for k, (code, text) in refused.items()}
+        self.sent += 1
+        return str(msg["Message-ID"])
+
+    def close(self) -> None:
+        """QUIT and close the connection if one is open."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+
+
+def mailer_from_settings(cfg: Mapping[str, Any], access: Any | None, smtp: Mapping[str, Any] | None = None) -> Mailer:
+    """The transport the settings choose: SES (``mail.transport: ses``) or SMTP.
+
+    :param cfg: settings (``mail``, ``home_region``).
+    :param access: an ``AwsAccess`` for SES (the admin account's ``ses`` client in ``home_region``).
+    :param smtp: SMTP parameters (host, port, login, password, starttls, ssl, timeout), e.g. from an Airflow SMTP
+        connection; required for SMTP.
+    """
+    mail = cfg.get("mail") or {}
+    if mail.get("transport", SES) == SES:
+        if access is None:
+            raise MailError("mail transport ses needs AWS access")
+        return SesMailer(access.client("ses", region=cfg.get("home_region")))
+    if not smtp or not smtp.get("host"):
+        raise MailError("mail transport smtp needs SMTP parameters with a host (the smtp_conn_id connection)")
+    return SmtpMailer(
+        host=str(smtp["host"]),
+        port=int(smtp.get("port") or 25),
+        login=smtp.get("login") or None,
+        password=smtp.get("password") or None,
+        starttls=bool(smtp.get("starttls", False)),
+        use_ssl=bool(smtp.get("ssl", False)),
+        timeout=float(smtp.get("timeout") or 30),
+    )

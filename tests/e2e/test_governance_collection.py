@@ -1,0 +1,88 @@
+"""governance_collection end to end: the real Airflow (``dag.test()``) against the session sandbox over HTTP.
+
+One run of the DAG with two faults (an account whose read role refuses AssumeRole, one without a support plan),
+one mapped task per account; then a rerun of the same day with the accounts batched three to a task, which must
+leave byte-identical partitions (chunks are per account whatever the batching). The library's behaviour under
+heavier faults (30 % throttling, latency) is tested against the sandbox's truth in tests/awsgov (no Airflow).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_dag
+
+pytestmark = pytest.mark.e2e
+DATA_TABLES = ("accounts", "ta_checks", "ta_findings", "config_rules", "config_findings", "coverage")
+
+
+def _files(store_url: str) -> dict[str, bytes]:
+    """Every data file of the store (``collection_runs`` holds run timing, so it differs by design)."""
+    root = Path(store_url)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))
+            if p.relative_to(root).parts[0] in DATA_TABLES}
+
+
+def _states(run) -> dict[str, tuple[str, str | None]]:
+    """{task_id[map_index]: (state, rendered map index)} of a run, read at once (the next dag.test() clears it)."""
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == run.dag_id,
+                                                 TaskInstance.run_id == run.run_id).all()
+        return {(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"):
+                (str(ti.state), ti.rendered_map_index) for ti in tis}
+
+
+def _settings(env: dict, monkeypatch, **collection) -> None:
+    """Point the awsgov_settings Variable at one region (a shorter run) and the given collection settings."""
+    settings = {**env["settings"], "regions": ["us-east-1"], "collection": collection}
+    monkeypatch.setenv("AIRFLOW_VAR_AWSGOV_SETTINGS", json.dumps(settings))
+
+
+def test_dag_run_collects_every_account_and_a_rerun_writes_identical_partitions(airflow_sandbox_env, sandbox,
+                                                                                  monkeypatch):
+    from include.awsgov import tables
+    from include.awsgov.store import Store
+
+    members = [a["id"] for a in sandbox.info["accounts"] if a["read_role"] and a["status"] == "ACTIVE"]
+    denied, no_support = members[0], members[1]
+    active = [a for a in sandbox.info["accounts"] if a["status"] == "ACTIVE"]
+    sandbox.set_faults(deny_assume_accounts=[denied], no_support_accounts=[no_support])
+    day = sandbox.today()
+    try:
+        _settings(airflow_sandbox_env, monkeypatch)
+        first = run_dag("governance_collection", {"date": day})
+        first_states = _states(first)
+        files = _files(airflow_sandbox_env["store_url"])
+        _settings(airflow_sandbox_env, monkeypatch, max_mapped_tasks=4)
+        second = run_dag("governance_collection", {"date": day})
+        second_states = _states(second)
+    finally:
+        sandbox.clear_faults()
+
+    for run, states in ((first, first_states), (second, second_states)):
+        assert str(run.state) == "success", states
+        assert {state for state, _ in states.values()} == {"success"}, states
+    labels = [label for key, (_, label) in first_states.items() if key.startswith("collect_account[")]
+    assert len(labels) == len(active) + 1  # one mapped task per account, the management account included
+    assert f"{sandbox.info['management_account_id']} management" in labels
+    batches = [label for key, (_, label) in second_states.items() if key.startswith("collect_account[")]
+    assert len(batches) == 4 and all("(3 accounts)" in b for b in batches), batches
+    assert _files(airflow_sandbox_env["store_url"]) == files
+
+    store = Store(airflow_sandbox_env["store_url"])
+    runs = store.read("collection_runs", day, day, schema=tables.COLLECTION_RUNS)
+    assert list(runs["run_id"]) == [second.run_id]
+    cov = store.read("coverage", day, day, schema=tables.COVERAGE)
+    gaps = {(r.account_id, r.source, r.status) for r in cov.itertuples() if r.status != "ok"}
+    assert (denied, "trusted_advisor", "access_denied") in gaps
+    assert (no_support, "trusted_advisor", "no_support_plan") in gaps
+    assert int(runs["gaps"].iloc[0]) == len(gaps)
+    findings = store.read("config_findings", day, day, schema=tables.CONFIG_FINDINGS)
+    assert len(findings) and not findings["finding_id"].duplicated().any()
+    assert set(findings["region"]) == {"us-east-1"}
