@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import sys
 import tempfile
@@ -31,47 +30,20 @@ if str(REPO) not in sys.path:
 REGIONS = ["us-east-1", "eu-west-1", "ap-northeast-1", "eu-central-1", "us-west-2"]
 
 
-def _sandbox_class():
-    """``sandbox.runner.Sandbox`` if it takes ``new_accounts``; otherwise a subclass that starts the same server
-    with that setting (SandboxSettings has it; the runner's command line does not pass it on yet)."""
-    import inspect
-
-    from sandbox.runner import Sandbox
-
-    if "new_accounts" in inspect.signature(Sandbox).parameters:
-        return Sandbox
-
-    class NewAccountsSandbox(Sandbox):
-        def __init__(self, *args, new_accounts: int = 2, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.new_accounts = new_accounts
-
-        def command(self) -> list[str]:
-            settings = {"accounts": self.accounts, "seed": self.seed, "new_accounts": self.new_accounts,
-                        "time_scale": self.time_scale, "seed_metrics_accounts": self.seed_metrics_accounts,
-                        **({"regions": self.regions} if self.regions else {})}
-            code = ("import json, os, pathlib; from sandbox.server import serve; "
-                    "from sandbox.settings import SandboxSettings; "
-                    f"serve(SandboxSettings(**json.loads({json.dumps(settings)!r})), host={self.host!r}, "
-                    f"port={self.port}, state_dir=pathlib.Path({str(self.state_dir)!r})); os._exit(0)")
-            return [sys.executable, "-c", code]
-
-    return NewAccountsSandbox
-
-
 def run(accounts: int, regions: int, workers: int, latency_ms: float) -> dict:
     """Onboard ``accounts`` new accounts into ``regions`` regions on a fresh sandbox; return the figures."""
     from include.awsgov import onboarding, stacksets
     from include.awsgov.aws import AwsAccess
     from include.awsgov.settings import load_settings
     from include.awsgov.store import Store
+    from sandbox.runner import Sandbox
+
     region_list = REGIONS[:regions]
     steps: dict[str, dict] = {}
-    sandbox_class = _sandbox_class()
     # The sandbox seeds a few onboarded accounts (one SUSPENDED) before the new ones.
     with tempfile.TemporaryDirectory(prefix="bench-onboarding-") as tmp, \
-            sandbox_class(accounts=accounts + 3, new_accounts=accounts, regions=region_list,
-                          seed_metrics_accounts=0, state_dir=Path(tmp) / "sandbox") as sb:
+            Sandbox(accounts=accounts + 3, new_accounts=accounts, regions=region_list,
+                    seed_metrics_accounts=0, state_dir=Path(tmp) / "sandbox") as sb:
         new = [a["id"] for a in sb.info["accounts"] if not a.get("read_role") and a["status"] == "ACTIVE"][:accounts]
         cfg = load_settings({"regions": region_list, "store_url": str(Path(tmp) / "store")})
         access = AwsAccess.from_args(endpoint_url=sb.endpoint, aws_access_key_id="AKIABENCHADMIN000001",

@@ -15,6 +15,7 @@ RUNS = [
     ("NAB quality of the anomaly detector", ["nab.py", "--data", str(NAB), "--out", str(REPO / "out" / "nab")]),
     ("anomaly detector speed", ["anomaly_speed.py"]),
     ("collection at scale", ["collection.py"]),
+    ("CloudWatch fetching across accounts", ["metric_fetch.py"]),
     ("onboarding at scale", ["onboarding.py"]),
     ("report rendering and SMTP sending", ["report_send.py"]),
 ]

@@ -32,6 +32,7 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--read-role-name", help="cross-account read role (default GovernanceReadRole)")
     p.add_argument("--external-id", help="ExternalId of the read role (default: derived from the seed)")
     p.add_argument("--seed-metrics-accounts", type=int, help="metrics for the first N accounts (default all <= 50)")
+    p.add_argument("--new-accounts", type=int, default=2, help="last N member accounts without the read role")
     p.add_argument("--time-scale", type=float, default=1.0,
                    help="multiply timed transitions (TA refresh, StackSet operations); e.g. 0.5 for tests")
 
@@ -41,7 +42,7 @@ def _sandbox_from(args: argparse.Namespace) -> Sandbox:
         accounts=args.accounts, port=args.port, state_dir=args.state_dir, seed=args.seed, date=args.date,
         regions=args.regions.split(",") if args.regions else None, read_role_name=args.read_role_name,
         external_id=args.external_id, seed_metrics_accounts=args.seed_metrics_accounts, host=args.host,
-        time_scale=args.time_scale,
+        time_scale=args.time_scale, new_accounts=args.new_accounts,
     )
 
 
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
             kwargs = dict(accounts=args.accounts, seed=args.seed, date=args.date,
-                          seed_metrics_accounts=args.seed_metrics_accounts, time_scale=args.time_scale)
+                          seed_metrics_accounts=args.seed_metrics_accounts, time_scale=args.time_scale,
+                          new_accounts=args.new_accounts)
             if args.regions:
                 kwargs["regions"] = args.regions.split(",")
             if args.read_role_name:

@@ -74,6 +74,7 @@ class Sandbox:
     :param seed_metrics_accounts: metrics for the first N accounts (None: all up to 50).
     :param host: address to bind.
     :param startup_timeout: seconds to wait for the server to be ready.
+    :param new_accounts: how many of the last member accounts have no read role yet (to be onboarded).
     :param time_scale: multiplies timed transitions (TA refresh, StackSet operations); < 1 for fast tests.
     """
 
@@ -88,6 +89,7 @@ class Sandbox:
         read_role_name: str | None = None,
         external_id: str | None = None,
         seed_metrics_accounts: int | None = None,
+        new_accounts: int = 2,
         host: str = "127.0.0.1",
         startup_timeout: float = 120.0,
         time_scale: float = 1.0,
@@ -102,6 +104,7 @@ class Sandbox:
         self.read_role_name = read_role_name
         self.external_id = external_id
         self.seed_metrics_accounts = seed_metrics_accounts
+        self.new_accounts = new_accounts
         self.host = host
         self.startup_timeout = startup_timeout
         self.time_scale = time_scale
@@ -142,6 +145,8 @@ class Sandbox:
             cmd += ["--seed-metrics-accounts", str(self.seed_metrics_accounts)]
         if self.time_scale != 1.0:
             cmd += ["--time-scale", str(self.time_scale)]
+        if self.new_accounts != 2:
+            cmd += ["--new-accounts", str(self.new_accounts)]
         return cmd
 
     def start(self, detach: bool = False) -> Sandbox:

@@ -8,42 +8,16 @@ accounts: NEW[0:3] are onboarded in two regions, NEW[3] fails once, NEW[4] is on
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
+from sandbox.runner import Sandbox
 from tests.conftest import AIRFLOW_HOME, run_dag, task_states
 
 pytestmark = pytest.mark.e2e
 REGIONS = ["us-east-1", "eu-west-1"]
 
 
-def _sandbox_class():
-    """``sandbox.runner.Sandbox`` if it takes ``new_accounts``; otherwise a subclass that starts the same server
-    with that setting (SandboxSettings has it; the runner's command line does not pass it on yet)."""
-    import inspect
-
-    from sandbox.runner import Sandbox
-
-    if "new_accounts" in inspect.signature(Sandbox).parameters:
-        return Sandbox
-
-    class NewAccountsSandbox(Sandbox):
-        def __init__(self, *args, new_accounts: int = 2, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.new_accounts = new_accounts
-
-        def command(self) -> list[str]:
-            settings = {"accounts": self.accounts, "seed": self.seed, "new_accounts": self.new_accounts,
-                        "time_scale": self.time_scale, "seed_metrics_accounts": self.seed_metrics_accounts,
-                        **({"regions": self.regions} if self.regions else {})}
-            code = ("import json, os, pathlib; from sandbox.server import serve; "
-                    "from sandbox.settings import SandboxSettings; "
-                    f"serve(SandboxSettings(**json.loads({json.dumps(settings)!r})), host={self.host!r}, "
-                    f"port={self.port}, state_dir=pathlib.Path({str(self.state_dir)!r})); os._exit(0)")
-            return [sys.executable, "-c", code]
-
-    return NewAccountsSandbox
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +25,7 @@ def env(airflow_db, tmp_path_factory):
     """A dedicated sandbox and Airflow pointed at it (connection, Variables, a fresh store)."""
     from scripts.localenv import airflow_env
 
-    sb = _sandbox_class()(accounts=8, new_accounts=5, regions=REGIONS, time_scale=0.5).start()
+    sb = Sandbox(accounts=8, new_accounts=5, regions=REGIONS, time_scale=0.5).start()
     store_url = str(tmp_path_factory.mktemp("onboarding") / "store")
     with pytest.MonkeyPatch.context() as mp:
         for key, value in airflow_env(sb.info, AIRFLOW_HOME, store_url).items():
