@@ -101,8 +101,11 @@ def main() -> int:
             sb.set_date(today.isoformat())
 
         if "metric_anomaly_checks" in dags:
-            print("3. anomaly checks on CloudWatch metrics (static thresholds + learned detector)")
-            states["metric_anomaly_checks"] = run_dag("metric_anomaly_checks", {"lookback_hours": 24 * 7})
+            # Re-check last week's 168 hours, the week the report covers (the hourly schedule would have done it).
+            week_start = today - dt.timedelta(days=today.weekday())
+            end = dt.datetime.combine(week_start, dt.time(), dt.UTC)
+            print("3. anomaly checks on CloudWatch metrics (static thresholds + learned detector), last week")
+            states["metric_anomaly_checks"] = run_dag("metric_anomaly_checks", {"end": end.isoformat(), "hours": 168})
 
         if "weekly_compliance_report" in dags:
             print("4. weekly compliance reports, sent through SES, archived and written to out/")
