@@ -4,12 +4,15 @@
    them under ``reports/week=YYYY-Www/<owner-slug>.{html,txt,csv}`` (``dry-run/`` below it for dry runs) and writes
    ``manifest.json`` there: the owners to send, and the org summary's view for the last step. Owners the ledger
    already lists as done for the week are skipped (not even re-rendered, so the archive keeps what was sent),
-   unless ``resend``.
+   unless ``resend``. It also folds the week's observations into report.py's first-seen index (not in dry runs).
 2. :func:`send_reports` sends one slice of the manifest over one transport connection. Each address is validated
    first: malformed or header-injecting ones are refused and recorded, the others still get the message.
-   Transient failures (4xx, throttling, network) are retried with backoff, permanent ones are not. Every outcome is
-   written to the send ledger (``tables.SEND_LEDGER``, partition = the week's Monday, one chunk per owner slug,
-   so parallel tasks never write the same file and a rerun replaces rather than adds).
+   Transient failures (4xx, throttling, network) are retried with backoff, permanent ones are not; recipients a
+   server refuses (5xx) are recorded as refused; after three failed messages in a row the rest of the slice is
+   recorded as failed without trying (transport down). Every outcome is written to the send ledger
+   (``tables.SEND_LEDGER``, partition = the week's Monday, one chunk per owner slug, written right after each
+   message so that a crash never causes a second mail; parallel tasks never write the same file and a rerun
+   replaces rather than adds). A ``failed`` owner is tried again by the next run; ``sent`` and ``refused`` are done.
 3. :func:`send_org_summary` renders the organization summary with every owner's delivery outcome read back from
    the ledger and sends it to the governance address (ledger chunk ``org-summary``).
 
@@ -24,12 +27,14 @@ import logging
 import smtplib
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from include.awsgov import mail, render, tables
 from include.awsgov import owners as own
@@ -78,18 +83,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def _read_chunk(store: Store, day: dt.date, chunk: str) -> list[dict[str, Any]]:
-    with store.fs.open(f"{store.partition_path(LEDGER_TABLE, day)}/part-{chunk}.parquet", "rb") as fh:
-        return pq.read_table(fh, schema=tables.SEND_LEDGER).to_pylist()
-
-
 def ledger_status(store: Store, week: Week) -> dict[str, list[dict[str, Any]]]:
-    """Ledger rows of a week by report slug.
+    """Ledger rows of a week by report slug (the chunk name), read as one Arrow dataset.
 
     :param store: the history store.
     :param week: the week.
     """
-    return {chunk: _read_chunk(store, week.monday, chunk) for chunk in store.chunks(LEDGER_TABLE, week.monday)}
+    chunks = store.chunks(LEDGER_TABLE, week.monday)
+    if not chunks:
+        return {}
+    base = store.partition_path(LEDGER_TABLE, week.monday)
+    fs = pafs.LocalFileSystem() if store.local else pafs.PyFileSystem(pafs.FSSpecHandler(store.fs))
+    dataset = ds.dataset([f"{base}/part-{c}.parquet" for c in chunks], format="parquet", filesystem=fs,
+                         schema=tables.SEND_LEDGER)
+    out: dict[str, list[dict[str, Any]]] = {c: [] for c in chunks}
+    for row in dataset.to_table(columns=["__filename", *tables.SEND_LEDGER.names]).to_pylist():
+        out[row.pop("__filename").rsplit("/part-", 1)[1][: -len(".parquet")]].append(row)
+    return out
 
 
 def done_slugs(store: Store, week: Week) -> set[str]:
@@ -148,6 +158,7 @@ def build_reports(store: Store, week: Week, cfg: Mapping[str, Any], *, resend: b
              len(data.owners), len(entries), len(skipped), built - started, time.perf_counter() - built)
     return {"week": week.label, "as_of": data.as_of.isoformat(), "manifest": path, "owners": len(data.owners),
             "rendered": len(entries), "skipped": len(skipped), "dry_run": dry_run,
+            "seconds_read": round(built - started, 2), "seconds_render": round(time.perf_counter() - built, 2),
             "counts": {k: org["counts"][k] for k in ("open", "new", "resolved", "overdue", "suppressed")}}
 
 
@@ -198,23 +209,42 @@ def _write_ledger(store: Store, week: Week, slug: str, rows: list[dict[str, Any]
     store.write(LEDGER_TABLE, week.monday, table, chunk=slug, schema=tables.SEND_LEDGER)
 
 
-def _send_one(store: Store, base: str, entry: Mapping[str, Any], week: Week, opts: Mapping[str, Any],
-              mailer: mail.Mailer | None, dry_run: bool, out_dir: str | None) -> dict[str, Any]:
-    """Validate, build, send (or not) and record one report; returns its outcome."""
+@dataclass
+class _Prepared:
+    """A report ready to go: its checked addresses and its message (None when every address was refused)."""
+
+    entry: Mapping[str, Any]
+    valid: list[str]
+    refused: list[tuple[str, str]]
+    msg: EmailMessage | None
+
+
+def _prepare(store: Store, base: str, entry: Mapping[str, Any], week: Week, opts: Mapping[str, Any],
+             out_dir: str | None) -> _Prepared:
+    """Validate the addresses of one report and build its message (and the out_dir copies)."""
     valid, refused = [], []
     for address in own.recipients(entry["owner"]):
         try:
             valid.append(mail.validate_address(address))
         except mail.InvalidRecipient as exc:
             refused.append((address, str(exc)))
-    status, message_id, error = REFUSED, "", "; ".join(e for _, e in refused)[:500]
-    if valid:
-        msg = _message(store, base, entry, week.label, opts["sender"], valid)
+    msg = _message(store, base, entry, week.label, opts["sender"], valid) if valid else None
+    if msg is not None:
         _write_out(out_dir, "emails", f"{entry['slug']}.eml", msg.as_bytes)
+    _write_out(out_dir, "reports", f"{entry['slug']}.html", lambda: store.get_bytes(f"{base}/{entry['slug']}.html"))
+    return _Prepared(entry, valid, refused, msg)
+
+
+def _finish(store: Store, prep: _Prepared, week: Week, opts: Mapping[str, Any], mailer: mail.Mailer | None,
+            dry_run: bool) -> dict[str, Any]:
+    """Send (or not) one prepared report and record every address's outcome in the ledger."""
+    entry, valid, refused = prep.entry, list(prep.valid), list(prep.refused)
+    status, message_id, error = REFUSED, "", "; ".join(e for _, e in refused)[:500]
+    if prep.msg is not None:
         if dry_run or mailer is None:
-            status, message_id, error = DRY_RUN, str(msg["Message-ID"]), ""
+            status, message_id, error = DRY_RUN, str(prep.msg["Message-ID"]), ""
         else:
-            status, message_id, error = _deliver(mailer, msg, int(opts["send_attempts"]),
+            status, message_id, error = _deliver(mailer, prep.msg, int(opts["send_attempts"]),
                                                  float(opts["send_retry_seconds"]))
             if status == SENT:
                 # Recipients an SMTP server refused while accepting the others.
@@ -222,7 +252,6 @@ def _send_one(store: Store, base: str, entry: Mapping[str, Any], week: Week, opt
                     if address in valid:
                         valid.remove(address)
                         refused.append((address, f"{code} {text}"))
-    _write_out(out_dir, "reports", f"{entry['slug']}.html", lambda: store.get_bytes(f"{base}/{entry['slug']}.html"))
     if refused:
         log.warning("mail: report %s: refused %d address(es): %s", entry["slug"], len(refused),
                     "; ".join(e for _, e in refused))
@@ -267,16 +296,19 @@ def send_reports(store: Store, manifest: str, cfg: Mapping[str, Any], mailer_fac
     base = prefix(week, dry_run)
     outcomes = []
     started = time.perf_counter()
+    # One report at a time: building the next message in a helper thread while the server answers was measured
+    # slower (the two threads convoy on the GIL), and the connection is one anyway.
+    prepared = (_prepare(store, base, e, week, opts, out_dir) for e in entries)
     if dry_run or not entries:
-        outcomes = [_send_one(store, base, e, week, opts, None, dry_run, out_dir) for e in entries]
+        outcomes = [_finish(store, p, week, opts, None, dry_run) for p in prepared]
     else:
         with mailer_factory() as mailer:
-            for entry in entries:
+            for prep in prepared:
                 if len(outcomes) >= MAX_CONSECUTIVE_FAILURES and all(
                         o["status"] == FAILED for o in outcomes[-MAX_CONSECUTIVE_FAILURES:]):
-                    outcomes.append(_not_attempted(store, entry, week, opts))
+                    outcomes.append(_not_attempted(store, prep.entry, week, opts))
                 else:
-                    outcomes.append(_send_one(store, base, entry, week, opts, mailer, False, out_dir))
+                    outcomes.append(_finish(store, prep, week, opts, mailer, False))
     summary = {s: sum(o["status"] == s for o in outcomes) for s in (SENT, FAILED, REFUSED, DRY_RUN)}
     summary.update({"week": week.label, "batch": batch, "messages": len(entries),
                     "seconds": round(time.perf_counter() - started, 2),
@@ -318,12 +350,7 @@ def send_org_summary(store: Store, manifest: str, cfg: Mapping[str, Any],
     manifest = load_manifest(store, manifest)
     opts = report_options(cfg)
     week, dry_run = Week.parse(manifest["week"]), bool(manifest["dry_run"])
-    delivery = delivery_by_owner(store, manifest)
-    view = {**manifest["org_view"], "delivery": delivery,
-            "delivery_counts": {s: sum(d["status"] == s for d in delivery) for s in {d["status"] for d in delivery}}}
-    by_owner = {d["owner"]: d for d in delivery}
-    for row in view["owners"]:
-        row["delivery"] = by_owner.get(row["owner"], {})
+    view = views.with_delivery(manifest["org_view"], delivery_by_owner(store, manifest))
     base = prefix(week, dry_run)
     if manifest["org_done"] and not manifest["resend"]:
         log.info("report %s: org summary already sent", week.label)
@@ -332,10 +359,11 @@ def send_org_summary(store: Store, manifest: str, cfg: Mapping[str, Any],
     store.put_text(f"{base}/{ORG_SLUG}.txt", render.render("org_summary", "txt", **view))
     entry = {"slug": ORG_SLUG, "owner": own.canonical(opts["governance_address"]),
              "subject": render.subject("org_summary", **view)}
+    prep = _prepare(store, base, entry, week, opts, out_dir)
     if dry_run:
-        outcome = _send_one(store, base, entry, week, opts, None, True, out_dir)
+        outcome = _finish(store, prep, week, opts, None, True)
     else:
         with mailer_factory() as mailer:
-            outcome = _send_one(store, base, entry, week, opts, mailer, False, out_dir)
+            outcome = _finish(store, prep, week, opts, mailer, False)
     return {"week": week.label, "status": outcome["status"], "error": outcome["error"],
             "delivery": view["delivery_counts"]}

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from include.awsgov import owners as own
 from include.awsgov.report import NEW, PERSISTING, REOPENED, WeekData
@@ -57,7 +58,13 @@ def _clean(value: Any) -> Any:
 
 
 def records(frame: pd.DataFrame) -> list[Row]:
-    """Rows of a frame as dicts of plain Python values."""
+    """Rows of a frame as dicts of plain Python values (NaN as None).
+
+    Frames of plain scalar columns go through Arrow (several times faster than pandas' per-value iteration of
+    Arrow-backed strings); frames holding lists or dicts (score cards) take the Python path.
+    """
+    if not any(pd.api.types.is_object_dtype(dtype) for dtype in frame.dtypes):
+        return pa.Table.from_pandas(frame, preserve_index=False).to_pylist()
     return [{k: _clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
 
 
@@ -236,10 +243,15 @@ def org_view(recs: Records, options: Mapping[str, Any], delivery: Sequence[Mappi
     unowned = [r for r in recs.of_owner("findings", fallback) if r["counted"]]
     limit = int(options["max_list_items"])
     anomalies = sorted(recs.anomalies, key=lambda a: (_ANOMALY_ORDER.get(a["severity"], 3), str(a["timestamp"])))
+    # A summary of a thousand accounts is unreadable: the ones needing most attention, every finding in the CSV.
+    attention = sorted(recs.accounts, key=lambda a: (-a["by_severity"]["critical"], -a["by_severity"]["high"],
+                                                     a["config_pct"] if a["config_pct"] is not None else 101.0,
+                                                     -a["open"], a["account_id"]))
     return {
         **_common(data, options), "kind": "org", "label": "Organization",
-        "counts": counts(rows, recs.resolved, data.unverified), "owners": owners,
-        "accounts": _scorecards(recs.accounts), "regions": sorted({g for a in recs.accounts for g in a["regions"]}),
+        "counts": counts(rows, recs.resolved, data.unverified), "owners": owners, "owner_count": len(owners),
+        "accounts": _scorecards(attention[:limit]), "account_count": len(recs.accounts),
+        "regions": sorted({g for a in recs.accounts for g in a["regions"]}),
         "gaps": recs.gaps,
         "actions": actions(rows, int(options["max_actions"]), int(options["max_resources_per_action"])),
         "anomalies": anomalies[:limit], "anomaly_count": len(anomalies),
@@ -251,6 +263,20 @@ def org_view(recs: Records, options: Mapping[str, Any], delivery: Sequence[Mappi
         "delivery": list(delivery), "delivery_counts": dict(Counter(d.get("status", "") for d in delivery)),
         "list_limit": limit,
     }
+
+
+def with_delivery(view: Mapping[str, Any], delivery: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The org summary's view completed with each owner's delivery outcome; the owners table keeps the owners whose
+    mail failed or was refused, then those with the most open findings, up to the view's list limit.
+
+    :param view: from :func:`org_view` (possibly through JSON).
+    :param delivery: per-owner outcomes (owner, status, refused, error).
+    """
+    by_owner = {d["owner"]: d for d in delivery}
+    owners = [{**o, "delivery": by_owner.get(o["owner"], {})} for o in view["owners"]]
+    owners.sort(key=lambda o: (o["delivery"].get("status") not in ("failed", "refused"), -o["open"], o["owner"]))
+    return {**view, "owners": owners[: int(view["list_limit"])], "owner_count": len(owners),
+            "delivery": list(delivery), "delivery_counts": dict(Counter(d.get("status", "") for d in delivery))}
 
 
 def _cell(value: Any) -> Any:

@@ -147,3 +147,15 @@ def test_screenshot_script_skips_cleanly_without_chromium(tmp_path, monkeypatch)
     assert out.returncode == 0 and "screenshot skipped" in out.stdout
     assert not (tmp_path / "r.png").exists()
     assert shutil.which("python3", path=str(tmp_path)) is None  # the child really had no browser on PATH
+
+
+def test_a_busy_owners_report_stays_under_gmails_clipping_size(tmp_path):
+    store = rs.build_scaled(tmp_path / "store", owners=1, per_account=300)
+    data = report.build_week(store, report.Week.parse(rs.WEEK), catalog=load_catalog(),
+                             exceptions=suppressions.Exceptions(()), ou_owners={}, fallback=rs.GOVERNANCE)
+    options = {**TEST_OPTIONS, "max_actions": 10, "max_resources_per_action": 5, "max_list_items": 15}
+    view = views.owner_view(views.Records(data), "owner0@example.com", options)
+    assert view["counts"]["open"] == 300 and view["counts"]["new"] == 100
+    page = render.render("owner_report", "html", **view)
+    assert len(page.encode()) < 102_000  # Gmail clips longer messages ("[Message clipped]")
+    assert "… and 85 more, listed in the attached CSV." in page
