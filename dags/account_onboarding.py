@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 
-from include.awsgov.airflow_conn import INVENTORY_ASSET
+from include.awsgov.airflow_conn import DEFAULT_ARGS, INVENTORY_ASSET
 from include.awsgov.onboarding import config, param_specs
 from include.awsgov.settings import load_settings
 
@@ -65,13 +65,7 @@ def _fail(exc: Exception) -> None:
     doc_md=__doc__,
     tags=["governance", "onboarding", "stacksets"],
     params={name: Param(**spec) for name, spec in param_specs().items()},
-    default_args={
-        "owner": "governance",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=DEFAULT_ARGS,
 )
 def account_onboarding():
     @task(pool=AWS_POOL, retries=0)

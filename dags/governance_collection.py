@@ -26,11 +26,11 @@ bounds calls inside a task.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.awsgov.airflow_conn import FINDINGS_ASSET
+from include.awsgov.airflow_conn import DEFAULT_ARGS, FINDINGS_ASSET
 from include.awsgov.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,7 @@ def _run_context(params: dict) -> tuple:
             description="YYYY-MM-DD to (re)collect into; empty: the run's own day.",
         )
     },
-    default_args={
-        "owner": "governance",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=DEFAULT_ARGS,
 )
 def governance_collection():
     @task(pool=AWS_POOL)

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from include.awsgov.airflow_conn import ANOMALIES_ASSET
+from include.awsgov.airflow_conn import ANOMALIES_ASSET, DEFAULT_ARGS
 from include.awsgov.settings import load_settings
 
 # Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
@@ -75,13 +75,7 @@ def _smtp_params(cfg: dict) -> dict | None:
         "rules": Param(None, type=["null", "array"], items={"type": "string", "pattern": "^[a-z][a-z0-9_]{2,63}$"},
                        title="Rules", description="Only these rule ids; empty: every enabled rule."),
     },
-    default_args={
-        "owner": "governance",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=DEFAULT_ARGS,
 )
 def metric_anomaly_checks():
     @task(retries=0)

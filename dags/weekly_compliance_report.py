@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
-from include.awsgov.airflow_conn import FINDINGS_ASSET
+from include.awsgov.airflow_conn import DEFAULT_ARGS, FINDINGS_ASSET
 from include.awsgov.settings import load_settings
 
 # Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
@@ -99,13 +99,7 @@ def _mailer_factory(cfg: dict, context: dict):
         "out_dir": Param(None, type=["null", "string"], title="Output folder",
                          description="Also write reports/*.html and emails/*.eml here (local path)."),
     },
-    default_args={
-        "owner": "governance",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=30),
-    },
+    default_args={**DEFAULT_ARGS, "retry_delay": timedelta(minutes=1), "max_retry_delay": timedelta(minutes=30)},
 )
 def weekly_compliance_report():
     @task(inlets=[FINDINGS_ASSET])

@@ -24,6 +24,16 @@ FINDINGS_ASSET = Asset(name="awsgov_findings", uri="file:///awsgov/store/finding
 ANOMALIES_ASSET = Asset(name="awsgov_anomalies", uri="file:///awsgov/store/anomalies")
 
 
+# Every governance task: an owner the UI shows, and retries with exponential backoff for transient AWS trouble.
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "governance",
+    "retries": 2,
+    "retry_delay": dt.timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": dt.timedelta(minutes=10),
+}
+
+
 def settings() -> dict[str, Any]:
     """Validated settings: file defaults overridden by the Airflow Variable ``awsgov_settings`` (JSON)."""
     from airflow.sdk import Variable
