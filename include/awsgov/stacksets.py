@@ -200,6 +200,20 @@ def _start(call: Any, op_id: str | None, **kwargs: Any) -> str:
         raise
 
 
+def _instances_request(
+    name: str, accounts: Sequence[str], regions: Sequence[str], preferences: Mapping[str, Any], ou_ids: Sequence[str]
+) -> dict[str, Any]:
+    """Arguments shared by Create/UpdateStackInstances: SELF_MANAGED names accounts, SERVICE_MANAGED OUs."""
+    kwargs: dict[str, Any] = {"StackSetName": name, "Regions": list(regions),
+                              "OperationPreferences": dict(preferences)}
+    if ou_ids:
+        kwargs["DeploymentTargets"] = {"OrganizationalUnitIds": list(ou_ids), "Accounts": list(accounts),
+                                       "AccountFilterType": "INTERSECTION"}
+    else:
+        kwargs["Accounts"] = list(accounts)
+    return kwargs
+
+
 def create_stack_instances(
     cf: Any,
     name: str,
@@ -218,13 +232,7 @@ def create_stack_instances(
     :param ou_ids: organizational units for SERVICE_MANAGED StackSets.
     :param op_id: OperationId, so a retried task does not start a second operation.
     """
-    kwargs: dict[str, Any] = {"StackSetName": name, "Regions": list(regions),
-                              "OperationPreferences": dict(preferences)}
-    if ou_ids:
-        kwargs["DeploymentTargets"] = {"OrganizationalUnitIds": list(ou_ids), "Accounts": list(accounts),
-                                       "AccountFilterType": "INTERSECTION"}
-    else:
-        kwargs["Accounts"] = list(accounts)
+    kwargs = _instances_request(name, accounts, regions, preferences, ou_ids)
     started = _start(cf.create_stack_instances, op_id, **kwargs)
     log.info("stackset %s: create operation %s for %d accounts x %d regions", name, started, len(accounts),
              len(regions))
@@ -246,13 +254,7 @@ def update_stack_instances(
     :param accounts: accounts whose instances exist in every one of ``regions``.
     :param regions: regions to update.
     """
-    kwargs: dict[str, Any] = {"StackSetName": name, "Regions": list(regions),
-                              "OperationPreferences": dict(preferences)}
-    if ou_ids:
-        kwargs["DeploymentTargets"] = {"OrganizationalUnitIds": list(ou_ids), "Accounts": list(accounts),
-                                       "AccountFilterType": "INTERSECTION"}
-    else:
-        kwargs["Accounts"] = list(accounts)
+    kwargs = _instances_request(name, accounts, regions, preferences, ou_ids)
     started = _start(cf.update_stack_instances, op_id, **kwargs)
     log.info("stackset %s: update operation %s for %d accounts x %d regions", name, started, len(accounts),
              len(regions))
