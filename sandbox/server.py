@@ -33,6 +33,10 @@ EXTENSIONS = {
     "config": "sandbox.config.urls",
     "cloudformation": "sandbox.cloudformation.urls",
     "cloudwatch": "sandbox.cloudwatch.urls",
+    "ssm": "sandbox.ssm.urls",
+    "cloudtrail": "sandbox.cloudtrail.urls",
+    "guardduty": "sandbox.guardduty.urls",
+    "macie2": "sandbox.macie2.urls",
 }
 
 # Services whose moto apps are built in the background right after start (~0.5 s). CloudFormation is left out: its
@@ -81,7 +85,11 @@ def create_app(service: str) -> Any:
         ours = {convert_regex_to_flask_path(path.format("")): handler for path, handler in urls.url_paths.items()}
         for rule in app.url_map.iter_rules():
             if rule.rule in ours:
-                app.view_functions[rule.endpoint] = convert_to_flask_response(ours[rule.rule])
+                app.view_functions[rule.endpoint] = convert_to_flask_response(ours.pop(rule.rule))
+        # Routes moto lacks altogether (GuardDuty and Macie findings) are added.
+        for index, (path, handler) in enumerate(ours.items()):
+            app.add_url_rule(path, endpoint=f"sandbox_extension_{index}", view_func=convert_to_flask_response(handler),
+                             methods=["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"], strict_slashes=False)
     return app
 
 

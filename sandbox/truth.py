@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-SECTIONS = ("accounts", "trusted_advisor", "config", "metrics", "stacksets")
+SECTIONS = ("accounts", "trusted_advisor", "config", "metrics", "stacksets", "inventory", "changes", "guardduty",
+            "macie")
 
 
 def build_truth(
@@ -55,4 +56,11 @@ def build_truth(
         out["metrics"] = world.metrics.truth(accounts)
     if "stacksets" in wanted and hasattr(world.stacksets, "truth"):
         out["stacksets"] = world.stacksets.truth()
+    if "inventory" in wanted and hasattr(world, "inventory"):
+        out["inventory"] = world.inventory.truth(accounts)
+    if "changes" in wanted and hasattr(world, "changes"):
+        out["changes"] = world.changes.truth(date, accounts)
+    for name in ("guardduty", "macie"):
+        if name in wanted and hasattr(world, name):
+            out[name] = getattr(world, name).truth(date, accounts)
     return out

@@ -50,6 +50,20 @@ class World:
         self.timings["seed_config_rules_s"] = round(time.perf_counter() - t1, 3)
         self.metrics = MetricsModel(self)
         self.stacksets = StackSetModel(self)
+        from .cloudtrail.models import ChangeModel
+        from .ssm.models import InventoryModel
+
+        self.inventory = InventoryModel(self)  # SSM inventory (also the aggregator's advanced query)
+        self.changes = ChangeModel(self)  # Config resource history + CloudTrail events of the changes
+        from .guardduty.models import GuardDutyModel
+        from .macie2.models import MacieModel
+
+        self.guardduty = GuardDutyModel(self)  # detectors seeded in moto, findings per day
+        self.macie = MacieModel(self)  # Macie sessions seeded in moto, findings per day
+        t2 = time.perf_counter()
+        self.guardduty.seed()
+        self.macie.seed()
+        self.timings["seed_threat_detection_s"] = round(time.perf_counter() - t2, 3)
         self.endpoint = ""
 
     # --- live views of moto state -------------------------------------------------------------------------------

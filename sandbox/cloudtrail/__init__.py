@@ -1,0 +1,1 @@
+"""cloudtrail extension: LookupEvents over the seeded configuration changes (and AWS Config's resource history)."""

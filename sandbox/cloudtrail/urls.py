@@ -1,0 +1,5 @@
+from .responses import CloudTrailResponse
+
+url_bases = [r"https?://cloudtrail\.(.+)\.amazonaws\.com"]
+
+url_paths = {"{0}/$": CloudTrailResponse.dispatch}

@@ -1,0 +1,1 @@
+"""ssm extension: Systems Manager inventory (GetInventory, ListInventoryEntries)."""
