@@ -343,6 +343,18 @@ def seed_baseline(settings: SandboxSettings, account_id: str) -> None:
         events.put_targets(baseline["events_rule_name"], None, [{"Id": "central-bus", "Arn": bus_arn}])
 
 
+def seed_bus_policy(settings: SandboxSettings, plan: OrgPlan) -> None:
+    """The central bus's policy, as the central stack sets it: any account of the organization may put events."""
+    from moto.events.models import events_backends
+
+    mgmt = settings.management_account_id
+    bus = f"arn:aws:events:{HOME_REGION}:{mgmt}:event-bus/{settings.central_event_bus}"
+    statement = {"Sid": "organization-put-events", "Effect": "Allow", "Principal": "*", "Action": "events:PutEvents",
+                 "Resource": bus, "Condition": {"StringEquals": {"aws:PrincipalOrgID": plan.organization_id}}}
+    events_backends[mgmt][HOME_REGION].put_permission(settings.central_event_bus, "", "", "", {},
+                                                      json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+
+
 def seed(settings: SandboxSettings) -> OrgPlan:
     """Seed moto with the whole organization; returns the plan (with OU and root ids filled in).
 
@@ -352,6 +364,7 @@ def seed(settings: SandboxSettings) -> OrgPlan:
     seed_organization(settings, plan)
     seed_roles(settings, plan)
     seed_central(settings)
+    seed_bus_policy(settings, plan)
     for account in plan.accounts:
         if account.read_role and account.status == "ACTIVE":
             seed_baseline(settings, account.id)

@@ -37,6 +37,7 @@ EXTENSIONS = {
     "cloudtrail": "sandbox.cloudtrail.urls",
     "guardduty": "sandbox.guardduty.urls",
     "macie2": "sandbox.macie2.urls",
+    "events": "sandbox.events.urls",
 }
 
 # Services whose moto apps are built in the background right after start (~0.5 s). CloudFormation is left out: its

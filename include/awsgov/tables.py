@@ -191,6 +191,67 @@ ALERT_LEDGER = pa.schema(
 )
 
 
+# SSM inventory: one row per account x region x managed instance x installed application. chunk = account id.
+SOFTWARE_INVENTORY = pa.schema(
+    [
+        ("item_id", pa.string()),  # stable id: hash of account, region, instance, name, version
+        ("account_id", pa.string()),
+        ("region", pa.string()),
+        ("instance_id", pa.string()),
+        ("computer_name", pa.string()),
+        ("platform_name", pa.string()),
+        ("platform_type", pa.string()),  # Linux | Windows | MacOS
+        ("platform_version", pa.string()),
+        ("name", pa.string()),
+        ("version", pa.string()),
+        ("publisher", pa.string()),
+        ("captured_at", pa.string()),  # the inventory's CaptureTime, as SSM returns it
+        ("via", pa.string()),  # aggregator | account
+    ]
+)
+
+# Installed applications matching the settings' prohibited_packages. chunk = account id.
+PACKAGE_FINDINGS = pa.schema(
+    [
+        ("finding_id", pa.string()),  # finding_id("inventory", account, region, rule id, instance/name)
+        ("account_id", pa.string()),
+        ("region", pa.string()),
+        ("rule_id", pa.string()),
+        ("title", pa.string()),
+        ("severity", pa.string()),
+        ("reason", pa.string()),
+        ("instance_id", pa.string()),
+        ("platform_name", pa.string()),
+        ("name", pa.string()),
+        ("version", pa.string()),
+        ("publisher", pa.string()),
+    ]
+)
+
+# When a non-compliant resource of the weekly report last changed, and who changed it (change_history.py).
+# dt = the report's data day (as_of), chunk = "all"; looked-up rows are reused per resource (cache).
+CHANGE_HISTORY = pa.schema(
+    [
+        ("finding_id", pa.string()),
+        ("account_id", pa.string()),
+        ("region", pa.string()),
+        ("resource_type", pa.string()),
+        ("resource_id", pa.string()),
+        ("evaluated_at", TS),  # the evaluation explained: changes after it are not looked at
+        ("status", pa.string()),  # ok | no_event | no_history | access_denied | throttled_out | error
+        ("changed_at", TS),  # configurationItemCaptureTime of the last change before evaluated_at
+        ("principal", pa.string()),  # userIdentity.arn of the write event
+        ("user_name", pa.string()),
+        ("event_name", pa.string()),
+        ("event_time", TS),
+        ("source_ip", pa.string()),
+        ("event_id", pa.string()),
+        ("error", pa.string()),
+        ("api_calls", pa.int64()),
+    ]
+)
+
+
 def finding_id(source: str, account_id: str, region: str, check: str, resource: str) -> str:
     """Stable id of a finding across days, so deltas (new, resolved, reopened) and age can be computed.
 

@@ -5,8 +5,9 @@ moto creates: AWS::IAM::Role/Policy/ManagedPolicy/InstanceProfile, AWS::S3::Buck
 AWS::Events::Rule/EventBus, AWS::KMS::Key/Alias, AWS::Logs::LogGroup, AWS::Lambda::Function (and ~90 more).
 Supplemented here: AWS::CloudTrail::Trail (+ StartLogging), AWS::Config::ConfigurationRecorder (started once a
 delivery channel exists, as CloudFormation does), AWS::Config::DeliveryChannel, AWS::Config::AggregationAuthorization,
-AWS::Config::ConfigRule, AWS::Config::ConfigurationAggregator, AWS::S3::BucketPolicy. Still skipped (no effect on
-reads): AWS::SNS::TopicPolicy, AWS::Events::EventBusPolicy and any other type moto lacks.
+AWS::Config::ConfigRule, AWS::Config::ConfigurationAggregator, AWS::S3::BucketPolicy, AWS::Events::EventBusPolicy and
+AWS::SQS::QueuePolicy (both enforced by sandbox/events on delivery). Still skipped (no effect on reads):
+AWS::SNS::TopicPolicy and any other type moto lacks.
 Applied to StackSet instances and to plain stacks (CreateStack / UpdateStack / DeleteStack).
 """
 
@@ -28,6 +29,8 @@ ORDER = [
     "AWS::Config::ConfigRule",
     "AWS::Config::ConfigurationAggregator",
     "AWS::S3::BucketPolicy",
+    "AWS::Events::EventBusPolicy",
+    "AWS::SQS::QueuePolicy",
 ]
 
 
@@ -150,6 +153,42 @@ def _bucket_policy(account: str, region: str, logical_id: str, props: dict[str, 
     return lambda: backend.delete_bucket_policy(props["Bucket"])
 
 
+def _event_bus_policy(account: str, region: str, logical_id: str, props: dict[str, Any],
+                      stack_name: str) -> Callable[[], None]:
+    from moto.events.models import events_backends
+
+    backend = events_backends[account][region]
+    bus = props.get("EventBusName") or "default"
+    sid = props["StatementId"]
+    statement = {**props["Statement"], "Sid": sid} if props.get("Statement") else None
+    if statement is None:  # the older Action/Principal/Condition form
+        statement = {"Sid": sid, "Effect": "Allow", "Principal": {"AWS": props["Principal"]},
+                     "Action": props["Action"], "Resource": f"arn:aws:events:{region}:{account}:event-bus/{bus}"}
+        if props.get("Condition"):
+            cond = props["Condition"]
+            statement["Condition"] = {cond["Type"]: {cond["Key"]: cond["Value"]}}
+    backend.put_permission(bus, "", "", "", {}, json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    return lambda: backend.event_buses[bus].remove_statement(sid)
+
+
+def _queue_policy(account: str, region: str, logical_id: str, props: dict[str, Any],
+                  stack_name: str) -> Callable[[], None]:
+    from moto.sqs.models import sqs_backends
+
+    backend = sqs_backends[account][region]
+    document = props["PolicyDocument"]
+    text = json.dumps(document) if isinstance(document, dict) else str(document)
+    names = [str(url).rstrip("/").rsplit("/", 1)[-1] for url in props.get("Queues", [])]
+    for name in names:
+        backend.get_queue(name).policy = text
+
+    def undo() -> None:
+        for name in names:
+            backend.get_queue(name).policy = None
+
+    return undo
+
+
 CREATORS: dict[str, Callable[..., Callable[[], None]]] = {
     "AWS::CloudTrail::Trail": _trail,
     "AWS::Config::ConfigurationRecorder": _recorder,
@@ -158,6 +197,8 @@ CREATORS: dict[str, Callable[..., Callable[[], None]]] = {
     "AWS::Config::ConfigRule": _config_rule,
     "AWS::Config::ConfigurationAggregator": _aggregator,
     "AWS::S3::BucketPolicy": _bucket_policy,
+    "AWS::Events::EventBusPolicy": _event_bus_policy,
+    "AWS::SQS::QueuePolicy": _queue_policy,
 }
 
 

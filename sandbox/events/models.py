@@ -1,0 +1,252 @@
+"""EventBridge delivery with AWS's envelope and resource policies, on top of moto's buses, rules and queues.
+
+moto 5.2.5 routes PutEvents through rules, but an event forwarded to another account's bus is re-put there as a new
+event (new id, the receiving account and region, no resources, a new time), nothing checks the receiving bus's
+policy, and an SQS target gets the event whatever the queue's policy says. Here, as on AWS:
+
+- an event keeps its envelope (version, id, detail-type, source, account, time, region, resources, detail) along
+  every hop;
+- a bus in another account accepts it only when its policy allows ``events:PutEvents`` for the sender (account
+  principal, or ``"*"`` with ``aws:PrincipalOrgID`` / ``aws:PrincipalAccount`` conditions);
+- an SQS queue receives it only when its policy allows ``sqs:SendMessage`` to ``events.amazonaws.com`` (with an
+  ``aws:SourceArn`` condition naming the rule, if any);
+- a delivery refused by a policy is dropped silently, as EventBridge does (it only shows in FailedInvocations),
+  and counted in :data:`DROPPED` for tests.
+
+Other target types (log groups, archives, API destinations) are left to moto.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import logging
+import threading
+import uuid
+from collections import Counter
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_HOPS = 3  # bus-to-bus forwarding depth; AWS stops loops too
+DROPPED: Counter[str] = Counter()  # reason -> deliveries refused by a policy or to a missing target
+_LOCK = threading.Lock()
+
+
+def _iso(value: Any) -> str:
+    if value in (None, ""):
+        when = dt.datetime.now(dt.UTC)
+    elif isinstance(value, int | float):
+        when = dt.datetime.fromtimestamp(float(value), dt.UTC)
+    else:
+        when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _drop(reason: str, detail: str) -> None:
+    with _LOCK:
+        DROPPED[reason] += 1
+    log.info("events: delivery dropped (%s): %s", reason, detail)
+
+
+def envelope(account: str, region: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """The event as EventBridge delivers it, built from one PutEvents entry of ``account`` in ``region``."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": entry["DetailType"],
+        "source": entry["Source"],
+        "account": account,
+        "time": _iso(entry.get("Time")),
+        "region": region,
+        "resources": list(entry.get("Resources") or []),
+        "detail": json.loads(entry["Detail"]),
+    }
+
+
+def _entry_error(entry: dict[str, Any]) -> dict[str, str] | None:
+    # Same checks and messages as moto's put_events.
+    for key in ("Source", "DetailType", "Detail"):
+        if not entry.get(key):
+            return {"ErrorCode": "InvalidArgument",
+                    "ErrorMessage": f"Parameter {key} is not valid. Reason: {key} is a required argument."}
+    try:
+        json.loads(entry["Detail"])
+    except ValueError:
+        return {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
+    return None
+
+
+def _bus_target(account: str, region: str, name_or_arn: str | None) -> tuple[str, str, str]:
+    """(account, region, name) of the bus a PutEvents entry names (a name, an ARN, or nothing = default)."""
+    value = name_or_arn or "default"
+    if value.startswith("arn:"):
+        parts = value.split(":", 5)
+        return parts[4], parts[3], parts[5].split("/", 1)[1]
+    return account, region, value
+
+
+def put_events(account: str, region: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """PutEvents of ``account`` in ``region``: one result per entry (EventId, or ErrorCode and ErrorMessage)."""
+    results = []
+    for entry in entries:
+        error = _entry_error(entry)
+        if error:
+            results.append(error)
+            continue
+        event = envelope(account, region, entry)
+        results.append({"EventId": event["id"]})
+        bus_account, bus_region, bus_name = _bus_target(account, region, entry.get("EventBusName"))
+        deliver_to_bus(event, sender=account, bus_account=bus_account, bus_region=bus_region, bus_name=bus_name)
+    return results
+
+
+def deliver_to_bus(event: dict[str, Any], *, sender: str, bus_account: str, bus_region: str, bus_name: str,
+                   hops: int = 0) -> None:
+    """Match ``event`` against the rules of a bus and deliver it to their targets.
+
+    :param sender: the account putting the event on the bus (the forwarding rule's account on a hop).
+    """
+    from moto.events.models import events_backends
+
+    bus = events_backends[bus_account][bus_region].event_buses.get(bus_name)
+    if bus is None:
+        _drop("no_such_bus", f"{bus_account}/{bus_region}/{bus_name}")
+        return
+    if sender != bus_account and not bus_policy_allows(bus.policy, sender, bus.arn):
+        _drop("bus_policy", f"{sender} -> {bus.arn}")
+        return
+    for rule in list(bus.rules.values()):
+        if rule.state != "ENABLED" or rule.event_pattern.dump() is None:
+            continue  # disabled and scheduled rules do not match events
+        if not rule.event_pattern.matches_event(event):
+            continue
+        for target in list(rule.targets):
+            _deliver_to_target(event, rule, target, hops)
+
+
+def _deliver_to_target(event: dict[str, Any], rule: Any, target: dict[str, Any], hops: int) -> None:
+    arn = target["Arn"]
+    parts = arn.split(":", 5)
+    service, region, account, resource = parts[2], parts[3], parts[4], parts[5]
+    if service == "events" and resource.startswith("event-bus/"):
+        if hops >= MAX_HOPS:
+            _drop("too_many_hops", arn)
+            return
+        deliver_to_bus(dict(event), sender=rule.account_id, bus_account=account, bus_region=region,
+                       bus_name=resource.split("/", 1)[1], hops=hops + 1)
+    elif service == "sqs":
+        _deliver_to_queue(event, rule, target, account, region, resource)
+    else:
+        legacy = dict(event)
+        legacy["time"] = dt.datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+        rule.send_to_targets(legacy)
+
+
+def _deliver_to_queue(event: dict[str, Any], rule: Any, target: dict[str, Any], account: str, region: str,
+                      name: str) -> None:
+    from moto.sqs.models import sqs_backends
+
+    try:
+        queue = sqs_backends[account][region].get_queue(name)
+    except Exception:  # moto raises QueueDoesNotExist
+        _drop("no_such_queue", f"{account}/{region}/{name}")
+        return
+    if not queue_policy_allows(queue.policy, rule.arn, queue.queue_arn):
+        _drop("queue_policy", f"{rule.arn} -> {queue.queue_arn}")
+        return
+    group_id = (target.get("SqsParameters") or {}).get("MessageGroupId")
+    sqs_backends[account][region].send_message(queue_name=name, message_body=json.dumps(event), group_id=group_id)
+
+
+# --- resource policies ----------------------------------------------------------------------------------------------
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _action_allows(statement: dict[str, Any], action: str) -> bool:
+    service = action.split(":", 1)[0]
+    return any(a in (action, f"{service}:*", "*") for a in _as_list(statement.get("Action")))
+
+
+def _resource_matches(statement: dict[str, Any], arn: str) -> bool:
+    resources = _as_list(statement.get("Resource")) or ["*"]
+    return any(fnmatch.fnmatchcase(arn, pattern) for pattern in resources)
+
+
+def _conditions_hold(condition: dict[str, Any], context: dict[str, str]) -> bool:
+    """Every condition operator and key must hold; an unknown key never holds (deny rather than guess)."""
+    for operator, checks in (condition or {}).items():
+        for key, expected in checks.items():
+            actual = context.get(key)
+            if actual is None:
+                return False
+            values = [str(v) for v in _as_list(expected)]
+            if operator in ("StringEquals", "ArnEquals"):
+                ok = actual in values
+            elif operator in ("StringLike", "ArnLike"):
+                ok = any(fnmatch.fnmatchcase(actual, v) for v in values)
+            else:
+                return False
+            if not ok:
+                return False
+    return True
+
+
+def _org_of(account: str) -> str | None:
+    from ..core import world
+
+    try:
+        w = world()
+    except RuntimeError:
+        return None
+    if account == w.settings.management_account_id or w.account_status(account) is not None:
+        return w.plan.organization_id
+    return None
+
+
+def bus_policy_allows(policy: str | None, sender: str, bus_arn: str) -> bool:
+    """Whether a bus policy lets account ``sender`` put events on the bus."""
+    if not policy:
+        return False
+    context = {"aws:PrincipalAccount": sender}
+    org = _org_of(sender)
+    if org:
+        context["aws:PrincipalOrgID"] = org
+    for statement in json.loads(policy).get("Statement", []):
+        if statement.get("Effect") != "Allow" or not _action_allows(statement, "events:PutEvents"):
+            continue
+        if not _resource_matches(statement, bus_arn):
+            continue
+        principal = statement.get("Principal")
+        if principal != "*":
+            accounts = _as_list((principal or {}).get("AWS"))
+            if not any(p in (sender, f"arn:aws:iam::{sender}:root") for p in accounts):
+                continue
+        if _conditions_hold(statement.get("Condition") or {}, context):
+            return True
+    return False
+
+
+def queue_policy_allows(policy: str | None, rule_arn: str, queue_arn: str) -> bool:
+    """Whether a queue policy lets EventBridge send the events of rule ``rule_arn`` to the queue."""
+    if not policy:
+        return False
+    document = json.loads(policy) if isinstance(policy, str) else policy
+    context = {"aws:SourceArn": rule_arn, "aws:SourceAccount": rule_arn.split(":")[4]}
+    for statement in _as_list(document.get("Statement")):
+        if statement.get("Effect") != "Allow" or not _action_allows(statement, "sqs:SendMessage"):
+            continue
+        if not _resource_matches(statement, queue_arn):
+            continue
+        principal = statement.get("Principal")
+        services = _as_list(principal.get("Service")) if isinstance(principal, dict) else []
+        if principal != "*" and "events.amazonaws.com" not in services:
+            continue
+        if _conditions_hold(statement.get("Condition") or {}, context):
+            return True
+    return False
