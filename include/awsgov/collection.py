@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
+import include.awsgov.inventory as inv
 from include.awsgov import accounts as org
 from include.awsgov import config_compliance as cfgc
 from include.awsgov import tables
@@ -58,6 +59,8 @@ _SEVERITY = {"ok": 0, "throttled_out": 1, "error": 2, "no_support_plan": 3, "acc
 _scope = threading.local()
 # Coverage keeps the first line of an error, bounded: enough to act on, never a whole HTML error page.
 MAX_ERROR_CHARS = 300
+# SSM inventory (inventory.py): per-account tables like the others, written and pruned with them.
+ACCOUNT_TABLES.update(inv.ACCOUNT_TABLES)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class Options:
     :param aggregator: preferred aggregator name; None picks the organization-wide one.
     :param use_aggregator: read Config through the admin account's aggregator when there is one.
     :param home_region: region of the admin account's aggregator.
+    :param inventory: settings ``inventory`` (SSM inventory, prohibited packages); None: no inventory collected.
     :param sources: what to collect: trusted_advisor, config.
     """
 
@@ -87,6 +91,7 @@ class Options:
     aggregator: str | None = None
     use_aggregator: bool = True
     home_region: str = "us-east-1"
+    inventory: Mapping[str, Any] | None = None
     sources: tuple[str, ...] = ("trusted_advisor", "config")
 
     @classmethod
@@ -109,6 +114,7 @@ class Options:
             aggregator=(cfg.get("central") or {}).get("config_aggregator"),
             use_aggregator=bool(col.get("use_aggregator", True)),
             home_region=cfg.get("home_region", "us-east-1"),
+            inventory=cfg.get("inventory"),
             sources=tuple(col.get("sources", cls.sources)),
         )
 
@@ -333,6 +339,8 @@ def collect_aggregate(access: AwsAccess, store: Store, day: Any, account_ids: It
         store.prune(table, day, staged)
     summary["accounts"] = len(staged)
     log.info("config aggregator %s: staged %d accounts", summary["aggregator"], len(staged))
+    if inv.enabled(opts):
+        summary["inventory"] = inv.stage_aggregate(access, store, day, account_ids, opts)
     return summary
 
 
@@ -415,6 +423,7 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
         job.record(region, CONFIG, "ok", calls=int(cov["api_calls"] or 0))
     for table in ("config_rules", "config_findings"):
         job.rows[table] += [r for r in _read_chunk(store, STAGING[table], day, account_id) if r["region"] in staged_cov]
+    inv.add_units(job, access, store, day, account_id, opts)  # SSM inventory: staged aggregator slice, else SSM
     config_units = [Unit(r, CONFIG, partial(_config_region, access, account_id, r)) for r in own_regions]
     if TA not in opts.sources:
         job.units += config_units
