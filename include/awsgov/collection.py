@@ -37,7 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 import include.awsgov.inventory as inv
 from include.awsgov import accounts as org
 from include.awsgov import config_compliance as cfgc
-from include.awsgov import tables
+from include.awsgov import guardduty, macie, tables
 from include.awsgov import trusted_advisor as ta
 from include.awsgov.aws import AwsAccess, classify_error
 from include.awsgov.store import Store
@@ -52,10 +52,14 @@ ACCOUNT_TABLES = {
     "config_rules": (tables.CONFIG_RULES, ["region", "rule_name"]),
     "config_findings": (tables.CONFIG_FINDINGS, ["region", "rule_name", "resource_type", "resource_id"]),
     "coverage": (tables.COVERAGE, ["source", "region"]),
+    "guardduty_findings": (tables.GUARDDUTY_FINDINGS, ["region", "type", "finding_id"]),
+    "macie_findings": (tables.MACIE_FINDINGS, ["region", "type", "finding_id"]),
 }
+# Threat and sensitive-data sources (docs/threats.md): source name -> module with collect_region().
+THREAT_SOURCES = {guardduty.SOURCE: guardduty, macie.SOURCE: macie}
 STAGING = {name: f"_staging/{name}" for name in ("config_rules", "config_findings", "coverage")}
 # When several units of one account/region/source fail, the most telling status is kept.
-_SEVERITY = {"ok": 0, "throttled_out": 1, "error": 2, "no_support_plan": 3, "access_denied": 4}
+_SEVERITY = {"ok": 0, "throttled_out": 1, "error": 2, "no_support_plan": 3, "not_enabled": 3, "access_denied": 4}
 _scope = threading.local()
 # Coverage keeps the first line of an error, bounded: enough to act on, never a whole HTML error page.
 MAX_ERROR_CHARS = 300
@@ -78,7 +82,8 @@ class Options:
     :param use_aggregator: read Config through the admin account's aggregator when there is one.
     :param home_region: region of the admin account's aggregator.
     :param inventory: settings ``inventory`` (SSM inventory, prohibited packages); None: no inventory collected.
-    :param sources: what to collect: trusted_advisor, config.
+    :param sources: what to collect: trusted_advisor, config, guardduty, macie.
+    :param delegated_admins: per threat source, the delegated administrator account read instead of each account.
     """
 
     regions: tuple[str, ...]
@@ -93,6 +98,7 @@ class Options:
     home_region: str = "us-east-1"
     inventory: Mapping[str, Any] | None = None
     sources: tuple[str, ...] = ("trusted_advisor", "config")
+    delegated_admins: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_settings(cls, cfg: Mapping[str, Any], regions: Iterable[str] | None = None) -> Options:
@@ -116,6 +122,8 @@ class Options:
             home_region=cfg.get("home_region", "us-east-1"),
             inventory=cfg.get("inventory"),
             sources=tuple(col.get("sources", cls.sources)),
+            delegated_admins=tuple((s, str(col[s]["delegated_admin"])) for s in THREAT_SOURCES
+                                   if (col.get(s) or {}).get("delegated_admin")),
         )
 
 
@@ -399,6 +407,35 @@ def _config_rule(client: Any, account_id: str, region: str, rule: str) -> Outcom
     return Outcome(rows={"config_findings": found})
 
 
+def _threat_region(access: AwsAccess, job: Job, source: str, region: str, admin_id: str | None) -> Unit:
+    module = THREAT_SOURCES[source]
+
+    def fn() -> Outcome:
+        client = _client(access, module.SERVICE, region, admin_id or job.account_id)
+        status, why, rows = module.collect_region(client, job.account_id, region, admin_id)
+        if status != "ok":
+            gaps[region] = why
+        return Outcome(rows={module.TABLE: rows})
+
+    def then(status: str, exc: BaseException | None) -> list[Unit]:
+        if region in gaps:  # read fine, but the service is off there: a gap with its reason
+            job.record(region, source, "not_enabled", gaps[region][:MAX_ERROR_CHARS])
+        return []
+
+    gaps: dict[str, str] = {}
+    return Unit(region, source, fn, then=then)
+
+
+def _threat_units(access: AwsAccess, job: Job, opts: Options) -> tuple[list[Unit], list[Unit]]:
+    """GuardDuty and Macie units of an account: (read through a delegated administrator, read in the account)."""
+    admins = dict(opts.delegated_admins)
+    direct, own = [], []
+    for source in (s for s in THREAT_SOURCES if s in opts.sources):
+        units = [_threat_region(access, job, source, r, admins.get(source)) for r in opts.regions]
+        (direct if source in admins else own).extend(units)
+    return direct, own
+
+
 def _role_unreachable(exc: BaseException | None) -> bool:
     # AssumeRole itself was refused: nothing can be read in the account, so other reads are not attempted.
     return isinstance(exc, ClientError) and exc.operation_name == "AssumeRole"
@@ -418,7 +455,11 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
                   if r["status"] == "ok" and r["region"] in regions}
     own_regions = [r for r in regions if r not in staged_cov]
     keys = ([(ta.GLOBAL_REGION, TA)] if TA in opts.sources else []) + [(r, CONFIG) for r in regions]
+    keys += [(r, s) for s in THREAT_SOURCES if s in opts.sources for r in opts.regions]
     job = Job(account_id, [], keys)
+    # Through a delegated administrator nothing waits for the read role; in the account, after the probe.
+    threat_direct, threat_own = _threat_units(access, job, opts)
+    job.units += threat_direct
     for region, cov in staged_cov.items():
         job.record(region, CONFIG, "ok", calls=int(cov["api_calls"] or 0))
     for table in ("config_rules", "config_findings"):
@@ -426,15 +467,17 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
     inv.add_units(job, access, store, day, account_id, opts)  # SSM inventory: staged aggregator slice, else SSM
     config_units = [Unit(r, CONFIG, partial(_config_region, access, account_id, r)) for r in own_regions]
     if TA not in opts.sources:
-        job.units += config_units
+        job.units += config_units + threat_own
         return job
 
     def then(status: str, exc: BaseException | None) -> list[Unit]:
         if _role_unreachable(exc):
             for region in own_regions:
                 job.record(region, CONFIG, status, error_text(exc))
+            for unit in threat_own:
+                job.record(unit.region, unit.source, status, error_text(exc))
             return []
-        return config_units
+        return config_units + threat_own
 
     probe = partial(_ta_probe, access, account_id, _as_date(day), opts)
     job.units.append(Unit(ta.GLOBAL_REGION, TA, probe, then=then))

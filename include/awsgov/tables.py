@@ -251,6 +251,48 @@ CHANGE_HISTORY = pa.schema(
     ]
 )
 
+# GuardDuty findings (not archived) per account x region. chunk = account id. See docs/threats.md.
+GUARDDUTY_FINDINGS = pa.schema(
+    [
+        ("finding_id", pa.string()),  # finding_id("guardduty", account, region, type, GuardDuty's finding id)
+        ("account_id", pa.string()),
+        ("region", pa.string()),
+        ("guardduty_id", pa.string()),  # GuardDuty's own finding id
+        ("type", pa.string()),  # e.g. UnauthorizedAccess:EC2/SSHBruteForce
+        ("title", pa.string()),
+        ("severity", pa.float64()),  # GuardDuty's score, 1.0-10.0
+        ("severity_label", pa.string()),  # critical | high | medium | low
+        ("resource_type", pa.string()),  # Instance | AccessKey | S3Bucket | ...
+        ("resource_id", pa.string()),
+        ("resource_name", pa.string()),  # Name tag, user name or bucket name
+        ("first_seen", TS),
+        ("last_seen", TS),
+        ("count", pa.int64()),
+        ("via", pa.string()),  # admin (delegated administrator) | account
+    ]
+)
+
+# Macie findings (not archived) per account x region. chunk = account id. See docs/threats.md.
+MACIE_FINDINGS = pa.schema(
+    [
+        ("finding_id", pa.string()),  # finding_id("macie", account, region, type, Macie's finding id)
+        ("account_id", pa.string()),
+        ("region", pa.string()),
+        ("macie_id", pa.string()),
+        ("type", pa.string()),  # e.g. SensitiveData:S3Object/Personal, Policy:IAMUser/S3BucketPublic
+        ("category", pa.string()),  # CLASSIFICATION | POLICY
+        ("sensitive_data", pa.list_(pa.string())),  # PERSONAL_INFORMATION, CREDENTIALS, FINANCIAL_INFORMATION, ...
+        ("detections", pa.int64()),  # occurrences of sensitive data found (0 for policy findings)
+        ("severity", pa.string()),  # high | medium | low
+        ("bucket", pa.string()),
+        ("object_key", pa.string()),
+        ("first_seen", TS),
+        ("last_seen", TS),
+        ("count", pa.int64()),
+        ("via", pa.string()),  # admin | account
+    ]
+)
+
 
 def finding_id(source: str, account_id: str, region: str, check: str, resource: str) -> str:
     """Stable id of a finding across days, so deltas (new, resolved, reopened) and age can be computed.

@@ -1,0 +1,1 @@
+"""guardduty extension: detectors seeded in moto, findings per account, region and day, delegated administrator."""

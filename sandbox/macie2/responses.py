@@ -1,0 +1,42 @@
+"""Macie responses: moto's (sessions, invitations, members, admin account) plus findings and GetMember.
+Parsing and serialising only; answers come from models.MacieModel."""
+
+from __future__ import annotations
+
+import json
+
+from moto.macie2.responses import MacieResponse as MotoMacieResponse
+
+from ..core import ExtensionResponseMixin, world
+from ..paging import checked_limit
+from .exceptions import ValidationException
+
+
+class MacieResponse(ExtensionResponseMixin, MotoMacieResponse):
+    @property
+    def model(self):
+        return world().macie
+
+    def get_macie_session(self) -> str:
+        self.model.require_enabled(self.current_account, self.region)
+        return super().get_macie_session()
+
+    def list_findings(self) -> str:
+        self.model.require_enabled(self.current_account, self.region)
+        criteria = self._get_param("findingCriteria") or {}
+        limit = checked_limit(self._get_param("maxResults"), 50, 50, ValidationException)
+        ids, token = self.model.list_ids(self.current_account, self.region, world().clock.today(),
+                                         criteria.get("criterion"), limit, self._get_param("nextToken"))
+        return json.dumps({"findingIds": ids, **({"nextToken": token} if token else {})})
+
+    def get_findings(self) -> str:
+        self.model.require_enabled(self.current_account, self.region)
+        ids = self._get_param("findingIds") or []
+        if len(ids) > 50:
+            raise ValidationException("findingIds must contain at most 50 items.")
+        return json.dumps({"findings": self.model.get(self.current_account, self.region, world().clock.today(), ids)})
+
+    def get_member(self) -> str:
+        self.model.require_enabled(self.current_account, self.region)
+        member_id = self.path.rstrip("/").rsplit("/", 1)[-1]
+        return json.dumps(self.model.member(self.current_account, self.region, member_id))
