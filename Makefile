@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench airflow sandbox-start sandbox-stop clean
+.PHONY: venv demo test lint bench airflow distributed sandbox-start sandbox-stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ bench: $(STAMP)
 ## make airflow: airflow standalone (UI on http://localhost:8080) with this repo's DAGs against a running sandbox
 airflow: $(STAMP)
 	$(PY) scripts/airflow_local.py
+
+## make distributed: the DAGs on a distributed Airflow (PostgreSQL, Redis, scheduler, dag-processor, triggerer,
+## api-server, two Celery workers) on loopback, driven through the REST API; checks the store, tears it all down
+distributed: $(STAMP)
+	$(PY) scripts/distributed.py
 
 sandbox-start: $(STAMP)
 	$(PY) -m sandbox start --accounts 12 --port 5055 --state-dir .sandbox
