@@ -16,9 +16,10 @@ import email.policy
 import email.utils
 import logging
 import re
+import secrets
 import smtplib
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from email.message import EmailMessage, MIMEPart
 from typing import Any
 
@@ -92,7 +93,10 @@ def _sender(sender: str) -> tuple[str, str]:
 
 
 def _leaf(ctype: str, data: bytes, charset: str | None = None, filename: str | None = None) -> MIMEPart:
-    part = MIMEPart(policy=email.policy.SMTP)
+    # Inner parts carry only headers we compose from fixed, ASCII values (filenames are checked by the caller), so
+    # they are stored as raw strings (compat32 policy): the SMTP policy then writes them as they are instead of
+    # parsing every one through the header registry, which cost more than sending the message.
+    part = MIMEPart(policy=email.policy.compat32)
     part["Content-Type"] = f'{ctype}; charset="{charset}"' if charset else ctype
     part["Content-Transfer-Encoding"] = "base64"
     if filename:
@@ -102,8 +106,10 @@ def _leaf(ctype: str, data: bytes, charset: str | None = None, filename: str | N
 
 
 def _container(subtype: str, parts: list[MIMEPart]) -> MIMEPart:
-    part = MIMEPart(policy=email.policy.SMTP)
-    part["Content-Type"] = f"multipart/{subtype}"
+    part = MIMEPart(policy=email.policy.compat32)
+    # A boundary holding "-" never occurs in base64 text (every leaf is base64), so it needs no search of the
+    # content: the generator's own choice scans the whole message for a collision.
+    part["Content-Type"] = f'multipart/{subtype}; boundary="=_{secrets.token_hex(12)}-{subtype}"'
     part.set_payload(parts)
     return part
 
@@ -155,7 +161,7 @@ def build_message(
         body = _container("alternative", [body, _leaf("text/html", html.encode("utf-8"), charset="utf-8")])
     parts = []
     for filename, content, mime in attachments:
-        if not _FILENAME.match(filename):
+        if not _FILENAME.match(filename) or not filename.isascii():
             raise InvalidHeader(f"attachment file name not allowed: {filename[:80]!r}")
         if not _MIME_TYPE.match(mime):
             raise InvalidHeader(f"attachment type not allowed: {mime[:80]!r}")
@@ -215,6 +221,15 @@ class Mailer:
         """Send one message to its To/Cc recipients; return its message id."""
         raise NotImplementedError
 
+    def begin(self, msg: EmailMessage) -> Callable[[], str]:
+        """Start sending one message; the returned callable completes it and returns what :meth:`send` returns.
+
+        Work done between the two calls (building the next message) overlaps the server's processing of this one.
+        Only one message may be in flight. The default sends at once.
+        """
+        message_id = self.send(msg)
+        return lambda: message_id
+
     def close(self) -> None:
         """Release the connection (idempotent)."""
 
@@ -240,6 +255,47 @@ class SesMailer(Mailer):
         return str(response["MessageId"])
 
 
+class _DeferredReplySMTP(smtplib.SMTP):
+    """smtplib's client, except that ``data`` does not wait for the server's reply to the message body.
+
+    The reply (250 once the server has taken the message) is read by :meth:`final_reply`, or before the next
+    command, so the client can build its next message while the server digests this one: over a thousand messages
+    that wait was a fifth of the sending time. Plain RFC 5321 ordering; no PIPELINING extension needed.
+    """
+
+    _owed = False
+
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+        self.putcmd("data")
+        code, repl = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, repl)
+        q = smtplib._quote_periods(msg.encode("ascii") if isinstance(msg, str) else msg)  # as smtplib does
+        if q[-2:] != smtplib.bCRLF:
+            q += smtplib.bCRLF
+        self.send(q + b"." + smtplib.bCRLF)
+        self._owed = True
+        return 250, b"reply deferred"
+
+    def final_reply(self) -> tuple[int, bytes]:
+        """The server's reply to the last message body ((250, b"") when none is owed)."""
+        if not self._owed:
+            return 250, b""
+        self._owed = False
+        return self.getreply()
+
+    def putcmd(self, cmd: str, args: str = "") -> None:
+        if self._owed:  # keep replies in order: the body's reply comes before the next command's
+            code, text = self.final_reply()
+            if code != 250:
+                raise smtplib.SMTPDataError(code, text)
+        super().putcmd(cmd, args)
+
+
+class _DeferredReplySMTPSSL(_DeferredReplySMTP, smtplib.SMTP_SSL):
+    """The same over implicit TLS."""
+
+
 class SmtpMailer(Mailer):
     """SMTP over one connection reused for every message.
 
@@ -259,7 +315,7 @@ class SmtpMailer(Mailer):
         self.host, self.port = host, int(port)
         self.login, self._password = login, password
         self.starttls, self.use_ssl, self.timeout = starttls, use_ssl, timeout
-        self._conn: smtplib.SMTP | None = None
+        self._conn: _DeferredReplySMTP | None = None
         self.connections = 0
         self.sent = 0
         self.last_refused: dict[str, tuple[int, str]] = {}
@@ -267,14 +323,14 @@ class SmtpMailer(Mailer):
     def __repr__(self) -> str:
         return f"SmtpMailer({self.host}:{self.port}, starttls={self.starttls}, ssl={self.use_ssl})"
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _DeferredReplySMTP:
         if self._conn is not None:
             return self._conn
         if self.use_ssl:
-            conn: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                                  context=ssl.create_default_context())
+            conn: _DeferredReplySMTP = _DeferredReplySMTPSSL(self.host, self.port, timeout=self.timeout,
+                                                             context=ssl.create_default_context())
         else:
-            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            conn = _DeferredReplySMTP(self.host, self.port, timeout=self.timeout)
             if self.starttls:
                 conn.starttls(context=ssl.create_default_context())
         if self.login:
@@ -295,6 +351,10 @@ class SmtpMailer(Mailer):
     def send(self, msg: EmailMessage) -> str:
         """Send one message; returns its Message-ID. Recipients the server refused while accepting others are in
         ``last_refused``; all refused raises ``SMTPRecipientsRefused``."""
+        return self.begin(msg)()
+
+    def begin(self, msg: EmailMessage) -> Callable[[], str]:
+        """Send one message up to the end of its data, leaving the server's final reply to the returned callable."""
         for attempt in (1, 2):
             conn = self._connect()
             try:
@@ -305,15 +365,27 @@ class SmtpMailer(Mailer):
                 self._drop()
                 if attempt == 2:
                     raise
-        self.last_refused = {k: (code, text.decode("utf-8", "replace")) for k, (code, text) in refused.items()}
-        self.sent += 1
-        return str(msg["Message-ID"])
+
+        def finish() -> str:
+            try:
+                code, text = conn.final_reply()
+            except smtplib.SMTPServerDisconnected:
+                self._drop()
+                raise
+            if code != 250:
+                raise smtplib.SMTPDataError(code, text)
+            self.last_refused = {k: (c, t.decode("utf-8", "replace")) for k, (c, t) in refused.items()}
+            self.sent += 1
+            return str(msg["Message-ID"])
+
+        return finish
 
     def close(self) -> None:
         """QUIT and close the connection if one is open."""
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
+                conn.final_reply()  # a message whose completion was never asked for: its reply precedes QUIT's
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()

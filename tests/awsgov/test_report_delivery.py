@@ -151,3 +151,20 @@ def test_dry_run_renders_and_writes_emails_but_sends_nothing(tmp_path):
     msg = email.message_from_bytes((out / "emails" / emls[0]).read_bytes(), policy=email.policy.default)
     assert msg.get_body(("plain",)) is not None
     assert [a.get_filename() for a in msg.iter_attachments()] == [f"findings-{rs.WEEK}.csv"]
+
+
+def test_failures_after_the_body_are_charged_to_their_own_message(tmp_path):
+    # The server's verdict on a body is read only after the next message is built (Mailer.begin): a rejection or a
+    # 451 there must land on the right owner, and the connection must carry on with the others.
+    store, cfg = _setup(tmp_path)
+    with SmtpSink() as sink:
+        sink.data_reject["alice@example.com"] = "554 5.6.0 message refused"
+        first = _run(store, cfg, sink)
+        del sink.data_reject["alice@example.com"]
+        sink.data_flaky["alice@example.com"] = 2  # 451 twice at the end of DATA, then accepted (3 attempts)
+        second = _run(store, cfg, sink)
+    assert (first["sent"]["sent"], first["sent"]["failed"], first["sent"]["failed_slugs"]) == (4, 1, [ALICE])
+    errors = first["ledger"].set_index("recipient")["error"]
+    assert errors["alice@example.com"].startswith("SMTPDataError: (554")
+    assert (second["sent"]["sent"], second["sent"]["failed"]) == (1, 0)
+    assert (first["connections"], second["connections"]) == (2, 3)  # one per send task (+1 for the first summary)
