@@ -293,6 +293,53 @@ MACIE_FINDINGS = pa.schema(
     ]
 )
 
+# Events from the central bus (governance_events, include/awsgov/events.py). dt = the event's UTC day, chunk = "all";
+# one row per event id (a redelivered message is not stored twice).
+EVENTS = pa.schema(
+    [
+        ("event_id", pa.string()),  # EventBridge's id, kept along the forwarding
+        ("source", pa.string()),  # aws.guardduty, aws.signin, aws.iam ...
+        ("detail_type", pa.string()),
+        ("type", pa.string()),  # <service>:<action>, e.g. iam:CreateUser, signin:ConsoleLogin, guardduty:<finding>
+        ("account_id", pa.string()),
+        ("region", pa.string()),
+        ("time", TS),
+        ("resource", pa.string()),
+        ("actor", pa.string()),  # principal ARN when the event names one
+        ("actor_type", pa.string()),  # Root | IAMUser | AssumedRole | ...
+        ("severity", pa.string()),  # low | medium | high (the highest of the event's and its alert rules')
+        ("route", pa.string()),  # alert (mailed at once) | report (weekly "events of the week")
+        ("alert_rules", pa.string()),  # comma-separated ids from include/config/events.yaml
+        ("attributes_json", pa.string()),  # source-specific: mfa_used, new_compliance, ta_status ...
+        ("message_id", pa.string()),  # SQS message id
+        ("received_at", TS),
+    ]
+)
+
+# Poison messages of the events queue (sent to its dead-letter queue). dt = day received, chunk = "all".
+EVENT_REJECTS = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("reason", pa.string()),  # oversized | malformed | unknown_source
+        ("detail", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("body_sha256", pa.string()),
+        ("source", pa.string()),  # when the body could be read
+        ("received_at", TS),
+    ]
+)
+
+# Hourly API activity (CloudTrail API calls forwarded to the central bus), recomputed from `events` for each day a
+# run touches. dt = the hour's UTC day, chunk = "all".
+ACCOUNT_ACTIVITY = pa.schema(
+    [
+        ("hour", TS),
+        ("account_id", pa.string()),
+        ("event_type", pa.string()),  # iam:CreateUser, ec2:AuthorizeSecurityGroupIngress ...
+        ("count", pa.int64()),
+    ]
+)
+
 
 def finding_id(source: str, account_id: str, region: str, check: str, resource: str) -> str:
     """Stable id of a finding across days, so deltas (new, resolved, reopened) and age can be computed.

@@ -1,0 +1,168 @@
+"""
+### Governance events: the central event bus drives this DAG (event-based monitoring)
+
+Member accounts forward security events and API calls to the admin account's central bus (baseline StackSet); the
+central stack's rule delivers every event on that bus to an SQS queue (dead-letter queue attached, queue policy
+admitting only that rule). This DAG is scheduled on the asset `awsgov_events_queue`, fed by an **AssetWatcher**:
+the common-messaging provider's `MessageQueueTrigger` (scheme `sqs`) polls the queue in the triggerer with the
+`aws_default` connection (its `endpoint_url` included), deletes what it receives and starts a run carrying the
+messages in the asset event. The queue URL is read at parse time from `AWSGOV_EVENTS_QUEUE_URL` or
+`include/config/events.yaml` `queue_url`; without one the DAG has no watcher and only runs by hand.
+
+1. **store_events** (`aws_pool`): takes the messages of the triggering asset events (a manual run instead drains
+   the queue itself, up to `max_messages`, and deletes only after storing). Poison messages (oversized, malformed
+   JSON, unknown source) go to the dead-letter queue and are counted in `event_rejects`; the rest are normalised
+   (id, source, account, region, time, type, resource, actor, severity), routed by the rules of
+   `include/config/events.yaml`, and merged into `events` by event id (a redelivered message is stored once).
+2. **send_event_alerts** (`aws_pool`): events routed to `alert` (root sign-in, console sign-in without MFA,
+   high-severity GuardDuty finding, Config rule turning NON_COMPLIANT in a prod account, red Trusted Advisor
+   security check, CloudTrail trail stopped or deleted, IAM user created in a member account) are mailed at once
+   to the account's owner, once per rule, account and resource within `alerts.dedup_minutes` (alert ledger).
+   Everything else appears in the weekly report's "events of the week".
+3. **check_activity** (`aws_pool`): rewrites `account_activity` (hourly API calls per account and event type) for
+   the days touched and runs the anomaly detector on each account's categories (IAM changes, security-group
+   changes...); bursts are stored in `anomalies` and mailed through the metric alert path.
+
+See docs/events.md.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+from airflow.sdk import Asset, AssetWatcher, Param, dag, get_current_context, task
+
+from include.awsgov.airflow_conn import DEFAULT_ARGS
+from include.awsgov.events import config as events_config
+from include.awsgov.events import watcher_queue_url
+from include.awsgov.settings import load_settings
+
+# Parse time reads only files and the environment (no Variable, no connection, no AWS call).
+_SETTINGS = load_settings()
+AWS_POOL = _SETTINGS["aws_pool"]
+_CFG = events_config()
+QUEUE_URL = watcher_queue_url(_CFG)
+EVENTS_QUEUE_ASSET = Asset(
+    name="awsgov_events_queue",
+    uri=f"sqs://awsgov/{_CFG['queue_name']}",
+    watchers=[
+        AssetWatcher(
+            name="awsgov_events_sqs",
+            trigger=MessageQueueTrigger(
+                scheme="sqs", sqs_queue=QUEUE_URL, aws_conn_id=_SETTINGS["aws_conn_id"],
+                max_messages=int(_CFG["max_messages"]), num_batches=int(_CFG["num_batches"]),
+                waiter_delay=int(_CFG["poll_seconds"]),
+            ),
+        )
+    ] if QUEUE_URL else [],
+)
+
+
+@dag(
+    dag_id="governance_events",
+    doc_md=__doc__,
+    schedule=[EVENTS_QUEUE_ASSET],
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,  # runs merge into the same day files one after the other
+    default_args=DEFAULT_ARGS,
+    tags=["governance", "events", "security"],
+    params={
+        "max_messages": Param(
+            int(_CFG["drain_max_messages"]), type="integer", minimum=1, maximum=100000,
+            description="Manual runs only: drain at most this many messages from the queue.",
+        ),
+    },
+)
+def governance_events():
+    @task(pool=AWS_POOL)
+    def store_events() -> dict:
+        """Messages of the run -> dead-letter queue (poison) or `events` (normalised, routed, once per id)."""
+        import logging
+
+        from include.awsgov import accounts, events
+        from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.store import Store
+
+        log = logging.getLogger("airflow.task")
+        context = get_current_context()
+        cfg, ecfg = settings(), events.config()
+        extras = [e.extra for evs in context["triggering_asset_events"].values() for e in evs]
+        access = aws_access(cfg, context)
+        sqs = access.client("sqs")
+        handles: list = []
+        if extras:
+            messages = events.messages_from_asset_events(extras)
+            log.info("events: %d messages from %d asset events", len(messages), len(extras))
+        else:
+            queue_url = sqs.get_queue_url(QueueName=ecfg["queue_name"])["QueueUrl"]
+            messages, handles = events.drain(sqs, queue_url, int(context["params"]["max_messages"]))
+            log.info("events: manual run, %d messages drained from %s", len(messages), ecfg["queue_name"])
+        received_at = datetime.now(UTC)
+        admin = accounts.management_account_id(access)
+        account_ids = sorted(events.accounts_in(messages))
+        tags = accounts.account_tags(access, account_ids) if account_ids else {}
+        environments = {a: next((v for k, v in sorted(t.items()) if k.casefold() in accounts.ENVIRONMENT_KEYS), "")
+                        for a, t in tags.items()}
+        rows, rejects = events.process(messages, admin_account_id=admin, environments=environments, cfg=ecfg,
+                                       received_at=received_at)
+        store = Store(cfg["store_url"])
+        if rejects:
+            dlq_url = sqs.get_queue_url(QueueName=f"{ecfg['queue_name']}-dlq")["QueueUrl"]
+            events.dead_letter(sqs, dlq_url, rejects)
+            events.store_rejects(store, rejects, received_at)
+        fresh = events.store_events(store, rows)
+        if handles:
+            events.delete(sqs, queue_url, handles)
+        summary = events.summarise(rows, fresh, rejects, len(messages))
+        log.info("events: %s", {k: v for k, v in summary.items() if k != "alert_event_ids"})
+        return summary
+
+    @task(pool=AWS_POOL)
+    def send_event_alerts(summary: dict) -> dict:
+        """Mail the owners of accounts with new alert events, de-duplicated within the window (alert ledger)."""
+        from include.awsgov import accounts, events, events_alerts
+        from include.awsgov.airflow_conn import aws_access, settings, smtp_params
+        from include.awsgov.store import Store
+
+        if not summary["alert_event_ids"]:
+            return {"pending": 0, "messages": 0}
+        cfg = settings()
+        access = aws_access(cfg, get_current_context())
+        store = Store(cfg["store_url"])
+        rows = events_alerts.alert_events(store, summary["alert_event_ids"], summary["days"])
+        names = {a["Id"]: a.get("Name", "") for a in accounts.list_org_accounts(access)}
+        return events_alerts.send_event_alerts(access, store, cfg, events.config()["alerts"], rows, names,
+                                               smtp_params(cfg))
+
+    @task(pool=AWS_POOL)
+    def check_activity(summary: dict) -> dict:
+        """Hourly API activity for the days touched; bursts -> `anomalies` -> the metric alert path."""
+        from include.awsgov import accounts, alerts, events, events_activity
+        from include.awsgov.airflow_conn import aws_access, settings, smtp_params
+        from include.awsgov.metrics import load_rules
+        from include.awsgov.store import Store
+
+        if not summary["days"]:
+            return {"activity_rows": 0, "bursts": 0, "new_bursts": 0}
+        cfg = settings()
+        store = Store(cfg["store_url"])
+        written = events_activity.refresh_activity(store, summary["days"])
+        bursts = events_activity.detect_bursts(store, summary["hours"], events.config()["activity"])
+        fresh = events_activity.store_bursts(store, bursts)
+        out = {"activity_rows": written, "bursts": len(bursts), "new_bursts": len(fresh)}
+        if fresh:
+            access = aws_access(cfg, get_current_context())
+            names = {a["Id"]: a.get("Name", "") for a in accounts.list_org_accounts(access)
+                     if a["Id"] in {r["account_id"] for r in fresh}}
+            end = max(r["timestamp"] for r in fresh)
+            out["alerts"] = alerts.send_alerts(access, store, cfg, load_rules(), end, names, smtp_params(cfg))
+        return out
+
+    summary = store_events()
+    send_event_alerts(summary)
+    check_activity(summary)
+
+
+governance_events()
