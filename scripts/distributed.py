@@ -109,12 +109,24 @@ class Processes:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)  # the group we created with start_new_session
             proc.wait()
-        # Descendants that left the group (a setsid in a child) were recorded above; is_running() also compares
-        # the creation time, so a recycled pid is never hit.
-        _, alive = psutil.wait_procs([p for p in owned if p.is_running()], timeout=3)
-        for p in alive:
+        # Descendants that left the group (a setsid in a child) were recorded above; psutil compares the creation
+        # time too, so a recycled pid is never hit.
+        for p in [p for p in owned if not _gone(p)]:
             with contextlib.suppress(psutil.Error):
                 p.kill()
+        deadline = time.monotonic() + 5
+        while not all(_gone(p) for p in owned) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _gone(proc) -> bool:
+    """Exited (a zombie counts: it runs nothing, and only its parent can reap it)."""
+    import psutil
+
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
 
 
 def free_port() -> int:

@@ -1,0 +1,56 @@
+"""scripts/distributed.py (make distributed) ends exactly the processes it started, and nothing else.
+
+The script itself is the end-to-end proof of the distributed topology (it exits non-zero when a check fails);
+this covers its teardown, the part that must never touch another process on a shared machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import psutil
+
+from scripts.distributed import Processes, _gone
+
+
+def _wait_children(pid: int, count: int) -> list[psutil.Process]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        children = psutil.Process(pid).children(recursive=True)
+        if len(children) >= count:
+            return children
+        time.sleep(0.05)
+    raise AssertionError(f"{pid} did not start {count} children")
+
+
+def test_stop_ends_the_started_group_and_descendants_that_left_it_but_not_a_bystander(tmp_path):
+    procs = Processes(tmp_path)
+    # One child stays in the group; one escapes it with setsid (as a daemonizing child would).
+    tree = procs.start("tree", ["sh", "-c", "sleep 300 & setsid sleep 301 & wait"], env=dict(os.environ))
+    children = _wait_children(tree.pid, 2)
+    assert len({os.getpgid(c.pid) for c in children}) == 2  # really two groups
+    bystander = subprocess.Popen(["sleep", "302"])  # not started through Processes
+    try:
+        procs.stop(timeout=2)
+        assert tree.poll() is not None
+        assert all(_gone(c) for c in children)
+        assert bystander.poll() is None
+        assert procs.procs == []
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_stop_stops_the_database_after_the_programs_that_use_it(tmp_path):
+    procs = Processes(tmp_path)
+    db, scheduler = tmp_path / "db-stopped", tmp_path / "scheduler-stopped"
+    # "postgres" gets SIGINT (PostgreSQL's fast shutdown); "scheduler" gets SIGTERM and takes 0.3 s to exit.
+    procs.start("postgres", ["sh", "-c", f"trap 'date +%s%N > {db}; exit 0' INT; while :; do sleep 0.05; done"],
+                env=dict(os.environ))
+    procs.start("scheduler", ["sh", "-c", f"trap 'date +%s%N > {scheduler}; sleep 0.3; exit 0' TERM; "
+                              "while :; do sleep 0.05; done"], env=dict(os.environ))
+    time.sleep(0.3)
+    procs.stop(timeout=5)
+    assert int(db.read_text()) > int(scheduler.read_text()) + 250_000_000  # after the scheduler had exited
