@@ -1,0 +1,273 @@
+"""governance_events end to end: events put in member accounts of the sandbox travel forwarding rule -> central bus
+-> central rule -> SQS for real, the DAG's own AssetWatcher trigger receives them, and the real Airflow (dag.test)
+stores and routes them.
+
+dag.test() runs no triggerer and no scheduler, so the two halves of Airflow's event-driven scheduling are exercised
+separately: (1) the MessageQueueTrigger declared in the DAG file is run as the triggerer runs it (``run()`` until
+its first TriggerEvent) against the sandbox queue, through the ``aws_default`` connection's endpoint; (2) its
+payload becomes an asset event consumed by the DAG run, which is what the triggerer (``Trigger.submit_event`` ->
+``register_asset_change``) and the scheduler (an asset-triggered run consuming the queued events) do: here a
+listener attaches the event to the run dag.test() creates. The central resources are deployed by the product's
+own path (the central CloudFormation template through ``stacksets.ensure_stack``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+
+import pytest
+
+from sandbox.runner import Sandbox
+from tests.conftest import AIRFLOW_HOME, REPO, run_dag, task_states
+
+pytestmark = pytest.mark.e2e
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def env(airflow_db, tmp_path_factory):
+    """A dedicated sandbox with the central stack deployed, Airflow pointed at it, the watcher's queue URL set."""
+    import boto3
+
+    from include.awsgov import onboarding, stacksets
+    from include.awsgov.aws import AwsAccess
+    from scripts.localenv import airflow_env
+
+    sb = Sandbox(accounts=5, new_accounts=0, regions=["us-east-1"]).start()
+    store_url = str(tmp_path_factory.mktemp("events") / "store")
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            env_vars = airflow_env(sb.info, AIRFLOW_HOME, store_url)
+            for key, value in env_vars.items():
+                if key.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AWS_")):
+                    mp.setenv(key, value)
+            access = AwsAccess(session=boto3.Session(aws_access_key_id=env_vars["AWS_ACCESS_KEY_ID"],
+                                                     aws_secret_access_key=env_vars["AWS_SECRET_ACCESS_KEY"]),
+                               endpoint_url=sb.endpoint, service_endpoints={"sts": sb.endpoint})
+            mgmt = sb.info["management_account_id"]
+            cfg = {"central": {}}
+            cf = access.client("cloudformation")
+            body, version = onboarding.load_template("central")
+            values = onboarding.central_values(cfg, admin_account_id=mgmt, organization_id=sb.info["organization_id"])
+            values.update(onboarding.central_create_flags(access, values, stacksets.describe_stack(cf, "central")))
+            outputs = stacksets.ensure_stack(cf, "governance-central", template_body=body, version=version,
+                                             values=values)["outputs"]
+            mp.setenv("AWSGOV_EVENTS_QUEUE_URL", outputs["EventsQueueUrl"])
+            members = [a for a in sb.info["accounts"] if a["status"] == "ACTIVE"]
+            yield {"sb": sb, "store_url": store_url, "outputs": outputs, "mgmt": mgmt, "members": members,
+                   "state": {}}
+    finally:
+        sb.stop()
+
+
+def _put(sb, account_id: str, entries: list[dict]) -> list[str]:
+    client = sb.client("events", account_id=account_id)
+    ids = []
+    for i in range(0, len(entries), 10):
+        response = client.put_events(Entries=entries[i:i + 10])
+        assert response["FailedEntryCount"] == 0, response
+        ids += [e["EventId"] for e in response["Entries"]]
+    return ids
+
+
+def _api(service: str, name: str, params: dict, when: dt.datetime = NOW) -> dict:
+    detail = {"eventSource": f"{service}.amazonaws.com", "eventName": name, "requestParameters": params,
+              "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/dev/x"}}
+    return {"Source": f"aws.{service}", "DetailType": "AWS API Call via CloudTrail", "Detail": json.dumps(detail),
+            "Time": when}
+
+
+def _signin_root() -> dict:
+    detail = {"eventName": "ConsoleLogin", "userIdentity": {"type": "Root", "arn": "arn:aws:iam::1:root"},
+              "additionalEventData": {"MFAUsed": "Yes"}, "responseElements": {"ConsoleLogin": "Success"}}
+    return {"Source": "aws.signin", "DetailType": "AWS Console Sign In via CloudTrail", "Detail": json.dumps(detail),
+            "Time": NOW}
+
+
+def _guardduty(severity: float) -> dict:
+    detail = {"id": "gd-1", "type": "CryptoCurrency:EC2/BitcoinTool.B!DNS", "severity": severity,
+              "resource": {"resourceType": "Instance", "instanceDetails": {"instanceId": "i-0<b>"}}}
+    return {"Source": "aws.guardduty", "DetailType": "GuardDuty Finding", "Detail": json.dumps(detail),
+            "Time": NOW, "Resources": ["arn:aws:ec2:us-east-1:1:instance/i-0"]}
+
+
+def _config_noncompliant() -> dict:
+    detail = {"configRuleName": "s3-bucket-public-read-prohibited", "resourceType": "AWS::S3::Bucket",
+              "resourceId": "logs", "newEvaluationResult": {"complianceType": "NON_COMPLIANT"},
+              "oldEvaluationResult": {"complianceType": "COMPLIANT"}}
+    return {"Source": "aws.config", "DetailType": "Config Rules Compliance Change", "Detail": json.dumps(detail),
+            "Time": NOW}
+
+
+async def _first_event(trigger, timeout: float):
+    async def first():
+        async for event in trigger.run():
+            return event
+    return await asyncio.wait_for(first(), timeout)
+
+
+def _watcher_trigger():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags" / "governance_events.py"))
+    assert not bag.import_errors, bag.import_errors
+    [asset] = bag.get_dag("governance_events").timetable.asset_condition.objects
+    [watcher] = asset.watchers
+    return asset, watcher.trigger
+
+
+@pytest.fixture
+def consume_asset_event():
+    """Attach one asset event (extra = the trigger's payload) to the next governance_events run dag.test() creates,
+    as the scheduler attaches the queued asset events to an asset-triggered run."""
+    from airflow.models.asset import AssetEvent, AssetModel, association_table
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import event as sa_event
+    from sqlalchemy import insert, select
+
+    pending: list[dict] = []
+
+    def attach(mapper, connection, run):
+        if run.dag_id != "governance_events" or not pending:
+            return
+        extra = pending.pop(0)
+        asset_id = connection.execute(select(AssetModel.id).where(AssetModel.name == "awsgov_events_queue")).scalar()
+        result = connection.execute(insert(AssetEvent.__table__).values(
+            asset_id=asset_id, extra=extra, timestamp=dt.datetime.now(dt.UTC)))
+        connection.execute(insert(association_table).values(dag_run_id=run.id,
+                                                            event_id=result.inserted_primary_key[0]))
+
+    sa_event.listen(DagRun, "after_insert", attach)
+    try:
+        yield pending
+    finally:
+        sa_event.remove(DagRun, "after_insert", attach)
+
+
+def _queue_depth(sb, url: str) -> int:
+    attrs = sb.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                                 "ApproximateNumberOfMessagesNotVisible"])
+    return sum(int(v) for v in attrs["Attributes"].values())
+
+
+def _read(store_url: str, table: str):
+    from include.awsgov import tables
+    from include.awsgov.store import Store
+
+    return Store(store_url).read(table, schema=getattr(tables, table.upper()))
+
+
+def test_watcher_trigger_receives_events_forwarded_from_member_accounts(env):
+    sb, members, url = env["sb"], env["members"], env["outputs"]["EventsQueueUrl"]
+    prod = next(a for a in members if a["tags"].get("Environment") == "prod")
+    dev = next(a for a in members if a["tags"].get("Environment") != "prod")
+    sent = {
+        "root": _put(sb, dev["id"], [_signin_root()])[0],
+        "iam_user": _put(sb, dev["id"], [_api("iam", "CreateUser", {"userName": "bob<script>"})])[0],
+        "guardduty": _put(sb, dev["id"], [_guardduty(8.0)])[0],
+        "config_prod": _put(sb, prod["id"], [_config_noncompliant()])[0],
+        "report_only": _put(sb, prod["id"], [_api("ec2", "RunInstances", {"instanceId": "i-1"})])[0],
+    }
+    # Poison: an unknown source put on the central bus by the admin account, and bodies no rule would send.
+    admin_events = sb.client("events")
+    admin_events.put_events(Entries=[{"Source": "custom.app", "DetailType": "Order", "Detail": "{}",
+                                      "EventBusName": "governance-central"}])
+    sqs = sb.client("sqs")
+    sqs.send_message(QueueUrl=url, MessageBody="{not json")
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"pad": "x" * 70_000}))
+    assert _queue_depth(sb, url) == 8
+
+    asset, trigger = _watcher_trigger()
+    assert trigger.serialize()[1]["sqs_queue"] == url
+    event = asyncio.run(_first_event(trigger, timeout=60))
+    batch = event.payload["message_batch"]
+    bodies = [json.loads(m["Body"]) for m in batch if m["Body"].startswith('{"version"')]
+    # EventBridge's envelope survives the forwarding: the member's event id, account and time.
+    assert {b["id"] for b in bodies} >= set(sent.values())
+    assert {b["account"] for b in bodies if b["id"] in sent.values()} == {dev["id"], prod["id"]}
+    assert len(batch) == 8 and _queue_depth(sb, url) == 0  # the trigger deletes what it hands over
+    env["state"].update(sent=sent, payload=event.payload, dev=dev["id"], prod=prod["id"])
+
+
+def test_dag_stores_routes_and_dead_letters_the_watchers_messages(env, consume_asset_event):
+    state = env["state"]
+    if "payload" not in state:
+        pytest.skip("needs the trigger test's payload")
+    sb, sent = env["sb"], state["sent"]
+    consume_asset_event.append({"from_trigger": True, "payload": state["payload"]})
+    run = run_dag("governance_events")
+    assert str(run.state) == "success", task_states(run)
+
+    stored = _read(env["store_url"], "events").set_index("event_id")
+    assert set(sent.values()) <= set(stored.index)
+    assert len(stored) == 5
+    routes = {name: (stored.loc[eid, "route"], stored.loc[eid, "alert_rules"]) for name, eid in sent.items()}
+    assert routes == {
+        "root": ("alert", "events_root_signin"),
+        "iam_user": ("alert", "events_iam_user_in_member_account"),
+        "guardduty": ("alert", "events_guardduty_high"),
+        "config_prod": ("alert", "events_config_noncompliant_prod"),
+        "report_only": ("report", ""),
+    }
+    assert stored.loc[sent["iam_user"], "account_id"] == state["dev"]
+    assert stored.loc[sent["config_prod"], "account_id"] == state["prod"]
+
+    rejects = _read(env["store_url"], "event_rejects")
+    assert sorted(rejects["reason"]) == ["malformed", "oversized", "unknown_source"]
+    assert _queue_depth(sb, env["outputs"]["EventsDeadLetterQueueUrl"]) == 3
+
+    ledger = _read(env["store_url"], "alert_ledger")
+    assert len(ledger) == 4 and set(ledger["status"]) == {"sent"}
+    assert set(ledger["rule_id"]) == {"events_root_signin", "events_iam_user_in_member_account",
+                                      "events_guardduty_high", "events_config_noncompliant_prod"}
+    state["mails"] = len(ledger["message_id"].unique())
+
+
+def test_redelivered_messages_are_stored_and_mailed_once(env, consume_asset_event):
+    state = env["state"]
+    if "mails" not in state:
+        pytest.skip("needs the first run")
+    consume_asset_event.append({"from_trigger": True, "payload": state["payload"]})
+    run = run_dag("governance_events")
+    assert str(run.state) == "success", task_states(run)
+    assert len(_read(env["store_url"], "events")) == 5
+    assert len(_read(env["store_url"], "event_rejects")) == 3
+    assert len(_read(env["store_url"], "alert_ledger")) == 4
+
+
+def test_manual_run_drains_the_queue_and_finds_a_burst_of_iam_changes(env):
+    sb, url = env["sb"], env["outputs"]["EventsQueueUrl"]
+    member = env["members"][0]["id"]
+    burst_hour = NOW.replace(minute=0, second=0) - dt.timedelta(hours=1)
+    start = burst_hour - dt.timedelta(days=4)
+    entries = []
+    for i in range(4 * 24):
+        when = start + dt.timedelta(hours=i, minutes=5)
+        entries += [_api("iam", "AttachUserPolicy", {"userName": f"u{i}"}, when) for _ in range((i * 7) % 3)]
+    entries += [_api("iam", "AttachUserPolicy", {"userName": f"b{k}"}, burst_hour + dt.timedelta(minutes=k))
+                for k in range(40)]
+    _put(sb, member, entries)
+    assert _queue_depth(sb, url) == len(entries)
+
+    run = run_dag("governance_events", conf={"max_messages": 5000})
+    assert str(run.state) == "success", task_states(run)
+    assert _queue_depth(sb, url) == 0
+
+    activity = _read(env["store_url"], "account_activity")
+    mine = activity[(activity["account_id"] == member) & (activity["event_type"] == "iam:AttachUserPolicy")]
+    assert int(mine["count"].sum()) == len(entries)
+    anomalies = _read(env["store_url"], "anomalies")
+    bursts = anomalies[(anomalies["namespace"] == "AWSGov/AccountActivity") & (anomalies["account_id"] == member)]
+    assert "iam_changes" in set(bursts["metric_name"])
+    assert set(bursts["timestamp"].dt.to_pydatetime()) == {burst_hour}
+
+
+def test_manual_run_refuses_a_bad_param_before_any_aws_call(env):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    env["sb"].reset_calls()
+    with pytest.raises(ParamValidationError, match="max_messages"):
+        run_dag("governance_events", conf={"max_messages": 0})
+    assert sum(r["count"] for r in env["sb"].calls()["calls"]) == 0
