@@ -13,6 +13,9 @@
    and the task succeeds; only bugs fail it. A failed account can be cleared alone from the grid.
 4. **finish_run**: drops chunks of accounts that are no longer collected, writes the `collection_runs` row and
    updates the `awsgov_findings` asset, which schedules the weekly report.
+5. **export_findings**: the day's open findings (Trusted Advisor, Config, anomalies, GuardDuty, Macie) as OCSF and
+   ASFF files in the store (`interop.export`) and, when `interop.securityhub_import` is on, imported into Security
+   Hub with BatchImportFindings (docs/threats.md).
 
 **Which day a run writes.** The `date` param (YYYY-MM-DD) wins, so any past day can be re-collected; otherwise the
 scheduled run's logical date; otherwise (manual and CLI runs have no logical date in Airflow 3) the day the run was
@@ -123,11 +126,22 @@ def governance_collection():
         return collection.finish_run(store, day, account_ids, run_id=context["run_id"], started_at=started,
                                      regions=cfg["regions"], api_calls=calls)
 
+    @task(pool=AWS_POOL)
+    def export_findings(run: dict, params: dict | None = None) -> dict:
+        """Export the day's open findings as OCSF and ASFF; import them into Security Hub when enabled (settings
+        ``interop``, off by default)."""
+        from include.awsgov import interop
+        from include.awsgov.airflow_conn import aws_access
+
+        cfg, store, day, context = _run_context(params)
+        wants_import = (cfg.get("interop") or {}).get("securityhub_import", False)
+        return interop.export_day(store, day, cfg, aws_access(cfg, context) if wants_import else None)
+
     batches = list_accounts()
     aggregate = collect_config_aggregate(batches)
     # aggregate: the accounts read the aggregator slice it staged, so they wait for it (its summary is in the logs).
     results = collect_account.partial(aggregate=aggregate).expand(batch=batches)
-    finish_run(results, batches, aggregate)
+    export_findings(finish_run(results, batches, aggregate))
 
 
 governance_collection()
