@@ -30,8 +30,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from include.awsgov import events_report, tables
 from include.awsgov import owners as own
-from include.awsgov import tables
 from include.awsgov.rules_catalog import CONFIG, SEVERITIES, TA, Catalog
 from include.awsgov.store import Store
 from include.awsgov.suppressions import COLUMNS as EXCEPTION_COLUMNS
@@ -125,6 +125,7 @@ class WeekData:
     trend_weeks: list[str] = field(default_factory=list)
     observed_first_seen: dict[str, str] = field(default_factory=dict, repr=False)  # within the window read
     observed_since: str = ""  # first collected day of the window read
+    events: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=events_report.COLUMNS))  # central bus
 
     @property
     def owners(self) -> list[str]:
@@ -356,7 +357,10 @@ def build_week(store: Store, week: Week, *, catalog: Catalog, exceptions: Except
     return WeekData(week=week, as_of=as_of, prev_as_of=prev_as_of, window_start=window_start, findings=cur,
                     resolved=resolved, unverified=unverified, accounts=scorecards, gaps=gaps, last_run=last_run,
                     anomalies=anomalies, unused_exceptions=exceptions.unused(cur), trend_weeks=list(trend),
-                    observed_first_seen=observed, observed_since=window_first)
+                    observed_first_seen=observed, observed_since=window_first,
+                    events=events_report.read_week(
+                        store, week.monday, week.sunday, owner_of=lambda a: resolver.account_owner(a)[0],
+                        name_of=lambda a: str((accounts.get(a) or {}).get("name") or "")))
 
 
 def _compliance_pct(rules: pd.DataFrame) -> dict[str, float]:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from include.awsgov import events_report
 from include.awsgov import owners as own
 from include.awsgov.report import NEW, PERSISTING, REOPENED, WeekData
 from include.awsgov.rules_catalog import SEVERITIES
@@ -217,6 +218,7 @@ def owner_view(recs: Records, owner: str, options: Mapping[str, Any]) -> dict[st
         "resolved": items(resolved, limit),
         "actions": actions(rows, int(options["max_actions"]), int(options["max_resources_per_action"])),
         "anomalies": recs.of_accounts("anomalies", owned),
+        "events": events_report.view(recs.data.events, owned, limit),
         "exceptions": items([r for r in rows if r["exception_id"]]),
         "list_limit": limit,
     }
@@ -256,6 +258,7 @@ def org_view(recs: Records, options: Mapping[str, Any], delivery: Sequence[Mappi
         "actions": actions(rows, int(options["max_actions"]), int(options["max_resources_per_action"])),
         "anomalies": anomalies[:limit], "anomaly_count": len(anomalies),
         "anomaly_by_severity": dict(Counter(a["severity"] for a in anomalies)),
+        "events": events_report.view(data.events, None, limit),
         "exceptions": items([r for r in rows if r["exception_status"] in (EXPIRING, EXPIRED)]),
         "unused_exceptions": [{"id": e.id, "expires": e.expires.isoformat(), "ticket": e.ticket}
                               for e in data.unused_exceptions],

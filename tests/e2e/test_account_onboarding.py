@@ -164,13 +164,13 @@ def test_newer_version_updates_every_instance_before_creating_new_ones(env):
     before = stacksets.describe_stack_set(cf, name)
     instances = stacksets.list_stack_instances(cf, name)
     request = onboarding.validate_static(_conf([account]), default_regions=REGIONS, global_region="us-east-1")
-    plan = onboarding.plan_deployment(request, version="1.1.0", central_stack=None, stack_set=before,
+    plan = onboarding.plan_deployment(request, version="9.0.0", central_stack=None, stack_set=before,
                                       instances=instances)
     assert (plan["stackset"], plan["create"]) == ("update", [{"accounts": [account], "regions": REGIONS}])
     values = {p["ParameterKey"]: p["ParameterValue"] for p in before["Parameters"]}
     values["ExternalId"] = sb.info["external_id"]  # NoEcho: not readable back
     body, _ = onboarding.load_template("baseline")
-    update = stacksets.ensure_stack_set(cf, name, template_body=body, version="1.1.0", values=values,
+    update = stacksets.ensure_stack_set(cf, name, template_body=body, version="9.0.0", values=values,
                                         preferences={"MaxConcurrentPercentage": 100})
     steps = onboarding.operation_steps(request, plan, update["operation_id"], ("test", "version-bump"))
     deadline = time.monotonic() + 60
@@ -182,6 +182,6 @@ def test_newer_version_updates_every_instance_before_creating_new_ones(env):
     assert (update_op["Action"], update_op["Status"]) == ("UPDATE", "SUCCEEDED")
     assert (create_op["Action"], create_op["Status"]) == ("CREATE", "SUCCEEDED")
     assert update_op["EndTimestamp"] <= create_op["CreationTimestamp"]
-    assert stacksets.recorded_version(stacksets.describe_stack_set(cf, name)) == "1.1.0"
+    assert stacksets.recorded_version(stacksets.describe_stack_set(cf, name)) == "9.0.0"
     after = {(i["Account"], i["Region"]): i["Status"] for i in stacksets.list_stack_instances(cf, name)}
     assert len(after) == len(instances) + 2 and set(after.values()) == {"CURRENT"}
