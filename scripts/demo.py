@@ -107,6 +107,17 @@ def main() -> int:
             print("3. anomaly checks on CloudWatch metrics (static thresholds + learned detector), last week")
             states["metric_anomaly_checks"] = run_dag("metric_anomaly_checks", {"end": end.isoformat(), "hours": 168})
 
+        if "governance_events" in dags and "account_onboarding" in dags:
+            # Needs the central stack (bus -> SQS rule and queue) that onboarding deployed. dag.test() runs no
+            # triggerer: the run drains the queue itself, as a manual run does (the AssetWatcher does it in Airflow).
+            from scripts.events_demo import publish
+
+            week_start = dt.datetime.combine(today - dt.timedelta(days=today.weekday() + 7), dt.time(), dt.UTC)
+            sent = publish(sb, week_start)
+            print(f"3b. {sent} events put in member accounts -> central bus -> SQS; governance_events stores, "
+                  "routes (alerts mailed at once), dead-letters the poison and checks activity bursts")
+            states["governance_events"] = run_dag("governance_events")
+
         if "weekly_compliance_report" in dags:
             print("4. weekly compliance reports, sent through SES, archived and written to out/")
             states["weekly_compliance_report"] = run_dag("weekly_compliance_report", {"out_dir": str(out)})

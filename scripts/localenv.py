@@ -53,6 +53,9 @@ def airflow_env(sandbox_info: dict, home: Path, store_url: str, extra_settings: 
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
         "AIRFLOW_VAR_AWSGOV_EXTERNAL_ID": sandbox_info["external_id"],
         "AIRFLOW_VAR_AWSGOV_SETTINGS": json.dumps(settings),
+        # governance_events' AssetWatcher polls the central stack's queue (created by onboarding); read at parse.
+        "AWSGOV_EVENTS_QUEUE_URL": f"https://sqs.us-east-1.amazonaws.com/{sandbox_info['management_account_id']}"
+                                   "/governance-events",
         # Keep every AWS SDK call on the sandbox, even from code that ignores the connection.
         "AWS_ACCESS_KEY_ID": SANDBOX_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": SANDBOX_SECRET,
