@@ -79,17 +79,18 @@ class Processes:
         except OSError:
             return "(no log)"
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 20.0) -> list[str]:
         """Airflow first, then the services it needs (PostgreSQL, Redis): each main process is asked to stop
         (SIGTERM; SIGINT = fast shutdown for PostgreSQL) and stops its own children; after ``timeout`` seconds
         its whole process group, and every descendant recorded before, is killed."""
         services = {"postgres", "redis"}
-        self._stop([p for p in self.procs if p[0] not in services], timeout)
-        self._stop([p for p in self.procs if p[0] in services], timeout)
+        killed = self._stop([p for p in self.procs if p[0] not in services], timeout)
+        killed += self._stop([p for p in self.procs if p[0] in services], timeout)
         self.procs.clear()
+        return killed
 
     @staticmethod
-    def _stop(procs: list[tuple[str, subprocess.Popen]], timeout: float) -> None:
+    def _stop(procs: list[tuple[str, subprocess.Popen]], timeout: float) -> list[str]:
         import psutil
 
         owned: list[psutil.Process] = []
@@ -102,9 +103,12 @@ class Processes:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGINT if name == "postgres" else signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for _, proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
+        killed = []
+        for name, proc in procs:
+            try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                killed.append(name)
         for _, proc in procs:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)  # the group we created with start_new_session
@@ -117,6 +121,7 @@ class Processes:
         deadline = time.monotonic() + 5
         while not all(_gone(p) for p in owned) and time.monotonic() < deadline:
             time.sleep(0.05)
+        return killed
 
 
 def _gone(proc) -> bool:
@@ -477,14 +482,16 @@ def main() -> int:
             print(f"--- {name} log (tail) ---\n{procs.tail(name, 15)}", file=sys.stderr)
     finally:
         t_down = time.perf_counter()
-        procs.stop()
+        killed = procs.stop()
         if sandbox is not None:
             sandbox.stop()
         if args.keep:
             print(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-        print(f"teardown {time.perf_counter() - t_down:.1f}s; total wall time {time.perf_counter() - t0:.1f}s")
+        print(f"teardown {time.perf_counter() - t_down:.1f}s ("
+              + (f"killed after the timeout: {', '.join(killed)}" if killed else "every process exited when asked")
+              + f"); total wall time {time.perf_counter() - t0:.1f}s")
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
         return 1

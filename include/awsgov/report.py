@@ -30,6 +30,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+import include.awsgov.threats as threats
 from include.awsgov import events_report, tables
 from include.awsgov import owners as own
 from include.awsgov.rules_catalog import CONFIG, SEVERITIES, TA, Catalog
@@ -183,6 +184,7 @@ def _open_findings(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
         "resource": cf["resource_type"].fillna("") + "/" + cf["resource_id"].fillna(""), "status": cf["compliance"],
         "detail": cf["annotation"], "details_json": "", "savings": float("nan"), "dt": cf["dt"]})
     frames = [f for f in (ta, cf) if not f.empty]
+    frames += threats.open_findings(store, start, end, FINDING_COLUMNS, _read)  # GuardDuty, Macie (threats.py)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)
     for col in ("region", "check", "check_name", "category", "resource_type", "resource_id", "resource", "detail",
                 "details_json"):
@@ -258,6 +260,11 @@ def _enrich(frame: pd.DataFrame, catalog: Catalog, accounts: Mapping[str, Mappin
         catalog.console_url(s, region=r, resource_type=t, resource_id=i, category=c)
         for s, r, t, i, c in zip(out["source"], out["region"], out["resource_type"], out["resource_id"],
                                  out["category"], strict=True)]
+    # Findings that carry their own wording (GuardDuty, Macie; prohibited packages) override the catalog defaults.
+    for col in ("title", "severity", "why", "remediation", "console_url"):
+        if f"own_{col}" in out:
+            mine = out[f"own_{col}"].fillna("").astype(str) != ""
+            out.loc[mine, col] = out.loc[mine, f"own_{col}"]
     return out
 
 
@@ -331,6 +338,9 @@ def build_week(store: Store, week: Week, *, catalog: Catalog, exceptions: Except
         if recorded:
             scanned = [(s == TA and a in ta_ok) or (s == CONFIG and (a, r) in cf_ok)
                        for s, a, r in zip(gone["source"], gone["account_id"], gone["region"], strict=True)]
+            threat_ok = threats.scanned(coverage)  # GuardDuty/Macie: fixed only where read on as_of
+            scanned = [ok or (s, a, r) in threat_ok
+                       for ok, s, a, r in zip(scanned, gone["source"], gone["account_id"], gone["region"], strict=True)]
             unverified = len(gone) - sum(scanned)
             gone = gone[pd.Series(scanned, index=gone.index, dtype=bool)]
         resolved = resolver.resolve(_enrich(gone.drop(columns=[*EXCEPTION_COLUMNS, "counted"]), catalog, accounts))

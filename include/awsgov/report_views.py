@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+import include.awsgov.threats as threats
 from include.awsgov import events_report
 from include.awsgov import owners as own
 from include.awsgov.report import NEW, PERSISTING, REOPENED, WeekData
@@ -221,6 +222,9 @@ def owner_view(recs: Records, owner: str, options: Mapping[str, Any]) -> dict[st
         "events": events_report.view(recs.data.events, owned, limit),
         "exceptions": items([r for r in rows if r["exception_id"]]),
         "list_limit": limit,
+        # GuardDuty and Macie sections (threats.py; templates _threats.*.j2): new high/critical first.
+        "threats": threats.section(rows, "guardduty", limit, ITEM_FIELDS),
+        "sensitive": threats.section(rows, "macie", limit, ITEM_FIELDS),
     }
 
 
@@ -265,6 +269,8 @@ def org_view(recs: Records, options: Mapping[str, Any], delivery: Sequence[Mappi
         "unowned": items(unowned, limit), "unowned_count": len(unowned),
         "delivery": list(delivery), "delivery_counts": dict(Counter(d.get("status", "") for d in delivery)),
         "list_limit": limit,
+        "threats": threats.section(rows, "guardduty", limit, ITEM_FIELDS),
+        "sensitive": threats.section(rows, "macie", limit, ITEM_FIELDS),
     }
 
 
