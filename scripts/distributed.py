@@ -379,6 +379,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="task slots per Celery worker")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for each DAG run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) after teardown")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file (for benchmarks)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     # Ctrl-C or a SIGTERM from CI still runs the teardown below.
@@ -392,6 +393,7 @@ def main() -> int:
     procs = Processes(root / "logs")
     sandbox = None
     failures: list[str] = []
+    figures: dict = {"runs": {}}
     try:
         from sandbox.runner import Sandbox
 
@@ -436,7 +438,7 @@ def main() -> int:
             api.call("POST", "/api/v2/pools", {"name": name, "slots": slots, "description": description})
         for dag_id in dag_ids:
             api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        startup = time.perf_counter() - t0
+        startup = figures["startup_s"] = round(time.perf_counter() - t0, 1)
         print(f"up in {startup:.1f}s: metadatabase {health['metadatabase']['status']}, scheduler, dag-processor, "
               f"triggerer healthy; 2 Celery workers ready; DAGs parsed; pool aws_api created", flush=True)
 
@@ -459,6 +461,8 @@ def main() -> int:
                 hosts[ti["hostname"]] = hosts.get(ti["hostname"], 0) + 1
                 per_worker[ti["hostname"]] = per_worker.get(ti["hostname"], 0) + 1
             runs[dag_id] = final
+            figures["runs"][dag_id] = {"state": final["state"], "seconds": round(time.perf_counter() - started, 1),
+                                       "task_instances": len(tis), "tasks_per_worker": hosts}
             print(f"{dag_id} {final['dag_run_id']}: {final['state']} in {time.perf_counter() - started:.1f}s "
                   f"(trigger to end; {len(tis)} task instances, {len(ran)} ran: "
                   + ", ".join(f"{h} {n}" for h, n in sorted(hosts.items())) + ")", flush=True)
@@ -469,6 +473,7 @@ def main() -> int:
                 break
 
         print(f"tasks per worker: {json.dumps(per_worker, sort_keys=True)}")
+        figures["tasks_per_worker"] = per_worker
         if set(per_worker) != set(WORKERS):
             failures.append(f"task instances ran on {sorted(per_worker)}, expected both of {list(WORKERS)}")
         if len(runs) == 2 and not failures:
@@ -492,6 +497,10 @@ def main() -> int:
         print(f"teardown {time.perf_counter() - t_down:.1f}s ("
               + (f"killed after the timeout: {', '.join(killed)}" if killed else "every process exited when asked")
               + f"); total wall time {time.perf_counter() - t0:.1f}s")
+    figures.update(teardown_s=round(time.perf_counter() - t_down, 1), total_s=round(time.perf_counter() - t0, 1),
+                   killed_after_timeout=killed, failures=failures, ok=not failures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, sort_keys=True))
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
         return 1
