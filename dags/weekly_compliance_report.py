@@ -1,8 +1,13 @@
 """
 ### Weekly compliance report: one HTML report per owner, e-mailed once, plus an org-wide summary
 
-Reads **only the history store** (no AWS call except SES when that is the transport).
+Reads **only the history store** (no AWS call except SES when that is the transport, and the change lookup below).
 
+0. **lookup_changes** (pool `aws_api`): for the report's best-ranked non-compliant Config resources
+   (`report.change_history.max_items`), when each last changed (Config resource history) and who changed it
+   (CloudTrail event history: principal, event name, source IP), written to the store (`change_history`) and shown
+   next to the item. Bounded and cached per resource; AWS errors become the item's status, never a failed report
+   (`include/awsgov/change_history.py`, `docs/inventory.md`).
 1. **build_reports**: the week's findings, deltas against the previous week, score cards with 8-week trends,
    coverage gaps, anomalies and exceptions (`include/awsgov/report.py`); one report per owner (resource `Owner`
    tag, else account owner, else the OU default `ou_owners`, else `mail.governance_address`), rendered as HTML
@@ -146,7 +151,17 @@ def weekly_compliance_report():
         manifest = manifest_path(week, bool((params or {}).get("dry_run")))
         return send(store, manifest, cfg, _mailer_factory(cfg, context), out_dir=out_dir)
 
+    @task(pool=AWS_POOL)
+    def lookup_changes(params: dict | None = None) -> dict:
+        """When and by whom the report's top non-compliant Config resources last changed (Config + CloudTrail)."""
+        from include.awsgov.airflow_conn import aws_access
+        from include.awsgov.change_history import lookup_for_report
+
+        cfg, store, week, _, context = _context(params)
+        return lookup_for_report(aws_access(cfg, context), store, week, cfg)
+
     batches = build_reports()
+    lookup_changes() >> batches
     sent = send_reports.expand(batch=batches)
     [batches, sent] >> send_org_summary()
 

@@ -24,13 +24,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from include.awsgov import render, tables
-from include.awsgov.store import Store
+# Light at import (the DAG file reads the Param patterns at parse time): the store, tables and templates are
+# imported where they are used.
+if TYPE_CHECKING:
+    from include.awsgov.store import Store
 
 # The characters a package-name pattern may hold (the DAG's Param enforces the same): letters, digits, space and
 # . _ + : @ / ( ) - plus the wildcards * and ?. No brackets, backslashes or quotes: nothing a regex or a shell would
@@ -174,6 +176,8 @@ def search(store: Store, query: SearchQuery) -> dict[str, Any]:
     :param store: the history store.
     :param query: a validated query.
     """
+    from include.awsgov import tables
+
     regex = compile_pattern(query.pattern)
     spec = parse_constraint(query.versions)
     day = _latest_day(store, "software_inventory", dt.date.fromisoformat(query.day) if query.day else None)
@@ -231,9 +235,11 @@ def to_csv(rows: Iterable[Mapping[str, Any]]) -> bytes:
 
 def subject(query: SearchQuery, result: Mapping[str, Any]) -> str:
     """One-line mail subject of an answer."""
+    from include.awsgov.render import oneline
+
     s = result["summary"]
     versions = f" {query.versions}" if query.versions else ""
-    return render.oneline(f"Package search '{query.pattern}'{versions}: {s['instances']} instance(s) in "
+    return oneline(f"Package search '{query.pattern}'{versions}: {s['instances']} instance(s) in "
                           f"{s['accounts']} account(s) (inventory of {s['day']})", 200)
 
 
@@ -250,6 +256,8 @@ def archive(store: Store, sid: str, query: SearchQuery, result: Mapping[str, Any
     :param query: the query.
     :param result: from :func:`search`.
     """
+    from include.awsgov import render
+
     context = {"query": query.to_dict(), **result}
     base = f"{PREFIX}/{sid}"
     paths = {

@@ -30,6 +30,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+import include.awsgov.inventory as inventory
 import include.awsgov.threats as threats
 from include.awsgov import events_report, tables
 from include.awsgov import owners as own
@@ -184,6 +185,8 @@ def _open_findings(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
         "resource": cf["resource_type"].fillna("") + "/" + cf["resource_id"].fillna(""), "status": cf["compliance"],
         "detail": cf["annotation"], "details_json": "", "savings": float("nan"), "dt": cf["dt"]})
     frames = [f for f in (ta, cf) if not f.empty]
+    packages = _read(store, "package_findings", start, end, tables.PACKAGE_FINDINGS)  # prohibited (inventory.py)
+    frames += [inventory.open_findings(packages)] if not packages.empty else []
     frames += threats.open_findings(store, start, end, FINDING_COLUMNS, _read)  # GuardDuty, Macie (threats.py)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)
     for col in ("region", "check", "check_name", "category", "resource_type", "resource_id", "resource", "detail",
@@ -338,6 +341,9 @@ def build_week(store: Store, week: Week, *, catalog: Catalog, exceptions: Except
         if recorded:
             scanned = [(s == TA and a in ta_ok) or (s == CONFIG and (a, r) in cf_ok)
                        for s, a, r in zip(gone["source"], gone["account_id"], gone["region"], strict=True)]
+            inv_ok = inventory.scanned(coverage)  # a prohibited package is fixed only where the inventory was read
+            scanned = [ok or (s == inventory.FINDING_SOURCE and (a, r) in inv_ok)
+                       for ok, s, a, r in zip(scanned, gone["source"], gone["account_id"], gone["region"], strict=True)]
             threat_ok = threats.scanned(coverage)  # GuardDuty/Macie: fixed only where read on as_of
             scanned = [ok or (s, a, r) in threat_ok
                        for ok, s, a, r in zip(scanned, gone["source"], gone["account_id"], gone["region"], strict=True)]

@@ -32,7 +32,8 @@ from include.awsgov.suppressions import EXPIRED, EXPIRING
 ITEM_FIELDS = ("finding_id", "source", "severity", "title", "why", "remediation", "console_url", "account_id",
                "account_name", "environment", "region", "check", "resource", "detail", "status", "first_seen",
                "age_days", "age_capped", "delta", "overdue", "owner", "exception_id", "exception_status",
-               "exception_expires", "exception_reason", "exception_approver", "exception_ticket")
+               "exception_expires", "exception_reason", "exception_approver", "exception_ticket",
+               "change")  # change: when/who of a non-compliant Config resource (change_history.py), else None
 CSV_FIELDS = ("finding_id", "severity", "title", "account_id", "account_name", "environment", "region", "source",
               "check", "resource", "status", "detail", "first_seen", "age_days", "delta", "overdue",
               "exception_id", "exception_status", "exception_expires", "remediation", "console_url")

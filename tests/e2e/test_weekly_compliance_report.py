@@ -49,8 +49,8 @@ def test_smtp_run_sends_one_mail_per_owner_and_a_rerun_sends_none(smtp_env):
     out = tmp_path / "out"
     run = run_dag(DAG_ID, {"week": rs.WEEK, "out_dir": str(out)})
     assert str(run.state) == "success", task_states(run)
-    assert task_states(run) == {"build_reports": "success", "send_reports[0]": "success",
-                                "send_org_summary": "success"}
+    assert task_states(run) == {"lookup_changes": "success", "build_reports": "success",
+                                "send_reports[0]": "success", "send_org_summary": "success"}
     assert len(sink.messages) == 6 and sink.connections == 2
     parsed = {m["X-Awsgov-Report"]: m for m in sink.parsed()}
     alice = parsed["alice-example-com-ff8d9819"]
