@@ -6,31 +6,34 @@ this covers its teardown, the part that must never touch another process on a sh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 
 from scripts.distributed import Processes, _gone
 
 
-def _wait_children(pid: int, count: int) -> list[psutil.Process]:
+def _wait_children(pid: int, count: int, groups: int) -> list[psutil.Process]:
+    """The children of ``pid`` once there are ``count`` of them in ``groups`` process groups (setsid done)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         children = psutil.Process(pid).children(recursive=True)
-        if len(children) >= count:
-            return children
+        with contextlib.suppress(ProcessLookupError):
+            if len(children) >= count and len({os.getpgid(c.pid) for c in children}) == groups:
+                return children
         time.sleep(0.05)
-    raise AssertionError(f"{pid} did not start {count} children")
+    raise AssertionError(f"{pid} did not start {count} children in {groups} groups")
 
 
 def test_stop_ends_the_started_group_and_descendants_that_left_it_but_not_a_bystander(tmp_path):
     procs = Processes(tmp_path)
     # One child stays in the group; one escapes it with setsid (as a daemonizing child would).
     tree = procs.start("tree", ["sh", "-c", "sleep 300 & setsid sleep 301 & wait"], env=dict(os.environ))
-    children = _wait_children(tree.pid, 2)
-    assert len({os.getpgid(c.pid) for c in children}) == 2  # really two groups
+    children = _wait_children(tree.pid, 2, groups=2)
     bystander = subprocess.Popen(["sleep", "302"])  # not started through Processes
     try:
         procs.stop(timeout=2)
@@ -47,10 +50,12 @@ def test_stop_stops_the_database_after_the_programs_that_use_it(tmp_path):
     procs = Processes(tmp_path)
     db, scheduler = tmp_path / "db-stopped", tmp_path / "scheduler-stopped"
     # "postgres" gets SIGINT (PostgreSQL's fast shutdown); "scheduler" gets SIGTERM and takes 0.3 s to exit.
-    procs.start("postgres", ["sh", "-c", f"trap 'date +%s%N > {db}; exit 0' INT; while :; do sleep 0.05; done"],
-                env=dict(os.environ))
+    procs.start("postgres", ["sh", "-c", f"trap 'date +%s%N > {db}; exit 0' INT; touch {db}.ready; "
+                             "while :; do sleep 0.05; done"], env=dict(os.environ))
     procs.start("scheduler", ["sh", "-c", f"trap 'date +%s%N > {scheduler}; sleep 0.3; exit 0' TERM; "
-                              "while :; do sleep 0.05; done"], env=dict(os.environ))
-    time.sleep(0.3)
+                              f"touch {scheduler}.ready; while :; do sleep 0.05; done"], env=dict(os.environ))
+    deadline = time.monotonic() + 10
+    while not all(Path(f"{f}.ready").exists() for f in (db, scheduler)) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the traps are set
     procs.stop(timeout=5)
     assert int(db.read_text()) > int(scheduler.read_text()) + 250_000_000  # after the scheduler had exited
