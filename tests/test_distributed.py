@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from scripts.distributed import Processes, _gone
 
@@ -29,8 +30,15 @@ def _wait_children(pid: int, count: int, groups: int) -> list[psutil.Process]:
     raise AssertionError(f"{pid} did not start {count} children in {groups} groups")
 
 
-def test_stop_ends_the_started_group_and_descendants_that_left_it_but_not_a_bystander(tmp_path):
-    procs = Processes(tmp_path)
+@pytest.fixture
+def procs(tmp_path):
+    """A Processes whose leftovers are stopped even when the test fails before its own stop()."""
+    owned = Processes(tmp_path)
+    yield owned
+    owned.stop(timeout=1)
+
+
+def test_stop_ends_the_started_group_and_descendants_that_left_it_but_not_a_bystander(procs):
     # One child stays in the group; one escapes it with setsid (as a daemonizing child would).
     tree = procs.start("tree", ["sh", "-c", "sleep 300 & setsid sleep 301 & wait"], env=dict(os.environ))
     children = _wait_children(tree.pid, 2, groups=2)
@@ -46,8 +54,7 @@ def test_stop_ends_the_started_group_and_descendants_that_left_it_but_not_a_byst
         bystander.wait()
 
 
-def test_stop_stops_the_database_after_the_programs_that_use_it(tmp_path):
-    procs = Processes(tmp_path)
+def test_stop_stops_the_database_after_the_programs_that_use_it(procs, tmp_path):
     db, scheduler = tmp_path / "db-stopped", tmp_path / "scheduler-stopped"
     # "postgres" gets SIGINT (PostgreSQL's fast shutdown); "scheduler" gets SIGTERM and takes 0.3 s to exit.
     procs.start("postgres", ["sh", "-c", f"trap 'date +%s%N > {db}; exit 0' INT; touch {db}.ready; "
