@@ -50,6 +50,8 @@ ACCOUNT_TABLES = {
     "software_inventory": (tables.SOFTWARE_INVENTORY, ["region", "instance_id", "name", "version", "item_id"]),
     "package_findings": (tables.PACKAGE_FINDINGS, ["region", "rule_id", "instance_id", "name", "finding_id"]),
 }
+# The report's "why" of a rule that gives no reason.
+DEFAULT_REASON = "The package is on the organization's prohibited-packages list (settings inventory)."
 STAGED_ROWS, STAGED_COVERAGE = "_staging/software_inventory", "_staging/inventory_coverage"
 
 
@@ -95,7 +97,7 @@ def prohibited_rules(section: Mapping[str, Any] | None) -> list[ProhibitedRule]:
         ps.parse_constraint(entry.get("versions"))
         out.append(ProhibitedRule(entry["id"], entry["name"], entry.get("versions"), entry["severity"],
                                   entry.get("title") or f"Prohibited package {entry['name']}",
-                                  entry.get("reason", "")))
+                                  entry.get("reason") or DEFAULT_REASON))
     return out
 
 

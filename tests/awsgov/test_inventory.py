@@ -133,3 +133,33 @@ def test_settings_refuse_an_unsafe_prohibited_pattern():
 
     with pytest.raises(SettingsError, match="prohibited_packages"):
         load_settings({"inventory": {"prohibited_packages": [{"id": "x", "name": "a[0-9]|b", "severity": "high"}]}})
+
+
+def test_prohibited_packages_flow_into_the_weekly_report_with_owners_and_exceptions(runs):
+    import datetime as dt
+
+    from include.awsgov.report import Week, build_week
+    from include.awsgov.rules_catalog import load_catalog
+    from include.awsgov.suppressions import parse
+
+    store, day = runs["aggregator"]["store"], runs["day"]
+    found = store.read("package_findings", day, day, schema=tables.PACKAGE_FINDINGS)
+    telnet = found[found["rule_id"] == "telnet"].iloc[0]
+    exceptions = parse({"version": 1, "exceptions": [{
+        "id": "EXC-TELNET", "match": {"check": "telnet", "account_id": telnet["account_id"],
+                                      "resource": f"{telnet['instance_id']}/*"},
+        "reason": "Lab host", "approver": "sec@example.com", "ticket": "SEC-1",
+        "expires": (dt.date.fromisoformat(str(day)) + dt.timedelta(days=60)).isoformat()}]})
+    data = build_week(store, Week.of(dt.date.fromisoformat(str(day))), catalog=load_catalog(), exceptions=exceptions,
+                      ou_owners={}, fallback="governance-team@example.com")
+    mine = data.findings[data.findings["source"] == inventory.FINDING_SOURCE]
+    assert set(mine["finding_id"]) == set(found["finding_id"])
+    log4j = mine[mine["check"] == "log4j-old"]
+    assert set(log4j["severity"]) == {"critical"} and set(log4j["title"]) == {"Old log4j"}
+    assert set(mine["resource"]) == {f"{i}/{n}" for i, n in zip(found["instance_id"], found["name"], strict=True)}
+    assert (mine["owner"] != "").all() and set(mine["delta"]) == {"new"}
+    suppressed = mine[~mine["counted"]]
+    assert set(suppressed["exception_id"]) == {"EXC-TELNET"}
+    assert set(suppressed["account_id"]) == {telnet["account_id"]}
+    assert set(mine.loc[mine["check"] == "telnet", "why"]) == {inventory.DEFAULT_REASON}  # no reason given
+    assert all(url.startswith("https://") and "systems-manager" in url for url in mine["console_url"])
