@@ -21,7 +21,10 @@ cross-account read role (ExternalId) and an EventBridge rule forwarding security
    rerun skips them.
 6. **verify_account** (one mapped task per account): through the read role, the trail logs, the recorder records,
    the aggregation authorization and the forwarding rule exist.
-7. **record_inventory**: one `inventory` row per account (owner, team, environment, version, verification);
+7. **register_delegated_admin** (form option `delegated_admin`): the admin account becomes the GuardDuty and Macie
+   delegated administrator in the requested regions. The other threat options (`enable_guardduty`, `enable_macie`,
+   `findings_import_role`) are template parameters of the run's new stack instances (docs/threats.md).
+8. **record_inventory**: one `inventory` row per account (owner, team, environment, version, verification);
    updates the `awsgov_inventory` asset. **check_verification** fails the run if an account did not verify.
 
 Rerunning for onboarded accounts needs `force` and changes nothing in AWS (all instances CURRENT).
@@ -220,6 +223,18 @@ def account_onboarding():
                                          previous=previous, now=datetime.now(UTC))
         return onboarding.write_inventory(store, partition_day(context), rows)
 
+    @task(pool=AWS_POOL)
+    def register_delegated_admin(request: dict) -> dict:
+        """With the form's delegated_admin option, register the admin account as GuardDuty and Macie delegated
+        administrator in the requested regions (management-account calls); otherwise do nothing."""
+        from include.awsgov import threat_setup
+        from include.awsgov.airflow_conn import aws_access, settings
+
+        if not request.get("delegated_admin"):
+            return {}
+        access = aws_access(settings(), get_current_context())
+        return threat_setup.register_delegated_admin(access, request["regions"], request["admin_account_id"])
+
     @task(retries=0)
     def check_verification(verifications: list[dict]) -> None:
         """Fail the run if any account did not verify (its inventory row says verify_failed)."""
@@ -238,6 +253,7 @@ def account_onboarding():
     deployed = wait_for_operations(operations, request)
     verifications = verify_account.partial(request=request, central=central).expand(account_id=deployed)
     plan >> gate >> central
+    gate >> register_delegated_admin(request)
     record_inventory(request, verifications, operations) >> check_verification(verifications)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from include.awsgov import threat_setup
 from include.awsgov.aws import AwsAccess, classify_error, paginate
 from include.awsgov.stacksets import CURRENT, recorded_version, stack_set_action
 
@@ -165,10 +166,13 @@ def validate_static(
             errors.append(_msg("percent", field, value, low=low, high=high))
         percents[field] = value
     flags = {}
-    for field in ("dry_run", "force"):
+    for field in ("dry_run", "force", *threat_setup.FLAGS):
         flags[field] = params.get(field, False)
         if not isinstance(flags[field], bool):
             errors.append(_msg("boolean", field, flags[field]))
+    if isinstance(regions, list) and all(isinstance(r, str) for r in regions):
+        errors += [_msg("service_region", field, missing, service=service)
+                   for field, service, missing in threat_setup.unsupported({**flags, "regions": regions})]
     if errors:
         raise InvalidRequest(errors)
     return {"account_ids": accounts, "regions": regions, "owner_email": email, "team": team,
@@ -351,6 +355,8 @@ def operation_steps(
             steps.append({"action": action, "op_id": operation_id(*run_key, action, str(i)), **group,
                           "preferences": operation_preferences(request, group["regions"]),
                           "ou_ids": list(request["ou_ids"])})
+            if action == "create":  # the form's threat-detection options, for the run's new instances only
+                steps[-1]["overrides"] = threat_setup.overrides(request)
     return steps
 
 

@@ -201,11 +201,14 @@ def _start(call: Any, op_id: str | None, **kwargs: Any) -> str:
 
 
 def _instances_request(
-    name: str, accounts: Sequence[str], regions: Sequence[str], preferences: Mapping[str, Any], ou_ids: Sequence[str]
+    name: str, accounts: Sequence[str], regions: Sequence[str], preferences: Mapping[str, Any], ou_ids: Sequence[str],
+    overrides: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Arguments shared by Create/UpdateStackInstances: SELF_MANAGED names accounts, SERVICE_MANAGED OUs."""
     kwargs: dict[str, Any] = {"StackSetName": name, "Regions": list(regions),
                               "OperationPreferences": dict(preferences)}
+    if overrides:
+        kwargs["ParameterOverrides"] = parameters(overrides)
     if ou_ids:
         kwargs["DeploymentTargets"] = {"OrganizationalUnitIds": list(ou_ids), "Accounts": list(accounts),
                                        "AccountFilterType": "INTERSECTION"}
@@ -223,6 +226,7 @@ def create_stack_instances(
     *,
     ou_ids: Sequence[str] = (),
     op_id: str | None = None,
+    overrides: Mapping[str, str] | None = None,
 ) -> str:
     """``CreateStackInstances`` for accounts x regions in ONE operation; returns its OperationId.
 
@@ -231,8 +235,9 @@ def create_stack_instances(
     :param preferences: OperationPreferences (failure tolerance, concurrency, region order).
     :param ou_ids: organizational units for SERVICE_MANAGED StackSets.
     :param op_id: OperationId, so a retried task does not start a second operation.
+    :param overrides: template parameter values of these instances only (the onboarding form's options).
     """
-    kwargs = _instances_request(name, accounts, regions, preferences, ou_ids)
+    kwargs = _instances_request(name, accounts, regions, preferences, ou_ids, overrides)
     started = _start(cf.create_stack_instances, op_id, **kwargs)
     log.info("stackset %s: create operation %s for %d accounts x %d regions", name, started, len(accounts),
              len(regions))
@@ -365,8 +370,9 @@ def start_step(cf: Any, name: str, step: Mapping[str, Any]) -> str:
     :param step: {"action", "op_id", "accounts", "regions", "preferences", "ou_ids"}.
     """
     start = {"create": create_stack_instances, "update": update_stack_instances}[step["action"]]
+    extra = {"overrides": step["overrides"]} if step.get("overrides") else {}
     return start(cf, name, step["accounts"], step["regions"], step["preferences"], ou_ids=step.get("ou_ids") or (),
-                 op_id=step["op_id"])
+                 op_id=step["op_id"], **extra)
 
 
 def drive_operations(cf: Any, name: str, steps: Sequence[Mapping[str, Any]]) -> OperationsProgress:

@@ -96,9 +96,13 @@ def test_every_policy_statement_is_allow_or_deny_with_explicit_actions():
 
 def test_global_resources_exist_only_in_the_global_region():
     resources = _template("baseline")["Resources"]
+    conditions = _template("baseline")["Conditions"]
     for name, resource in resources.items():
         if resource["Type"] in ("AWS::IAM::Role", "AWS::CloudTrail::Trail"):
-            assert resource.get("Condition") == "IsGlobalRegion", name
+            condition = resource.get("Condition")
+            # IsGlobalRegion itself, or an optional resource's condition that requires it (Fn::And).
+            assert condition == "IsGlobalRegion" or {"Fn::Condition": "IsGlobalRegion"} in conditions[condition].get(
+                "Fn::And", []), name
     recorder = resources["ConfigRecorder"]["Properties"]["RecordingGroup"]
     assert recorder["AllSupported"] is True
     assert recorder["IncludeGlobalResourceTypes"] == {"Fn::If": ["IsGlobalRegion", True, False]}
@@ -153,3 +157,22 @@ def test_central_bus_policy_admits_only_the_organization():
 def test_central_has_the_organization_config_aggregator():
     aggregator = _resources("central", "AWS::Config::ConfigurationAggregator")["ConfigAggregator"]["Properties"]
     assert aggregator["OrganizationAggregationSource"]["AllAwsRegions"] is True
+
+
+def test_findings_import_role_may_only_import_into_its_own_default_product():
+    role = _resources("baseline", "AWS::IAM::Role")["FindingsImportRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}}
+    (statement,) = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert statement["Action"] == "securityhub:BatchImportFindings"
+    assert statement["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default"}
+
+
+def test_threat_detection_resources_exist_only_when_the_form_asks():
+    template = _template("baseline")
+    resources, conditions = template["Resources"], template["Conditions"]
+    for name, param in (("GuardDutyDetector", "EnableGuardDuty"), ("MacieSession", "EnableMacie")):
+        condition = resources[name]["Condition"]
+        assert conditions[condition] == {"Fn::Equals": [{"Ref": param}, "true"]}
+        assert template["Parameters"][param]["Default"] == "false"

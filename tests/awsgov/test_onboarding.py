@@ -93,7 +93,8 @@ def test_every_problem_is_reported_at_once():
 def test_param_specs_match_the_validator_fields():
     specs = onboarding.param_specs()
     assert set(specs) == {"account_ids", "regions", "owner_email", "team", "environment", "permission_model",
-                          "ou_ids", "failure_tolerance_percent", "max_concurrency_percent", "dry_run", "force"}
+                          "ou_ids", "failure_tolerance_percent", "max_concurrency_percent", "dry_run", "force",
+                          "enable_guardduty", "enable_macie", "findings_import_role", "delegated_admin"}
     assert specs["account_ids"]["items"]["pattern"] == r"^\d{12}$"
     assert specs["environment"]["enum"] == list(onboarding.ENVIRONMENTS)
 
