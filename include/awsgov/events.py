@@ -198,7 +198,7 @@ def _api_call(d: Mapping[str, Any]) -> dict[str, Any]:
     resource = next((params.get(k) for k in ("userName", "name", "trailName", "groupId", "bucketName", "keyId",
                                                "roleName", "instanceId") if isinstance(params, dict) and params.get(k)),
                      None)
-    if resource is None and d.get("resources"):
+    if resource is None and isinstance(d.get("resources"), list) and d["resources"]:
         resource = _get(d["resources"][0], "ARN")
     return {"type": f"{service}:{d.get('eventName') or 'unknown'}", "resource": resource,
             "actor": _get(d, "userIdentity", "arn") or _get(d, "userIdentity", "principalId"),
@@ -223,9 +223,10 @@ def _guardduty(d: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError):
         score = 0.0
     severity = "high" if score >= cfg["guardduty_high"] else "medium" if score >= cfg["guardduty_medium"] else "low"
-    res = d.get("resource") or {}
+    res = d.get("resource") if isinstance(d.get("resource"), Mapping) else {}
+    buckets = res.get("s3BucketDetails") if isinstance(res.get("s3BucketDetails"), list) else []
     resource = (_get(res, "instanceDetails", "instanceId") or _get(res, "accessKeyDetails", "userName")
-                or _get(res, "s3BucketDetails", 0) or res.get("resourceType"))
+                or (_get(buckets[0], "name") if buckets else None) or res.get("resourceType"))
     return {"type": f"guardduty:{d.get('type') or 'Finding'}", "resource": resource, "actor": "",
             "actor_type": "", "severity": severity,
             "attributes": {"finding_id": d.get("id") or "", "guardduty_severity": score, "title": d.get("title")}}
@@ -346,7 +347,16 @@ def process(messages: Sequence[Mapping[str, str]], *, admin_account_id: str, env
         if reject is not None:
             rejects.append(reject)
             continue
-        record = normalise(event, cfg)
+        try:
+            record = normalise(event, cfg)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            # A known source whose detail is not shaped as documented: poison too, never a crashed run.
+            raw = (message.get("Body") or "").encode("utf-8", "surrogatepass")
+            rejects.append(Reject(str(message.get("MessageId", "")), "malformed",
+                                  f"cannot normalise: {type(exc).__name__}: {exc}"[:300], len(raw),
+                                  hashlib.sha256(raw).hexdigest(), str(event["source"])[:256],
+                                  message.get("Body") or ""))
+            continue
         if record["event_id"] in rows:
             continue  # the same event twice in one batch
         matched = route(record, admin_account_id=admin_account_id,

@@ -154,6 +154,19 @@ def test_poison_message_is_rejected_with_its_reason(body, reason):
     assert rejects[0].size_bytes == len(body.encode())
 
 
+@pytest.mark.parametrize("detail", [
+    pytest.param({"check-name": ["a", "list"], "status": "ERROR"}, id="unhashable-check-name"),
+    pytest.param({"severity": {"n": 1}, "resource": []}, id="odd-guardduty-shapes"),
+])
+def test_detail_of_an_unexpected_shape_is_poison_not_a_crash(detail):
+    source, kind = (("aws.trustedadvisor", "Trusted Advisor Check Item Refresh Notification")
+                    if "check-name" in detail else ("aws.guardduty", "GuardDuty Finding"))
+    rows, rejects = events.process([message(envelope(source, kind, detail))], admin_account_id=ADMIN,
+                                   environments={}, cfg=CFG, received_at=T0)
+    assert len(rows) + len(rejects) == 1
+    assert all(r.reason == "malformed" for r in rejects)
+
+
 def test_poison_is_counted_once_per_message_id(tmp_path):
     store = Store(str(tmp_path))
     _, rejects = events.process([message("{oops", "m-9")], admin_account_id=ADMIN, environments={}, cfg=CFG,
