@@ -54,8 +54,8 @@ COVERAGE = pa.schema(
     [
         ("account_id", pa.string()),
         ("region", pa.string()),
-        ("source", pa.string()),  # trusted_advisor | config | cloudwatch
-        ("status", pa.string()),  # ok | access_denied | no_support_plan | throttled_out | error
+        ("source", pa.string()),  # trusted_advisor | config | cloudwatch | guardduty | macie
+        ("status", pa.string()),  # ok | access_denied | no_support_plan | not_enabled | throttled_out | error
         ("error", pa.string()),
         ("api_calls", pa.int64()),
     ]
