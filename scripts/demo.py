@@ -125,6 +125,13 @@ def main() -> int:
             if reports:
                 subprocess.run([str(VENV_BIN / "python"), str(REPO / "scripts" / "screenshot.py"),
                                 str(reports[0]), str(out / "report.png")], check=False)
+
+        if "package_search" in dags and "governance_collection" in dags:
+            print("5. package search over the collected SSM inventory: log4j older than 2.17.1, answer mailed")
+            states["package_search"] = run_dag("package_search", {"pattern": "log4j*", "versions": "<2.17.1",
+                                                                  "mail_to": "requester@example.com"})
+            for answer in sorted((out / "store" / "package_search").glob("*/results.html")):
+                print(f"  answer: {answer} (and results.csv)")
     finally:
         sb.stop()
 
