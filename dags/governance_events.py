@@ -116,7 +116,9 @@ def governance_events():
         if handles:
             events.delete(sqs, queue_url, handles)
         summary = events.summarise(rows, fresh, rejects, len(messages))
-        log.info("events: %s", {k: v for k, v in summary.items() if k != "alert_event_ids"})
+        log.info("events: %s; %d alert events, %d day(s), %d hour(s) of API activity",
+                 {k: summary[k] for k in ("received", "stored", "duplicates", "rejected")},
+                 len(summary["alert_event_ids"]), len(summary["days"]), len(summary["hours"]))
         return summary
 
     @task(pool=AWS_POOL)
