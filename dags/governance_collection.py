@@ -17,6 +17,11 @@
    ASFF files in the store (`interop.export`) and, when `interop.securityhub_import` is on, imported into Security
    Hub with BatchImportFindings (docs/threats.md).
 
+**SSM inventory** (`inventory.collect`, `docs/inventory.md`): step 2 also stages every managed instance's
+applications from the aggregator's advanced query, step 3 reads SSM through the read role where the aggregator did
+not serve; tables `software_inventory` and `package_findings` (settings `inventory.prohibited_packages`), coverage
+source `ssm_inventory`.
+
 **Which day a run writes.** The `date` param (YYYY-MM-DD) wins, so any past day can be re-collected; otherwise the
 scheduled run's logical date; otherwise (manual and CLI runs have no logical date in Airflow 3) the day the run was
 requested (`run_after`). AWS serves current state only: re-collecting a past day stores today's findings under that
