@@ -37,7 +37,10 @@ def _settings(tmp_path, **extra) -> dict:
 def smtp_env(airflow_db, tmp_path, monkeypatch):
     """Airflow's awsgov_settings Variable and smtp_default connection pointing at a loopback aiosmtpd."""
     with SmtpSink() as sink:
-        monkeypatch.setenv("AIRFLOW_VAR_AWSGOV_SETTINGS", json.dumps(_settings(tmp_path)))
+        settings = _settings(tmp_path)
+        # No AWS connection here: the change lookup (the only AWS reader) is switched off, so nothing leaves the host.
+        settings["report"]["change_history"] = {"max_items": 0}
+        monkeypatch.setenv("AIRFLOW_VAR_AWSGOV_SETTINGS", json.dumps(settings))
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
             "conn_type": "smtp", "host": sink.host, "port": sink.port,
             "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10}}))
