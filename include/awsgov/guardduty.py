@@ -80,7 +80,8 @@ def get_findings(client: Any, detector: str, ids: Iterable[str]) -> list[dict[st
     return out
 
 
-def _when(value: Any) -> dt.datetime | None:
+def utc_time(value: Any) -> dt.datetime | None:
+    """A finding timestamp (datetime or ISO text, Z allowed) in UTC; None when empty (shared with macie.py)."""
     if not value:
         return None
     if isinstance(value, dt.datetime):
@@ -133,8 +134,8 @@ def finding_row(finding: Mapping[str, Any], via: str) -> dict[str, Any]:
         "resource_type": rtype,
         "resource_id": rid,
         "resource_name": name,
-        "first_seen": _when(service.get("EventFirstSeen") or finding.get("CreatedAt")),
-        "last_seen": _when(service.get("EventLastSeen") or finding.get("UpdatedAt")),
+        "first_seen": utc_time(service.get("EventFirstSeen") or finding.get("CreatedAt")),
+        "last_seen": utc_time(service.get("EventLastSeen") or finding.get("UpdatedAt")),
         "count": int(service.get("Count") or 1),
         "via": via,
     }

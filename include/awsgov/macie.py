@@ -8,7 +8,6 @@ administrator, ``GetMember`` (is the account an enabled member there?). Off, or 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from include.awsgov import tables
 from include.awsgov.aws import error_code, paginate
+from include.awsgov.guardduty import utc_time
 
 SOURCE = "macie"
 SERVICE = "macie2"
@@ -83,14 +83,6 @@ def get_findings(client: Any, ids: Iterable[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _when(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC)
-    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(dt.UTC)
-
-
 def finding_row(finding: Mapping[str, Any], via: str) -> dict[str, Any]:
     """A ``tables.MACIE_FINDINGS`` row from a GetFindings item.
 
@@ -112,8 +104,8 @@ def finding_row(finding: Mapping[str, Any], via: str) -> dict[str, Any]:
         "severity": str((finding.get("severity") or {}).get("description") or "").lower(),
         "bucket": str((affected.get("s3Bucket") or {}).get("name") or ""),
         "object_key": str((affected.get("s3Object") or {}).get("key") or ""),
-        "first_seen": _when(finding.get("createdAt")),
-        "last_seen": _when(finding.get("updatedAt")),
+        "first_seen": utc_time(finding.get("createdAt")),
+        "last_seen": utc_time(finding.get("updatedAt")),
         "count": int(finding.get("count") or 1),
         "via": via,
     }

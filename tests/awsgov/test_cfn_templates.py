@@ -54,6 +54,7 @@ def test_template_version_matches_its_parameter_default(kind):
     template = _template(kind)
     _, version = onboarding.load_template(kind)
     assert template["Parameters"]["BaselineVersion"]["Default"] == version
+    assert template["Metadata"]["awsgov"]["baseline_version"] == version  # the Metadata, read directly
     assert version == onboarding.load_template("baseline")[1], "baseline and central versions move together"
 
 
