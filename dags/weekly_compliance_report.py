@@ -6,8 +6,9 @@ Reads **only the history store** (no AWS call except SES when that is the transp
 0. **lookup_changes** (pool `aws_api`): for the report's best-ranked non-compliant Config resources
    (`report.change_history.max_items`), when each last changed (Config resource history) and who changed it
    (CloudTrail event history: principal, event name, source IP), written to the store (`change_history`) and shown
-   next to the item. Bounded and cached per resource; AWS errors become the item's status, never a failed report
-   (`include/awsgov/change_history.py`, `docs/inventory.md`).
+   next to the item. Bounded and cached per resource; AWS errors and answers of an unexpected shape become the item's
+   status, and `build_reports` runs whatever became of this task (trigger rule `all_done`): the enrichment never
+   blocks the report (`include/awsgov/change_history.py`, `docs/inventory.md`).
 1. **build_reports**: the week's findings, deltas against the previous week, score cards with 8-week trends,
    coverage gaps, anomalies and exceptions (`include/awsgov/report.py`); one report per owner (resource `Owner`
    tag, else account owner, else the OU default `ou_owners`, else `mail.governance_address`), rendered as HTML
@@ -107,7 +108,9 @@ def _mailer_factory(cfg: dict, context: dict):
     default_args={**DEFAULT_ARGS, "retry_delay": timedelta(minutes=1), "max_retry_delay": timedelta(minutes=30)},
 )
 def weekly_compliance_report():
-    @task(inlets=[FINDINGS_ASSET])
+    # all_done: the change lookup only enriches the report; whatever became of it, the report is built (it shows
+    # whatever change_history holds for the day, possibly nothing).
+    @task(inlets=[FINDINGS_ASSET], trigger_rule="all_done")
     def build_reports(params: dict | None = None) -> list[int]:
         """Render and archive every pending owner's report and its manifest; return the send batches."""
         from include.awsgov.report_delivery import build_reports as build

@@ -13,7 +13,8 @@ For the report's best-ranked open Config findings (``report.change_history.max_i
 Calls are bounded: only the top items are looked up, a rerun for the same report day reuses the day's rows, and a
 resource whose last change was already attributed on an earlier day is not looked up in CloudTrail again (the cache
 is the ``change_history`` table itself, keyed by finding and change time). AWS errors (a read role refused, a
-resource Config does not record) become the row's status; they never fail the report.
+resource Config does not record) and answers of an unexpected shape (a configuration item without its capture time, a
+CloudTrail event that is not JSON: status ``error``) become the row's status; they never fail the report.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 TABLE = "change_history"
 OK, NO_EVENT, NO_HISTORY = "ok", "no_event", "no_history"
+UNREADABLE = "error"  # an AWS answer of an unexpected shape
 FINAL = (OK, NO_EVENT, NO_HISTORY)  # statuses worth keeping; errors are looked up again next time
 AFTER = dt.timedelta(minutes=5)  # CloudTrail delivers the event before Config records the item; allow clock skew
 MAX_EVENT_PAGES = 3
@@ -128,6 +130,10 @@ def lookup(access: AwsAccess, account_id: str, region: str, resource_type: str, 
                    source_ip=str(record.get("sourceIPAddress") or ""), event_id=str(event.get("EventId") or ""))
     except (ClientError, BotoCoreError) as exc:
         row.update(status=classify_error(exc), error=str(exc).strip().splitlines()[0][:300] if str(exc) else "")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # A configuration item or event of an unexpected shape (a field missing, CloudTrailEvent not JSON): this
+        # item's status, never a failed lookup task; not FINAL, so the next report looks it up again.
+        row.update(status=UNREADABLE, error=f"unreadable {type(exc).__name__}: {exc}".splitlines()[0][:300])
     return row
 
 

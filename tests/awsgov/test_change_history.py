@@ -127,3 +127,71 @@ def test_the_report_shows_who_next_to_the_item_escaped(looked_up, week):
                for r in shown)
     if any("<script>" in r["principal"] for r in shown):  # the seeded hostile principal, when it is among them
         assert "by <b>arn:aws:iam::" in html and "&lt;script&gt;alert(&#39;who&#39;)&lt;/script&gt;" in html
+
+
+def _no_capture_time(parsed, **_):
+    for item in parsed.get("configurationItems") or []:
+        item.pop("configurationItemCaptureTime", None)
+
+
+def _event_not_json(parsed, **_):
+    for event in parsed.get("Events") or []:
+        event["CloudTrailEvent"] = '{"userIdentity": '
+
+
+CORRUPTIONS = {"config": ("GetResourceConfigHistory", _no_capture_time, "KeyError"),
+               "cloudtrail": ("LookupEvents", _event_not_json, "JSONDecodeError")}
+
+
+def _corrupted_access(sandbox, rows, service):
+    """An access layer whose clients of the rows' accounts and regions get answers of an unexpected shape from the
+    sandbox (the parsed response altered after the call, as if AWS had changed it)."""
+    operation, corrupt, _ = CORRUPTIONS[service]
+    access = _access(sandbox)
+    admin = access.admin_id()
+    for account_id, region in {(r["account_id"], r["region"]) for r in rows}:
+        client = access.client(service, region, account_id=None if account_id == admin else account_id)
+        client.meta.events.register(f"after-call.{service}.{operation}", corrupt, unique_id="test-corrupt")
+    return access
+
+
+@pytest.mark.parametrize("service", sorted(CORRUPTIONS))
+def test_an_answer_of_an_unexpected_shape_is_the_items_status_and_the_report_still_builds(looked_up, week, sandbox,
+                                                                                         tmp_path, service):
+    import shutil
+
+    from include.awsgov.report_delivery import build_reports, prefix
+    from include.awsgov.store import Store
+
+    rows = looked_up["rows"].to_dict("records")
+    access = _corrupted_access(sandbox, rows, service)
+    row = next(r for r in rows if r["status"] == ch.OK)
+    out = ch.lookup(access, row["account_id"], row["region"], row["resource_type"], row["resource_id"],
+                    row["evaluated_at"].to_pydatetime(), dt.timedelta(minutes=30))
+    assert out["status"] == "error" and CORRUPTIONS[service][2] in out["error"], out
+    # The whole lookup of the week over a copy of the store (without the day's rows, so every item is looked up).
+    shutil.copytree(week["store"].root, tmp_path / "store")
+    shutil.rmtree(tmp_path / "store" / ch.TABLE)
+    store = Store(str(tmp_path / "store"))
+    summary = ch.lookup_for_report(access, store, week["week"], week["cfg"])
+    assert summary["items"] == MAX_ITEMS and summary["statuses"].get("error", 0) >= 1, summary
+    assert "ok" not in summary["statuses"]
+    built = build_reports(store, week["week"], week["cfg"], dry_run=True)
+    assert built["rendered"] >= 1
+    base = prefix(week["week"], dry_run=True)
+    html = "".join(store.get_text(f"{base}/{p.rsplit('/', 1)[-1]}") for p in store.fs.ls(store.path(base))
+                   if p.endswith(".html"))
+    assert "Change history not readable (error)" in html
+    again = ch.lookup_for_report(_access(sandbox), store, week["week"], week["cfg"])  # not cached: looked up again
+    assert again["statuses"].get("error", 0) == 0 and again["api_calls"] > 0
+
+
+def test_the_report_is_built_whatever_became_of_the_change_lookup():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import REPO
+
+    dag = DagBag(dag_folder=str(REPO / "dags" / "weekly_compliance_report.py")).get_dag("weekly_compliance_report")
+    build = dag.get_task("build_reports")
+    assert build.upstream_task_ids == {"lookup_changes"}
+    assert str(build.trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
