@@ -39,6 +39,7 @@ import pyarrow.fs as pafs
 from include.awsgov import mail, render, tables
 from include.awsgov import owners as own
 from include.awsgov import report_views as views
+from include.awsgov.change_history import attach as attach_changes
 from include.awsgov.report import Week, build_week, load_first_seen, save_first_seen
 from include.awsgov.rules_catalog import Catalog, load_catalog
 from include.awsgov.store import Store
@@ -128,8 +129,6 @@ def build_reports(store: Store, week: Week, cfg: Mapping[str, Any], *, resend: b
                       ou_owners=cfg.get("ou_owners") or {}, fallback=opts["governance_address"],
                       history_weeks=int(opts["history_weeks"]), warn_days=int(opts["expiry_warning_days"]),
                       first_seen=known, first_seen_since=since)
-    from include.awsgov.change_history import attach as attach_changes
-
     attach_changes(store, data)  # when/who of the top Config items, looked up by the DAG's lookup_changes task
     if not dry_run:
         save_first_seen(store, known, since, data.observed_first_seen, data.observed_since)
