@@ -11,7 +11,9 @@ cross-account read role (ExternalId) and an EventBridge rule forwarding security
    onboarded at this baseline version unless `force`); then Organizations (refuses accounts outside the
    organization, not ACTIVE, or the admin/management account). Refusals name the field and the value.
 2. **plan_deployment**: what exists (central stack, StackSet and its version, stack instances) and what to do;
-   instances already CURRENT are skipped. The plan is logged; with `dry_run` the run stops here.
+   instances already CURRENT are skipped. With `enable_guardduty` / `enable_macie`, new instances in an account and
+   region that already has a detector / Macie session (read role) get "false" (one per account and region). The
+   plan is logged; with `dry_run` the run stops here.
 3. **ensure_central_stack**, **ensure_stackset**: create or update idempotently; the StackSet records the
    baseline version (tag, description, parameter); a newer version updates every existing instance.
 4. **start_operations**: ONE `CreateStackInstances` operation for all new accounts x regions, plus one
@@ -22,8 +24,9 @@ cross-account read role (ExternalId) and an EventBridge rule forwarding security
 6. **verify_account** (one mapped task per account): through the read role, the trail logs, the recorder records,
    the aggregation authorization and the forwarding rule exist.
 7. **register_delegated_admin** (form option `delegated_admin`): the admin account becomes the GuardDuty and Macie
-   delegated administrator in the requested regions. The other threat options (`enable_guardduty`, `enable_macie`,
-   `findings_import_role`) are template parameters of the run's new stack instances (docs/threats.md).
+   delegated administrator in the requested regions; after trying all, it fails naming each region not registered.
+   The other threat options (`enable_guardduty`, `enable_macie`, `findings_import_role`) are template parameters of
+   the run's new stack instances (docs/threats.md).
 8. **record_inventory**: one `inventory` row per account (owner, team, environment, version, verification);
    updates the `awsgov_inventory` asset. **check_verification** fails the run if an account did not verify.
 
@@ -105,6 +108,16 @@ def account_onboarding():
                 instances=stacksets.list_stack_instances(cf, name) if stack_set else [])
         except ValueError as exc:
             _fail(exc)
+        if plan["create"] and (request.get("enable_guardduty") or request.get("enable_macie")):
+            # One detector / Macie session per account and region: "false" where one exists already (read role).
+            from include.awsgov import threat_setup
+
+            pairs = [(a, r) for g in plan["create"] for a in g["accounts"] for r in g["regions"]]
+            on = threat_setup.services_on(aws_access(cfg, get_current_context()), request, pairs)
+            plan["create"] = threat_setup.per_instance_groups(request, plan["create"], on)
+            for group in plan["create"]:
+                log.info("plan: threat options %s for %s x %s", group["overrides"], group["accounts"],
+                         group["regions"])
         for line in onboarding.describe_plan(plan, name):
             log.info("plan: %s", line)
         return plan
@@ -226,14 +239,18 @@ def account_onboarding():
     @task(pool=AWS_POOL)
     def register_delegated_admin(request: dict) -> dict:
         """With the form's delegated_admin option, register the admin account as GuardDuty and Macie delegated
-        administrator in the requested regions (management-account calls); otherwise do nothing."""
+        administrator in the requested regions (management-account calls); otherwise do nothing. Fails, after
+        trying every region, if any region was not registered."""
         from include.awsgov import threat_setup
         from include.awsgov.airflow_conn import aws_access, settings
 
         if not request.get("delegated_admin"):
             return {}
         access = aws_access(settings(), get_current_context())
-        return threat_setup.register_delegated_admin(access, request["regions"], request["admin_account_id"])
+        try:
+            return threat_setup.register_delegated_admin(access, request["regions"], request["admin_account_id"])
+        except threat_setup.DelegatedAdminFailed as exc:
+            _fail(exc)  # every region was tried; the message names each failed one
 
     @task(retries=0)
     def check_verification(verifications: list[dict]) -> None:

@@ -356,7 +356,7 @@ def operation_steps(
                           "preferences": operation_preferences(request, group["regions"]),
                           "ou_ids": list(request["ou_ids"])})
             if action == "create":  # the form's threat-detection options, for the run's new instances only
-                steps[-1]["overrides"] = threat_setup.overrides(request)
+                steps[-1].setdefault("overrides", threat_setup.overrides(request))  # per group, if split
     return steps
 
 

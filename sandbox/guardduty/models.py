@@ -221,6 +221,13 @@ class GuardDutyModel(FindingsModel):
     def enabled(self, account_id: str, region: str) -> bool:
         return self.detector_id(account_id, region) is not None
 
+    def has_detector(self, account_id: str, region: str) -> bool:
+        """Whether the account has a detector in the region, enabled or not (AWS allows only one)."""
+        from moto.guardduty.models import guardduty_backends
+
+        return (account_id in guardduty_backends and region in guardduty_backends[account_id].keys()
+                and bool(guardduty_backends[account_id][region].detectors))
+
     def check_detector(self, caller: str, region: str, detector_id: str) -> None:
         if detector_id != self.detector_id(caller, region):
             raise BadRequestException("The request is rejected because the input detectorId is not owned by the "

@@ -22,6 +22,13 @@ class GuardDutyResponse(ExtensionResponseMixin, MotoGuardDutyResponse):
         self.model.check_detector(self.current_account, self.region, detector_id)
         return detector_id
 
+    def create_detector(self) -> str:
+        # AWS allows one detector per account and region (moto would add a second).
+        if self.model.has_detector(self.current_account, self.region):
+            raise BadRequestException("The request is rejected because a detector already exists for the current "
+                                      "account.")
+        return super().create_detector()
+
     def list_findings(self) -> str:
         self._detector()
         criteria = self._get_param("findingCriteria") or {}

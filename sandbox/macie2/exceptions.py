@@ -22,3 +22,10 @@ class ResourceNotFoundException(AwsError):
 
 class ValidationException(AwsError):
     code = "ValidationException"
+
+
+class ConflictException(AwsError):
+    """EnableMacie where Macie already has a session (enabled or paused)."""
+
+    code = "ConflictException"
+    status = 409

@@ -47,6 +47,12 @@ class MacieModel(FindingsModel):
         session = macie2_backends[account_id][region].macie_session
         return bool(session) and session.get("status") == "ENABLED"
 
+    def has_session(self, account_id: str, region: str) -> bool:
+        """Whether the account has a Macie session in the region (enabled or paused)."""
+        from moto.macie2.models import macie2_backends
+
+        return bool(macie2_backends[account_id][region].macie_session)
+
     def require_enabled(self, account_id: str, region: str) -> None:
         if not self.enabled(account_id, region):
             raise AccessDeniedException()

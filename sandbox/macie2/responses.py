@@ -9,13 +9,19 @@ from moto.macie2.responses import MacieResponse as MotoMacieResponse
 
 from ..core import ExtensionResponseMixin, world
 from ..paging import checked_limit
-from .exceptions import ValidationException
+from .exceptions import ConflictException, ValidationException
 
 
 class MacieResponse(ExtensionResponseMixin, MotoMacieResponse):
     @property
     def model(self):
         return world().macie
+
+    def enable_macie(self) -> str:
+        # One Macie session per account and region: AWS refuses a second EnableMacie (moto would overwrite).
+        if self.model.has_session(self.current_account, self.region):
+            raise ConflictException("The request failed because Macie is already enabled for this account.")
+        return super().enable_macie()
 
     def get_macie_session(self) -> str:
         self.model.require_enabled(self.current_account, self.region)

@@ -177,3 +177,10 @@ def test_threat_detection_resources_exist_only_when_the_form_asks():
         condition = resources[name]["Condition"]
         assert conditions[condition] == {"Fn::Equals": [{"Ref": param}, "true"]}
         assert template["Parameters"][param]["Default"] == "false"
+
+
+def test_threat_detection_resources_outlive_the_stack_instance():
+    # Deleting or replacing an instance must not switch GuardDuty/Macie off and delete their findings.
+    resources = _template("baseline")["Resources"]
+    for name in ("GuardDutyDetector", "MacieSession"):
+        assert (resources[name]["DeletionPolicy"], resources[name]["UpdateReplacePolicy"]) == ("Retain", "Retain")
