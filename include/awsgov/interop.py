@@ -38,6 +38,9 @@ OCSF_VERSION = "1.3.0"
 ASFF_VERSION = "2018-10-08"
 PRODUCT = "awsgov"
 IMPORT_BATCH = 100  # BatchImportFindings accepts at most 100 findings a call
+IMPORTS_TABLE = "securityhub_imports"
+# A source's coverage rows (``coverage.source``) where it differs from the finding's source.
+COVERAGE_SOURCE = {"anomaly": "cloudwatch"}
 EXPORT_PATH = "exports/dt={day}/findings.{kind}.json"
 # Our severity scale -> OCSF severity_id / ASFF Severity.Label.
 OCSF_SEVERITY = {"informational": (1, "Informational"), "low": (2, "Low"), "medium": (3, "Medium"),
@@ -233,17 +236,20 @@ def _asff_region(region: str, fallback: str) -> str:
     return region if region and region != "global" else fallback
 
 
-def to_asff(f: OpenFinding, *, home_region: str = "us-east-1", partition: str = "aws") -> dict[str, Any]:
+def to_asff(f: OpenFinding, *, home_region: str = "us-east-1", partition: str = "aws",
+            updated_at: dt.datetime | None = None) -> dict[str, Any]:
     """One ASFF finding for the default product of the finding's account.
 
     :param f: the finding.
     :param home_region: region of account-level findings (Trusted Advisor's ``global``).
     :param partition: aws, aws-cn, aws-us-gov.
+    :param updated_at: ``UpdatedAt`` (the import's time: Security Hub ignores an update that is not newer than what
+        it holds); None: the finding's last-seen time (reproducible export files).
     """
     region = _asff_region(f.region, home_region)
     # ASFF requires both times; a finding known without any (none from open_findings) is stamped now.
     created = f.first_seen or f.last_seen or dt.datetime.now(dt.UTC)
-    updated = f.last_seen or created
+    updated = updated_at or f.last_seen or created
     out: dict[str, Any] = {
         "SchemaVersion": ASFF_VERSION,
         "Id": f"{PRODUCT}/{f.source}/{f.finding_id}",
@@ -307,9 +313,12 @@ class ImportResult:
     calls: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)  # first few FailedFindings, for the log
     errors: dict[str, str] = field(default_factory=dict)  # "account/region" -> error of a refused batch
+    archived: int = 0  # findings no longer open sent ARCHIVED and accepted (import_day)
+    kept_unread: int = 0  # findings no longer in the store left ACTIVE: their source was not read OK (import_day)
+    failed_ids: set[str] = field(default_factory=set, repr=False)  # every finding not accepted (not in to_dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "failed_ids"}
 
 
 def import_asff(access: Any, findings: Iterable[Mapping[str, Any]], *, batch_size: int = IMPORT_BATCH,
@@ -331,24 +340,94 @@ def import_asff(access: Any, findings: Iterable[Mapping[str, Any]], *, batch_siz
     result = ImportResult()
     access.admin_id()  # the admin account's own findings go with its own credentials, not through a role
     for (account_id, region), items in sorted(groups.items()):
+        sent = 0
         try:
             client = access.client("securityhub", region, account_id=account_id)
             for start in range(0, len(items), batch_size):
                 answer = client.batch_import_findings(Findings=list(items[start:start + batch_size]))
+                sent = start + batch_size
                 result.calls += 1
                 result.success += int(answer.get("SuccessCount", 0))
                 result.failed += int(answer.get("FailedCount", 0))
+                result.failed_ids |= {str(f.get("Id")) for f in answer.get("FailedFindings", [])}
                 room = max_failures_kept - len(result.failures)
                 result.failures += [{k: str(v) for k, v in f.items()} for f in answer.get("FailedFindings", [])][
                     :max(room, 0)]
         except (ClientError, BotoCoreError) as exc:
             # One refusing account never stops the others; its findings count as failed.
+            result.failed_ids |= {str(f["Id"]) for f in items[sent:]}
             text = str(exc).splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             result.errors[f"{account_id}/{region}"] = text
             log.warning("Security Hub import refused in %s/%s: %s", account_id, region, text)
     counted = result.success + result.failed
     total = sum(len(v) for v in groups.values())
     result.failed += total - counted  # the findings of refused groups
+    return result
+
+
+def _covered(store: Store, day: dt.date) -> set[tuple[str, str, str]]:
+    """(source, account, region) read OK on ``day`` (``coverage`` status ok)."""
+    cov = store.read("coverage", day, day, schema=tables.COVERAGE)
+    ok = cov[cov["status"] == "ok"]
+    return set(zip(ok["source"], ok["account_id"], ok["region"], strict=True))
+
+
+def previous_imports(store: Store, day: dt.date) -> pd.DataFrame:
+    """The findings Security Hub holds ACTIVE from us before ``day``: the ACTIVE rows of the latest earlier
+    ``securityhub_imports`` partition (a rerun of ``day`` reads the same rows)."""
+    days = [d for d in store.days(IMPORTS_TABLE) if d < day]
+    if not days:
+        return store.read(IMPORTS_TABLE, dt.date.min, dt.date.min, schema=tables.SECURITYHUB_IMPORTS)
+    prev = store.read(IMPORTS_TABLE, max(days), max(days), schema=tables.SECURITYHUB_IMPORTS)
+    return prev[prev["record_state"] == "ACTIVE"]
+
+
+def import_day(store: Store, day: Any, findings: Iterable[OpenFinding], importer: Any, *,
+               home_region: str = "us-east-1", batch_size: int = IMPORT_BATCH,
+               now: dt.datetime | None = None) -> ImportResult:
+    """Import the day's open findings ACTIVE and archive (``RecordState`` ARCHIVED) those imported before that are
+    no longer open, but only where their source was read OK that day (``coverage``): elsewhere a missing finding
+    may just be unread, so it stays ACTIVE. ``UpdatedAt`` is ``now`` on every finding sent, so Security Hub takes
+    the update. The day's ``securityhub_imports`` partition records what is ACTIVE afterwards (and what was
+    archived), each finding's last ASFF document included: archiving re-sends it.
+
+    :param store: the history store.
+    :param day: the collected day.
+    :param findings: the day's open findings (:func:`open_findings`).
+    :param importer: access layer whose member-account role may call BatchImportFindings.
+    :param now: the export time (default: now).
+    """
+    day = dt.date.fromisoformat(str(day)[:10])
+    now = now or dt.datetime.now(dt.UTC)
+    stamp = _iso(now)
+    rows: dict[str, dict[str, Any]] = {}
+    send: list[dict[str, Any]] = []
+    for f in findings:
+        doc = to_asff(f, home_region=home_region, updated_at=now)
+        send.append(doc)
+        rows[doc["Id"]] = {"account_id": doc["AwsAccountId"], "region": doc["Region"], "source": f.source,
+                           "finding_region": f.region, "asff_id": doc["Id"], "record_state": "ACTIVE",
+                           "asff_json": json.dumps(doc, sort_keys=True), "updated_at": now}
+    covered = _covered(store, day)
+    archive: dict[str, dict[str, Any]] = {}
+    for prev in previous_imports(store, day).to_dict("records"):
+        if prev["asff_id"] in rows:
+            continue
+        rows[prev["asff_id"]] = {k: prev[k] for k in tables.SECURITYHUB_IMPORTS.names}
+        if (COVERAGE_SOURCE.get(prev["source"], prev["source"]), prev["account_id"], prev["finding_region"]) in covered:
+            doc = {**json.loads(prev["asff_json"]), "RecordState": "ARCHIVED", "UpdatedAt": stamp}
+            archive[prev["asff_id"]] = doc
+            send.append(doc)
+    result = import_asff(importer, send, batch_size=batch_size)
+    for asff_id, doc in archive.items():
+        if asff_id not in result.failed_ids:  # a refused archive stays ACTIVE: tried again next time
+            rows[asff_id].update(record_state="ARCHIVED", asff_json=json.dumps(doc, sort_keys=True), updated_at=now)
+    frame = pd.DataFrame(list(rows.values()), columns=tables.SECURITYHUB_IMPORTS.names)
+    store.write(IMPORTS_TABLE, day, frame, schema=tables.SECURITYHUB_IMPORTS, sort_by=["asff_id"])
+    result.archived = len(set(archive) - result.failed_ids)
+    result.kept_unread = len(rows) - len(send)  # gone from the store, but their source was not read OK today
+    log.info("Security Hub: %d open findings sent, %d archived (%d refused), %d kept ACTIVE (source not read)",
+             len(send) - len(archive), result.archived, len(archive) - result.archived, result.kept_unread)
     return result
 
 
@@ -382,7 +461,7 @@ def export_day(store: Store, day: Any, cfg: Mapping[str, Any], access: Any = Non
             raise ValueError("interop.securityhub_import needs an access layer")
         importer = dataclasses.replace(access, read_role_name=opts.get("import_role_name",
                                                                         "GovernanceFindingsImportRole"))
-        asff = [to_asff(f, home_region=cfg.get("home_region", "us-east-1")) for f in findings]
-        out["import"] = import_asff(importer, asff, batch_size=int(opts.get("batch_size", IMPORT_BATCH))).to_dict()
+        out["import"] = import_day(store, day, findings, importer, home_region=cfg.get("home_region", "us-east-1"),
+                                   batch_size=int(opts.get("batch_size", IMPORT_BATCH))).to_dict()
         out["import"]["failures"] = out["import"]["failures"][:5]
     return out

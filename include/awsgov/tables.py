@@ -223,7 +223,7 @@ PACKAGE_FINDINGS = pa.schema(
         ("instance_id", pa.string()),
         ("platform_name", pa.string()),
         ("name", pa.string()),
-        ("version", pa.string()),
+        ("version", pa.string()),  # every matched version of the name on the instance, oldest first, ", "-joined
         ("publisher", pa.string()),
     ]
 )
@@ -290,6 +290,21 @@ MACIE_FINDINGS = pa.schema(
         ("last_seen", TS),
         ("count", pa.int64()),
         ("via", pa.string()),  # admin | account
+    ]
+)
+
+# What our findings' Security Hub state is after a day's import (interop.import_day). chunk = "all"; one row per
+# ASFF Id ACTIVE in Security Hub afterwards, or archived that day. See docs/threats.md.
+SECURITYHUB_IMPORTS = pa.schema(
+    [
+        ("account_id", pa.string()),  # AwsAccountId
+        ("region", pa.string()),  # the ASFF Region (Trusted Advisor's "global" becomes the home region)
+        ("source", pa.string()),  # trusted_advisor | config | anomaly | guardduty | macie
+        ("finding_region", pa.string()),  # the finding's own region, as in coverage
+        ("asff_id", pa.string()),  # awsgov/<source>/<finding_id>
+        ("record_state", pa.string()),  # ACTIVE | ARCHIVED (archived that day)
+        ("asff_json", pa.string()),  # the ASFF document last sent (archiving re-sends it)
+        ("updated_at", TS),  # its UpdatedAt
     ]
 )
 

@@ -143,3 +143,60 @@ def test_import_records_a_refused_account_and_goes_on(day_store, clean_sandbox):
     assert {key.split("/")[0] for key in result.errors} == {refused}
     assert {key.split("/")[1] for key in result.errors} == {f["Region"] for f in asff if f["AwsAccountId"] == refused}
     assert all("AssumeRole" in error for error in result.errors.values())
+
+
+def _hub_state(sandbox, asff_id: str, account: str, region: str) -> dict:
+    session = sandbox.session(None if account == sandbox.info["management_account_id"] else account)
+    hub = session.client("securityhub", region_name=region, endpoint_url=sandbox.endpoint)
+    found = [f for page in hub.get_paginator("get_findings").paginate() for f in page["Findings"]
+             if f["Id"] == asff_id]
+    assert len(found) == 1, asff_id
+    return found[0]
+
+
+def test_import_archives_fixed_findings_only_where_their_source_was_read(day_store, clean_sandbox, tmp_path):
+    """Day 1 imports everything ACTIVE. Day 2: one finding gone where its source was read OK -> ARCHIVED (UpdatedAt
+    = the export time); one gone where the source was not read -> stays ACTIVE. Day 3 reads that source: archived."""
+    from include.awsgov.store import Store
+
+    sandbox, store = clean_sandbox, Store(tmp_path / "store")
+    found = interop.open_findings(day_store["store"], day_store["day"])
+    by_key: dict[tuple, list] = {}
+    for f in found:
+        by_key.setdefault((interop.COVERAGE_SOURCE.get(f.source, f.source), f.account_id, f.region), []).append(f)
+    (read_key, read), (unread_key, unread) = [(k, v[0]) for k, v in sorted(by_key.items()) if k[0] != "cloudwatch"][:2]
+    days = [day_store["day"] + dt.timedelta(days=i) for i in range(3)]
+    stamps = [dt.datetime.combine(d, dt.time(6), tzinfo=dt.UTC) for d in days]
+
+    def coverage(day, unread_status):
+        rows = [{"account_id": k[1], "region": k[2], "source": k[0], "status": status, "error": "", "api_calls": 1}
+                for k, status in ((read_key, "ok"), (unread_key, unread_status))]
+        store.write("coverage", day, pd.DataFrame(rows), schema=tables.COVERAGE)
+
+    first = interop.import_day(store, days[0], found, _access(sandbox), now=stamps[0])
+    assert (first.success, first.failed, first.archived) == (len(found), 0, 0)
+    coverage(days[1], "access_denied")
+    still_open = [f for f in found if f not in (read, unread)]
+    second = interop.import_day(store, days[1], still_open, _access(sandbox), now=stamps[1])
+    assert (second.archived, second.kept_unread, second.failed) == (1, 1, 0)
+    read_id, unread_id = (f"awsgov/{f.source}/{f.finding_id}" for f in (read, unread))
+    docs = {f"awsgov/{f.source}/{f.finding_id}": interop.to_asff(f) for f in (read, unread)}
+    hub = _hub_state(sandbox, read_id, docs[read_id]["AwsAccountId"], docs[read_id]["Region"])
+    assert (hub["RecordState"], hub["UpdatedAt"]) == ("ARCHIVED", f"{days[1]}T06:00:00.000Z")
+    hub = _hub_state(sandbox, unread_id, docs[unread_id]["AwsAccountId"], docs[unread_id]["Region"])
+    assert hub["RecordState"] == "ACTIVE"
+    kept = store.read(interop.IMPORTS_TABLE, days[1], days[1], schema=tables.SECURITYHUB_IMPORTS)
+    states = dict(zip(kept["asff_id"], kept["record_state"], strict=True))
+    assert (states[read_id], states[unread_id]) == ("ARCHIVED", "ACTIVE")
+    assert sum(s == "ACTIVE" for s in states.values()) == len(still_open) + 1
+    again = interop.import_day(store, days[1], still_open, _access(sandbox), now=stamps[1])  # rerun: same outcome
+    assert (again.archived, again.kept_unread) == (1, 1)
+
+    coverage(days[2], "ok")
+    third = interop.import_day(store, days[2], still_open, _access(sandbox), now=stamps[2])
+    assert (third.archived, third.kept_unread) == (1, 0)  # only the one read today; the other is not re-archived
+    hub = _hub_state(sandbox, unread_id, docs[unread_id]["AwsAccountId"], docs[unread_id]["Region"])
+    assert (hub["RecordState"], hub["UpdatedAt"]) == ("ARCHIVED", f"{days[2]}T06:00:00.000Z")
+    active = _hub_state(sandbox, f"awsgov/{still_open[0].source}/{still_open[0].finding_id}",
+                        still_open[0].account_id, interop.to_asff(still_open[0])["Region"])
+    assert (active["RecordState"], active["UpdatedAt"]) == ("ACTIVE", f"{days[2]}T06:00:00.000Z")
