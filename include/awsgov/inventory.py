@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
+from packaging.version import Version
 
 from include.awsgov import config_compliance as cfgc
 from include.awsgov import package_search as ps
@@ -144,21 +145,38 @@ def rows_from_config_item(item: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def finding_rows(rows: Iterable[Mapping[str, Any]], rules: list[ProhibitedRule]) -> list[dict[str, Any]]:
-    """``package_findings`` of inventory rows: one per rule x instance x application that matches."""
-    out = []
+    """``package_findings`` of inventory rows: one per rule x instance x application name that matches, listing
+    every matched version.
+
+    One finding per package name, not per version: the finding is "this package is installed on this instance", so
+    its id stays the same when a prohibited version is replaced by another prohibited one (not "fixed" + "new"), and
+    two installed versions (kernels, Windows redistributables) are one finding, not two rows with one id.
+    """
+    grouped: dict[tuple[str, str, str, str, str], list[Mapping[str, Any]]] = {}
     for row in rows:
         for rule in rules:
             if rule.matches(row["name"], row["version"]):
-                resource = f"{row['instance_id']}/{row['name']}"
-                out.append({
-                    "finding_id": tables.finding_id(FINDING_SOURCE, row["account_id"], row["region"], rule.id,
-                                                    resource),
-                    "account_id": row["account_id"], "region": row["region"], "rule_id": rule.id,
-                    "title": rule.title, "severity": rule.severity, "reason": rule.reason,
-                    "instance_id": row["instance_id"], "platform_name": row["platform_name"], "name": row["name"],
-                    "version": row["version"], "publisher": row["publisher"],
-                })
+                key = (row["account_id"], row["region"], rule.id, row["instance_id"], row["name"])
+                grouped.setdefault(key, []).append(row)
+    by_id = {rule.id: rule for rule in rules}
+    out = []
+    for (account_id, region, rule_id, instance_id, name), matched in grouped.items():
+        rule, first = by_id[rule_id], matched[0]
+        out.append({
+            "finding_id": tables.finding_id(FINDING_SOURCE, account_id, region, rule_id, f"{instance_id}/{name}"),
+            "account_id": account_id, "region": region, "rule_id": rule_id, "title": rule.title,
+            "severity": rule.severity, "reason": rule.reason, "instance_id": instance_id,
+            "platform_name": first["platform_name"], "name": name,
+            "version": ", ".join(sorted({str(r["version"] or "") for r in matched}, key=_version_key)),
+            "publisher": ", ".join(sorted({str(r["publisher"] or "") for r in matched} - {""})),
+        })
     return out
+
+
+def _version_key(version: str) -> tuple:
+    # Oldest first, by version where one parses; the text breaks ties, so the order never depends on row order.
+    parsed = ps.loose_version(version)
+    return (parsed is None, parsed or Version("0"), version)
 
 
 # -- AWS reads ------------------------------------------------------------------------------------------------------

@@ -46,7 +46,6 @@ OU_CHARS = r"^[^\x00-\x1f<>]{1,128}$"
 PREFIX = "package_search"
 RESULT_COLUMNS = ("account_id", "account_name", "ou", "region", "instance_id", "computer_name", "platform_name",
                   "name", "version", "publisher", "captured_at")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _LEADING_VERSION = re.compile(r"^\s*v?(\d+(?:\.\d+)*)")
 _SEARCH_ID_BAD = re.compile(r"[^A-Za-z0-9_.=-]")
 
@@ -170,6 +169,19 @@ def _latest_day(store: Store, table: str, day: dt.date | None) -> dt.date | None
     return days[-1] if days else None
 
 
+def _latest_inventory_day(store: Store, day: dt.date | None) -> dt.date | None:
+    """The latest day on or before ``day`` whose inventory was read somewhere (an ``ssm_inventory`` coverage row
+    that is ok): a day collected with the inventory off, or with every read refused, is not an answer of 0."""
+    from include.awsgov import tables
+
+    days = [d for d in store.days("software_inventory") if day is None or d <= day]
+    for candidate in reversed(days):
+        cov = store.read("coverage", candidate, candidate, columns=["source", "status"], schema=tables.COVERAGE)
+        if ((cov["source"] == "ssm_inventory") & (cov["status"] == "ok")).any():
+            return candidate
+    return None
+
+
 def search(store: Store, query: SearchQuery) -> dict[str, Any]:
     """Run a query over the stored inventory; returns ``{"day", "rows", "summary", "gaps"}``.
 
@@ -180,7 +192,7 @@ def search(store: Store, query: SearchQuery) -> dict[str, Any]:
 
     regex = compile_pattern(query.pattern)
     spec = parse_constraint(query.versions)
-    day = _latest_day(store, "software_inventory", dt.date.fromisoformat(query.day) if query.day else None)
+    day = _latest_inventory_day(store, dt.date.fromisoformat(query.day) if query.day else None)
     if day is None:
         raise NoInventoryError(f"no software inventory collected{' on or before ' + query.day if query.day else ''}: "
                                "run governance_collection with inventory.collect enabled first")
@@ -216,15 +228,10 @@ def search(store: Store, query: SearchQuery) -> dict[str, Any]:
     return {"day": day.isoformat(), "rows": rows, "summary": summary, "gaps": gaps}
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def to_csv(rows: Iterable[Mapping[str, Any]]) -> bytes:
     """Result rows as UTF-8 CSV with a BOM (spreadsheets then read non-ASCII names right)."""
+    from include.awsgov.report_views import _cell  # the report's CSV guard against formula cells
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(RESULT_COLUMNS)

@@ -67,8 +67,13 @@ class InventoryModel:
                 if p["platform_type"] not in (None, platform["type"]):
                     continue
                 if det.unit(*key, "opt", p["name"]) < p["rate"]:
-                    apps.append({"name": p["name"], "publisher": p["publisher"],
-                                 "version": det.pick(p["versions"], *key, "v", p["name"])})
+                    version = det.pick(p["versions"], *key, "v", p["name"])
+                    apps.append({"name": p["name"], "publisher": p["publisher"], "version": version})
+                    # A second version of the same package side by side (kernels, redistributables).
+                    others = [v for v in p["versions"] if v != version]
+                    if others and det.unit(*key, "second", p["name"]) < p.get("second_rate", 0):
+                        apps.append({"name": p["name"], "publisher": p["publisher"],
+                                     "version": det.pick(others, *key, "v2", p["name"])})
             for h in self.data["hostile"]:
                 if det.unit(*key, "hostile", h["name"]) < self.data["hostile_rate"]:
                     apps.append(dict(h))
@@ -166,7 +171,10 @@ class InventoryModel:
         out = []
         for inst in self.instances(account_id, region):
             captured = self.capture_time(date, account_id, inst["instance_id"])
-            apps = {a["name"]: self._application(a) for a in inst["applications"]}
+            names = [a["name"] for a in inst["applications"]]
+            # Keyed by name; a name installed twice gets its version in the key, so no entry is lost.
+            apps = {a["name"] if names.count(a["name"]) == 1 else f"{a['name']} {a['version']}": self._application(a)
+                    for a in inst["applications"]}
             out.append({
                 "resourceId": inst["instance_id"], "resourceType": "AWS::SSM::ManagedInstanceInventory",
                 "accountId": account_id, "awsRegion": region, "configurationItemCaptureTime": captured,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from pathlib import Path
 
 import pytest
 from packaging.version import Version
@@ -17,6 +18,7 @@ from include.awsgov.settings import load_settings
 TEST_RULES = [
     {"id": "log4j-old", "name": "log4j*", "versions": "<2.17.1", "severity": "critical", "title": "Old log4j"},
     {"id": "telnet", "name": "TELNET-server*", "severity": "high"},
+    {"id": "log4j-any", "name": "log4j", "severity": "low", "title": "log4j present"},  # every version installed
 ]
 
 
@@ -48,9 +50,19 @@ def runs(sandbox, tmp_path_factory):
             store = Store(tmp_path_factory.mktemp(via) / "store")
             result = collection.collect_org(_access(sandbox), store, day, opts, run_id=f"test-{via}")
             out[via] = {"store": store, "result": result}
+        # The per-account path again into the same store: the day is replaced by identical files.
+        before = _files(store)
+        collection.collect_org(_access(sandbox), store, day, opts, run_id="test-account")
+        out["rerun"] = (before, _files(store))
     finally:
         sandbox.clear_faults()
     return out
+
+
+def _files(store) -> dict[str, bytes]:
+    root = Path(store.root)  # collection_runs holds wall-clock times: every other file must be byte-identical
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))
+            if not str(p.relative_to(root)).startswith("collection_runs/")}
 
 
 def _truth_rows(truth, skip=()):
@@ -99,26 +111,89 @@ def test_item_ids_are_stable_and_identical_whichever_way_the_data_came(runs):
     assert agg["item_id"].is_unique
 
 
-def test_prohibited_packages_become_findings_matching_the_truth(runs):
-    expected = set()
-    for acct, regions in runs["truth"].items():
+def _expected_findings(truth, skip=()):
+    """{(account, region, rule, instance, name): matched versions, oldest first} from the truth."""
+    expected: dict[tuple, list[str]] = {}
+    for acct, regions in truth.items():
+        if acct in skip:
+            continue
         for region, instances in regions.items():
             for inst in instances:
                 for app in inst["applications"]:
                     name = app["name"].lower()
-                    if fnmatch.fnmatch(name, "log4j*") and Version(app["version"]) < Version("2.17.1"):
-                        expected.add((acct, region, "log4j-old", inst["instance_id"], app["name"], app["version"]))
-                    if fnmatch.fnmatch(name, "telnet-server*"):
-                        expected.add((acct, region, "telnet", inst["instance_id"], app["name"], app["version"]))
+                    log4j = fnmatch.fnmatch(name, "log4j*")
+                    rules = {"log4j-old": log4j and Version(app["version"]) < Version("2.17.1"),
+                             "telnet": fnmatch.fnmatch(name, "telnet-server*"), "log4j-any": name == "log4j"}
+                    for rule in (r for r, hit in rules.items() if hit):
+                        expected.setdefault((acct, region, rule, inst["instance_id"], app["name"]), []).append(
+                            app["version"])
+    return {k: ", ".join(sorted(v, key=Version)) for k, v in expected.items()}
+
+
+def _found_findings(store, day):
+    found = store.read("package_findings", day, day, schema=tables.PACKAGE_FINDINGS)
+    keys = zip(found["account_id"], found["region"], found["rule_id"], found["instance_id"], found["name"], strict=True)
+    return dict(zip(keys, found["version"], strict=True)), found
+
+
+def test_prohibited_packages_become_findings_matching_the_truth(runs):
+    expected = _expected_findings(runs["truth"])
     store = runs["aggregator"]["store"]
-    found = store.read("package_findings", runs["day"], runs["day"], schema=tables.PACKAGE_FINDINGS)
-    assert expected and set(zip(found["account_id"], found["region"], found["rule_id"], found["instance_id"],
-                                found["name"], found["version"], strict=True)) == expected
+    got, found = _found_findings(store, runs["day"])
+    assert expected and got == expected and len(found) == len(expected)
     row = found.iloc[0]
     assert row["finding_id"] == tables.finding_id("inventory", row["account_id"], row["region"], row["rule_id"],
                                                   f"{row['instance_id']}/{row['name']}")
     assert set(found.loc[found["rule_id"] == "log4j-old", "severity"]) == {"critical"}
     assert set(found.loc[found["rule_id"] == "telnet", "title"]) == {"Prohibited package TELNET-server*"}
+
+
+def test_two_versions_of_a_prohibited_package_are_one_finding_listing_both(runs):
+    expected = _expected_findings(runs["truth"])
+    doubled = {k: v for k, v in expected.items() if ", " in v}
+    assert doubled, "the sandbox seeds instances with two log4j versions side by side"
+    for via, skip in (("aggregator", set()), ("account", {runs["denied"]})):
+        got, found = _found_findings(runs[via]["store"], runs["day"])
+        assert found["finding_id"].is_unique, via
+        assert got == _expected_findings(runs["truth"], skip), via
+        key = next(k for k in doubled if k[0] not in skip)
+        row = found[(found["instance_id"] == key[3]) & (found["rule_id"] == key[2])].iloc[0]
+        # The id does not carry the version: the same finding whichever prohibited versions are installed.
+        assert row["finding_id"] == tables.finding_id("inventory", key[0], key[1], key[2], f"{key[3]}/{key[4]}")
+        assert row["version"] == doubled[key]
+
+
+def test_rerun_of_the_day_under_throttling_writes_identical_files(runs):
+    first, again = runs["rerun"]
+    assert first and first == again
+
+
+def test_search_answers_from_the_last_day_with_an_inventory(runs, sandbox, tmp_path):
+    import datetime as dt
+    import shutil
+
+    from include.awsgov import collection
+    from include.awsgov import package_search as ps
+    from include.awsgov.store import Store
+
+    day = dt.date.fromisoformat(str(runs["day"]))
+    shutil.copytree(runs["aggregator"]["store"].root, tmp_path / "store")
+    store = Store(str(tmp_path / "store"))
+    off = collection.Options(regions=tuple(sandbox.info["regions"]), sources=())  # inventory not collected
+    collection.collect_org(_access(sandbox), store, day + dt.timedelta(days=1), off, run_id="test-off")
+    assert store.days("accounts")[-1] == day + dt.timedelta(days=1)
+    assert store.days("software_inventory") == [day]  # nothing written for a day without the inventory
+    assert all(d == day for t in ("package_findings", "guardduty_findings", "macie_findings") for d in store.days(t))
+    query = ps.SearchQuery(pattern="log4j*")
+    result = ps.search(store, query)
+    truth = {(a, r, i["instance_id"], x["version"]) for a, regions in runs["truth"].items()
+             for r, insts in regions.items() for i in insts for x in i["applications"] if x["name"] == "log4j"}
+    assert result["day"] == day.isoformat() and result["summary"]["matches"] == len(truth) > 0
+    # A rerun of the inventory's day with the inventory off replaces the day: no inventory left to answer from.
+    collection.collect_org(_access(sandbox), store, day, off, run_id="test-off-rerun")
+    assert store.chunks("software_inventory", day) == [] and store.chunks("package_findings", day) == []
+    with pytest.raises(ps.NoInventoryError):
+        ps.search(store, query)
 
 
 def test_inventory_is_off_unless_the_settings_ask():
