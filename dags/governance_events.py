@@ -18,7 +18,9 @@ messages in the asset event. The queue URL is read at parse time from `AWSGOV_EV
    high-severity GuardDuty finding, Config rule turning NON_COMPLIANT in a prod account, red Trusted Advisor
    security check, CloudTrail trail stopped or deleted, IAM user created in a member account) are mailed at once
    to the account's owner, once per rule, account and resource within `alerts.dedup_minutes` (alert ledger).
-   Everything else appears in the weekly report's "events of the week".
+   A send that failed is tried again by Airflow's retries (the task fails after recording it) and by every run
+   while the event is younger than `alerts.retry_hours`. Everything else appears in the weekly report's "events of
+   the week".
 3. **check_activity** (`aws_pool`): rewrites `account_activity` (hourly API calls per account and event type) for
    the days touched and runs the anomaly detector on each account's categories (IAM changes, security-group
    changes...); bursts are stored in `anomalies` and mailed through the metric alert path.
@@ -81,7 +83,7 @@ def governance_events():
         """Messages of the run -> dead-letter queue (poison) or `events` (normalised, routed, once per id)."""
         import logging
 
-        from include.awsgov import accounts, events
+        from include.awsgov import events
         from include.awsgov.airflow_conn import aws_access, settings
         from include.awsgov.store import Store
 
@@ -90,32 +92,18 @@ def governance_events():
         cfg, ecfg = settings(), events.config()
         extras = [e.extra for evs in context["triggering_asset_events"].values() for e in evs]
         access = aws_access(cfg, context)
-        sqs = access.client("sqs")
-        handles: list = []
+        store = Store(cfg["store_url"])
+        received_at = datetime.now(UTC)
         if extras:
             messages = events.messages_from_asset_events(extras)
             log.info("events: %d messages from %d asset events", len(messages), len(extras))
+            rows, fresh, rejects = events.ingest(access, store, messages, ecfg, received_at)
+            received = len(messages)
         else:
-            queue_url = sqs.get_queue_url(QueueName=ecfg["queue_name"])["QueueUrl"]
-            messages, handles = events.drain(sqs, queue_url, int(context["params"]["max_messages"]))
-            log.info("events: manual run, %d messages drained from %s", len(messages), ecfg["queue_name"])
-        received_at = datetime.now(UTC)
-        admin = accounts.management_account_id(access)
-        account_ids = sorted(events.accounts_in(messages))
-        tags = accounts.account_tags(access, account_ids) if account_ids else {}
-        environments = {a: next((v for k, v in sorted(t.items()) if k.casefold() in accounts.ENVIRONMENT_KEYS), "")
-                        for a, t in tags.items()}
-        rows, rejects = events.process(messages, admin_account_id=admin, environments=environments, cfg=ecfg,
-                                       received_at=received_at)
-        store = Store(cfg["store_url"])
-        if rejects:
-            dlq_url = sqs.get_queue_url(QueueName=f"{ecfg['queue_name']}-dlq")["QueueUrl"]
-            events.dead_letter(sqs, dlq_url, rejects)
-            events.store_rejects(store, rejects, received_at)
-        fresh = events.store_events(store, rows)
-        if handles:
-            events.delete(sqs, queue_url, handles)
-        summary = events.summarise(rows, fresh, rejects, len(messages))
+            received, rows, fresh, rejects = events.drain_and_ingest(
+                access, store, ecfg, int(context["params"]["max_messages"]), received_at)
+            log.info("events: manual run, %d messages drained from %s", received, ecfg["queue_name"])
+        summary = events.summarise(rows, fresh, rejects, received)
         log.info("events: %s; %d alert events, %d day(s), %d hour(s) of API activity",
                  {k: summary[k] for k in ("received", "stored", "duplicates", "rejected")},
                  len(summary["alert_event_ids"]), len(summary["days"]), len(summary["hours"]))
@@ -123,20 +111,27 @@ def governance_events():
 
     @task(pool=AWS_POOL)
     def send_event_alerts(summary: dict) -> dict:
-        """Mail the owners of accounts with new alert events, de-duplicated within the window (alert ledger)."""
+        """Mail the owners of accounts with alert events not yet mailed (this run's, and recent ones whose send
+        failed), de-duplicated within the window (alert ledger); fail after recording a failed send."""
         from include.awsgov import accounts, events, events_alerts
         from include.awsgov.airflow_conn import aws_access, settings, smtp_params
         from include.awsgov.store import Store
 
-        if not summary["alert_event_ids"]:
-            return {"pending": 0, "messages": 0}
-        cfg = settings()
-        access = aws_access(cfg, get_current_context())
+        cfg, alerts_cfg = settings(), events.config()["alerts"]
+        context = get_current_context()
         store = Store(cfg["store_url"])
-        rows = events_alerts.alert_events(store, summary["alert_event_ids"], summary["days"])
+        rows = events_alerts.alert_events(store, summary["alert_event_ids"], summary["days"], datetime.now(UTC),
+                                          alerts_cfg["retry_hours"])
+        if events_alerts.pending(store, rows, alerts_cfg).empty:
+            return {"pending": 0, "messages": 0}
+        access = aws_access(cfg, context)
         names = {a["Id"]: a.get("Name", "") for a in accounts.list_org_accounts(access)}
-        return events_alerts.send_event_alerts(access, store, cfg, events.config()["alerts"], rows, names,
-                                               smtp_params(cfg))
+        out = events_alerts.send_event_alerts(access, store, cfg, alerts_cfg, rows, names, smtp_params(cfg))
+        if out.get("failed"):
+            # Recorded as failed (the ledger keeps what was sent from being sent twice): Airflow's retries and the
+            # next runs try again; a failed task shows that alerts are not going out.
+            raise RuntimeError(f"event alerts: {out['failed']} alert(s) could not be sent; see the task log")
+        return out
 
     @task(pool=AWS_POOL)
     def check_activity(summary: dict) -> dict:

@@ -142,6 +142,51 @@ def record(store: Store, entries: Sequence[Mapping[str, Any]]) -> None:
                     sort_by=["anomaly_id"])
 
 
+def mail_and_record(mailer: Any, store: Store, mail_cfg: Mapping[str, Any], summary: dict[str, int], *,
+                    account_id: str, recipient: str, subject: str, text: str, kind: str,
+                    entries: Sequence[Mapping[str, Any]]) -> str:
+    """Send one account's alert message and record its alerts in the ledger; count it in ``summary``.
+
+    An owner address that is not valid falls back to ``mail.governance_address``. A send that may succeed later
+    (network, throttling, 4xx) is recorded as ``failed`` and stays open; a permanent refusal as ``refused``.
+
+    :param mailer: an open mail.py mailer.
+    :param store: the history store.
+    :param mail_cfg: settings ``mail``.
+    :param summary: counters ``messages``, ``sent``, ``failed``, ``refused`` (updated).
+    :param kind: value of the alert header (``metric-anomaly``, ``event``).
+    :param entries: one per alert of the message: ``anomaly_id`` (ledger key), ``rule_id``, ``severity``,
+        ``anomaly_day`` (ledger partition).
+    :returns: the status recorded.
+    """
+    from include.awsgov.mail import InvalidRecipient, build_message, is_transient
+
+    fallback = mail_cfg["governance_address"]
+    message_id, status, error = "", "sent", ""
+    headers = {ALERT_HEADER: kind, "X-Awsgov-Account": account_id}
+    try:
+        try:
+            message = build_message(mail_cfg["sender"], recipient, subject, text, headers=headers)
+        except InvalidRecipient as exc:
+            log.warning("alerts: owner of %s is not a valid address (%s); using %s", account_id, exc, fallback)
+            recipient = fallback
+            message = build_message(mail_cfg["sender"], recipient, subject, text, headers=headers)
+        message_id = mailer.send(message)
+    except InvalidRecipient as exc:
+        status, error = "refused", str(exc)[:500]
+    except Exception as exc:  # noqa: BLE001 - any transport failure is recorded, not raised
+        status = "failed" if is_transient(exc) else "refused"
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    log.info("alerts (%s): %s -> %s: %d alerts, %s %s", kind, account_id, recipient, len(entries), status, error)
+    summary["messages"] += 1
+    summary[status] += len(entries)
+    now = dt.datetime.now(dt.UTC)
+    record(store, [{**e, "account_id": account_id, "recipient": recipient, "subject": subject,
+                    "message_id": message_id, "transport": mail_cfg["transport"], "status": status, "error": error,
+                    "sent_at": now} for e in entries])
+    return status
+
+
 def send_alerts(
     access: AwsAccess, store: Store, cfg: Mapping[str, Any], ruleset: RuleSet, window_end: dt.datetime,
     account_names: Mapping[str, str], smtp: Any = None,
@@ -161,43 +206,20 @@ def send_alerts(
     if pending.empty:
         log.info("alerts: nothing new to send")
         return summary
-    from include.awsgov.mail import InvalidRecipient, build_message, is_transient, mailer_from_settings
+    from include.awsgov.mail import mailer_from_settings
 
     mail_cfg = cfg["mail"]
-    fallback = mail_cfg["governance_address"]
     accounts = sorted(pending["account_id"].unique())
-    owners = owner_addresses(access, accounts, fallback)
+    owners = owner_addresses(access, accounts, mail_cfg["governance_address"])
     titles = {r.id: r.title for r in ruleset.rules}
     with mailer_from_settings(cfg, access, smtp) as mailer:
         for account_id in accounts:
             rows = pending[pending["account_id"] == account_id]
             subject, text = compose(ruleset.alerts, account_id, account_names.get(account_id, ""), rows, titles)
-            recipient, message_id, status, error = owners[account_id], "", "sent", ""
-            # Let mail rules file these apart from the weekly report.
-            headers = {ALERT_HEADER: "metric-anomaly", "X-Awsgov-Account": account_id}
-            try:
-                try:
-                    message = build_message(mail_cfg["sender"], recipient, subject, text, headers=headers)
-                except InvalidRecipient as exc:
-                    log.warning("alerts: owner of %s is not a valid address (%s); using %s", account_id, exc, fallback)
-                    recipient = fallback
-                    message = build_message(mail_cfg["sender"], recipient, subject, text, headers=headers)
-                message_id = mailer.send(message)
-            except InvalidRecipient as exc:
-                status, error = "refused", str(exc)[:500]
-            except Exception as exc:  # noqa: BLE001 - any transport failure is recorded, not raised
-                # Transient failures (network, throttling, 4xx) stay open for the next run; permanent ones are closed.
-                status = "failed" if is_transient(exc) else "refused"
-                error = f"{type(exc).__name__}: {exc}"[:500]
-            log.info("alerts: %s -> %s: %d anomalies, %s %s", account_id, recipient, len(rows), status, error)
-            summary["messages"] += 1
-            summary[status] += len(rows)
-            now = dt.datetime.now(dt.UTC)
-            record(store, [
-                {"anomaly_id": r["anomaly_id"], "account_id": account_id, "rule_id": r["rule_id"],
-                 "severity": r["severity"], "recipient": recipient, "subject": subject, "message_id": message_id,
-                 "transport": mail_cfg["transport"], "status": status, "error": error, "sent_at": now,
-                 "anomaly_day": pd.Timestamp(r["timestamp"]).date()}
-                for r in rows.to_dict("records")
-            ])
+            # The header lets mail rules file these apart from the weekly report.
+            mail_and_record(mailer, store, mail_cfg, summary, account_id=account_id, recipient=owners[account_id],
+                            subject=subject, text=text, kind="metric-anomaly", entries=[
+                                {"anomaly_id": r["anomaly_id"], "rule_id": r["rule_id"], "severity": r["severity"],
+                                 "anomaly_day": pd.Timestamp(r["timestamp"]).date()}
+                                for r in rows.to_dict("records")])
     return summary

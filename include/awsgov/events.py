@@ -27,7 +27,8 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -83,17 +84,23 @@ def messages_from_asset_events(extras: Iterable[Mapping[str, Any] | None]) -> li
     return list(out.values())
 
 
-def drain(sqs: Any, queue_url: str, limit: int, wait_seconds: int = 0) -> tuple[list[dict[str, str]], list[dict]]:
+def drain(sqs: Any, queue_url: str, limit: int, wait_seconds: int = 0,
+          visibility_timeout: int = 300) -> tuple[list[dict[str, str]], list[dict]]:
     """Receive up to ``limit`` messages (``ReceiveMessage``), without deleting them; for manual runs.
+
+    Receiving stops after a third of ``visibility_timeout``, so the receipt handles are still valid when the caller
+    has stored the messages and deletes them; :func:`drain_chunks` drains again for the rest.
 
     :returns: (messages, delete entries for :func:`delete` once they are stored).
     """
     messages: list[dict[str, str]] = []
     handles: list[dict[str, str]] = []
     seen: set[str] = set()
-    while len(messages) < limit:
+    deadline = time.monotonic() + visibility_timeout / 3
+    while len(messages) < limit and time.monotonic() < deadline:
         got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=min(10, limit - len(messages)),
-                                  WaitTimeSeconds=wait_seconds, VisibilityTimeout=300).get("Messages", [])
+                                  WaitTimeSeconds=wait_seconds,
+                                  VisibilityTimeout=visibility_timeout).get("Messages", [])
         if not got:
             break
         for m in got:
@@ -104,10 +111,70 @@ def drain(sqs: Any, queue_url: str, limit: int, wait_seconds: int = 0) -> tuple[
     return messages, handles
 
 
-def delete(sqs: Any, queue_url: str, handles: Sequence[Mapping[str, str]]) -> None:
-    """Delete received messages (``DeleteMessageBatch``, 10 at a time)."""
+def drain_chunks(sqs: Any, queue_url: str, limit: int, chunk: int,
+                 visibility_timeout: int = 300) -> Iterator[tuple[list[dict[str, str]], list[dict]]]:
+    """:func:`drain` the queue chunk by chunk, up to ``limit`` messages in all.
+
+    The caller stores and deletes each chunk before asking for the next, so no receipt handle of a long manual
+    drain expires before its message is deleted.
+    """
+    left = limit
+    while left > 0:
+        messages, handles = drain(sqs, queue_url, min(chunk, left), visibility_timeout=visibility_timeout)
+        if not handles:
+            return
+        left -= len(messages)
+        yield messages, handles
+
+
+def delete(sqs: Any, queue_url: str, handles: Sequence[Mapping[str, str]]) -> int:
+    """Delete received messages (``DeleteMessageBatch``, 10 at a time).
+
+    An entry SQS refuses (an expired receipt handle...) is logged and counted, not raised: its message comes back
+    once visible again and is stored once, by its event id.
+
+    :returns: how many entries SQS did not delete.
+    """
+    failed = 0
     for i in range(0, len(handles), 10):
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=list(handles[i:i + 10]))
+        response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=list(handles[i:i + 10]))
+        for entry in response.get("Failed") or []:
+            failed += 1
+            log.warning("events: message not deleted (entry %s): %s %s", entry.get("Id"), entry.get("Code"),
+                        entry.get("Message", ""))
+    return failed
+
+
+def account_environments(access: Any, account_ids: Iterable[str], workers: int = 8) -> dict[str, str]:
+    """Each account's Environment tag ("" when untagged or when its tags cannot be read).
+
+    An account whose tags cannot be read (it left the organization, throttled out, denied) loses only its
+    environment, with a warning, never the batch.
+
+    :param access: the admin account's access layer (Organizations).
+    :param account_ids: accounts named by the batch.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from include.awsgov.accounts import ENVIRONMENT_KEYS, account_tags
+    from include.awsgov.aws import error_code
+
+    def one(account_id: str) -> tuple[str, str]:
+        try:
+            tags = account_tags(access, [account_id], workers=1).get(account_id, {})
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("events: cannot read the tags of %s (%s); routed without an environment", account_id,
+                        error_code(exc) or exc)
+            return account_id, ""
+        return account_id, next((v for k, v in sorted(tags.items()) if k.casefold() in ENVIRONMENT_KEYS), "")
+
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ids)))) as pool:
+        return dict(pool.map(one, ids))
 
 
 def accounts_in(messages: Iterable[Mapping[str, str]]) -> set[str]:
@@ -465,3 +532,50 @@ def summarise(rows: Sequence[Mapping[str, Any]], fresh: Sequence[Mapping[str, An
         "hours": sorted({r["time"].replace(minute=0, second=0, microsecond=0).isoformat() for r in fresh
                          if r["detail_type"] == API_CALL}),
     }
+
+
+# --- a run's batch --------------------------------------------------------------------------------------------------
+def ingest(access: Any, store: Any, messages: Sequence[Mapping[str, str]], cfg: Mapping[str, Any],
+           received_at: dt.datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Reject]]:
+    """Route and store a batch: poison to the dead-letter queue and ``event_rejects``, the rest to ``events``.
+
+    IAM users are allowed only in the admin account, the account whose credentials the run holds (the management
+    account or a delegated administrator), as collection and onboarding define it.
+
+    :param access: the admin account's access layer (STS, Organizations tags, SQS).
+    :param store: the history store.
+    :param messages: SQS messages (MessageId, Body).
+    :param cfg: events.yaml.
+    :param received_at: when the run received them.
+    :returns: (rows of the batch, rows not stored before, poison messages).
+    """
+    environments = account_environments(access, accounts_in(messages))
+    rows, rejects = process(messages, admin_account_id=access.admin_id(), environments=environments, cfg=cfg,
+                            received_at=received_at)
+    if rejects:
+        sqs = access.client("sqs")
+        dead_letter(sqs, sqs.get_queue_url(QueueName=f"{cfg['queue_name']}-dlq")["QueueUrl"], rejects)
+        store_rejects(store, rejects, received_at)
+    return rows, store_events(store, rows), rejects
+
+
+def drain_and_ingest(access: Any, store: Any, cfg: Mapping[str, Any], limit: int,
+                     received_at: dt.datetime) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], list[Reject]]:
+    """A manual run: drain the queue chunk by chunk (``drain_chunk_messages``), each chunk stored before it is
+    deleted; up to ``limit`` messages.
+
+    :returns: (messages received, rows, rows not stored before, poison messages).
+    """
+    sqs = access.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName=cfg["queue_name"])["QueueUrl"]
+    received, rows, fresh, rejects = 0, [], [], []
+    for messages, handles in drain_chunks(sqs, queue_url, limit, int(cfg["drain_chunk_messages"]),
+                                          int(cfg["drain_visibility_seconds"])):
+        chunk_rows, chunk_fresh, chunk_rejects = ingest(access, store, messages, cfg, received_at)
+        not_deleted = delete(sqs, queue_url, handles)
+        received += len(messages)
+        rows += chunk_rows
+        fresh += chunk_fresh
+        rejects += chunk_rejects
+        log.info("events: drained %d messages (%d not deleted)", len(messages), not_deleted)
+    return received, rows, fresh, rejects

@@ -5,7 +5,8 @@ The same path as metric anomaly alerts (alerts.py): recipient = the account's ``
 (``alert_ledger``, chunk ``all``, partition = the event's day) as soon as it is sent. The ledger key of an event
 alert is ``evt-`` + a hash of (rule, account, resource, window): the same rule firing again for the same resource
 within ``alerts.dedup_minutes`` (fixed windows from the epoch) maps to the same key and is not mailed twice, and a
-redelivered or re-processed event never is. Failed (transient) sends stay open for the next run.
+redelivered or re-processed event never is. Failed (transient) sends stay open: every run looks again at
+the alert events of the last ``alerts.retry_hours`` and sends what the ledger has not closed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from include.awsgov import tables
-from include.awsgov.alerts import ALERT_HEADER, DONE_STATUSES, LEDGER_TABLE, owner_addresses, record
+from include.awsgov.alerts import DONE_STATUSES, LEDGER_TABLE, mail_and_record, owner_addresses
 from include.awsgov.aws import AwsAccess
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ def pending(store: Any, events: pd.DataFrame, alerts_cfg: Mapping[str, Any]) -> 
                          "rule_severity": rules[rule_id]["severity"],
                          "key": alert_key(rule_id, rec["account_id"], rec["resource"], when,
                                           alerts_cfg["dedup_minutes"])})
+    if not rows:  # no rule of these events is configured any more
+        return events.iloc[0:0].assign(rule_id=[], key=[])
     frame = pd.DataFrame(rows).drop_duplicates("key")
     days = pd.to_datetime(frame["time"], utc=True).dt.date
     ledger = store.read(LEDGER_TABLE, days.min(), days.max(), schema=tables.ALERT_LEDGER)
@@ -88,7 +91,8 @@ def send_event_alerts(access: AwsAccess, store: Any, cfg: Mapping[str, Any], ale
     :param store: the history store.
     :param cfg: settings (``mail``).
     :param alerts_cfg: events.yaml ``alerts``.
-    :param events: ``events`` rows routed to ``alert`` (e.g. those a run stored).
+    :param events: ``events`` rows routed to ``alert`` (:func:`alert_events`); those already closed in the ledger
+        are left alone.
     :param account_names: account id -> name, for the subject.
     :param smtp: SMTP parameters when the transport is smtp.
     """
@@ -96,49 +100,42 @@ def send_event_alerts(access: AwsAccess, store: Any, cfg: Mapping[str, Any], ale
     summary = {"pending": len(todo), "messages": 0, "sent": 0, "failed": 0, "refused": 0}
     if todo.empty:
         return summary
-    from include.awsgov.mail import InvalidRecipient, build_message, is_transient, mailer_from_settings
+    from include.awsgov.mail import mailer_from_settings
 
     mail_cfg = cfg["mail"]
-    fallback = mail_cfg["governance_address"]
     accounts = sorted(todo["account_id"].unique())
-    owners = owner_addresses(access, accounts, fallback)
+    owners = owner_addresses(access, accounts, mail_cfg["governance_address"])
     with mailer_from_settings(cfg, access, smtp) as mailer:
         for account_id in accounts:
             rows = todo[todo["account_id"] == account_id]
             subject, text = compose(alerts_cfg, account_id, account_names.get(account_id, ""), rows)
-            recipient, message_id, status, error = owners[account_id], "", "sent", ""
-            headers = {ALERT_HEADER: "event", "X-Awsgov-Account": account_id}
-            try:
-                try:
-                    message = build_message(mail_cfg["sender"], recipient, subject, text, headers=headers)
-                except InvalidRecipient as exc:
-                    log.warning("event alerts: owner of %s is not a valid address (%s); using %s", account_id, exc,
-                                fallback)
-                    recipient = fallback
-                    message = build_message(mail_cfg["sender"], recipient, subject, text, headers=headers)
-                message_id = mailer.send(message)
-            except InvalidRecipient as exc:
-                status, error = "refused", str(exc)[:500]
-            except Exception as exc:  # noqa: BLE001 - any transport failure is recorded, not raised
-                status = "failed" if is_transient(exc) else "refused"
-                error = f"{type(exc).__name__}: {exc}"[:500]
-            log.info("event alerts: %s -> %s: %d alerts, %s %s", account_id, recipient, len(rows), status, error)
-            summary["messages"] += 1
-            summary[status] += len(rows)
-            now = dt.datetime.now(dt.UTC)
-            record(store, [
-                {"anomaly_id": r["key"], "account_id": account_id, "rule_id": r["rule_id"],
-                 "severity": r["rule_severity"], "recipient": recipient, "subject": subject,
-                 "message_id": message_id, "transport": mail_cfg["transport"], "status": status, "error": error,
-                 "sent_at": now, "anomaly_day": pd.Timestamp(r["time"]).date()}
-                for r in rows.to_dict("records")
-            ])
+            mail_and_record(mailer, store, mail_cfg, summary, account_id=account_id, recipient=owners[account_id],
+                            subject=subject, text=text, kind="event", entries=[
+                                {"anomaly_id": r["key"], "rule_id": r["rule_id"], "severity": r["rule_severity"],
+                                 "anomaly_day": pd.Timestamp(r["time"]).date()}
+                                for r in rows.to_dict("records")])
     return summary
 
 
-def alert_events(store: Any, event_ids: Sequence[str], days: Sequence[str]) -> pd.DataFrame:
-    """The stored ``events`` rows with these ids (read from the given days)."""
-    if not event_ids or not days:
+def alert_events(store: Any, event_ids: Sequence[str], days: Sequence[str], now: dt.datetime,
+                 retry_hours: float) -> pd.DataFrame:
+    """The alert events a run must look at: those it stored (these ids, read from the given days) and every alert
+    event younger than ``retry_hours``, so that an alert whose send failed, or never happened (a crashed task), is
+    sent by a later run; :func:`pending` drops what the ledger has closed.
+
+    :param store: the history store.
+    :param event_ids: ids of the alert events the run stored.
+    :param days: the days (ISO) of the events the run stored.
+    :param now: the run's time.
+    :param retry_hours: alerts.retry_hours.
+    """
+    since = now - dt.timedelta(hours=float(retry_hours))
+    parts = [store.read("events", since.date(), now.date(), schema=tables.EVENTS)]
+    if event_ids and days:  # the run's own events may be older (late delivery) or stamped ahead of now
+        parts.append(store.read("events", min(days), max(days), schema=tables.EVENTS))
+    parts = [p for p in parts if not p.empty]
+    if not parts:
         return pd.DataFrame(columns=tables.EVENTS.names)
-    frame = store.read("events", min(days), max(days), schema=tables.EVENTS)
-    return frame[frame["event_id"].isin(set(event_ids))]
+    frame = pd.concat(parts, ignore_index=True)
+    recent = (frame["route"] == "alert") & (pd.to_datetime(frame["time"], utc=True) >= pd.Timestamp(since))
+    return frame[frame["event_id"].isin(set(event_ids)) | recent].drop_duplicates("event_id")

@@ -237,6 +237,53 @@ def test_redelivered_messages_are_stored_and_mailed_once(env, consume_asset_even
     assert len(_read(env["store_url"], "alert_ledger")) == 4
 
 
+def test_a_failed_alert_fails_the_task_and_a_later_run_sends_it_once(env, monkeypatch):
+    """A root sign-in alert that the mail server refuses for now (451) is recorded as failed and fails the task; the
+    next run, with no new event, sends it; the run after sends nothing (alert ledger)."""
+    import os
+
+    from tests.fixtures.smtp_sink import SmtpSink
+
+    state = env["state"]
+    if "dev" not in state:
+        pytest.skip("needs the trigger test's accounts")
+    sb, url = env["sb"], env["outputs"]["EventsQueueUrl"]
+    dev = next(a for a in env["members"] if a["id"] == state["dev"])
+    earlier = NOW - dt.timedelta(hours=3)  # another de-duplication window than the first root sign-in's
+    _put(sb, dev["id"], [{**_signin_root(), "Time": earlier}])
+    with SmtpSink() as sink:
+        settings = json.loads(os.environ["AIRFLOW_VAR_AWSGOV_SETTINGS"])
+        monkeypatch.setenv("AIRFLOW_VAR_AWSGOV_SETTINGS", json.dumps({**settings, "mail": {"transport": "smtp"}}))
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+            "conn_type": "smtp", "host": sink.host, "port": sink.port,
+            "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10}}))
+        for address in (dev["tags"].get("Owner", ""), "governance-team@example.com"):
+            sink.flaky[address] = 1000  # "try again later", for as long as this first run lasts
+
+        # Without Airflow's retries (their delays are minutes; they run the same task code as the next run).
+        from airflow.dag_processing.dagbag import DagBag
+
+        dag = DagBag(dag_folder=str(REPO / "dags" / "governance_events.py")).get_dag("governance_events")
+        dag.get_task("send_event_alerts").retries = 0
+        failed = dag.test(run_conf={"max_messages": 100})
+        states = task_states(failed)
+        assert states["store_events"] == "success" and states["send_event_alerts"] != "success", states
+        assert str(failed.state) == "failed" and sink.messages == []
+        ledger = _read(env["store_url"], "alert_ledger")
+        assert list(ledger.loc[ledger["status"] != "sent", "status"]) == ["failed"]
+        assert _queue_depth(sb, url) == 0  # the event itself is stored and its message deleted
+
+        sink.flaky.clear()
+        for _ in range(2):  # nothing new arrives; the open alert is sent by the first of these runs only
+            run = run_dag("governance_events", conf={"max_messages": 100})
+            assert str(run.state) == "success", task_states(run)
+        assert len(sink.messages) == 1
+        body = sink.parsed()[0].get_body(("plain",)).get_content()
+        assert "Root user signed in to the console" in body and earlier.strftime("%H:%M UTC") in body
+        ledger = _read(env["store_url"], "alert_ledger")
+        assert len(ledger) == 5 and set(ledger["status"]) == {"sent"}
+
+
 def test_manual_run_drains_the_queue_and_finds_a_burst_of_iam_changes(env):
     sb, url = env["sb"], env["outputs"]["EventsQueueUrl"]
     member = env["members"][0]["id"]
