@@ -4,18 +4,25 @@ new instances get EnableGuardDuty / EnableMacie "false" where the account alread
 
 from __future__ import annotations
 
-import ast
-import re
-
 import pytest
 
 from tests.conftest import run_dag, task_states
 
 pytestmark = pytest.mark.e2e
-PLANNED = re.compile(r"plan: threat options (\{[^}]*\}) for (\[[^\]]*\]) x (\[[^\]]*\])")
 
 
-def test_dry_run_plans_false_where_the_service_is_on_already(airflow_sandbox_env, sandbox, capfd):
+def _plan(run) -> dict:
+    """plan_deployment's result (XCom) of a finished run."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        (row,) = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id,
+                                                    task_ids="plan_deployment", key="return_value")).all()
+        return XComModel.deserialize_value(row)
+
+
+def test_dry_run_plans_false_where_the_service_is_on_already(airflow_sandbox_env, sandbox):
     truth = sandbox.truth(sections=["guardduty", "macie"])
     members = [a["id"] for a in sandbox.info["accounts"] if a["read_role"] and a["status"] == "ACTIVE"]
     account, regions = members[1], sandbox.info["regions"]  # the second member lacks both in the last region
@@ -23,12 +30,10 @@ def test_dry_run_plans_false_where_the_service_is_on_already(airflow_sandbox_env
         "account_ids": [account], "regions": regions, "owner_email": "payments-lead@example.com", "team": "Payments",
         "environment": "prod", "enable_guardduty": True, "enable_macie": True, "dry_run": True})
     assert str(run.state) == "success", task_states(run)
-    captured = capfd.readouterr()
     planned = {}
-    for values, accounts, where in PLANNED.findall(captured.out + captured.err):
-        for region in ast.literal_eval(where):
-            assert ast.literal_eval(accounts) == [account]
-            planned[region] = ast.literal_eval(values)
+    for group in _plan(run)["create"]:
+        assert group["accounts"] == [account]
+        planned.update(dict.fromkeys(group["regions"], group["overrides"]))
     assert sorted(planned) == sorted(regions)
     for region in regions:
         for param, section in (("EnableGuardDuty", "guardduty"), ("EnableMacie", "macie")):
