@@ -314,7 +314,7 @@ class ImportResult:
     failures: list[dict[str, str]] = field(default_factory=list)  # first few FailedFindings, for the log
     errors: dict[str, str] = field(default_factory=dict)  # "account/region" -> error of a refused batch
     archived: int = 0  # findings no longer open sent ARCHIVED and accepted (import_day)
-    kept_unread: int = 0  # findings no longer in the store left ACTIVE: their source was not read OK (import_day)
+    kept_unread: int = 0  # no longer open but left ACTIVE: source not read OK that day, or archive refused
     failed_ids: set[str] = field(default_factory=set, repr=False)  # every finding not accepted (not in to_dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -402,15 +402,19 @@ def import_day(store: Store, day: Any, findings: Iterable[OpenFinding], importer
     stamp = _iso(now)
     rows: dict[str, dict[str, Any]] = {}
     send: list[dict[str, Any]] = []
+    active: set[str] = set()  # the day's open findings
     for f in findings:
         doc = to_asff(f, home_region=home_region, updated_at=now)
         send.append(doc)
+        active.add(doc["Id"])
         rows[doc["Id"]] = {"account_id": doc["AwsAccountId"], "region": doc["Region"], "source": f.source,
                            "finding_region": f.region, "asff_id": doc["Id"], "record_state": "ACTIVE",
                            "asff_json": json.dumps(doc, sort_keys=True), "updated_at": now}
     covered = _covered(store, day)
     archive: dict[str, dict[str, Any]] = {}
+    held: set[str] = set()  # ids Security Hub holds ACTIVE from an earlier import
     for prev in previous_imports(store, day).to_dict("records"):
+        held.add(prev["asff_id"])
         if prev["asff_id"] in rows:
             continue
         rows[prev["asff_id"]] = {k: prev[k] for k in tables.SECURITYHUB_IMPORTS.names}
@@ -419,15 +423,17 @@ def import_day(store: Store, day: Any, findings: Iterable[OpenFinding], importer
             archive[prev["asff_id"]] = doc
             send.append(doc)
     result = import_asff(importer, send, batch_size=batch_size)
+    for asff_id in result.failed_ids - held - set(archive):
+        rows.pop(asff_id, None)  # refused and never imported: nothing to archive later
     for asff_id, doc in archive.items():
         if asff_id not in result.failed_ids:  # a refused archive stays ACTIVE: tried again next time
             rows[asff_id].update(record_state="ARCHIVED", asff_json=json.dumps(doc, sort_keys=True), updated_at=now)
     frame = pd.DataFrame(list(rows.values()), columns=tables.SECURITYHUB_IMPORTS.names)
     store.write(IMPORTS_TABLE, day, frame, schema=tables.SECURITYHUB_IMPORTS, sort_by=["asff_id"])
     result.archived = len(set(archive) - result.failed_ids)
-    result.kept_unread = len(rows) - len(send)  # gone from the store, but their source was not read OK today
-    log.info("Security Hub: %d open findings sent, %d archived (%d refused), %d kept ACTIVE (source not read)",
-             len(send) - len(archive), result.archived, len(archive) - result.archived, result.kept_unread)
+    result.kept_unread = sum(1 for k, r in rows.items() if r["record_state"] == "ACTIVE" and k not in active)
+    log.info("Security Hub: %d open findings sent, %d archived (%d refused), %d no longer open kept ACTIVE",
+             len(active), result.archived, len(archive) - result.archived, result.kept_unread)
     return result
 
 

@@ -200,3 +200,23 @@ def test_import_archives_fixed_findings_only_where_their_source_was_read(day_sto
     active = _hub_state(sandbox, f"awsgov/{still_open[0].source}/{still_open[0].finding_id}",
                         still_open[0].account_id, interop.to_asff(still_open[0])["Region"])
     assert (active["RecordState"], active["UpdatedAt"]) == ("ACTIVE", f"{days[2]}T06:00:00.000Z")
+
+
+def test_export_day_imports_through_the_import_role_and_records_the_state(day_store, clean_sandbox):
+    store, day = day_store["store"], day_store["day"]
+    logging.getLogger("botocore.credentials").setLevel(logging.CRITICAL)
+    cfg = {**load_settings(), "interop": {"export": False, "securityhub_import": True, "batch_size": 100}}
+    out = interop.export_day(store, day, cfg, _access(clean_sandbox))
+    found = interop.open_findings(store, day)
+    admin = clean_sandbox.info["management_account_id"]
+    mine = sum(f.account_id == admin for f in found)
+    # The admin account's own findings go with its credentials; members' need the import role, which the sandbox's
+    # members do not have (the baseline creates it only with the onboarding option findings_import_role).
+    assert (out["import"]["success"], out["import"]["failed"]) == (mine, len(found) - mine)
+    assert out["import"]["errors"] and all("AssumeRole" in e for e in out["import"]["errors"].values())
+    assert (out["import"]["archived"], out["import"]["kept_unread"]) == (0, 0) and "failed_ids" not in out["import"]
+    state = store.read(interop.IMPORTS_TABLE, day, day, schema=tables.SECURITYHUB_IMPORTS)
+    # Only what Security Hub took is recorded: a refused account's findings are not archived later.
+    assert sorted(state["asff_id"]) == sorted(f"awsgov/{f.source}/{f.finding_id}" for f in found
+                                              if f.account_id == admin)
+    assert set(state["record_state"]) == {"ACTIVE"}
