@@ -98,7 +98,10 @@ def main() -> int:
                 row = stored[stored["event_id"] == event_id].iloc[0]
                 runs = subprocess.run([str(VENV_BIN / "airflow"), "dags", "list-runs", "governance_events", "-o",
                                        "json"], env=env, capture_output=True, text=True).stdout
-                run_ids = [r["run_id"] for r in json.loads(runs[runs.index("["):])] if "[" in runs else []
+                # The JSON array starts on its own line; log lines before it may hold brackets too.
+                lines = runs.splitlines()
+                start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+                run_ids = [r["run_id"] for r in json.loads("\n".join(lines[start:]) or "[]")]
                 print(f"stored after {time.monotonic() - started:.0f}s: {row['type']} in {row['account_id']}, "
                       f"route {row['route']} ({row['alert_rules']}); runs {run_ids}")
                 return 0 if any(r.startswith("asset_triggered__") for r in run_ids) else 1
