@@ -250,7 +250,7 @@ def _prepare(store: Store, base: str, entry: Mapping[str, Any], week: Week, opts
             refused.append((address, str(exc)))
     msg = _message(store, base, entry, week.label, opts["sender"], valid) if valid else None
     if msg is not None:
-        _write_out(out_dir, "emails", f"{entry['slug']}.eml", msg.as_bytes)
+        _write_out(out_dir, "emails", f"{entry['slug']}.eml", lambda: mail.to_bytes(msg))
     _write_out(out_dir, "reports", f"{entry['slug']}.html", lambda: store.get_bytes(f"{base}/{entry['slug']}.html"))
     return _Prepared(entry, valid, refused, msg)
 
