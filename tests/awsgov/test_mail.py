@@ -97,6 +97,21 @@ def test_smtp_reuses_one_connection_and_messages_parse_back(sink):
     assert sink.messages[0][1] == ["user0@example.com"]
 
 
+def test_non_ascii_names_long_subjects_and_dot_lines_survive_the_round_trip(sink):
+    subject = "Équipe Paiements: 3 new critical, 7 fixed, 2 overdue — 2026-W48 " + "x" * 120
+    text = ".starts with a dot\n..two dots\nend"
+    msg = mail.build_message("Gouvernance Sécurité <governance@example.com>", ["alice@example.com"], subject, text,
+                             TEST_HTML)
+    raw = mail.to_bytes(msg)
+    assert raw == msg.as_bytes() and raw.isascii() and b"\n" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998  # RFC 5322 line limit, headers folded
+    with mail.mailer_from_settings({"mail": {"transport": "smtp"}}, None, sink.params) as mailer:
+        mailer.send(msg)
+    got = sink.parsed()[0]
+    assert got["Subject"] == subject and got["From"].addresses[0].display_name == "Gouvernance Sécurité"
+    assert got.get_body(("plain",)).get_content() == text
+
+
 def test_smtp_reconnects_once_when_the_server_dropped_the_connection(sink):
     with mail.SmtpMailer(sink.host, sink.port) as mailer:
         mailer.send(_message())
