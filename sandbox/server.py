@@ -71,6 +71,43 @@ def _one_boto3_session() -> Any:
         boto3.Session = original
 
 
+def _patch_moto() -> None:
+    """Make moto's backend lookup O(1): ``BackendDict[account]`` copies every account id into a list, under a lock
+    shared by all backends, on each lookup (several per request), so requests got slower as the org grew."""
+    from moto.core.base_backend import BackendDict
+
+    original = BackendDict.__getitem__
+    if getattr(original, "sandbox_fast", False):
+        return
+
+    def getitem(self: Any, account_id: str) -> Any:
+        try:
+            return dict.__getitem__(self, account_id)
+        except KeyError:  # first use of the account: moto creates (and registers) its backend
+            return original(self, account_id)
+
+    getitem.sandbox_fast = True  # type: ignore[attr-defined]
+    BackendDict.__getitem__ = getitem  # type: ignore[method-assign]
+
+
+def _dispatcher() -> Any:
+    """moto's dispatcher, remembering each host's backend: moto lists its package directory (~150 stat calls) on
+    every request, under the one lock all requests take."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    class Dispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_app)
+            self.hosts: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            if host not in self.hosts:
+                self.hosts[host] = super().get_backend_for_host(host)
+            return self.hosts[host]
+
+    return Dispatcher()
+
+
 def create_app(service: str) -> Any:
     """moto's Flask app for ``service``, with the extension's handlers in place of moto's where we have them."""
     from moto.core.utils import convert_regex_to_flask_path, convert_to_flask_response
@@ -115,15 +152,14 @@ class SandboxApp:
     """
 
     def __init__(self, world: Any) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
         from .control import ControlApp
 
+        _patch_moto()
         self.world = world
-        self.moto = DomainDispatcherApplication(create_app)
+        self.moto = _dispatcher()
         self.control = ControlApp(world)
+        # access key -> account; emptied whenever IAM state may change (keys created or deleted, moto reset).
         self._account_cache: dict[str, str] = {}
-        self._cache_lock = threading.Lock()
 
     def prewarm(self, services: tuple[str, ...] = PREWARM) -> None:
         """Build moto's per-service apps now (CloudFormation's import takes seconds) instead of on first call."""
@@ -140,8 +176,12 @@ class SandboxApp:
         if path.startswith("/_sandbox"):
             return self.control(environ, start_response)
         if path.startswith("/moto-api") or path == "/favicon.ico":
+            self._account_cache.clear()
             return self.moto(environ, start_response)
         info = self.describe(environ)
+        if info.access_key and "HTTP_X_MOTO_ACCOUNT_ID" not in environ:
+            # moto would otherwise look the key up again, through every account's IAM backend.
+            environ["HTTP_X_MOTO_ACCOUNT_ID"] = info.account
         faults = self.world.faults
         if faults.current.latency_ms > 0:
             time.sleep(faults.current.latency_ms / 1000.0)
@@ -153,7 +193,13 @@ class SandboxApp:
             from .support.exceptions import SubscriptionRequiredException
 
             return self._error(start_response, SubscriptionRequiredException(), info)
-        return self.moto(environ, start_response)
+        if info.service != "iam" or info.action.startswith(("Get", "List")):
+            return self.moto(environ, start_response)
+        self._account_cache.clear()
+        try:
+            return self.moto(environ, start_response)
+        finally:
+            self._account_cache.clear()
 
     # --- request identification -----------------------------------------------------------------------------
     def describe(self, environ: dict[str, Any]) -> RequestInfo:
@@ -197,16 +243,14 @@ class SandboxApp:
     def _account_of(self, access_key: str) -> str:
         if not access_key:
             return self.world.settings.management_account_id
-        with self._cache_lock:
-            cached = self._account_cache.get(access_key)
-        if cached:
-            return cached
-        from moto.iam.models import get_account_id_from
+        account = self._account_cache.get(access_key)
+        if account is None:
+            from moto.iam.models import get_account_id_from
 
-        account = get_account_id_from(access_key)
-        if access_key.startswith("ASIA") or account != self.world.settings.management_account_id:
-            with self._cache_lock:
-                self._account_cache[access_key] = account
+            account = get_account_id_from(access_key)  # a scan of every account's IAM backend
+            if len(self._account_cache) > 100_000:
+                self._account_cache.clear()
+            self._account_cache[access_key] = account
         return account
 
     def _error(self, start_response: Any, error: AwsError, info: RequestInfo) -> list[bytes]:
@@ -259,6 +303,71 @@ def _route(service: str, environ: dict[str, Any], body: bytes) -> str:
 
 
 # --- process entry point ------------------------------------------------------------------------------------------
+_NO_BODY = frozenset({204, 304})
+
+
+def _handler() -> type:
+    """moto's request handler with HTTP/1.1 keep-alive.
+
+    werkzeug closes every connection (it cannot tell where an unread request body ends), so each AWS call cost a TCP
+    connection, an accept and a new server thread. Here a request framed by Content-Length is read whole before the
+    app runs, so the next request on the connection starts where it ends; anything else (chunked bodies,
+    ``Expect: 100-continue``) is left to werkzeug, which closes the connection after it.
+    """
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class Handler(MotoRequestHandler):
+        protocol_version = "HTTP/1.1"
+        timeout = 30  # seconds an idle connection (and its thread) is kept
+
+        def log_request(self, *args: Any, **kwargs: Any) -> None:  # quiet
+            return
+
+        def run_wsgi(self) -> None:
+            length = self.headers.get("Content-Length") or "0"
+            if "Transfer-Encoding" in self.headers or "Expect" in self.headers or not length.isdigit():
+                self.close_connection = True
+                super().run_wsgi()
+                return
+            environ = self.make_environ()
+            environ["wsgi.input"] = io.BytesIO(self.rfile.read(int(length)))
+            started: list[Any] = []
+            chunks: list[bytes] = []
+
+            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                started[:] = [status, headers]
+                return chunks.append
+
+            try:
+                result = self.server.app(environ, start_response)
+                try:
+                    chunks.extend(result)
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+            except Exception:
+                log.exception("error on %s %s", self.command, self.path)
+                started[:] = ["500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain; charset=utf-8")]]
+                chunks[:] = [b"Internal Server Error"]
+            body = b"".join(chunks)
+            status, headers = started
+            code, _, reason = status.partition(" ")
+            bodiless = self.command == "HEAD" or int(code) < 200 or int(code) in _NO_BODY
+            self.send_response(int(code), reason)
+            for key, value in headers:
+                # Framing is ours; a HEAD answer keeps the length of the body it would have had.
+                if key.lower() not in ("connection", "transfer-encoding") and (
+                        key.lower() != "content-length" or bodiless):
+                    self.send_header(key, value)
+            if not bodiless:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not bodiless:
+                self.wfile.write(body)
+
+    return Handler
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -273,7 +382,6 @@ def serve(settings: Any, host: str = "127.0.0.1", port: int = 5055, state_dir: P
     :param port: port to bind (0: a free one, written to sandbox.json).
     :param state_dir: where sandbox.json goes (None: not written).
     """
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
     from . import world as world_module
@@ -285,12 +393,8 @@ def serve(settings: Any, host: str = "127.0.0.1", port: int = 5055, state_dir: P
     t0 = time.perf_counter()
     world = world_module.build(settings)
 
-    class Handler(MotoRequestHandler):
-        def log_request(self, *args: Any, **kwargs: Any) -> None:  # quiet
-            return
-
     app = SandboxApp(world)
-    server = make_server(host, port, app, threaded=True, request_handler=Handler)
+    server = make_server(host, port, app, threaded=True, request_handler=_handler())
     server.daemon_threads = True
     bound_port = server.server_address[1]
     world.endpoint = f"http://{host}:{bound_port}"

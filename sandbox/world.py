@@ -35,6 +35,7 @@ class World:
 
         self.settings = settings
         self._statuses: tuple[float, dict[str, str]] | None = None
+        self._active: list[str] = []
         self.clock = Clock(settings.fixed_date)
         self.faults = FaultState()
         self.calls = CallCounter()
@@ -77,6 +78,7 @@ class World:
             return cached[1]
         org = organizations_backends[self.settings.management_account_id]["aws"]
         statuses = {account.id: account.status for account in org.accounts}
+        self._active = [a.id for a in self.plan.accounts if statuses.get(a.id) == "ACTIVE"]
         self._statuses = (now, statuses)
         return statuses
 
@@ -97,7 +99,9 @@ class World:
         return [a.id for a in self.plan.accounts]
 
     def active_member_ids(self) -> list[str]:
-        return [a.id for a in self.plan.accounts if self.account_status(a.id) == "ACTIVE"]
+        """Member accounts ACTIVE in Organizations (same one-second cache as the statuses; do not modify)."""
+        self.account_statuses()
+        return self._active
 
     # --- sandbox.json ---------------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

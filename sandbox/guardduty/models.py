@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,12 @@ class FindingsModel:
 
     def members(self) -> list[str]:
         """Member accounts of the administrator: accounts onboarded (read role) and active at seed time."""
-        return [a.id for a in self.world.plan.accounts if a.read_role and a.status == "ACTIVE"]
+        return list(self._members)
+
+    @cached_property
+    def _members(self) -> dict[str, None]:
+        # Fixed at seed time; a dict for order and O(1) membership (relationship() runs per member per request).
+        return dict.fromkeys(a.id for a in self.world.plan.accounts if a.read_role and a.status == "ACTIVE")
 
     def seeded_accounts(self) -> list[str]:
         """Accounts where the service is seeded enabled (before the seeded gaps)."""
@@ -115,7 +121,7 @@ class FindingsModel:
         lacks it in the last region, so every sandbox has one."""
         if account_id == self.admin:
             return False
-        members = self.members()
+        members = list(self._members)
         if len(members) > 1 and account_id == members[1] and region == self.world.settings.regions[-1]:
             return True
         return det.unit(self.world.settings.seed, self.service, "off", account_id, region) < self.data["disabled_rate"]
@@ -125,7 +131,7 @@ class FindingsModel:
 
     def relationship(self, account_id: str, region: str) -> str | None:
         """RelationshipStatus of a member in a region, None for accounts that are not members."""
-        if account_id not in self.members():
+        if account_id not in self._members:
             return None
         return "Enabled" if self.enabled(account_id, region) else self.disabled_status
 
@@ -135,7 +141,7 @@ class FindingsModel:
         """Accounts whose findings ``caller`` sees in ``region``: its own, plus enabled members for the admin."""
         if caller != self.admin:
             return [caller]
-        return [caller, *(m for m in self.members() if self.relationship(m, region) == "Enabled")]
+        return [caller, *(m for m in self._members if self.relationship(m, region) == "Enabled")]
 
     # --- findings ----------------------------------------------------------------------------------------------
     def findings(self, account_id: str, region: str, date: dt.date) -> list[dict[str, Any]]:
