@@ -26,8 +26,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 import include.awsgov.inventory as inventory
@@ -143,28 +141,8 @@ def snapshot_days(store: Store) -> list[dt.date]:
 
 def _read(store: Store, table: str, start: dt.date | None, end: dt.date | None, schema: pa.Schema,
           columns: list[str] | None = None) -> pd.DataFrame:
-    """:meth:`Store.read` (same layout, same result: rows of days start..end with a ``dt`` column), faster.
-
-    Tables are one file per account and day, so a thousand accounts are thousands of small files: they are read as
-    one Arrow dataset (files opened and decoded by Arrow's own threads) instead of one Python call per file.
-
-    :param store: the history store.
-    :param table: table name.
-    :param start: first day (None: the first).
-    :param end: last day (None: the last).
-    :param schema: the table's schema.
-    :param columns: columns to read (default: all).
-    """
-    files = [f"{store.partition_path(table, day)}/part-{chunk}.parquet"
-             for day in store.days(table) if (start is None or day >= start) and (end is None or day <= end)
-             for chunk in store.chunks(table, day)]
-    if not files:
-        return store.read(table, start, end, columns=columns, schema=schema)  # its empty frame, with the columns
-    fs = pafs.LocalFileSystem() if store.local else pafs.PyFileSystem(pafs.FSSpecHandler(store.fs))
-    dataset = ds.dataset(files, format="parquet", filesystem=fs, schema=schema.append(pa.field("dt", pa.string())),
-                         partitioning=ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive"),
-                         partition_base_dir=store.path(table))
-    return dataset.to_table(columns=[*(columns or schema.names), "dt"]).to_pandas()
+    """Rows of days start..end (None: open-ended) of a table with a ``dt`` column (:meth:`Store.read`)."""
+    return store.read(table, start, end, columns=columns, schema=schema)
 
 
 def _open_findings(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:

@@ -47,7 +47,7 @@ def _clean(value: Any) -> Any:
     """Template-friendly value: NaN/NaT -> None, numpy scalars and arrays -> Python, Timestamp -> datetime."""
     if type(value) is str or type(value) is int or type(value) is bool:  # the common case, first
         return value
-    if value is None or value is pd.NaT:
+    if value is None or value is pd.NaT or value is pd.NA:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -68,7 +68,10 @@ def records(frame: pd.DataFrame) -> list[Row]:
     """
     if not any(pd.api.types.is_object_dtype(dtype) for dtype in frame.dtypes):
         return pa.Table.from_pandas(frame, preserve_index=False).to_pylist()
-    return [{k: _clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
+    # Column by column (tolist converts a whole column at once) rather than to_dict's per-value boxing.
+    names = [str(c) for c in frame.columns]
+    columns = [frame[c].tolist() for c in frame.columns]
+    return [{k: _clean(v) for k, v in zip(names, row, strict=True)} for row in zip(*columns, strict=True)]
 
 
 class Records:

@@ -6,12 +6,19 @@ written under a hidden temporary name and renamed into place (local) or PUT in o
 mid-write leaves the previous version readable. Files starting with ``.`` or ``_`` are ignored by Athena,
 DuckDB and pyarrow, so temporaries never show up in queries. The partition column ``dt`` lives in the path
 only, never in the files.
+
+A day written by many tasks is many small files, and opening thousands of them dominates reading a week. After a
+run, :meth:`Store.compact` writes the day's chunks once more as one ``_compact.parquet`` (a read cache: the ``_``
+keeps it out of Athena, DuckDB and pyarrow queries, which read the chunks as before). It records each chunk's size
+and modification stamp; readers take from it only the chunks whose file is still that version and read any chunk
+rewritten, added or deleted since from the chunk files, so a task rerun after the compaction is never hidden.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import logging
 import re
 import uuid
@@ -21,12 +28,18 @@ from pathlib import Path
 import fsspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
 _CHUNK_RE = re.compile(r"^[A-Za-z0-9_.=-]{1,128}$")
 _DT_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+COMPACT_FILE = "_compact.parquet"
+_CHUNK_COLUMN = "__chunk"  # in the compact file only: which chunk a row came from
+_SOURCES_KEY = b"awsgov.chunk_versions"  # compact file metadata: {chunk: version of the file it was made from}
 
 
 def _as_date(day: dt.date | str) -> dt.date:
@@ -143,12 +156,20 @@ class Store:
 
     def chunks(self, table: str, day: dt.date | str) -> list[str]:
         """Chunk names present in one day of a table."""
+        return sorted(self._versions(table, day))
+
+    def _versions(self, table: str, day: dt.date | str) -> dict[str, str]:
+        """{chunk: version} of one day: size and modification stamp (ETag on object stores) of its file."""
         part = self.partition_path(table, day)
         if not self.fs.exists(part):
-            return []
-        names = (p.rsplit("/", 1)[-1] for p in self.fs.ls(part, detail=False))
-        parts = (n for n in names if n.startswith("part-") and n.endswith(".parquet"))
-        return sorted(n[len("part-") : -len(".parquet")] for n in parts)
+            return {}
+        out = {}
+        for info in self.fs.ls(part, detail=True):
+            name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("part-") and name.endswith(".parquet"):
+                stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
+                out[name[len("part-"): -len(".parquet")]] = f"{info.get('size')}:{stamp}"
+        return out
 
     def prune(self, table: str, day: dt.date | str, keep: Iterable[str]) -> list[str]:
         """Delete the chunks of a day that a complete rerun did not write (e.g. an account that left).
@@ -160,6 +181,91 @@ class Store:
         for chunk in dropped:
             self.fs.rm(f"{self.partition_path(table, day)}/part-{chunk}.parquet")
         return dropped
+
+    def compact(self, table: str, day: dt.date | str, min_chunks: int = 2) -> int:
+        """Write the read cache of one day (see the module docstring); returns the chunks it holds (0: not written).
+
+        :param table: table name.
+        :param day: partition date.
+        :param min_chunks: leave days of fewer chunks alone (nothing to gain).
+        """
+        versions = self._versions(table, day)
+        if len(versions) < min_chunks:
+            return 0
+        part = self.partition_path(table, day)
+        chunks = sorted(versions)
+        paths = [f"{part}/part-{c}.parquet" for c in chunks]
+        arrow_fs = self._arrow_fs()
+        schema = pa.unify_schemas([pq.read_schema(p, filesystem=arrow_fs) for p in paths],  # chunks of older code
+                                  promote_options="permissive")
+        dataset = ds.dataset(paths, format="parquet", filesystem=arrow_fs, schema=schema)
+        merged = dataset.to_table(columns=[*schema.names, "__filename"])
+        # The file each row came from, as its chunk name (files come in the order given).
+        chunk_of = dict(zip(paths, chunks, strict=True))
+        files = merged["__filename"].to_pylist()
+        merged = merged.drop_columns(["__filename"]).append_column(
+            _CHUNK_COLUMN, pa.array([chunk_of[f] for f in files], pa.string()))
+        merged = merged.replace_schema_metadata({**(merged.schema.metadata or {}),
+                                                 _SOURCES_KEY: json.dumps(versions).encode()})
+        buf = io.BytesIO()
+        pq.write_table(merged, buf, compression="zstd")
+        self.put_bytes(f"{table}/dt={_as_date(day).isoformat()}/{COMPACT_FILE}", buf.getvalue())
+        return len(versions)
+
+    def _compacted(self, table: str, day: dt.date, versions: dict[str, str]) -> tuple[str, list[str]] | None:
+        """(path, chunks still current in it) of a day's compact file, or None."""
+        path = f"{self.partition_path(table, day)}/{COMPACT_FILE}"
+        try:
+            with self.fs.open(path, "rb") as fh:
+                meta = pq.read_schema(fh).metadata or {}
+        except FileNotFoundError:
+            return None
+        made_from = json.loads(meta.get(_SOURCES_KEY, b"{}"))
+        current = sorted(c for c, v in versions.items() if made_from.get(c) == v)
+        return (path, current) if current else None
+
+    def scan(
+        self,
+        table: str,
+        start: dt.date | str | None = None,
+        end: dt.date | str | None = None,
+        *,
+        columns: list[str] | None = None,
+        schema: pa.Schema | None = None,
+    ) -> pa.Table | None:
+        """Days ``start..end`` (inclusive) of a table as one Arrow table with a ``dt`` column; None if no file.
+
+        Rows come by day, then by chunk name. A compact file stands in for the chunks it still matches; other chunks
+        are read from their files, many at once as an Arrow dataset (opened and decoded by Arrow's threads). Without
+        ``schema`` each file is read alone and the results are merged, so files of older schemas still read.
+        """
+        lo = _as_date(start) if start else dt.date.min
+        hi = _as_date(end) if end else dt.date.max
+        pieces = []
+        for day in self.days(table):
+            if not lo <= day <= hi:
+                continue
+            versions = self._versions(table, day)
+            if not versions:
+                continue
+            part = self.partition_path(table, day)
+            compact = self._compacted(table, day, versions) if len(versions) > 1 else None
+            if compact is None:
+                t = self._read_files([f"{part}/part-{c}.parquet" for c in sorted(versions)], columns, schema)
+            else:
+                path, current = compact
+                t = self._read_files([path], columns, schema, chunk_column=True)
+                t = t.filter(pc.is_in(t[_CHUNK_COLUMN], pa.array(current, pa.string())))
+                # Chunks written, rewritten or added after the compaction: from their own files, in chunk order.
+                extra = []
+                for c in sorted(set(versions) - set(current)):
+                    one = self._read_files([f"{part}/part-{c}.parquet"], columns, schema)
+                    extra.append(one.append_column(_CHUNK_COLUMN, pa.array([c] * one.num_rows, pa.string())))
+                if extra:
+                    t = pa.concat_tables([t, *extra], promote_options="default").sort_by(_CHUNK_COLUMN)  # stable
+                t = t.drop_columns([_CHUNK_COLUMN])
+            pieces.append(self._with_day(t, day))
+        return pa.concat_tables(pieces, promote_options="default") if pieces else None
 
     def read(
         self,
@@ -174,19 +280,32 @@ class Store:
 
         :param schema: the table's schema, so that an empty result still has its columns.
         """
-        lo = _as_date(start) if start else dt.date.min
-        hi = _as_date(end) if end else dt.date.max
-        tables = []
-        for day in self.days(table):
-            if not lo <= day <= hi:
-                continue
-            for chunk in self.chunks(table, day):
-                with self.fs.open(f"{self.partition_path(table, day)}/part-{chunk}.parquet", "rb") as fh:
-                    t = pq.read_table(fh, columns=columns, schema=schema)
-                tables.append(t.append_column("dt", pa.array([day.isoformat()] * t.num_rows, pa.string())))
-        if not tables:
+        scanned = self.scan(table, start, end, columns=columns, schema=schema)
+        if scanned is None:
             cols = columns or (schema.names if schema is not None else [])
             empty = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
             empty["dt"] = pd.Series(dtype="object")
             return empty
-        return pa.concat_tables(tables, promote_options="default").to_pandas()
+        return scanned.to_pandas()
+
+    def _arrow_fs(self) -> pafs.FileSystem:
+        return pafs.LocalFileSystem() if self.local else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
+
+    def _read_files(self, paths: list[str], columns: list[str] | None, schema: pa.Schema | None,
+                    chunk_column: bool = False) -> pa.Table:
+        """Files of one day, in order, as one table (with the compact file's chunk column when asked)."""
+        extra = [_CHUNK_COLUMN] if chunk_column else []
+        if schema is not None:  # one dataset; columns missing from older files come back as nulls
+            full = schema.append(pa.field(_CHUNK_COLUMN, pa.string())) if chunk_column else schema
+            dataset = ds.dataset(paths, format="parquet", filesystem=self._arrow_fs(), schema=full)
+            return dataset.to_table(columns=[*(columns or schema.names), *extra])
+        tables = []
+        for path in paths:
+            with self.fs.open(path, "rb") as fh:
+                t = pq.read_table(fh)
+            tables.append(t.select([*columns, *extra]) if columns else t)
+        return pa.concat_tables(tables, promote_options="default")
+
+    @staticmethod
+    def _with_day(t: pa.Table, day: dt.date) -> pa.Table:
+        return t.append_column("dt", pa.array([day.isoformat()] * t.num_rows, pa.string()))

@@ -98,3 +98,63 @@ def test_read_range_is_inclusive_and_days_are_sorted(store):
 def test_chunk_names_that_could_escape_the_partition_are_refused(store, chunk):
     with pytest.raises(ValueError, match="invalid chunk name"):
         store.write("coverage", TEST_DAY, _coverage("a", ["us-east-1"]), chunk=chunk, schema=tables.COVERAGE)
+
+
+# -- compaction (a read cache of a day's chunks) ------------------------------------------------------------------
+def _three_accounts(store: Store, day: dt.date = TEST_DAY) -> None:
+    for account, regions in (("111111111111", ["us-east-1", "eu-west-1"]), ("222222222222", ["us-east-1"]),
+                             ("333333333333", ["eu-west-1"])):
+        store.write("coverage", day, _coverage(account, regions), chunk=account, schema=tables.COVERAGE)
+
+
+def _rows(store: Store, **kw) -> list[tuple]:
+    frame = store.read("coverage", TEST_DAY, TEST_DAY, **kw)
+    return list(zip(frame["account_id"], frame["region"], frame["status"], frame["dt"], strict=True))
+
+
+@pytest.mark.parametrize("schema", [tables.COVERAGE, None], ids=["schema", "no-schema"])
+def test_compacted_day_reads_exactly_as_its_chunks_from_one_file(store, schema, monkeypatch):
+    _three_accounts(store)
+    before = _rows(store, schema=schema)
+    assert store.compact("coverage", TEST_DAY) == 3
+    assert (Path(store.partition_path("coverage", TEST_DAY)) / "_compact.parquet").exists()
+    opened = []
+    read_files = store._read_files
+    monkeypatch.setattr(store, "_read_files", lambda paths, *a, **k: opened.extend(paths) or read_files(paths, *a, **k))
+    assert _rows(store, schema=schema) == before
+    assert [Path(p).name for p in opened] == ["_compact.parquet"]
+    cols = store.read("coverage", TEST_DAY, TEST_DAY, columns=["account_id"], schema=schema)
+    assert list(cols.columns) == ["account_id", "dt"] and len(cols) == 4
+
+
+def test_compaction_never_hides_a_chunk_rewritten_added_or_pruned_after_it(store):
+    _three_accounts(store)
+    store.compact("coverage", TEST_DAY)
+    # A mapped task rerun after the compaction rewrites its chunk; a late account adds one; a third one leaves.
+    store.write("coverage", TEST_DAY, _coverage("111111111111", ["us-east-1"], "throttled_out"),
+                chunk="111111111111", schema=tables.COVERAGE)
+    store.write("coverage", TEST_DAY, _coverage("000000000000", ["us-east-1"]), chunk="000000000000",
+                schema=tables.COVERAGE)
+    store.prune("coverage", TEST_DAY, ["000000000000", "111111111111", "222222222222"])
+    expected = [("000000000000", "us-east-1", "ok"), ("111111111111", "us-east-1", "throttled_out"),
+                ("222222222222", "us-east-1", "ok")]
+    for schema in (tables.COVERAGE, None):
+        assert [r[:3] for r in _rows(store, schema=schema)] == expected  # by chunk, as without compaction
+    store.compact("coverage", TEST_DAY)
+    assert [r[:3] for r in _rows(store, schema=tables.COVERAGE)] == expected
+
+
+def test_other_readers_ignore_the_compact_file(store):
+    import pyarrow.dataset as ds
+
+    _three_accounts(store)
+    store.compact("coverage", TEST_DAY)
+    hive = ds.dataset(store.path("coverage"), format="parquet", partitioning="hive").to_table()
+    assert hive.num_rows == 4 and "__chunk" not in hive.column_names  # Athena, DuckDB and pyarrow skip `_` files
+
+
+def test_a_day_of_one_chunk_is_not_compacted(store):
+    store.write("coverage", TEST_DAY, _coverage("111111111111", ["us-east-1"]), chunk="111111111111",
+                schema=tables.COVERAGE)
+    assert store.compact("coverage", TEST_DAY) == 0
+    assert not (Path(store.partition_path("coverage", TEST_DAY)) / "_compact.parquet").exists()
