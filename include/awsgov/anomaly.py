@@ -187,7 +187,7 @@ def _buffer(name: str, shape: tuple[int, ...], dtype=_F) -> np.ndarray:
     cache = getattr(_LOCAL, "cache", None)
     if cache is None:
         cache = _LOCAL.cache = {}
-    key = (name, shape, np.dtype(dtype).str)
+    key = (name, shape, dtype)
     arr = cache.get(key)
     if arr is None:
         for old in [k for k in cache if k[0] == name]:
@@ -212,42 +212,43 @@ def _network(k: int) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-def _sort_rows(v: Sequence[np.ndarray], buf: np.ndarray) -> list[np.ndarray]:
-    """Sort k equally shaped arrays element-wise by a sorting network; return them in order, NaN (missing) last.
+def _sort_rows(v: Sequence[np.ndarray], buf: np.ndarray) -> list[int]:
+    """Sort k equally shaped arrays element-wise by a sorting network, NaN (missing) last, into rows of ``buf``.
 
     Sorting millions of rows of 4-12 values with np.sort is dominated by per-row overhead; min/max on whole arrays is
-    not. fmin and maximum order NaN as +inf. The results are rows of ``buf`` (k + 1 arrays of that shape); v is read
-    only.
+    not. fmin and maximum order NaN as +inf. v is read only; buf has k + 1 rows. Returns the row of buf holding each
+    rank.
     """
-    free = list(buf)
-    mine = {id(x) for x in free}
-    srt = list(v)
-    for a, b in _network(len(srt)):
+    k = len(v)
+    arr, pos, free = list(v), [None] * k, list(range(k + 1))
+    for a, b in _network(k):
         lo = free.pop()
-        np.fmin(srt[a], srt[b], out=lo)
-        hi = srt[b] if id(srt[b]) in mine else free.pop()
-        np.maximum(srt[a], srt[b], out=hi)
-        if id(srt[a]) in mine:
-            free.append(srt[a])
-        srt[a], srt[b] = lo, hi
-    return srt
+        hi = free.pop() if pos[b] is None else pos[b]
+        np.fmin(arr[a], arr[b], out=buf[lo])
+        np.maximum(arr[a], arr[b], out=buf[hi])
+        if pos[a] is not None:
+            free.append(pos[a])
+        pos[a], pos[b], arr[a], arr[b] = lo, hi, buf[lo], buf[hi]
+    if k == 1:
+        buf[0] = v[0]
+        pos = [0]
+    return pos
 
 
-def _at_ranks(srt: list[np.ndarray], count: np.ndarray, ranks) -> list[np.ndarray]:
-    """Values of the sorted arrays at the ranks ``ranks(c)`` for c values present; fixed ranks where all are there."""
-    k = len(srt)
-    out = [srt[int(r)].copy() for r in ranks(np.int64(k))]
-    gappy = count < k
-    ng = np.count_nonzero(gappy)
-    if 8 * ng < gappy.size:  # a few gaps: gather their values
-        where = np.nonzero(gappy)
-        vals = np.stack([s[where] for s in srt])
-        for o, r in zip(out, ranks(count[where]), strict=True):
-            o[where] = np.take_along_axis(vals, np.asarray(r, dtype=np.int64)[None], 0)[0]
-    elif ng:  # gaps everywhere (such as history that does not reach back yet): pick rank by rank
-        for o, r in zip(out, ranks(count), strict=True):
-            for i in range(k - 1):
-                np.copyto(o, srt[i], where=r == i)
+def _count(missing: np.ndarray, axis: int) -> np.ndarray:
+    """Values present along a short axis of a missing-value mask (a uint8 sum: several times faster than int64)."""
+    return missing.shape[axis] - np.add.reduce(missing, axis=axis, dtype=np.uint8).astype(np.int64)
+
+
+def _at_ranks(buf: np.ndarray, pos: list[int], count: np.ndarray, ranks) -> list[np.ndarray]:
+    """Values of sorted rows (``_sort_rows``) at the ranks ``ranks(c)`` for c values present."""
+    k = len(pos)
+    out = [buf[pos[int(r)]].copy() for r in ranks(np.int64(k))]  # fixed ranks where nothing is missing
+    gappy = np.nonzero(count < k)
+    if gappy[0].size:
+        row = np.asarray(pos)
+        for o, r in zip(out, ranks(count[gappy]), strict=True):
+            o[gappy] = buf[(row[r.astype(np.int64)], *gappy)]
     return out
 
 
@@ -258,8 +259,8 @@ def _median_ranks(c):
 
 def _median_of(v: np.ndarray) -> np.ndarray:
     """Element-wise median over the first axis of v (k, ...) ignoring NaN (NaN where all are)."""
-    srt = _sort_rows(v, np.empty((len(v) + 1, *v.shape[1:])))
-    lo, hi = _at_ranks(srt, len(v) - np.isnan(v).sum(axis=0), _median_ranks)
+    buf = np.empty((len(v) + 1, *v.shape[1:]))
+    lo, hi = _at_ranks(buf, _sort_rows(v, buf), _count(np.isnan(v), 0), _median_ranks)
     med = np.add(lo, hi, out=lo)
     med *= 0.5
     return med
@@ -268,15 +269,16 @@ def _median_of(v: np.ndarray) -> np.ndarray:
 def _hour_stats(XT: np.ndarray, rel_floor: float) -> np.ndarray:
     """Per complete hour of XT (rows, B, hours): median, log of (half the interquartile range + floor), point count."""
     n, B, J = XT.shape
-    srt = _sort_rows([XT[:, i] for i in range(B)], _buffer("hour values", (B + 1, n, J), np.float64))
-    cnt = B - np.isnan(XT).sum(axis=1)
+    buf = _buffer("hour values", (B + 1, n, J), np.float64)
+    pos = _sort_rows([XT[:, i] for i in range(B)], buf)
+    cnt = _count(np.isnan(XT), 1)
 
     def ranks(c):
         """Median and quartile ranks of c sorted values (the same formulas for complete and gappy hours)."""
         c1 = np.maximum(c - 1, 0)
         return (*_median_ranks(c), np.floor(c1 * 0.25 + 0.5), np.floor(c1 * 0.75 + 0.5))
 
-    lo, hi, q1, q3 = _at_ranks(srt, cnt, ranks)
+    lo, hi, q1, q3 = _at_ranks(buf, pos, cnt, ranks)
     out = np.empty((3, n, J))
     with np.errstate(invalid="ignore", divide="ignore"):
         med = np.add(lo, hi, out=out[0])
@@ -463,10 +465,10 @@ class Detector:
             for h in range(kmax + 1):
                 touch |= blk_missing[tb - h: tb - h + nb]
             cols = np.flatnonzero(touch)
-            cnt = _buffer("count", pre.shape)
+            cnt = _buffer("count", pre.shape, np.uint8)  # running counts within a block: small integers
             if cols.size > nb // 4:  # gaps everywhere: counting every column beats gathering most of them
                 cols = np.arange(nb)
-                np.logical_not(missing, out=cnt, casting="unsafe")
+                np.logical_not(missing, out=cnt)
                 for q in range(1, B):
                     cnt[:, q] += cnt[:, q - 1]
             else:
@@ -485,7 +487,7 @@ class Detector:
                 v += pre[:, -1:, tb - h: tb - h + nb]
             w = kb * B
             if cols.size == nb:  # dense: the same formula on every column
-                c = tmp
+                c = _buffer("window count", v.shape, np.uint8)
                 first = cnt[:, :, tb - kb: tb - kb + nb]
                 np.subtract(first[:, -1:], first, out=c)
                 c += cnt[:, :, tb:]
@@ -493,8 +495,7 @@ class Detector:
                     c += cnt[:, -1:, tb - h: tb - h + nb]
                 few = np.less(c, (w + 1) // 2, out=_buffer("few", c.shape, bool))  # under half the window observed
                 few |= r_missing
-                np.maximum(c, _F(1.0), out=c)
-                v /= c
+                v /= np.maximum(c, 1, out=tmp)
                 np.copyto(v, np.nan, where=few)
                 continue
             sums = v[:, :, cols]
@@ -516,13 +517,18 @@ class Detector:
         week = p.record_days * 24 * B
         seen_pts = np.clip((self.valid_blocks[sl][:, None] - valid_blk.sum(1)[:, None] + seen) * B, 3, week)
         grow = np.sqrt(np.log(week) / np.log(seen_pts)) if p.record_growth else 1.0
-        with np.errstate(invalid="ignore"):
-            band = (np.maximum(rec, 0.0) * ((1.0 + p.record_margin) * grow)
-                    + p.spread_margin * spread) / self.sensitivity
-        gate = np.isfinite(rec).all(axis=0) & warm[None] & np.isfinite(expected)[None]  # (nv, n, nb)
+        band = _buffer("band", rec.shape, np.float64)
+        inv = _buffer("inverse band", rec.shape)  # 1 / upper band, -1 / lower band; 0 where no band yet
         with np.errstate(divide="ignore", invalid="ignore"):
-            inv_up = np.where(gate, 1.0 / band[0], 0.0).astype(_F)[:, :, None, :]
-            neg_inv_lo = np.where(gate, -1.0 / band[1], 0.0).astype(_F)[:, :, None, :]
+            np.maximum(rec, 0.0, out=band)
+            band *= (1.0 + p.record_margin) * grow
+            band += p.spread_margin * spread
+            band /= self.sensitivity
+            np.divide(1.0, band[0], out=inv[0])
+            np.divide(-1.0, band[1], out=inv[1])
+        gate = np.isfinite(rec).all(axis=0) & warm[None] & np.isfinite(expected)[None]  # (nv, n, nb)
+        np.copyto(inv, 0.0, where=~gate)
+        inv_up, neg_inv_lo = inv[0][:, :, None, :], inv[1][:, :, None, :]
         for i in range(nv):
             np.multiply(view[i], neg_inv_lo[i], out=tmp)
             view[i] *= inv_up[i]
@@ -579,7 +585,7 @@ class Detector:
             if count < need or self.blocks + nb <= period * need:
                 continue  # not enough history for any series yet
             samples = _lagged(self.dev_hist[sl], dev_all, period * np.arange(1, count + 1))
-            use = count - np.isnan(samples).sum(axis=0) >= need
+            use = _count(np.isnan(samples), 0) >= need
             cols = np.flatnonzero(use.any(axis=0))  # hours where some series has enough history
             if cols.size:
                 c0 = cols[0]
