@@ -244,11 +244,11 @@ def _at_ranks(buf: np.ndarray, pos: list[int], count: np.ndarray, ranks) -> list
     """Values of sorted rows (``_sort_rows``) at the ranks ``ranks(c)`` for c values present."""
     k = len(pos)
     out = [buf[pos[int(r)]].copy() for r in ranks(np.int64(k))]  # fixed ranks where nothing is missing
-    gappy = np.nonzero(count < k)
-    if gappy[0].size:
-        row = np.asarray(pos)
-        for o, r in zip(out, ranks(count[gappy]), strict=True):
-            o[gappy] = buf[(row[r.astype(np.int64)], *gappy)]
+    gappy = np.flatnonzero(count < k)  # 1-D: np.nonzero on 2-D arrays is an order of magnitude slower
+    if gappy.size:
+        row, flat = np.asarray(pos), buf.reshape(k + 1, -1)
+        for o, r in zip(out, ranks(count.ravel()[gappy]), strict=True):
+            o.ravel()[gappy] = flat[row[r.astype(np.int64)], gappy]
     return out
 
 
@@ -539,7 +539,8 @@ class Detector:
             np.fmax(score, view[i], out=score)
         np.fmax(score, 0.0, out=score)  # every view missing -> 0 (view scores are never negative)
         score_out.reshape(n, nb, B)[:] = score.transpose(0, 2, 1)
-        rr, cc = np.nonzero(np.greater_equal(score_out, 1.0, out=_buffer("cand", score_out.shape, bool)))
+        rr, cc = np.divmod(np.flatnonzero(np.greater_equal(score_out, 1.0, out=_buffer("cand", score_out.shape, bool))),
+                           score_out.shape[1])  # 1-D nonzero: an order of magnitude faster
         if rr.size:
             vs = view[:, rr, cc % B, cc // B]
             reason_out[rr, cc] = np.argmax(np.nan_to_num(vs, nan=-1.0), axis=0)
