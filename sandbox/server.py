@@ -7,6 +7,7 @@ Threaded: each request runs in its own thread, so added latency does not seriali
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
 import json
@@ -50,6 +51,8 @@ SIGNING_TO_SERVICE = {"monitoring": "cloudwatch", "email": "ses", "eventbridge":
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _QUERY_COMPATIBLE: dict[str, bool] = {}
 _IMPORT_LOCK = threading.Lock()
+_ROUTER_LOCK = threading.Lock()
+_ROUTED: set[str] = set()
 
 
 @contextlib.contextmanager
@@ -74,6 +77,7 @@ def _one_boto3_session() -> Any:
 def _patch_moto() -> None:
     """Make moto's backend lookup O(1): ``BackendDict[account]`` copies every account id into a list, under a lock
     shared by all backends, on each lookup (several per request), so requests got slower as the org grew."""
+    from moto.core import responses
     from moto.core.base_backend import BackendDict
 
     original = BackendDict.__getitem__
@@ -88,6 +92,8 @@ def _patch_moto() -> None:
 
     getitem.sandbox_fast = True  # type: ignore[attr-defined]
     BackendDict.__getitem__ = getitem  # type: ignore[method-assign]
+    # Every request also listed its response class's methods with inspect.getmembers; classes do not change.
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
 
 
 def _dispatcher() -> Any:
@@ -294,7 +300,13 @@ def _route(service: str, environ: dict[str, Any], body: bytes) -> str:
 
         copy = dict(environ)
         copy["wsgi.input"] = io.BytesIO(body)
-        operation, _ = get_service_router(service).match(Request(copy))
+        router = get_service_router(service)
+        if service in _ROUTED:
+            operation, _ = router.match(Request(copy))
+        else:  # the first match builds the router (tens of ms): once, not by every thread arriving meanwhile
+            with _ROUTER_LOCK:
+                operation, _ = router.match(Request(copy))
+            _ROUTED.add(service)
         return str(operation.name)
     except Exception:
         return f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
@@ -319,6 +331,10 @@ def _handler() -> type:
     class Handler(MotoRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = 30  # seconds an idle connection (and its thread) is kept
+        # One send per response, without Nagle: headers and body written apart stalled each answer on a kept-alive
+        # connection by the client's delayed ACK (40 ms).
+        wbufsize = 1 << 16
+        disable_nagle_algorithm = True
 
         def log_request(self, *args: Any, **kwargs: Any) -> None:  # quiet
             return

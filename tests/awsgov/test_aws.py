@@ -41,8 +41,30 @@ def test_clients_are_cached_per_account_region_service(access):
 
 def test_admin_account_is_never_assumed(access):
     admin = access.admin_id()
-    assert access.account_session(admin) is access.session
-    assert access.account_session(None) is access.session
+    assert access.client("s3", account_id=admin) is access.client("s3")
+    access.client("s3", account_id=admin).list_buckets()
+    assert access.calls["s3.ListBuckets"] == 1
+    assert access.calls["sts.AssumeRole"] == 0
+
+
+def test_member_clients_share_admin_handlers_and_one_connection_pool(access):
+    member = access.client("sts", "eu-west-1", account_id=TEST_MEMBER)
+    other = access.client("sts", "eu-west-1", account_id="123412341234")
+    assert member.get_caller_identity()["Account"] == TEST_MEMBER
+    assert other.get_caller_identity()["Account"] == "123412341234"
+    assert member._endpoint.http_session is other._endpoint.http_session
+    # Member sessions copy the admin session: the model loader does not grow per account.
+    loader = access.session._session.get_component("data_loader")
+    paths = list(loader.search_paths)
+    access.client("sts", "eu-west-1", account_id="999988887777")
+    assert loader.search_paths == paths
+
+
+def test_forget_drops_a_members_clients(access):
+    member = access.client("sts", account_id=TEST_MEMBER)
+    access.forget(TEST_MEMBER)
+    assert access.client("sts", account_id=TEST_MEMBER) is not member
+    assert access.client("sts", account_id=TEST_MEMBER).get_caller_identity()["Account"] == TEST_MEMBER
 
 
 def test_calls_are_counted_per_operation(access):
