@@ -278,11 +278,11 @@ def _median_of(v: np.ndarray) -> np.ndarray:
 
 
 def _hour_stats(XT: np.ndarray, rel_floor: float) -> np.ndarray:
-    """Per complete hour of XT (rows, B, hours): median, log of (half the interquartile range + floor), point count."""
-    n, B, J = XT.shape
+    """Per complete hour of XT (B, rows, hours): median, log of (half the interquartile range + floor), point count."""
+    B, n, J = XT.shape
     buf = _buffer("hour values", (B + 1, n, J), np.float64)
-    pos = _sort_rows([XT[:, i] for i in range(B)], buf)
-    cnt = _count(np.isnan(XT), 1)
+    pos = _sort_rows(list(XT), buf)
+    cnt = _count(np.isnan(XT), 0)
 
     def ranks(c):
         """Median and quartile ranks of c sorted values (the same formulas for complete and gappy hours)."""
@@ -401,10 +401,13 @@ class Detector:
         groups = [slice(r0, min(self.n, r0 + rows)) for r0 in range(0, self.n, rows)]
 
         def run(sl):
-            # Laid out (rows, B, hours): a point's position in its hour first, so that per-hour quantities broadcast
-            # along long contiguous rows.
-            XT = _buffer("values", (sl.stop - sl.start, B, nb), np.float64)
-            np.copyto(XT, X[sl].transpose(0, 2, 1))
+            # Laid out (B, rows, hours): per-hour quantities broadcast over whole contiguous slabs, and the slab of
+            # each position within the hour is contiguous. Two transposing copies are faster than one here.
+            rows = sl.stop - sl.start
+            half = _buffer("values by row", (rows, B, nb), np.float64)
+            np.copyto(half, X[sl].transpose(0, 2, 1))
+            XT = _buffer("values", (B, rows, nb), np.float64)
+            np.copyto(XT, half.transpose(1, 0, 2))
             stats = _hour_stats(XT[:, :, :J], self.p.rel_floor)
             base = self._baseline(sl, stats, nb)
             self._process(sl, XT, J, base, stats[2] > 0, score[sl], alerts[sl], reason[sl], severity[sl],
@@ -432,12 +435,12 @@ class Detector:
     def _process(self, sl: slice, XT: np.ndarray, J: int, base: np.ndarray, valid_blk: np.ndarray,
                  score_out: np.ndarray, alerts: np.ndarray, reason_out: np.ndarray, severity_out: np.ndarray,
                  hourly: np.ndarray) -> None:
-        """Score a group of series: XT is (rows, B, nb) from the first uncommitted block; J blocks are complete.
+        """Score a group of series: XT is (B, rows, nb) from the first uncommitted block; J blocks are complete.
 
         Per-point arithmetic runs in place on a few float32 buffers laid out like XT.
         """
         p = self.p
-        n, B, nb = XT.shape
+        B, n, nb = XT.shape
         expected, spread = base
         seen = np.empty((n, nb), np.int64)  # blocks with data before each block
         seen[:, 0] = self.valid_blocks[sl] - valid_blk.sum(1)
@@ -447,32 +450,32 @@ class Detector:
 
         # Residual views: 0 point, 1 median of 3, then the means of winsorised residuals.
         nv = 2 + len(self.mean_blocks)
-        view = _buffer("view", (nv, n, B, nb))
-        tmp = _buffer("tmp", (n, B, nb))
+        view = _buffer("view", (nv, B, n, nb))
+        tmp = _buffer("tmp", (B, n, nb))
         r = view[0]
-        np.subtract(XT, expected[:, None, :], out=r)
+        np.subtract(XT, expected, out=r)
         tail = self.res_tail[sl]
-        prev1, prev2 = tmp, _buffer("prev2", (n, B, nb))  # the residual one and two steps earlier
-        prev1[:, 1:] = r[:, :-1]
-        prev1[:, 0, 1:] = r[:, -1, :-1]
-        prev1[:, 0, 0] = tail[:, -1]
-        prev2[:, 1:] = prev1[:, :-1]
-        prev2[:, 0, 1:] = prev1[:, -1, :-1]
-        prev2[:, 0, 0] = tail[:, -2]
+        prev1, prev2 = tmp, _buffer("prev2", (B, n, nb))  # the residual one and two steps earlier
+        prev1[1:] = r[:-1]
+        prev1[0, :, 1:] = r[-1, :, :-1]
+        prev1[0, :, 0] = tail[:, -1]
+        prev2[1:] = prev1[:-1]
+        prev2[0, :, 1:] = prev1[-1, :, :-1]
+        prev2[0, :, 0] = tail[:, -2]
         m3 = view[1]
         np.minimum(prev2, prev1, out=m3)
         np.maximum(prev2, prev1, out=prev2)
         np.minimum(prev2, r, out=prev2)
         np.maximum(m3, prev2, out=m3)  # median of 3; NaN if any of the 3 is missing
         # The state keeps the last two residuals of the complete blocks (r is overwritten by its score below).
-        res_tail = np.stack([r[:, t % B, t // B] if t >= 0 else tail[:, 2 + t] for t in (J * B - 2, J * B - 1)], 1)
+        res_tail = np.stack([r[t % B, :, t // B] if t >= 0 else tail[:, 2 + t] for t in (J * B - 2, J * B - 1)], 1)
         tb = self.win_tail.shape[2]
-        pre = _buffer("pre", (n, B, tb + nb))
-        pre[:, :, :tb] = self.win_tail[sl]
-        lim = (p.winsor_k * spread).astype(_F)[:, None, :]
+        pre = _buffer("pre", (B, n, tb + nb))
+        pre[:, :, :tb] = self.win_tail[sl].transpose(1, 0, 2)
+        lim = (p.winsor_k * spread).astype(_F)
         np.minimum(r, lim, out=pre[:, :, tb:])  # np.clip is several times slower
         np.maximum(pre[:, :, tb:], -lim, out=pre[:, :, tb:])
-        win_tail = pre[:, :, J:tb + J].copy()
+        win_tail = pre[:, :, J:tb + J].transpose(1, 0, 2).copy()
         missing = np.isnan(pre, out=_buffer("missing", pre.shape, bool))
         cols = np.empty(0, dtype=np.int64)
         if missing.any():
@@ -490,29 +493,29 @@ class Detector:
                 cols = np.arange(nb)
                 np.logical_not(missing, out=cnt)
                 for q in range(1, B):
-                    cnt[:, q] += cnt[:, q - 1]
+                    cnt[q] += cnt[q - 1]
             else:
                 need = np.unique((tb + cols[:, None] - np.arange(kmax + 1)[None, :]).ravel())
-                cnt[:, :, need] = np.cumsum(~missing[:, :, need], axis=1)
+                cnt[:, :, need] = np.cumsum(~missing[:, :, need], axis=0)
             r_missing = missing[:, :, tb:] if cols.size == nb else missing[:, :, tb + cols]  # where r is NaN
         for q in range(1, B):  # running sums within each block only: chunking never changes a bit
-            pre[:, q] += pre[:, q - 1]
+            pre[q] += pre[q - 1]
         for i, kb in enumerate(self.mean_blocks):
             # The window of kb blocks ending at (position q, block j) = end of block j-kb + blocks between + head of j.
             v = view[2 + i]
             first = pre[:, :, tb - kb: tb - kb + nb]
-            np.subtract(first[:, -1:], first, out=v)
+            np.subtract(first[-1], first, out=v)
             v += pre[:, :, tb:]
             for h in range(1, kb):
-                v += pre[:, -1:, tb - h: tb - h + nb]
+                v += pre[-1, :, tb - h: tb - h + nb]
             w = kb * B
             if cols.size == nb:  # dense: the same formula on every column
                 c = _buffer("window count", v.shape, np.uint8)
                 first = cnt[:, :, tb - kb: tb - kb + nb]
-                np.subtract(first[:, -1:], first, out=c)
+                np.subtract(first[-1], first, out=c)
                 c += cnt[:, :, tb:]
                 for h in range(1, kb):
-                    c += cnt[:, -1:, tb - h: tb - h + nb]
+                    c += cnt[-1, :, tb - h: tb - h + nb]
                 few = np.less(c, (w + 1) // 2, out=_buffer("few", c.shape, bool))  # under half the window observed
                 few |= r_missing
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -523,9 +526,9 @@ class Detector:
             v /= _F(w)
             if cols.size:
                 first = cnt[:, :, tb - kb + cols]
-                c = first[:, -1:] - first + cnt[:, :, tb + cols]
+                c = first[-1] - first + cnt[:, :, tb + cols]
                 for h in range(1, kb):
-                    c += cnt[:, -1:, tb - h + cols]
+                    c += cnt[-1:, :, tb - h + cols]  # a slice: an integer would make this advanced indexing
                 with np.errstate(invalid="ignore", divide="ignore"):
                     mean = sums / np.maximum(c, _F(1.0))
                 mean[(c < (w + 1) // 2) | r_missing] = np.nan
@@ -548,7 +551,7 @@ class Detector:
             np.divide(-1.0, band[1], out=inv[1])
         gate = np.isfinite(rec).all(axis=0) & warm[None] & np.isfinite(expected)[None]  # (nv, n, nb)
         np.copyto(inv, 0.0, where=~gate)
-        inv_up, neg_inv_lo = inv[0][:, :, None, :], inv[1][:, :, None, :]
+        inv_up, neg_inv_lo = inv
         for i in range(nv):
             np.multiply(view[i], neg_inv_lo[i], out=tmp)
             view[i] *= inv_up[i]
@@ -558,11 +561,11 @@ class Detector:
         for i in range(1, nv):
             np.fmax(score, view[i], out=score)
         np.fmax(score, 0.0, out=score)  # every view missing -> 0 (view scores are never negative); +0 for -0
-        score_out.reshape(n, nb, B)[:] = score.transpose(0, 2, 1)
+        score_out.reshape(n, nb, B)[:] = score.transpose(1, 2, 0)
         rr, cc = np.divmod(np.flatnonzero(np.greater_equal(score_out, 1.0, out=_buffer("cand", score_out.shape, bool))),
                            score_out.shape[1])  # 1-D nonzero: an order of magnitude faster
         if rr.size:
-            vs = view[:, rr, cc % B, cc // B]
+            vs = view[:, cc % B, rr, cc // B]
             reason_out[rr, cc] = np.argmax(np.nan_to_num(vs, nan=-1.0), axis=0)
             severity_out[rr, cc] = np.searchsorted(np.asarray(SEVERITY_SCORES, dtype=_F), score_out[rr, cc], "right")
         last_alert = self._alerts(sl, rr, cc, J * B, alerts)
@@ -642,10 +645,10 @@ class Detector:
     def _records(self, sl: slice, view: np.ndarray, J: int):
         """Per block, each view's largest excursion above (rec[0]) and below (rec[1]) the expected value over the last
         ``record_days`` whole days and the earlier blocks of the same day; also the new day ring and current day."""
-        nv, n, B, nb = view.shape
+        nv, B, n, nb = view.shape
         bmax = np.empty((2, nv, n, J), dtype=_F)
-        np.fmax.reduce(view[..., :J], axis=2, out=bmax[0])
-        np.fmin.reduce(view[..., :J], axis=2, out=bmax[1])
+        np.fmax.reduce(view[..., :J], axis=1, out=bmax[0])
+        np.fmin.reduce(view[..., :J], axis=1, out=bmax[1])
         np.negative(bmax[1], out=bmax[1])
         np.copyto(bmax, -np.inf, where=np.isnan(bmax))
         # Lay the blocks out as whole days (hour of day on the last axis); `cur` stands for today's earlier blocks.
