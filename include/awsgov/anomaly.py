@@ -374,8 +374,6 @@ class Detector:
         if x.ndim != 2 or x.shape[0] != self.n:
             raise ValueError(f"expected {self.n} series, got an array of shape {np.shape(values)}")
         _keep_freed_memory()
-        if np.isinf(x).any():  # an infinite reading is no measurement
-            x = np.where(np.isinf(x), np.nan, x)
         k, B, pend = x.shape[1], self.p.block, self.pending.shape[1]
         m = pend + k
         J, nb = m // B, -(-m // B)  # complete blocks, blocks including a partial last one
@@ -399,6 +397,7 @@ class Detector:
         X = padded.reshape(self.n, nb, B)
         rows = max(1, _CHUNK_ELEMENTS // max(1, nb * B))
         groups = [slice(r0, min(self.n, r0 + rows)) for r0 in range(0, self.n, rows)]
+        infinite = []
 
         def run(sl):
             # Laid out (B, rows, hours): per-hour quantities broadcast over whole contiguous slabs, and the slab of
@@ -408,6 +407,10 @@ class Detector:
             np.copyto(half, X[sl].transpose(0, 2, 1))
             XT = _buffer("values", (B, rows, nb), np.float64)
             np.copyto(XT, half.transpose(1, 0, 2))
+            inf = np.isinf(XT, out=_buffer("infinite", XT.shape, bool))
+            if inf.any():  # an infinite reading is no measurement
+                np.copyto(XT, np.nan, where=inf)
+                infinite.append(sl)
             stats = _hour_stats(XT[:, :, :J], self.p.rel_floor)
             base = self._baseline(sl, stats, nb)
             self._process(sl, XT, J, base, stats[2] > 0, score[sl], alerts[sl], reason[sl], severity[sl],
@@ -422,6 +425,8 @@ class Detector:
         else:
             for sl in groups:
                 run(sl)
+        if infinite:
+            x = np.where(np.isinf(x), np.nan, x)
         self.blocks += J
         self.pending = padded[:, J * B:m].copy()
         skip, self.emitted = self.emitted, self.pending.shape[1]
@@ -560,7 +565,8 @@ class Detector:
         np.copyto(score, view[0])
         for i in range(1, nv):
             np.fmax(score, view[i], out=score)
-        np.fmax(score, 0.0, out=score)  # every view missing -> 0 (view scores are never negative); +0 for -0
+        np.fmax(score, _zeros(score.shape), out=score)  # every view missing -> 0 (view scores are never negative)
+        score += 0.0  # -0 -> +0 (and faster than fmax with a scalar 0)
         score_out.reshape(n, nb, B)[:] = score.transpose(1, 2, 0)
         rr, cc = np.divmod(np.flatnonzero(np.greater_equal(score_out, 1.0, out=_buffer("cand", score_out.shape, bool))),
                            score_out.shape[1])  # 1-D nonzero: an order of magnitude faster
