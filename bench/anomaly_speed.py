@@ -90,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     anomaly.detect(X[: min(50, args.series)], start_time=START)  # warm-up: imports, thread pool, buffers
     t0 = time.perf_counter()
     cpu0 = time.process_time()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     det = anomaly.detect(X, step_seconds=STEP_SECONDS, start_time=START)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     alerts = int(det.is_anomaly.sum())
     del det
@@ -102,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(f"detector: {total:,} points in {wall:.2f} s wall ({cpu:.2f} s CPU) = {total / wall:,.0f} points/s")
+    print(f"detector: CPU {ru1.ru_utime - ru0.ru_utime:.2f} s user + {ru1.ru_stime - ru0.ru_stime:.2f} s system, "
+          f"{ru1.ru_minflt - ru0.ru_minflt:,} page faults")
     print(f"detector: peak memory {peak / 2**20:,.0f} MiB allocated during detect (tracemalloc, second run; input "
           f"excluded), process max RSS {max_rss:,.0f} MiB after the timed run (input and its generation included)")
     print(f"detector: {alerts:,} alerts ({alerts / args.series / args.days:.3f} per series per day)")
