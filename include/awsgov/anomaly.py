@@ -603,10 +603,11 @@ class Detector:
         # Level: median of the previous hours' medians, carried forward over gaps longer than that.
         level = _median_of(_lagged(self.level_hist[sl], np.concatenate([bmed, pad], 1),
                                    range(1, self.level_hist.shape[1] + 1)))
-        known = ~np.isnan(level)
-        if not known.all():
-            idx = np.maximum.accumulate(np.where(known, np.arange(nb), -1), axis=1)
-            level = np.where(idx >= 0, np.take_along_axis(level, np.maximum(idx, 0), 1), self.last_level[sl][:, None])
+        unknown = np.flatnonzero(np.isnan(level).any(axis=0))
+        if unknown.size:  # only the hours up to the last unknown one change
+            head = level[:, :unknown[-1] + 1]
+            idx = np.maximum.accumulate(np.where(np.isnan(head), -1, np.arange(head.shape[1])), axis=1)
+            head[:] = np.where(idx >= 0, np.take_along_axis(head, np.maximum(idx, 0), 1), self.last_level[sl][:, None])
         # Seasonal offset of an hour: median of (hourly median - level) at the same hour on earlier days / weeks.
         dev = bmed - level[:, :J]
         dev_all = np.concatenate([dev, pad], 1)
@@ -627,7 +628,9 @@ class Detector:
         both = np.concatenate([self.spread_hist[sl], log_spread, pad], 1)
         ok = ~np.isnan(both)
         q = np.zeros((n, both.shape[1] + 1), dtype=np.int64)
-        np.cumsum(np.where(ok, np.rint(np.nan_to_num(both) * 2.0**32), 0).astype(np.int64), axis=1, out=q[:, 1:])
+        fixed = np.where(ok, both, 0.0)
+        fixed *= 2.0**32
+        np.cumsum(np.rint(fixed, out=fixed).astype(np.int64), axis=1, out=q[:, 1:])
         c = np.zeros((n, both.shape[1] + 1), dtype=np.int64)
         np.cumsum(ok, axis=1, out=c[:, 1:])
         w = self.spread_hist.shape[1]
