@@ -233,3 +233,30 @@ def test_detector_state_is_self_contained_between_runs():
     batch = anomaly.detect(x, start_time=TEST_START)
     np.testing.assert_array_equal(np.concatenate([first.score, second.score], 1), batch.score)
     np.testing.assert_array_equal(np.concatenate([first.is_anomaly, second.is_anomaly], 1), batch.is_anomaly)
+
+
+def test_infinite_readings_count_as_missing():
+    x = seasonal(n=3, seed=5)
+    x[1, [50, 2000, 2001]] = [np.inf, -np.inf, np.inf]
+    gaps = np.where(np.isinf(x), np.nan, x)
+    det = anomaly.detect(x, start_time=TEST_START)
+    assert np.isnan(det.values[1, [50, 2000, 2001]]).all()
+    assert_same(det, anomaly.detect(gaps, start_time=TEST_START))
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 7, 12])
+def test_sorting_network_sorts_every_input(k):
+    # 0-1 principle: a comparator network that sorts every 0/1 input sorts every input.
+    bits = ((np.arange(2**k)[None, :] >> np.arange(k)[:, None]) & 1).astype(float)
+    buf = np.empty((k + 1, 2**k))
+    pos = anomaly._sort_rows(list(bits), buf)
+    np.testing.assert_array_equal(buf[pos], np.sort(bits, axis=0))
+
+
+def test_median_of_ignores_missing_values():
+    v = np.random.default_rng(4).normal(size=(7, 30, 20))
+    v[np.random.default_rng(5).random(v.shape) < 0.4] = np.nan
+    v[:, 0, 0] = np.nan
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(v, axis=0)
+    np.testing.assert_array_equal(anomaly._median_of(v), expected)
