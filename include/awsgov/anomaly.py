@@ -705,7 +705,7 @@ class Detector:
             return last
         stride = int(cc.max()) + self.realert + 2
         key = rr.astype(np.int64) * stride + cc
-        rows = np.unique(rr)
+        rows = rr[np.r_[True, rr[1:] != rr[:-1]]]  # rr is sorted: np.unique would sort it again
         target = rows * stride + np.clip(last[rows] - start + self.realert + 1, 0, stride - 1)
         while rows.size:
             pos = np.searchsorted(key, target)
