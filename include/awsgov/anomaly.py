@@ -196,15 +196,12 @@ def _buffer(name: str, shape: tuple[int, ...], dtype=_F) -> np.ndarray:
     return arr
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)
 def _zeros(shape: tuple[int, ...], dtype=_F) -> np.ndarray:
-    """A per-thread read-only array of zeros: max and min are several times faster with it than with a scalar 0."""
-    cache = _LOCAL.__dict__.setdefault("zeros", {})
-    if (shape, dtype) not in cache:
-        if len(cache) > 8:
-            cache.clear()
-        cache[shape, dtype] = np.zeros(shape, dtype)
-    return cache[shape, dtype]
+    """A read-only array of zeros: max and min are several times faster with it than with a scalar 0."""
+    arr = np.zeros(shape, dtype)
+    arr.flags.writeable = False
+    return arr
 
 
 @functools.cache
@@ -247,8 +244,9 @@ def _sort_rows(v: Sequence[np.ndarray], buf: np.ndarray) -> list[int]:
 
 
 def _count(missing: np.ndarray, axis: int) -> np.ndarray:
-    """Values present along a short axis of a missing-value mask (a uint8 sum: several times faster than int64)."""
-    return missing.shape[axis] - np.add.reduce(missing, axis=axis, dtype=np.uint8).astype(np.int64)
+    """Values present along an axis of a missing-value mask (summed as uint8 when short: several times faster)."""
+    k = missing.shape[axis]
+    return k - np.add.reduce(missing, axis=axis, dtype=np.uint8 if k < 256 else np.int64).astype(np.int64)
 
 
 def _at_ranks(buf: np.ndarray, pos: list[int], count: np.ndarray, ranks) -> list[np.ndarray]:
@@ -493,7 +491,10 @@ class Detector:
             for h in range(kmax + 1):
                 touch |= blk_missing[tb - h: tb - h + nb]
             cols = np.flatnonzero(touch)
-            cnt = _buffer("count", pre.shape, np.uint8)  # running counts within a block: small integers
+            # Running counts within a block: small integers. Any integer type that float32 holds exactly divides in
+            # float32 as the float counts did.
+            most = max(self.mean_blocks) * B
+            cnt = _buffer("count", pre.shape, np.uint8 if most < 256 else np.uint16 if most < 65536 else _F)
             if cols.size > nb // 4:  # gaps everywhere: counting every column beats gathering most of them
                 cols = np.arange(nb)
                 np.logical_not(missing, out=cnt)
@@ -515,7 +516,7 @@ class Detector:
                 v += pre[-1, :, tb - h: tb - h + nb]
             w = kb * B
             if cols.size == nb:  # dense: the same formula on every column
-                c = _buffer("window count", v.shape, np.uint8)
+                c = _buffer("window count", v.shape, cnt.dtype.type)
                 first = cnt[:, :, tb - kb: tb - kb + nb]
                 np.subtract(first[-1], first, out=c)
                 c += cnt[:, :, tb:]

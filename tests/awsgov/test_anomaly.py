@@ -161,15 +161,19 @@ def test_detector_streaming_equals_batch():
         np.testing.assert_array_equal(streamed, getattr(batch, name), err_msg=name)
 
 
-def test_detect_many_series_equals_one_at_a_time():
+@pytest.mark.parametrize("step, params", [
+    pytest.param(300, None, id="defaults"),
+    pytest.param(60, anomaly.Params(mean_hours=(1, 6)), id="1min-steps-6h-mean"),  # windows of 360 points
+])
+def test_detect_many_series_equals_one_at_a_time(step, params):
     x = seasonal(n=5, seed=9)
     x[0, TEST_EVENT] += 30
     x[3, 3 * DAY:] *= 2
     x[4] *= 1e6
     x[2, np.random.default_rng(3).random(x.shape[1]) < 0.03] = np.nan  # gaps in one series only
-    together = anomaly.detect(x, start_time=TEST_START)
+    together = anomaly.detect(x, step_seconds=step, start_time=TEST_START, params=params)
     for i in range(5):
-        alone = anomaly.detect(x[i], start_time=TEST_START)
+        alone = anomaly.detect(x[i], step_seconds=step, start_time=TEST_START, params=params)
         for name in ("score", "is_anomaly", "severity", "reason", "expected", "lower", "upper"):
             np.testing.assert_array_equal(getattr(together, name)[i], getattr(alone, name), err_msg=f"{name} row {i}")
 
