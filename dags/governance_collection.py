@@ -11,8 +11,9 @@
    never awaited), the staged aggregator slice, and Config read in the account for regions the aggregator missed.
    AWS errors (AccessDenied, no Business/Enterprise support plan, throttling beyond retries) become `coverage` rows
    and the task succeeds; only bugs fail it. A failed account can be cleared alone from the grid.
-4. **finish_run**: drops chunks of accounts that are no longer collected, writes the `collection_runs` row and
-   updates the `awsgov_findings` asset, which schedules the weekly report.
+4. **finish_run**: drops chunks of accounts that are no longer collected, compacts each per-account table's day
+   into one read-cache file (`_compact.parquet`, see docs/store.md), writes the `collection_runs` row and updates
+   the `awsgov_findings` asset, which schedules the weekly report.
 5. **export_findings**: the day's open findings (Trusted Advisor, Config, anomalies, GuardDuty, Macie) as OCSF and
    ASFF files in the store (`interop.export`) and, when `interop.securityhub_import` is on, imported into Security
    Hub with BatchImportFindings (docs/threats.md).
@@ -119,7 +120,7 @@ def governance_collection():
 
     @task(outlets=[FINDINGS_ASSET])
     def finish_run(results: list[dict], batches: list[list[dict]], aggregate: dict, params: dict | None = None) -> dict:
-        """Prune accounts that left, write the run row and update the findings asset."""
+        """Prune accounts that left, compact the day, write the run row and update the findings asset."""
         from include.awsgov import collection
 
         cfg, store, day, context = _run_context(params)

@@ -565,7 +565,7 @@ def collect_accounts(access: AwsAccess, store: Store, day: Any, account_ids: Ite
 # -- phase 3: the run row ---------------------------------------------------------------------------------------
 def finish_run(store: Store, day: Any, account_ids: Iterable[str], *, run_id: str, started_at: dt.datetime,
                regions: Iterable[str], api_calls: int) -> dict[str, Any]:
-    """Drop chunks of accounts not collected in this run and write the run's COLLECTION_RUNS row.
+    """Drop chunks of accounts not collected in this run, compact the day and write the run's COLLECTION_RUNS row.
 
     :param store: the history store.
     :param day: partition day.
@@ -577,6 +577,8 @@ def finish_run(store: Store, day: Any, account_ids: Iterable[str], *, run_id: st
     """
     keep = set(account_ids)
     dropped = {t: store.prune(t, day, keep) for t in ACCOUNT_TABLES}
+    for table in ACCOUNT_TABLES:  # one file per table and day for readers (store.py: the read cache)
+        store.compact(table, day)
     coverage = store.read("coverage", day, day, schema=tables.COVERAGE)
     row = {"run_id": run_id, "started_at": started_at, "finished_at": dt.datetime.now(dt.UTC),
            "accounts": len(keep), "regions": sorted(regions), "gaps": int((coverage["status"] != "ok").sum()),
