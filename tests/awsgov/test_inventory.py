@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from pathlib import Path
 
 import pytest
 from packaging.version import Version
@@ -14,6 +13,7 @@ from packaging.version import Version
 from include.awsgov import inventory, tables
 from include.awsgov.aws import AwsAccess
 from include.awsgov.settings import load_settings
+from tests.fixtures.store_files import store_files
 
 TEST_RULES = [
     {"id": "log4j-old", "name": "log4j*", "versions": "<2.17.1", "severity": "critical", "title": "Old log4j"},
@@ -59,10 +59,8 @@ def runs(sandbox, tmp_path_factory):
     return out
 
 
-def _files(store) -> dict[str, bytes]:
-    root = Path(store.root)  # collection_runs holds wall-clock times: every other file must be byte-identical
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))
-            if not str(p.relative_to(root)).startswith("collection_runs/")}
+def _files(store) -> dict:
+    return store_files(store.root, skip={"collection_runs"})  # it holds wall-clock times: the rest must not change
 
 
 def _truth_rows(truth, skip=()):

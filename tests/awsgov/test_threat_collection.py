@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from pathlib import Path
 
 import pytest
 
 from include.awsgov import guardduty, macie, tables
 from include.awsgov.aws import AwsAccess
+from tests.fixtures.store_files import store_files
 
 SOURCES = ("guardduty", "macie")
 
@@ -65,9 +65,8 @@ def _run(sandbox, store, day, targets, admin: str | None) -> None:
     collection.collect_accounts(_access(sandbox), store, day, targets, opts)
 
 
-def _files(store) -> dict[str, bytes]:
-    root = Path(store.root)
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+def _files(store) -> dict:
+    return store_files(store.root)
 
 
 @pytest.fixture(scope="module")

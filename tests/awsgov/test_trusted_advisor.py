@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import logging
 import time
-from pathlib import Path
 
 import boto3
 import pandas as pd
@@ -19,6 +18,7 @@ from moto import mock_aws
 
 from include.awsgov import tables
 from include.awsgov import trusted_advisor as ta
+from tests.fixtures.store_files import store_files
 
 TEST_ACCOUNT = "210987654321"
 TEST_SAVINGS = ("Estimated Monthly Savings",)
@@ -187,9 +187,8 @@ def _collect(sandbox, store, day, account_ids, **options):
     return collection.collect_accounts(_access(sandbox), store, day, account_ids, opts)
 
 
-def _parquet(store) -> dict[str, bytes]:
-    root = Path(store.root)
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+def _parquet(store) -> dict:
+    return store_files(store.root)
 
 
 @pytest.fixture(scope="module")

@@ -9,24 +9,19 @@ heavier faults (30 % throttling, latency) is tested against the sandbox's truth 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import run_dag
+from tests.fixtures.store_files import store_files
 
 pytestmark = pytest.mark.e2e
 DATA_TABLES = ("accounts", "ta_checks", "ta_findings", "config_rules", "config_findings", "coverage")
 
 
-def _files(store_url: str) -> dict[str, bytes]:
-    """Every data file of the store (``collection_runs`` holds run timing, so it differs by design); the read
-    caches (``_compact.parquet``) by their rows, since they also record the modification times of the chunks."""
-    root = Path(store_url)
-    return {str(p.relative_to(root)): (pq.read_table(p).replace_schema_metadata(None) if p.name.startswith("_")
-                                       else p.read_bytes())
-            for p in sorted(root.rglob("*.parquet")) if p.relative_to(root).parts[0] in DATA_TABLES}
+def _files(store_url: str) -> dict:
+    """Every data file of the store (``collection_runs`` holds run timing, so it differs by design)."""
+    return store_files(store_url, tables=DATA_TABLES)
 
 
 def _states(run) -> dict[str, tuple[str, str | None]]:
