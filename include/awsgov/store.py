@@ -199,16 +199,23 @@ class Store:
         schema = pa.unify_schemas([pq.read_schema(p, filesystem=arrow_fs) for p in paths],  # chunks of older code
                                   promote_options="permissive")
         dataset = ds.dataset(paths, format="parquet", filesystem=arrow_fs, schema=schema)
-        merged = dataset.to_table(columns=[*schema.names, "__filename"])
-        # The file each row came from, as its chunk name (files come in the order given).
+        out_schema = schema.append(pa.field(_CHUNK_COLUMN, pa.string())).with_metadata(
+            {**(schema.metadata or {}), _SOURCES_KEY: json.dumps(versions).encode()})
         chunk_of = dict(zip(paths, chunks, strict=True))
-        files = merged["__filename"].to_pylist()
-        merged = merged.drop_columns(["__filename"]).append_column(
-            _CHUNK_COLUMN, pa.array([chunk_of[f] for f in files], pa.string()))
-        merged = merged.replace_schema_metadata({**(merged.schema.metadata or {}),
-                                                 _SOURCES_KEY: json.dumps(versions).encode()})
-        buf = io.BytesIO()
-        pq.write_table(merged, buf, compression="zstd")
+        buf, pending, rows = io.BytesIO(), [], 0
+        # In row groups of about 64k rows, so memory holds one group and the compressed output, not the whole day
+        # (each chunk file arrives as its own small batch).
+        with pq.ParquetWriter(buf, out_schema, compression="zstd") as writer:
+            for batch in dataset.to_batches(columns=[*schema.names, "__filename"]):
+                files = batch.column("__filename").to_pylist()
+                pending.append(pa.RecordBatch.from_arrays(
+                    [*batch.columns[:-1], pa.array([chunk_of[f] for f in files], pa.string())], schema=out_schema))
+                rows += batch.num_rows
+                if rows >= 64 * 1024:
+                    writer.write_table(pa.Table.from_batches(pending, out_schema))
+                    pending, rows = [], 0
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending, out_schema))
         self.put_bytes(f"{table}/dt={_as_date(day).isoformat()}/{COMPACT_FILE}", buf.getvalue())
         return len(versions)
 
