@@ -212,6 +212,11 @@ def to_bytes(msg: EmailMessage) -> bytes:
     return buf.getvalue()
 
 
+def message_sender(msg: EmailMessage) -> str:
+    """Bare address of a message's From header."""
+    return email.utils.parseaddr(str(msg["From"]))[1]
+
+
 def message_recipients(msg: EmailMessage) -> list[str]:
     """Bare addresses of a message's To and Cc headers."""
     return [addr for _, addr in email.utils.getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))]
@@ -283,8 +288,7 @@ class SesMailer(Mailer):
 
     def send(self, msg: EmailMessage) -> str:
         """Send one message; returns the SES MessageId."""
-        _, source = email.utils.parseaddr(str(msg["From"]))
-        response = self.client.send_raw_email(Source=source, Destinations=message_recipients(msg),
+        response = self.client.send_raw_email(Source=message_sender(msg), Destinations=message_recipients(msg),
                                               RawMessage={"Data": to_bytes(msg)})
         self.sent += 1
         return str(response["MessageId"])
@@ -397,8 +401,7 @@ class SmtpMailer(Mailer):
             try:
                 # sendmail with the flattened bytes: what send_message does for our messages (no Bcc, ASCII
                 # addresses), without its copy of the message and its slower generator.
-                refused = conn.sendmail(email.utils.parseaddr(str(msg["From"]))[1], message_recipients(msg),
-                                        to_bytes(msg))
+                refused = conn.sendmail(message_sender(msg), message_recipients(msg), to_bytes(msg))
                 break
             except smtplib.SMTPServerDisconnected:
                 # An idle connection the server closed: reopen once; a second drop is a real failure.

@@ -26,8 +26,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 
 from include.awsgov import owners, tables
 from include.awsgov.store import Store
@@ -81,17 +79,9 @@ def _latest_on_or_before(store: Store, table: str, day: dt.date) -> dt.date | No
     return next((d for d in reversed(store.days(table)) if d <= day), None)
 
 
-def _arrow_fs(store: Store) -> pafs.FileSystem:
-    return pafs.LocalFileSystem() if store.local else pafs.PyFileSystem(pafs.FSSpecHandler(store.fs))
-
-
 def read_days(store: Store, table: str, days: Iterable[dt.date], schema: pa.Schema,
               columns: list[str] | None = None) -> pd.DataFrame:
-    """Rows of some days of a table, each day's folder read as one Arrow dataset (all chunks at once).
-
-    Same result as ``Store.read`` day by day, but one multi-threaded scan per day instead of one open per chunk
-    file: with one chunk per account, that is what keeps a page of 100s of accounts under a second. Hidden files
-    (``.``/``_``: the store's temporaries) are skipped by Arrow, as by Athena.
+    """Rows of some days of a table (:meth:`Store.scan` day by day: compact files, chunks as one dataset).
 
     :param store: the history store.
     :param table: table name.
@@ -99,12 +89,9 @@ def read_days(store: Store, table: str, days: Iterable[dt.date], schema: pa.Sche
     :param schema: the table's schema (files are cast to it on write).
     :param columns: only these columns.
     """
-    fs, parts = _arrow_fs(store), []
     present = set(store.days(table))
-    for day in sorted(set(days) & present):
-        data = pads.dataset(store.partition_path(table, day), schema=schema, format="parquet", filesystem=fs)
-        t = data.to_table(columns=columns)
-        parts.append(t.append_column("dt", pa.array([day.isoformat()] * t.num_rows, pa.string())))
+    parts = [t for day in sorted(set(days) & present)
+             if (t := store.scan(table, day, day, columns=columns, schema=schema)) is not None]
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in [*(columns or schema.names), "dt"]})
     return pa.concat_tables(parts).to_pandas()

@@ -139,22 +139,16 @@ def snapshot_days(store: Store) -> list[dt.date]:
     return sorted({d for t in SNAPSHOT_TABLES for d in store.days(t)})
 
 
-def _read(store: Store, table: str, start: dt.date | None, end: dt.date | None, schema: pa.Schema,
-          columns: list[str] | None = None) -> pd.DataFrame:
-    """Rows of days start..end (None: open-ended) of a table with a ``dt`` column (:meth:`Store.read`)."""
-    return store.read(table, start, end, columns=columns, schema=schema)
-
-
 def _open_findings(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
     """Open findings of both sources for days start..end, in one shape (:data:`FINDING_COLUMNS`)."""
-    ta = _read(store, "ta_findings", start, end, tables.TA_FINDINGS)
+    ta = store.read("ta_findings", start, end, schema=tables.TA_FINDINGS)
     ta = ta[ta["status"].isin(TA_OPEN) & ~ta["is_suppressed"].fillna(False).astype(bool)]
     ta = pd.DataFrame({
         "finding_id": ta["finding_id"], "source": TA, "account_id": ta["account_id"], "region": ta["region"],
         "check": ta["check_id"], "check_name": ta["check_name"], "category": ta["category"], "resource_type": "",
         "resource_id": ta["resource_id"], "resource": ta["resource_id"], "status": ta["status"], "detail": "",
         "details_json": ta["details_json"], "savings": ta["estimated_monthly_savings"], "dt": ta["dt"]})
-    cf = _read(store, "config_findings", start, end, tables.CONFIG_FINDINGS)
+    cf = store.read("config_findings", start, end, schema=tables.CONFIG_FINDINGS)
     cf = cf[cf["compliance"] == "NON_COMPLIANT"]
     cf = pd.DataFrame({
         "finding_id": cf["finding_id"], "source": CONFIG, "account_id": cf["account_id"], "region": cf["region"],
@@ -163,9 +157,9 @@ def _open_findings(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
         "resource": cf["resource_type"].fillna("") + "/" + cf["resource_id"].fillna(""), "status": cf["compliance"],
         "detail": cf["annotation"], "details_json": "", "savings": float("nan"), "dt": cf["dt"]})
     frames = [f for f in (ta, cf) if not f.empty]
-    packages = _read(store, "package_findings", start, end, tables.PACKAGE_FINDINGS)  # prohibited (inventory.py)
+    packages = store.read("package_findings", start, end, schema=tables.PACKAGE_FINDINGS)  # prohibited (inventory.py)
     frames += [inventory.open_findings(packages)] if not packages.empty else []
-    frames += threats.open_findings(store, start, end, FINDING_COLUMNS, _read)  # GuardDuty, Macie (threats.py)
+    frames += threats.open_findings(store, start, end, FINDING_COLUMNS)  # GuardDuty, Macie (threats.py)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)
     for col in ("region", "check", "check_name", "category", "resource_type", "resource_id", "resource", "detail",
                 "details_json"):
@@ -211,7 +205,7 @@ def save_first_seen(store: Store, known: Mapping[str, str], since: str | None, o
 def _latest(store: Store, table: str, schema: Any, day: dt.date) -> pd.DataFrame:
     """A table's last partition on or before ``day`` (accounts are written per collected day)."""
     days = [d for d in store.days(table) if d <= day]
-    return _read(store, table, days[-1], days[-1], schema) if days else store.read(table, schema=schema)
+    return store.read(table, days[-1], days[-1], schema=schema) if days else store.read(table, schema=schema)
 
 
 def _scanned(coverage: pd.DataFrame) -> tuple[set, set, bool]:
@@ -294,7 +288,7 @@ def build_week(store: Store, week: Week, *, catalog: Catalog, exceptions: Except
                                  ou_owners, fallback)
 
     hist = _open_findings(store, window_start, as_of)
-    coverage = _read(store, "coverage", as_of, as_of, tables.COVERAGE)
+    coverage = store.read("coverage", as_of, as_of, schema=tables.COVERAGE)
     observed = hist.groupby("finding_id")["dt"].min().to_dict()
     known = first_seen or {}
     first_seen = {fid: min(day, known.get(fid, day)) for fid, day in observed.items()}
@@ -384,16 +378,17 @@ def _scorecards(store: Store, accounts_frame: pd.DataFrame, cur: pd.DataFrame, c
     as_of = max(d for d in trend.values() if d)
     ids = sorted(set(accounts_frame["account_id"]) | set(cur["account_id"]) | set(coverage["account_id"]))
     known = {r["account_id"]: r for r in accounts_frame.to_dict("records")}
-    checks = _read(store, "ta_checks", as_of, as_of, tables.TA_CHECKS)
+    checks = store.read("ta_checks", as_of, as_of, schema=tables.TA_CHECKS)
     rule_columns = ["account_id", "compliance"]
-    pct_now = _compliance_pct(_read(store, "config_rules", as_of, as_of, tables.CONFIG_RULES, rule_columns))
+    pct_now = _compliance_pct(store.read("config_rules", as_of, as_of, schema=tables.CONFIG_RULES,
+                                         columns=rule_columns))
     # Trend points: compliance % and counted open findings per account on each week's snapshot day.
     pct_trend, open_trend = {}, {}
     for label, day in trend.items():
         if day is None:
             continue
         pct_trend[label] = pct_now if day == as_of else _compliance_pct(
-            _read(store, "config_rules", day, day, tables.CONFIG_RULES, rule_columns))
+            store.read("config_rules", day, day, schema=tables.CONFIG_RULES, columns=rule_columns))
         rows = hist[hist["dt"] == day.isoformat()]
         hidden = exceptions.suppressed(rows, day, warn_days)
         open_trend[label] = rows.loc[[not h for h in hidden], "account_id"].value_counts().to_dict()

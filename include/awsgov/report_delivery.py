@@ -34,7 +34,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 
 from include.awsgov import mail, render, tables
 from include.awsgov import owners as own
@@ -94,8 +93,7 @@ def ledger_status(store: Store, week: Week) -> dict[str, list[dict[str, Any]]]:
     if not chunks:
         return {}
     base = store.partition_path(LEDGER_TABLE, week.monday)
-    fs = pafs.LocalFileSystem() if store.local else pafs.PyFileSystem(pafs.FSSpecHandler(store.fs))
-    dataset = ds.dataset([f"{base}/part-{c}.parquet" for c in chunks], format="parquet", filesystem=fs,
+    dataset = ds.dataset([f"{base}/part-{c}.parquet" for c in chunks], format="parquet", filesystem=store.arrow_fs(),
                          schema=tables.SEND_LEDGER)
     out: dict[str, list[dict[str, Any]]] = {c: [] for c in chunks}
     for row in dataset.to_table(columns=["__filename", *tables.SEND_LEDGER.names]).to_pylist():

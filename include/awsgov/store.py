@@ -195,7 +195,7 @@ class Store:
         part = self.partition_path(table, day)
         chunks = sorted(versions)
         paths = [f"{part}/part-{c}.parquet" for c in chunks]
-        arrow_fs = self._arrow_fs()
+        arrow_fs = self.arrow_fs()
         schema = pa.unify_schemas([pq.read_schema(p, filesystem=arrow_fs) for p in paths],  # chunks of older code
                                   promote_options="permissive")
         dataset = ds.dataset(paths, format="parquet", filesystem=arrow_fs, schema=schema)
@@ -295,7 +295,8 @@ class Store:
             return empty
         return scanned.to_pandas()
 
-    def _arrow_fs(self) -> pafs.FileSystem:
+    def arrow_fs(self) -> pafs.FileSystem:
+        """The store's filesystem for pyarrow (datasets, ParquetFile)."""
         return pafs.LocalFileSystem() if self.local else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
 
     def _read_files(self, paths: list[str], columns: list[str] | None, schema: pa.Schema | None,
@@ -304,7 +305,7 @@ class Store:
         extra = [_CHUNK_COLUMN] if chunk_column else []
         if schema is not None:  # one dataset; columns missing from older files come back as nulls
             full = schema.append(pa.field(_CHUNK_COLUMN, pa.string())) if chunk_column else schema
-            dataset = ds.dataset(paths, format="parquet", filesystem=self._arrow_fs(), schema=full)
+            dataset = ds.dataset(paths, format="parquet", filesystem=self.arrow_fs(), schema=full)
             return dataset.to_table(columns=[*(columns or schema.names), *extra])
         tables = []
         for path in paths:

@@ -58,17 +58,16 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
                                        "own_console_url"])
 
 
-def open_findings(store: Any, start: dt.date, end: dt.date, columns: list[str], read: Any) -> list[pd.DataFrame]:
+def open_findings(store: Any, start: dt.date, end: dt.date, columns: list[str]) -> list[pd.DataFrame]:
     """GuardDuty and Macie findings of days start..end in report.py's finding shape (plus ``own_*`` wording).
 
     :param store: the history store.
     :param start: first day.
     :param end: last day.
     :param columns: report.FINDING_COLUMNS.
-    :param read: report.py's reader ``(store, table, start, end, schema) -> DataFrame`` with a ``dt`` column.
     """
     out = []
-    gd = read(store, guardduty.TABLE, start, end, tables.GUARDDUTY_FINDINGS)
+    gd = store.read(guardduty.TABLE, start, end, schema=tables.GUARDDUTY_FINDINGS)
     if not gd.empty:
         rows = []
         for r in gd.to_dict("records"):
@@ -87,7 +86,7 @@ def open_findings(store: Any, start: dt.date, end: dt.date, columns: list[str], 
                 "own_why": WHY[guardduty.SOURCE], "own_remediation": REMEDIATION[guardduty.SOURCE],
                 "own_console_url": guardduty_url(r["region"], r["guardduty_id"])})
         out.append(_frame(rows, columns))
-    mc = read(store, macie.TABLE, start, end, tables.MACIE_FINDINGS)
+    mc = store.read(macie.TABLE, start, end, schema=tables.MACIE_FINDINGS)
     if not mc.empty:
         rows = []
         for r in mc.to_dict("records"):
