@@ -43,6 +43,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from include.awsgov import anomaly_kernels as kernels
+
 logger = logging.getLogger(__name__)
 
 #: Named sensitivities; a number works too (the band is divided by it: 2.0 = half as wide, more alerts). The steps
@@ -389,8 +391,8 @@ class Detector:
             padded[:, pend:m] = x
         score = np.empty((self.n, nb * B), dtype=_F)
         alerts = np.zeros((self.n, nb * B), dtype=bool)
-        reason = np.zeros((self.n, nb * B), dtype=np.int8)
-        severity = np.zeros((self.n, nb * B), dtype=np.int8)
+        reason = np.empty((self.n, nb * B), dtype=np.int8)  # every point written by anomaly_kernels.scores
+        severity = np.empty((self.n, nb * B), dtype=np.int8)
         hourly = np.empty((3, self.n, nb))
         X = padded.reshape(self.n, nb, B)
         rows = max(1, _CHUNK_ELEMENTS // max(1, nb * B))
@@ -440,7 +442,7 @@ class Detector:
                  hourly: np.ndarray) -> None:
         """Score a group of series: XT is (B, rows, nb) from the first uncommitted block; J blocks are complete.
 
-        Per-point arithmetic runs in place on a few float32 buffers laid out like XT.
+        Per-point work runs in the compiled loops of ``anomaly_kernels``; the hour-level work (bands) stays here.
         """
         p = self.p
         B, n, nb = XT.shape
@@ -451,97 +453,19 @@ class Detector:
         seen[:, 1:] += seen[:, :1]
         warm = seen >= self.warmup_blocks
 
-        # Residual views: 0 point, 1 median of 3, then the means of winsorised residuals.
-        nv = 2 + len(self.mean_blocks)
+        # Residual views (0 point, 1 median of 3, then the means of winsorised residuals) and their block extremes.
+        nv, tb = 2 + len(self.mean_blocks), self.win_tail.shape[2]
         view = _buffer("view", (nv, B, n, nb))
-        tmp = _buffer("tmp", (B, n, nb))
-        r = view[0]
-        np.subtract(XT, expected, out=r)
-        tail = self.res_tail[sl]
-        prev1, prev2 = tmp, _buffer("prev2", (B, n, nb))  # the residual one and two steps earlier
-        prev1[1:] = r[:-1]
-        prev1[0, :, 1:] = r[-1, :, :-1]
-        prev1[0, :, 0] = tail[:, -1]
-        prev2[1:] = prev1[:-1]
-        prev2[0, :, 1:] = prev1[-1, :, :-1]
-        prev2[0, :, 0] = tail[:, -2]
-        m3 = view[1]
-        np.minimum(prev2, prev1, out=m3)
-        np.maximum(prev2, prev1, out=prev2)
-        np.minimum(prev2, r, out=prev2)
-        np.maximum(m3, prev2, out=m3)  # median of 3; NaN if any of the 3 is missing
-        # The state keeps the last two residuals of the complete blocks (r is overwritten by its score below).
-        res_tail = np.stack([r[t % B, :, t // B] if t >= 0 else tail[:, 2 + t] for t in (J * B - 2, J * B - 1)], 1)
-        tb = self.win_tail.shape[2]
         pre = _buffer("pre", (B, n, tb + nb))
         pre[:, :, :tb] = self.win_tail[sl].transpose(1, 0, 2)
-        lim = (p.winsor_k * spread).astype(_F)
-        np.minimum(r, lim, out=pre[:, :, tb:])  # np.clip is several times slower
-        np.maximum(pre[:, :, tb:], -lim, out=pre[:, :, tb:])
-        win_tail = pre[:, :, J:tb + J].transpose(1, 0, 2).copy()
-        missing = np.isnan(pre, out=_buffer("missing", pre.shape, bool))
-        cols = np.empty(0, dtype=np.int64)
-        if missing.any():
-            np.copyto(pre, 0.0, where=missing)
-            # Columns whose windows touch a missing value (in any series) get exact counts; elsewhere windows are full.
-            # Either way a given window's mean is computed the same way in a chunked or a whole run.
-            blk_missing = missing.any(axis=(0, 1))
-            kmax = max(self.mean_blocks)
-            touch = np.zeros(nb, dtype=bool)
-            for h in range(kmax + 1):
-                touch |= blk_missing[tb - h: tb - h + nb]
-            cols = np.flatnonzero(touch)
-            # Running counts within a block: small integers. Any integer type that float32 holds exactly divides in
-            # float32 as the float counts did.
-            most = max(self.mean_blocks) * B
-            cnt = _buffer("count", pre.shape, np.uint8 if most < 256 else np.uint16 if most < 65536 else _F)
-            if cols.size > nb // 4:  # gaps everywhere: counting every column beats gathering most of them
-                cols = np.arange(nb)
-                np.logical_not(missing, out=cnt)
-                for q in range(1, B):
-                    cnt[q] += cnt[q - 1]
-            else:
-                need = np.unique((tb + cols[:, None] - np.arange(kmax + 1)[None, :]).ravel())
-                cnt[:, :, need] = np.cumsum(~missing[:, :, need], axis=0)
-            r_missing = missing[:, :, tb:] if cols.size == nb else missing[:, :, tb + cols]  # where r is NaN
-        for q in range(1, B):  # running sums within each block only: chunking never changes a bit
-            pre[q] += pre[q - 1]
-        for i, kb in enumerate(self.mean_blocks):
-            # The window of kb blocks ending at (position q, block j) = end of block j-kb + blocks between + head of j.
-            v = view[2 + i]
-            first = pre[:, :, tb - kb: tb - kb + nb]
-            np.subtract(first[-1], first, out=v)
-            v += pre[:, :, tb:]
-            for h in range(1, kb):
-                v += pre[-1, :, tb - h: tb - h + nb]
-            w = kb * B
-            if cols.size == nb:  # dense: the same formula on every column
-                c = _buffer("window count", v.shape, cnt.dtype.type)
-                first = cnt[:, :, tb - kb: tb - kb + nb]
-                np.subtract(first[-1], first, out=c)
-                c += cnt[:, :, tb:]
-                for h in range(1, kb):
-                    c += cnt[-1, :, tb - h: tb - h + nb]
-                few = np.less(c, (w + 1) // 2, out=_buffer("few", c.shape, bool))  # under half the window observed
-                few |= r_missing
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    np.divide(v, c, out=v)  # a count of 0 is among the few
-                np.copyto(v, np.nan, where=few)
-                continue
-            sums = v[:, :, cols]
-            v /= _F(w)
-            if cols.size:
-                first = cnt[:, :, tb - kb + cols]
-                c = first[-1] - first + cnt[:, :, tb + cols]
-                for h in range(1, kb):
-                    c += cnt[-1:, :, tb - h + cols]  # a slice: an integer would make this advanced indexing
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    mean = sums / np.maximum(c, _F(1.0))
-                mean[(c < (w + 1) // 2) | r_missing] = np.nan
-                v[:, :, cols] = mean
+        bmax = np.empty((2, nv, n, J), dtype=_F)
+        win_tail = np.empty((n, B, tb), dtype=_F)
+        res_tail = np.empty((n, 2), dtype=_F)
+        kernels.views(XT, expected, (p.winsor_k * spread).astype(_F), self.res_tail[sl], pre,
+                      np.asarray(self.mean_blocks, dtype=np.int64), J, view, bmax, win_tail, res_tail)
 
         # Bands: each view's record, widened by the margins and divided by the sensitivity; score = view / band.
-        rec, ring, cur = self._records(sl, view, J)
+        rec, ring, cur = self._records(sl, bmax, nb)
         # A record over a short history underestimates a week's: scale it by the growth of a Gaussian maximum,
         # sqrt(log(points in a week) / log(points seen)) (1.24 after 12 h, 1.06 after 3 days, 1 after a week).
         week = p.record_days * 24 * B
@@ -557,24 +481,10 @@ class Detector:
             np.divide(-1.0, band[1], out=inv[1])
         gate = np.isfinite(rec).all(axis=0) & warm[None] & np.isfinite(expected)[None]  # (nv, n, nb)
         np.copyto(inv, 0.0, where=~gate)
-        inv_up, neg_inv_lo = inv
-        for i in range(nv):
-            np.multiply(view[i], neg_inv_lo[i], out=tmp)
-            view[i] *= inv_up[i]
-            np.maximum(view[i], tmp, out=view[i])
-        score = prev2
-        np.copyto(score, view[0])
-        for i in range(1, nv):
-            np.fmax(score, view[i], out=score)
-        np.fmax(score, _zeros(score.shape), out=score)  # every view missing -> 0 (view scores are never negative)
-        score += 0.0  # -0 -> +0, as fmax with a scalar 0 (several times slower) gave
-        score_out.reshape(n, nb, B)[:] = score.transpose(1, 2, 0)
+        kernels.scores(tuple(view), tuple(inv[0]), tuple(inv[1]), np.asarray(SEVERITY_SCORES, dtype=_F), score_out,
+                       reason_out, severity_out)
         rr, cc = np.divmod(np.flatnonzero(np.greater_equal(score_out, 1.0, out=_buffer("cand", score_out.shape, bool))),
                            score_out.shape[1])  # 1-D nonzero: an order of magnitude faster
-        if rr.size:
-            vs = view[:, cc % B, rr, cc // B]
-            reason_out[rr, cc] = np.argmax(np.nan_to_num(vs, nan=-1.0), axis=0)
-            severity_out[rr, cc] = np.searchsorted(np.asarray(SEVERITY_SCORES, dtype=_F), score_out[rr, cc], "right")
         last_alert = self._alerts(sl, rr, cc, J * B, alerts)
         with np.errstate(invalid="ignore"):
             hourly[0] = expected
@@ -652,15 +562,14 @@ class Detector:
             self.valid_blocks[sl] += valid_blk.sum(1)
         return np.stack([expected, spread])
 
-    def _records(self, sl: slice, view: np.ndarray, J: int):
+    def _records(self, sl: slice, bmax: np.ndarray, nb: int):
         """Per block, each view's largest excursion above (rec[0]) and below (rec[1]) the expected value over the last
-        ``record_days`` whole days and the earlier blocks of the same day; also the new day ring and current day."""
-        nv, B, n, nb = view.shape
-        bmax = np.empty((2, nv, n, J), dtype=_F)
-        np.fmax.reduce(view[..., :J], axis=1, out=bmax[0])
-        np.fmin.reduce(view[..., :J], axis=1, out=bmax[1])
-        np.negative(bmax[1], out=bmax[1])
-        np.copyto(bmax, -np.inf, where=np.isnan(bmax))
+        ``record_days`` whole days and the earlier blocks of the same day; also the new day ring and current day.
+
+        :param bmax: (2, nv, rows, J) each complete block's largest excursions (:func:`anomaly_kernels.views`).
+        :param nb: blocks including a partial last one.
+        """
+        _, nv, n, J = bmax.shape
         # Lay the blocks out as whole days (hour of day on the last axis); `cur` stands for today's earlier blocks.
         first = (self.hour0 + self.blocks) % 24
         ndays = -(-(first + nb) // 24)
