@@ -11,13 +11,15 @@ import copy
 import logging
 import re
 import threading
+import weakref
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import botocore.config
+from botocore.client import ClientCreator
 from botocore.credentials import DeferredRefreshableCredentials
 from botocore.exceptions import ClientError
 from botocore.session import Session as BotocoreSession
@@ -44,6 +46,72 @@ ACCESS_DENIED_CODES = frozenset(
 NO_SUPPORT_PLAN_CODES = frozenset({"SubscriptionRequiredException"})
 
 _SESSION_NAME_BAD_CHARS = re.compile(r"[^\w+=,.@-]")
+
+
+# -- client classes and service models shared between accounts --------------------------------------------------
+# For every client botocore loads a new ServiceModel (whose shapes and operations are then resolved again, lazily,
+# on the client's calls) and builds a new client class (one method and one lazy docstring per operation, then the
+# creating-client-class handlers): about half of create_client's CPU, paid for each of the ~9 clients per account.
+# Both depend only on the service's model files and on the handlers of the session's event emitter, never on
+# credentials, region or endpoint (those live on the client instance), and botocore never changes a model once
+# loaded. Sessions of one AwsAccess (the admin's and its member copies) share one emitter and one model loader, so
+# their clients can share both. Opt-in per emitter: every other botocore session keeps botocore's behaviour.
+_SHARED: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, str | None], Any]] = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+_build_client_class = ClientCreator._create_client_class
+_build_service_model = ClientCreator._load_service_model
+
+
+def _shared(creator: ClientCreator, key: tuple[str, str, str | None], build: Callable[[], Any]) -> Any:
+    # Built outside the lock; two threads racing build two equal objects and the first one stored wins.
+    shared = _SHARED.get(creator._event_emitter)
+    if shared is None:
+        return build()
+    found = shared.get(key)
+    if found is None:
+        built = build()
+        with _SHARED_LOCK:
+            found = shared.setdefault(key, built)
+    return found
+
+
+def _load_service_model(self: ClientCreator, service_name: str, api_version: str | None = None) -> Any:
+    """Stand-in for ``ClientCreator._load_service_model``: one model per service and api version for opted-in
+    sessions (:func:`share_client_classes`).
+
+    :param self: botocore's client creator (made by ``Session.create_client`` for each client).
+    :param service_name: service, e.g. "guardduty".
+    :param api_version: the requested api version; None for the latest.
+    """
+    return _shared(self, ("model", service_name, api_version),
+                   lambda: _build_service_model(self, service_name, api_version))
+
+
+def _create_client_class(self: ClientCreator, service_name: str, service_model: Any) -> type:
+    """Stand-in for ``ClientCreator._create_client_class``: one class per service and api version for opted-in
+    sessions (:func:`share_client_classes`).
+
+    :param self: botocore's client creator (made by ``Session.create_client`` for each client).
+    :param service_name: service, e.g. "guardduty".
+    :param service_model: the loaded model of that service.
+    """
+    return _shared(self, ("class", service_name, service_model.api_version),
+                   lambda: _build_client_class(self, service_name, service_model))
+
+
+def share_client_classes(session: BotocoreSession) -> None:
+    """Let clients of this botocore session and of its copies (same event emitter) share one client class and one
+    service model per service.
+
+    Installs :func:`_create_client_class` and :func:`_load_service_model` on botocore's ``ClientCreator`` once per
+    process; idempotent.
+
+    :param session: the admin account's botocore session.
+    """
+    with _SHARED_LOCK:
+        ClientCreator._create_client_class = _create_client_class
+        ClientCreator._load_service_model = _load_service_model
+        _SHARED.setdefault(session.get_component("event_emitter"), {})
 
 
 def error_code(exc: BaseException) -> str:
@@ -133,6 +201,9 @@ class AwsAccess:
         self._creating: dict[tuple[str | None, str, str], threading.Lock] = {}
         self._sessions: dict[str, BotocoreSession] = {}
         self._http: dict[str, Any] = {}
+        self._alias_names: dict[str, str] = {}
+        self._event_aliases = getattr(self.session._session.get_component("event_emitter"), "_event_aliases", None)
+        share_client_classes(self.session._session)
 
     @classmethod
     def from_args(
@@ -252,6 +323,7 @@ class AwsAccess:
                 )
                 client.meta.events.register("before-call", self._count_call)
                 self._share_connections(client)
+                self._share_alias_names(client)
                 with self._lock:
                     self._clients[key] = client
         return client
@@ -262,6 +334,19 @@ class AwsAccess:
         endpoint = client._endpoint
         with self._lock:
             endpoint.http_session = self._http.setdefault(endpoint.host, endpoint.http_session)
+
+    def _share_alias_names(self, client: Any) -> None:
+        # botocore gives each client's event emitter (a copy of the session's) an empty cache of event-name aliases,
+        # so every short-lived client worked out again the name of each event it emitted (over 5 % of the collector's
+        # GIL time in a profile of a 100-account run). The aliases are the session's for every client: one cache
+        # serves all.
+        # The cache only ever gains entries, each a pure function of the event name, so threads can share it.
+        events = client.meta.events
+        names = getattr(events, "_alias_name_cache", None)
+        if isinstance(names, dict) and events._event_aliases == self._event_aliases:
+            with self._lock:
+                self._alias_names.update(names)
+            events._alias_name_cache = self._alias_names
 
     def _count_call(self, model: Any, **_: Any) -> None:
         # One count per API operation (retries are not counted again): the figure benchmarks print.
@@ -279,8 +364,19 @@ def paginate(client: Any, operation: str, result_key: str, **kwargs: Any) -> Ite
     :param operation: snake_case operation name with a botocore paginator.
     :param result_key: the list field of each page.
     """
-    for page in client.get_paginator(operation).paginate(**kwargs):
+    for page in _paginator(client, operation).paginate(**kwargs):
         yield from page.get(result_key, [])
+
+
+def _paginator(client: Any, operation: str) -> Any:
+    # botocore builds a new documented paginator class on every get_paginator. A paginator holds only the client's
+    # method and the operation's paging config (each paginate() starts a fresh page iterator), so one per client and
+    # operation serves every later call, from any thread; it lives and dies with its client.
+    made = vars(client).setdefault("_awsgov_paginators", {})
+    found = made.get(operation)
+    if found is None:
+        found = made.setdefault(operation, client.get_paginator(operation))
+    return found
 
 
 def paginate_token(client: Any, operation: str, result_key: str, **kwargs: Any) -> Iterator[dict]:

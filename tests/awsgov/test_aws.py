@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+import threading
+
+import boto3
 import pytest
+from botocore.client import ClientCreator
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from include.awsgov import aws
 from include.awsgov.aws import AwsAccess, classify_error, paginate, retry_config, role_session_name
 
 TEST_MEMBER = "210987654321"
@@ -67,6 +73,91 @@ def test_forget_drops_a_members_clients(access):
     assert access.client("sts", account_id=TEST_MEMBER).get_caller_identity()["Account"] == TEST_MEMBER
 
 
+# -- client classes shared between accounts (aws.share_client_classes) -----------------------------------------
+@pytest.fixture
+def builds(monkeypatch):
+    """Counts of client classes botocore really built, per service, while the test runs."""
+    counts: dict[str, int] = {}
+
+    def counting(creator, service_name, service_model):
+        counts[service_name] = counts.get(service_name, 0) + 1
+        return build(creator, service_name, service_model)
+
+    build = aws._build_client_class
+    monkeypatch.setattr(aws, "_build_client_class", counting)
+    return counts
+
+
+def test_botocore_still_has_the_hooks_we_replace():
+    # The cache replaces private botocore methods: fail loudly here if botocore renames them or changes arguments.
+    assert list(inspect.signature(aws._build_client_class).parameters) == ["self", "service_name", "service_model"]
+    assert list(inspect.signature(aws._build_service_model).parameters) == ["self", "service_name", "api_version"]
+    AwsAccess.from_args(region="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    assert ClientCreator._create_client_class is aws._create_client_class
+    assert ClientCreator._load_service_model is aws._load_service_model
+
+
+def test_clients_of_accounts_share_one_class_but_keep_their_own_credentials_region_and_endpoint(access, builds):
+    member = access.client("sts", "eu-west-1", account_id=TEST_MEMBER)
+    other = access.client("sts", "us-east-1", account_id="123412341234")
+    local = access._botocore_session("999988887777").create_client("sts", "eu-west-1", endpoint_url="http://localhost:1")
+    assert builds == {"sts": 1}  # the admin's STS client (for AssumeRole) built it; members hit the cache
+    assert (local.meta.endpoint_url, member.meta.endpoint_url) == ("http://localhost:1", "https://sts.eu-west-1.amazonaws.com")
+    assert type(member) is type(other) is type(local) is type(access.client("sts"))
+    assert (member.meta.region_name, other.meta.region_name) == ("eu-west-1", "us-east-1")
+    assert member.get_caller_identity()["Account"] == TEST_MEMBER
+    assert other.get_caller_identity()["Account"] == "123412341234"
+    assert access.client("sts").get_caller_identity()["Account"] == access.admin_id()
+    assert member._request_signer._credentials is not other._request_signer._credentials
+    assert member.meta.service_model is other.meta.service_model
+    access.client("s3", account_id=TEST_MEMBER)
+    assert builds == {"sts": 1, "s3": 1}
+
+
+def test_accounts_read_their_own_data_through_shared_classes(access, builds):
+    one, two = access.client("guardduty", account_id=TEST_MEMBER), access.client("guardduty", account_id="123412341234")
+    assert type(one) is type(two) and builds == {"sts": 1, "guardduty": 1}
+    detector = one.create_detector(Enable=True)["DetectorId"]
+    assert one.list_detectors()["DetectorIds"] == [detector]
+    assert two.list_detectors()["DetectorIds"] == []  # signed as the other account: its own (empty) GuardDuty
+
+
+def test_other_sessions_keep_botocore_own_classes(access):
+    # Only sessions of an AwsAccess opt in; any other boto3 session in the process builds its classes as before.
+    plain = boto3.Session(aws_access_key_id="a", aws_secret_access_key="b", region_name="us-east-1")
+    assert type(plain.client("sts")) is not type(plain.client("sts"))
+    assert type(plain.client("sts")) is not type(access.client("sts"))
+    assert plain.client("sts").meta.service_model is not plain.client("sts").meta.service_model
+
+
+def test_client_classes_are_built_once_under_concurrent_creation(access, builds):
+    members = [f"1000000000{i:02d}" for i in range(16)]
+    clients: dict[str, object] = {}
+    barrier = threading.Barrier(8)
+
+    def make(accounts):
+        barrier.wait()
+        for account in accounts:
+            clients[account] = access.client("guardduty", "eu-west-1", account_id=account)
+
+    threads = [threading.Thread(target=make, args=(members[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Racing threads may each build one before the first is stored; every client ends up with the stored class.
+    assert len({type(c) for c in clients.values()}) == 1 and 1 <= builds["guardduty"] <= 8
+    assert access.client("guardduty", "eu-west-1", account_id="999900001111").__class__ is type(clients[members[0]])
+
+
+def test_clients_share_one_cache_of_event_alias_names(access):
+    one, two = access.client("sts", account_id=TEST_MEMBER), access.client("sts", "eu-west-1")
+    # botocore's private attribute: if it is renamed, the clients keep their own caches and this fails.
+    assert one.meta.events._alias_name_cache is two.meta.events._alias_name_cache
+    assert one.get_caller_identity()["Account"] == TEST_MEMBER
+    assert "before-call.sts.GetCallerIdentity" in two.meta.events._alias_name_cache
+
+
 def test_calls_are_counted_per_operation(access):
     s3 = access.client("s3")
     s3.create_bucket(Bucket="bucket-one")
@@ -84,6 +175,18 @@ def test_paginate_yields_every_page(access):
     pages = paginate(s3, "list_objects_v2", "Contents", Bucket="bucket-one", PaginationConfig={"PageSize": 2})
     keys = [o["Key"] for o in pages]
     assert keys == [f"k{i}" for i in range(7)]
+
+
+def test_paginators_are_made_once_per_client_and_operation(access):
+    s3 = access.client("s3")
+    s3.create_bucket(Bucket="bucket-one")
+    s3.put_object(Bucket="bucket-one", Key="k", Body=b"x")
+    for _ in range(2):
+        assert [o["Key"] for o in paginate(s3, "list_objects_v2", "Contents", Bucket="bucket-one")] == ["k"]
+    assert list(s3._awsgov_paginators) == ["list_objects_v2"]
+    other = access.client("s3", "eu-west-1")
+    assert [b["Name"] for b in paginate(other, "list_buckets", "Buckets")] == ["bucket-one"]
+    assert list(other._awsgov_paginators) == ["list_buckets"]  # each client its own, bound to its own calls
 
 
 def test_retry_config_is_adaptive_and_bounded():
