@@ -22,6 +22,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -61,6 +62,8 @@ STAGING = {name: f"_staging/{name}" for name in ("config_rules", "config_finding
 # When several units of one account/region/source fail, the most telling status is kept.
 _SEVERITY = {"ok": 0, "throttled_out": 1, "error": 2, "no_support_plan": 3, "not_enabled": 3, "access_denied": 4}
 _scope = threading.local()
+# Clients whose calls count towards the running unit (see _client); weak, so forgotten clients are freed.
+_counting: weakref.WeakSet[Any] = weakref.WeakSet()
 # Coverage keeps the first line of an error, bounded: enough to act on, never a whole HTML error page.
 MAX_ERROR_CHARS = 300
 # SSM inventory (inventory.py): per-account tables like the others, written and pruned with them.
@@ -200,8 +203,11 @@ def _count_call(**_: Any) -> None:
 
 def _client(access: AwsAccess, service: str, region: str, account_id: str | None) -> Any:
     client = access.client(service, region, account_id=account_id)
-    # unique_id makes the registration idempotent on the cached client.
-    client.meta.events.register("before-call", _count_call, unique_id="awsgov-collection-unit-calls")
+    # Once per client: botocore inspects the handler's signature on every register, even one that unique_id makes
+    # a no-op (1 % of the collector's GIL time when done for every unit). A racing second register is such a no-op.
+    if client not in _counting:
+        client.meta.events.register("before-call", _count_call, unique_id="awsgov-collection-unit-calls")
+        _counting.add(client)
     return client
 
 
@@ -490,12 +496,17 @@ def sorted_rows(rows: Iterable[dict[str, Any]], sort_by: list[str]) -> list[dict
     :param rows: rows of one table.
     :param sort_by: the table's key columns.
     """
-    def key(row: dict[str, Any]) -> tuple:
-        rest = sorted((k, str(v)) for k, v in row.items() if k not in sort_by)
-        return tuple(str(row.get(k) if row.get(k) is not None else "") for k in sort_by), rest
+    def key(row: dict[str, Any]) -> tuple[str, ...]:
+        return tuple("" if (v := row.get(k)) is None else str(v) for k in sort_by)
 
+    def rest(row: dict[str, Any]) -> list[tuple[str, str]]:
+        return sorted((k, str(v)) for k, v in row.items() if k not in sort_by)
+
+    # The same order as sorting by (key, rest) at once, but the other columns are only looked at where the key
+    # columns tie, which is rare: building them for every row was most of the cost of writing an account.
+    ordered = sorted(((key(row), row) for row in rows), key=lambda pair: pair[0])
     out, seen = [], set()
-    for row in sorted(rows, key=key):
+    for row in _ties_by(ordered, rest):
         fid = row.get("finding_id")
         if fid is not None:
             if fid in seen:
@@ -503,6 +514,25 @@ def sorted_rows(rows: Iterable[dict[str, Any]], sort_by: list[str]) -> list[dict
             seen.add(fid)
         out.append(row)
     return out
+
+
+def _ties_by(ordered: list[tuple[tuple[str, ...], dict[str, Any]]],
+             rest: Callable[[dict[str, Any]], Any]) -> Iterator[dict[str, Any]]:
+    """The rows of (key, row) pairs sorted by key, each run of equal keys sorted by ``rest`` (stable).
+
+    :param ordered: pairs sorted by key.
+    :param rest: the tie-breaking sort key of a row.
+    """
+    start = 0
+    while start < len(ordered):
+        end = start + 1
+        while end < len(ordered) and ordered[end][0] == ordered[start][0]:
+            end += 1
+        if end - start == 1:
+            yield ordered[start][1]
+        else:
+            yield from sorted((row for _, row in ordered[start:end]), key=rest)
+        start = end
 
 
 def written_tables(opts: Options) -> list[str]:
@@ -530,8 +560,9 @@ def _write_account(store: Store, day: Any, job: Job, *, staging: bool = False,
             _drop_chunk(store, names.pop(table), day, job.account_id)
     for name, table in names.items():
         schema, sort_by = ACCOUNT_TABLES[name]
-        # Straight to Arrow: a pandas round trip cost four times as much per chunk (36 ms against 8.5 ms).
-        rows = [{c: row.get(c) for c in schema.names} for row in sorted_rows(job.rows.get(name, []), sort_by)]
+        # Straight to Arrow: a pandas round trip cost four times as much per chunk (36 ms against 8.5 ms). With a
+        # schema, from_pylist takes the schema's columns of each row (None where missing) and ignores the others.
+        rows = sorted_rows(job.rows.get(name, []), sort_by)
         store.write(table, day, pa.Table.from_pylist(rows, schema=schema), chunk=job.account_id, schema=schema)
 
 
