@@ -12,6 +12,9 @@ temporary store, and prints:
   their sum per call exceeds ``latency / concurrency`` on the cores available, or either one alone exceeds
   ``latency / concurrency`` (a Python process spends nearly all its CPU under its one GIL, on about one core),
   CPU (not network latency) is the bottleneck and the ratio cannot reach 1.
+- the floor: after the run, against the same sandbox (latency off), the CPU per call of a bare botocore loop
+  (one cached client, ``FLOOR_CALLS`` trivial calls) in this process and in the server, and the best ratio those
+  two allow at the same workers, latency and cores: what this machine allows whatever our own code does.
 
     .venv/bin/python bench/collection.py [--sizes 100,500] [--latency-ms 20] [--workers 16] [--regions 4]
 """
@@ -34,6 +37,7 @@ if str(REPO) not in sys.path:
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-northeast-1", "eu-central-1", "us-west-2", "ap-southeast-2"]
 DAY = "2026-11-23"
+FLOOR_CALLS = 500
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -45,6 +49,38 @@ def _cpu_seconds(pid: int) -> float:
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def best_ratio(latency_ms: float, workers: int, cores: int, server_ms: float, client_ms: float) -> float:
+    """The lowest ratio of wall time to ``calls x latency / workers`` that these CPU costs per call allow.
+
+    Each call costs its latency plus the CPU spent on it (server and client) on its critical path, all the CPU must
+    fit on the machine's cores, and each process spends nearly all of its CPU holding its one GIL, so on about one
+    core: an estimate for an idle machine, not a proof.
+
+    :param latency_ms: added latency per call.
+    :param workers: calls in flight.
+    :param cores: the machine's cores.
+    :param server_ms: server CPU per call.
+    :param client_ms: client CPU per call.
+    """
+    cpu, one_core = server_ms + client_ms, max(server_ms, client_ms)
+    per_call = max((latency_ms + cpu) / workers, cpu / cores, one_core)  # ms of wall per call, at best
+    return per_call / (latency_ms / workers)
+
+
+def bare_floor(sb: object, access: object, region: str) -> dict:
+    """CPU per call of a bare botocore loop (one cached GuardDuty client, ListDetectors) here and in the server."""
+    client = access.client("guardduty", region)
+    sb.clear_faults()  # latency costs no CPU and would only make the loop slow
+    for _ in range(20):  # warm: connection, model and caches
+        client.list_detectors()
+    cpu0, own0 = _cpu_seconds(sb.pid), _own_cpu()
+    for _ in range(FLOOR_CALLS):
+        client.list_detectors()
+    own, server = _own_cpu() - own0, _cpu_seconds(sb.pid) - cpu0
+    return {"calls": FLOOR_CALLS, "client_ms_per_call": round(1000 * own / FLOOR_CALLS, 2),
+            "server_ms_per_call": round(1000 * server / FLOOR_CALLS, 2)}
 
 
 def child(accounts: int, latency_ms: float, workers: int, regions: int) -> dict:
@@ -83,7 +119,8 @@ def child(accounts: int, latency_ms: float, workers: int, regions: int) -> dict:
         own_cpu = _own_cpu() - own0
         load1 = os.getloadavg()[0]
         server_calls = sb.calls()["total"]
-    calls = access.total_calls()
+        calls, by_operation = access.total_calls(), dict(sorted(access.calls.items()))
+        floor = bare_floor(sb, access, region_list[0])  # after the run's figures: its calls are not the run's
     bound = calls * latency_ms / 1000 / opts.workers
     return {
         "accounts": accounts,
@@ -107,7 +144,8 @@ def child(accounts: int, latency_ms: float, workers: int, regions: int) -> dict:
         "collector_cpu_ms_per_call": round(1000 * own_cpu / max(1, calls), 2),
         "cores": os.cpu_count(),
         "loadavg_start_end": [round(load0, 2), round(load1, 2)],
-        "by_operation": dict(sorted(access.calls.items())),
+        "by_operation": by_operation,
+        "bare_call_floor": floor,
     }
 
 
@@ -138,18 +176,22 @@ def main() -> None:
               f"{fig['sandbox_cpu_ms_per_call']} ms per call")
         print(f"collector CPU        {fig['collector_cpu_s']} s, {fig['collector_cpu_ms_per_call']} ms per call; "
               f"{fig['cores']} cores, load average {fig['loadavg_start_end'][0]} -> {fig['loadavg_start_end'][1]}")
-        # Each call costs its latency plus the CPU spent on it (server and collector) on its critical path, all
-        # the CPU must fit on the machine's cores, and each process spends nearly all of its CPU holding its one GIL,
-        # so on about one core: the best wall time this machine allows, even unloaded (an estimate, not a proof).
-        cpu = (fig["sandbox_cpu_ms_per_call"] + fig["collector_cpu_ms_per_call"]) / 1000
-        one_core = max(fig["sandbox_cpu_ms_per_call"], fig["collector_cpu_ms_per_call"]) / 1000
-        floor = max(fig["api_calls"] * (fig["latency_ms"] / 1000 + cpu) / fig["workers"],
-                    fig["api_calls"] * cpu / fig["cores"], fig["api_calls"] * one_core)
-        print(f"cpu floor            {cpu * 1000:.1f} ms of CPU per call (server + collector) on {fig['cores']} cores, "
-              f"{one_core * 1000:.1f} ms in the busier process (one core) -> wall >= {floor:.1f} s, "
-              f"ratio >= {floor / fig['bound_s']:.2f} on an idle machine")
+        # The best wall time this machine allows at these CPU costs, even unloaded (see best_ratio).
+        server_ms, client_ms = fig["sandbox_cpu_ms_per_call"], fig["collector_cpu_ms_per_call"]
+        ratio = best_ratio(fig["latency_ms"], fig["workers"], fig["cores"], server_ms, client_ms)
+        print(f"cpu floor            {server_ms + client_ms:.1f} ms of CPU per call (server + collector) on "
+              f"{fig['cores']} cores, {max(server_ms, client_ms):.1f} ms in the busier process (one core) -> "
+              f"wall >= {ratio * fig['bound_s']:.1f} s, ratio >= {ratio:.2f} on an idle machine")
         print(f"coverage gaps        {fig['gaps']}")
         print("calls by operation   " + ", ".join(f"{k}={v}" for k, v in fig["by_operation"].items()))
+        # What botocore and the sandbox cost without our code: the collector's CPU per call above, against this.
+        bare = fig["bare_call_floor"]
+        bare_ratio = best_ratio(fig["latency_ms"], fig["workers"], fig["cores"], bare["server_ms_per_call"],
+                                bare["client_ms_per_call"])
+        print(f"bare-call floor      {bare['calls']} x guardduty.list_detectors on one cached client: "
+              f"client {bare['client_ms_per_call']} ms, server {bare['server_ms_per_call']} ms CPU per call -> "
+              f"ratio >= {bare_ratio:.2f} at {fig['workers']} workers, {fig['latency_ms']:.0f} ms latency, "
+              f"{fig['cores']} cores")
 
 
 if __name__ == "__main__":
