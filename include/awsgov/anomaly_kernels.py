@@ -25,6 +25,26 @@ _NEG_INF = np.float32(-np.inf)
 _ZERO = np.float32(0.0)
 
 
+@njit(nogil=True, cache=True, error_model="numpy")
+def by_position_in_hour(X, XT):  # pragma: no cover
+    """XT[q, s, j] = X[s, j, q] (one pass; numpy's strided copy took two), infinite values as NaN.
+
+    :param X: (n, nb, B) float64 values of n series, nb blocks of B points.
+    :param XT: out (B, n, nb) float64.
+    :returns: whether any value was infinite.
+    """
+    n, nb, B = X.shape
+    infinite = False
+    for s in range(n):
+        for j in range(nb):
+            for q in range(B):
+                x = X[s, j, q]
+                bad = np.isinf(x)
+                infinite |= bad
+                XT[q, s, j] = np.nan if bad else x
+    return infinite
+
+
 @njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def _median3(a, b, c):  # pragma: no cover
     """The middle one of three values; NaN if any is missing."""
@@ -168,30 +188,26 @@ def scores(views, inv_up, neg_inv_lo, thresholds, score, reason, severity):  # p
     :param severity: out (n, nb * B) int8: how many thresholds the score reaches.
     """
     B, n, nb = views[0].shape
-    best = np.empty((B, nb), dtype=_F)
     t0, t1, t2 = thresholds[0], thresholds[1], thresholds[2]
     for s in range(n):
         # The largest view score, accumulated in a register; a missing view (NaN) never wins a comparison and the
         # score is never below 0.
+        s_row, sev_row, why_row = score[s], severity[s], reason[s]
         for q in range(B):
-            row = best[q]
             for j in range(nb):
                 top = _ZERO
                 for i in range(len(views)):
                     x = _view_score(views, inv_up, neg_inv_lo, i, q, s, j)
                     top = x if x > top else top
-                row[j] = top
-        s_row, sev_row, why_row = score[s], severity[s], reason[s]
-        for j in range(nb):
-            for q in range(B):
-                x = best[q, j]
-                s_row[j * B + q] = x
-                sev_row[j * B + q] = (x >= t0) + (x >= t1) + (x >= t2)
+                s_row[j * B + q] = top
+        for col in range(nb * B):
+            x = s_row[col]
+            sev_row[col] = (x >= t0) + (x >= t1) + (x >= t2)
         why_row[:] = 0
-        for q in range(B):
-            for j in range(nb):
-                if best[q, j] >= t0:  # out of band (rare): the first view at the maximum names the reason
-                    for i in range(len(views)):
-                        if _view_score(views, inv_up, neg_inv_lo, i, q, s, j) == best[q, j]:
-                            why_row[j * B + q] = i
-                            break
+        for col in range(nb * B):
+            if s_row[col] >= t0:  # out of band (rare): the first view at the maximum names the reason
+                j, q = divmod(col, B)
+                for i in range(len(views)):
+                    if _view_score(views, inv_up, neg_inv_lo, i, q, s, j) == s_row[col]:
+                        why_row[col] = i
+                        break
