@@ -475,10 +475,10 @@ class Detector:
             np.divide(-1.0, band[1], out=inv[1])
         gate = np.isfinite(rec).all(axis=0) & warm[None] & np.isfinite(expected)[None]  # (nv, n, nb)
         np.copyto(inv, 0.0, where=~gate)
-        kernels.scores(tuple(view), tuple(inv[0]), tuple(inv[1]), np.asarray(SEVERITY_SCORES, dtype=_F), score_out,
-                       reason_out, severity_out)
-        rr, cc = np.divmod(np.flatnonzero(np.greater_equal(score_out, 1.0, out=_buffer("cand", score_out.shape, bool))),
-                           score_out.shape[1])  # 1-D nonzero: an order of magnitude faster
+        found = _buffer("out of band", (score_out.size,), np.int64)
+        k = kernels.scores(tuple(view), tuple(inv[0]), tuple(inv[1]), np.asarray(SEVERITY_SCORES, dtype=_F), score_out,
+                           reason_out, severity_out, found)  # SEVERITY_SCORES[0] == 1: out of band
+        rr, cc = np.divmod(found[:k], score_out.shape[1])
         last_alert = self._alerts(sl, rr, cc, J * B, alerts)
         with np.errstate(invalid="ignore"):
             hourly[0] = expected

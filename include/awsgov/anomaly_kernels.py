@@ -173,7 +173,7 @@ def _view_score(views, inv_up, neg_inv_lo, i, q, s, j):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def scores(views, inv_up, neg_inv_lo, thresholds, score, reason, severity):  # pragma: no cover
+def scores(views, inv_up, neg_inv_lo, thresholds, score, reason, severity, out_of_band):  # pragma: no cover
     """Score of every point (largest view / band, 0 when no view is known) and, out of band, reason and severity.
 
     Views and bands come as tuples of arrays, one per view: their number is then known when compiling and the loop
@@ -186,8 +186,12 @@ def scores(views, inv_up, neg_inv_lo, thresholds, score, reason, severity):  # p
     :param score: out (n, nb * B) float32.
     :param reason: out (n, nb * B) int8: the view furthest out where the score is >= 1, else 0.
     :param severity: out (n, nb * B) int8: how many thresholds the score reaches.
+    :param out_of_band: out, at least n * nb * B int64: flat indices into ``score`` of the points scoring at least
+        ``thresholds[0]``, in order.
+    :returns: how many points are out of band (the first entries of ``out_of_band``).
     """
     B, n, nb = views[0].shape
+    found = 0
     t0, t1, t2 = thresholds[0], thresholds[1], thresholds[2]
     for s in range(n):
         # The largest view score, accumulated in a register; a missing view (NaN) never wins a comparison and the
@@ -206,8 +210,11 @@ def scores(views, inv_up, neg_inv_lo, thresholds, score, reason, severity):  # p
         why_row[:] = 0
         for col in range(nb * B):
             if s_row[col] >= t0:  # out of band (rare): the first view at the maximum names the reason
+                out_of_band[found] = s * nb * B + col
+                found += 1
                 j, q = divmod(col, B)
                 for i in range(len(views)):
                     if _view_score(views, inv_up, neg_inv_lo, i, q, s, j) == s_row[col]:
                         why_row[col] = i
                         break
+    return found

@@ -100,7 +100,8 @@ def test_scores_reason_and_severity(case):
     score = np.empty((N, NB * B), F)
     reason = np.full(score.shape, -1, np.int8)
     severity = np.full(score.shape, -1, np.int8)
-    kernels.scores(tuple(view), tuple(inv_up), tuple(neg_inv_lo), thresholds, score, reason, severity)
+    found = np.empty(score.size, np.int64)
+    k = kernels.scores(tuple(view), tuple(inv_up), tuple(neg_inv_lo), thresholds, score, reason, severity, found)
     per_view = np.maximum(view * inv_up[:, None], view * neg_inv_lo[:, None])  # (nv, B, N, NB), NaN when missing
     per_view = np.stack([by_time(v) for v in per_view])
     with np.errstate(invalid="ignore"):
@@ -109,6 +110,7 @@ def test_scores_reason_and_severity(case):
     assert (score[0, : 2 * B] == 0).all()
     out = score >= 1.0
     assert out.any() and not out.all()
+    np.testing.assert_array_equal(found[:k], np.flatnonzero(out))
     np.testing.assert_array_equal(reason[out], np.argmax(np.nan_to_num(per_view, nan=-1.0), 0)[out])
     assert (reason[~out] == 0).all()
     np.testing.assert_array_equal(severity, np.searchsorted(thresholds, score, "right"))
