@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import logging
 import queue
 import threading
@@ -506,33 +507,16 @@ def sorted_rows(rows: Iterable[dict[str, Any]], sort_by: list[str]) -> list[dict
     # columns tie, which is rare: building them for every row was most of the cost of writing an account.
     ordered = sorted(((key(row), row) for row in rows), key=lambda pair: pair[0])
     out, seen = [], set()
-    for row in _ties_by(ordered, rest):
-        fid = row.get("finding_id")
-        if fid is not None:
-            if fid in seen:
-                continue
-            seen.add(fid)
-        out.append(row)
+    for _, tie in itertools.groupby(ordered, key=lambda pair: pair[0]):
+        group = [row for _, row in tie]
+        for row in group if len(group) == 1 else sorted(group, key=rest):  # sorted() would call rest() on one row too
+            fid = row.get("finding_id")
+            if fid is not None:
+                if fid in seen:
+                    continue
+                seen.add(fid)
+            out.append(row)
     return out
-
-
-def _ties_by(ordered: list[tuple[tuple[str, ...], dict[str, Any]]],
-             rest: Callable[[dict[str, Any]], Any]) -> Iterator[dict[str, Any]]:
-    """The rows of (key, row) pairs sorted by key, each run of equal keys sorted by ``rest`` (stable).
-
-    :param ordered: pairs sorted by key.
-    :param rest: the tie-breaking sort key of a row.
-    """
-    start = 0
-    while start < len(ordered):
-        end = start + 1
-        while end < len(ordered) and ordered[end][0] == ordered[start][0]:
-            end += 1
-        if end - start == 1:
-            yield ordered[start][1]
-        else:
-            yield from sorted((row for _, row in ordered[start:end]), key=rest)
-        start = end
 
 
 def written_tables(opts: Options) -> list[str]:
