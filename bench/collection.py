@@ -1,12 +1,12 @@
 """Benchmark of the daily collection against the sandbox: API calls, wall time against the latency bound, memory.
 
 For each size (default 100 and 500 accounts) a child process starts a sandbox of that size with added latency per
-call, runs one whole collection (``collection.collect_org``: accounts, aggregator, every account, run row) into a
+call, runs one whole collection (``runner.collect_org``: accounts, aggregator, every account, run row) into a
 temporary store, and prints:
 
 - total API calls (the collector's count and the sandbox's count) and calls per account;
 - wall time, and the ratio of wall time to the bound ``calls x latency / concurrency`` at the configured
-  concurrency (``collection.max_workers``): 1.0 would mean every worker waited on the network all the time;
+  concurrency (``runner.max_workers``): 1.0 would mean every worker waited on the network all the time;
 - peak RSS of the collector process (each size in a fresh process, so peaks do not carry over);
 - the CPU time of the sandbox server and of the collector during the run, per call, and the machine's load: when
   their sum per call exceeds ``latency / concurrency`` on the cores available, or either one alone exceeds
@@ -16,7 +16,7 @@ temporary store, and prints:
   (one cached client, ``FLOOR_CALLS`` trivial calls) in this process and in the server, and the best ratio those
   two allow at the same workers, latency and cores: what this machine allows whatever our own code does.
 
-    .venv/bin/python bench/collection.py [--sizes 100,500] [--latency-ms 20] [--workers 16] [--regions 4]
+    .venv/bin/python bench/runner.py [--sizes 100,500] [--latency-ms 20] [--workers 16] [--regions 4]
 """
 
 from __future__ import annotations
@@ -87,10 +87,10 @@ def child(accounts: int, latency_ms: float, workers: int, regions: int) -> dict:
     """One measured run in this process; returns the figures."""
     import logging
 
-    from include.awsgov import collection
-    from include.awsgov.aws import AwsAccess
-    from include.awsgov.settings import load_settings
-    from include.awsgov.store import Store
+    from include.awsgov.collection import runner
+    from include.awsgov.core.aws import AwsAccess
+    from include.awsgov.core.settings import load_settings
+    from include.awsgov.core.store import Store
     from sandbox.runner import Sandbox
 
     logging.basicConfig(level=logging.ERROR)
@@ -99,13 +99,13 @@ def child(accounts: int, latency_ms: float, workers: int, regions: int) -> dict:
             Sandbox(accounts=accounts, date=DAY, regions=region_list, seed_metrics_accounts=0,
                     state_dir=Path(tmp) / "sandbox") as sb:
         cfg = load_settings({"regions": region_list})
-        # The retry mode the DAG configures (settings collection.retry_mode), not AwsAccess's default.
+        # The retry mode the DAG configures (settings runner.retry_mode), not AwsAccess's default.
         access = AwsAccess.from_args(endpoint_url=sb.endpoint, aws_access_key_id="AKIABENCHADMIN000001",
                                      aws_secret_access_key="bench", external_id=sb.info["external_id"],
                                      session_name="bench-collection", retry_mode=cfg["collection"]["retry_mode"])
-        opts = collection.Options.from_settings(cfg)
+        opts = runner.Options.from_settings(cfg)
         if workers:
-            opts = collection.Options(**{**opts.__dict__, "workers": workers})
+            opts = runner.Options(**{**opts.__dict__, "workers": workers})
         sb.set_faults(latency_ms=latency_ms)
         sb.reset_calls()
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -113,7 +113,7 @@ def child(accounts: int, latency_ms: float, workers: int, regions: int) -> dict:
         own0 = _own_cpu()
         load0 = os.getloadavg()[0]
         started = time.perf_counter()
-        run = collection.collect_org(access, Store(Path(tmp) / "store"), DAY, opts, run_id="bench")
+        run = runner.collect_org(access, Store(Path(tmp) / "store"), DAY, opts, run_id="bench")
         wall = time.perf_counter() - started
         server_cpu = _cpu_seconds(sb.pid) - cpu0
         own_cpu = _own_cpu() - own0
@@ -153,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,500", help="comma-separated account counts")
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=0, help="threads (default: settings collection.max_workers)")
+    parser.add_argument("--workers", type=int, default=0, help="threads (default: settings runner.max_workers)")
     parser.add_argument("--regions", type=int, default=4)
     parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -23,17 +23,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from include.awsgov import metrics  # noqa: E402
-from include.awsgov.metrics import MAX_DATAPOINTS_PER_CALL, points  # noqa: E402
+from include.awsgov.anomaly import metrics  # noqa: E402
+from include.awsgov.anomaly.metrics import MAX_DATAPOINTS_PER_CALL, points  # noqa: E402
 
 
 def sandbox_figures(accounts: int) -> None:
     """Check every account of a fresh sandbox and print calls, datapoints and time."""
     import tempfile
 
-    from include.awsgov import metric_findings
-    from include.awsgov.aws import AwsAccess
-    from include.awsgov.store import Store
+    from include.awsgov.anomaly import findings
+    from include.awsgov.core.aws import AwsAccess
+    from include.awsgov.core.store import Store
     from sandbox.runner import Sandbox
     from scripts.localenv import SANDBOX_KEY_ID, SANDBOX_SECRET
 
@@ -51,7 +51,7 @@ def sandbox_figures(accounts: int) -> None:
         started = time.perf_counter()
         for account_id in ids:
             t0 = time.perf_counter()
-            summary = metric_findings.check_account(access, store, ruleset, account_id, info["regions"], window)
+            summary = findings.check_account(access, store, ruleset, account_id, info["regions"], window)
             timings.append(time.perf_counter() - t0)
             series += summary["series"]
             statuses[summary["status"]] += 1

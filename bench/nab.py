@@ -3,14 +3,14 @@
 Usage: ``python bench/nab.py --data /work/shared/benchmarks/nab_aws --out /tmp/nabout``
 
 Each ``*.csv`` (``timestamp,value``) is put on its 5-minute grid (``regularize``) and fed to a
-:class:`~include.awsgov.anomaly.Detector` one clock hour at a time, carrying the state between hours, as the hourly DAG
+:class:`Detector` one clock hour at a time, carrying the state between hours, as the hourly DAG
 sees it; the detector runs at its default settings. ``<out>/<same name>.csv`` gets ``timestamp,value,anomaly_score,
 is_anomaly`` for every input row: the score of the row's grid point (>= 1 means out of band) and 1 on the row that
 carries an alert (rows sharing a grid point, such as the daylight-saving duplicates, alert once, on the first).
 
 If ``windows.json`` sits in the folder, the alerts are scored with NAB's standard profile (bench/nabscore.py): raw
 score per file, then the normalised corpus score. The script also checks that the streamed result equals one batch
-:func:`~include.awsgov.anomaly.detect` call.
+:func:`~include.awsgov.anomaly.detector.detect` call.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import nabscore  # noqa: E402
-from include.awsgov import anomaly  # noqa: E402
+from include.awsgov.anomaly import detector  # noqa: E402
 
 STEP = "5min"
 
@@ -38,7 +38,7 @@ def stream_series(grid: pd.Series) -> dict[str, np.ndarray]:
 
     :param grid: the series on its regular grid (NaN where a step has no data).
     """
-    det = anomaly.Detector(1, start_time=grid.index[0], params=anomaly.Params(step_seconds=300))
+    det = detector.Detector(1, start_time=grid.index[0], params=detector.Params(step_seconds=300))
     hours = grid.index.floor("h")
     bounds = np.flatnonzero(np.r_[True, hours[1:] != hours[:-1], True])
     scores, alerts = [], []
@@ -56,12 +56,12 @@ def run_file(path: Path, out_dir: Path) -> tuple[pd.DataFrame, bool]:
     :param out_dir: folder for the output CSV of the same name.
     """
     df = pd.read_csv(path)
-    grid = anomaly.regularize(df["timestamp"], df["value"], step=STEP, origin="start")
+    grid = detector.regularize(df["timestamp"], df["value"], step=STEP, origin="start")
     streamed = stream_series(grid)
-    batch = anomaly.detect(grid.to_numpy(), step_seconds=300, start_time=grid.index[0])
+    batch = detector.detect(grid.to_numpy(), step_seconds=300, start_time=grid.index[0])
     same = bool(np.array_equal(batch.score, streamed["score"]) and
                 np.array_equal(batch.is_anomaly, streamed["is_anomaly"]))
-    pos = anomaly.grid_positions(df["timestamp"], grid.index[0], STEP)
+    pos = detector.grid_positions(df["timestamp"], grid.index[0], STEP)
     first_of_point = np.r_[True, pos[1:] != pos[:-1]]
     out = pd.DataFrame({
         "timestamp": df["timestamp"],
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     windows_path = args.data / "windows.json"
     windows = nabscore.load_windows(windows_path) if windows_path.exists() else None
-    print(f"detector defaults: sensitivity={anomaly.DEFAULT_SENSITIVITY}, {anomaly.Params()}")
+    print(f"detector defaults: sensitivity={detector.DEFAULT_SENSITIVITY}, {detector.Params()}")
     print("streaming: one clock hour per update, state carried between updates")
     t0 = time.perf_counter()
     total_raw, total_windows, all_same = 0.0, 0, True

@@ -9,7 +9,7 @@ Starts its own sandbox with enough accounts without the read role, then runs the
 - wall time per step and in total, including the wait for the operation;
 - whether every account verified through its new read role.
 
-    .venv/bin/python bench/onboarding.py [--accounts 100] [--regions 3] [--workers 16] [--latency-ms 0]
+    .venv/bin/python bench/workflow.py [--accounts 100] [--regions 3] [--workers 16] [--latency-ms 0]
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ REGIONS = ["us-east-1", "eu-west-1", "ap-northeast-1", "eu-central-1", "us-west-
 
 def run(accounts: int, regions: int, workers: int, latency_ms: float) -> dict:
     """Onboard ``accounts`` new accounts into ``regions`` regions on a fresh sandbox; return the figures."""
-    from include.awsgov import onboarding, stacksets
-    from include.awsgov.aws import AwsAccess
-    from include.awsgov.settings import load_settings
-    from include.awsgov.store import Store
+    from include.awsgov.core.aws import AwsAccess
+    from include.awsgov.core.settings import load_settings
+    from include.awsgov.core.store import Store
+    from include.awsgov.onboarding import stacksets, workflow
     from sandbox.runner import Sandbox
 
     region_list = REGIONS[:regions]
@@ -62,32 +62,32 @@ def run(accounts: int, regions: int, workers: int, latency_ms: float) -> dict:
             steps[label] = {"calls": access.total_calls() - calls0, "seconds": time.perf_counter() - t0}
             return out
 
-        _, version = onboarding.load_template("baseline")
+        _, version = workflow.load_template("baseline")
         params = {"account_ids": new, "regions": region_list, "owner_email": "bench@example.com",
                   "team": "Bench", "environment": "dev", "max_concurrency_percent": 100}
-        request = step("validate_request", lambda: onboarding.validate_request(
+        request = step("validate_request", lambda: workflow.validate_request(
             params, cfg, access=access, inventory=None, version=version))
-        plan = step("plan_deployment", lambda: onboarding.plan_deployment(
+        plan = step("plan_deployment", lambda: workflow.plan_deployment(
             request, version=version, central_stack=stacksets.describe_stack(cf, "governance-central"),
             stack_set=stacksets.describe_stack_set(cf, name), instances=[]))
 
         def central():
-            body, v = onboarding.load_template("central")
-            values = onboarding.central_values(cfg, admin_account_id=request["admin_account_id"],
+            body, v = workflow.load_template("central")
+            values = workflow.central_values(cfg, admin_account_id=request["admin_account_id"],
                                                organization_id=request["organization_id"])
-            values.update(onboarding.central_create_flags(access, values, None))
+            values.update(workflow.central_create_flags(access, values, None))
             return stacksets.ensure_stack(cf, "governance-central", template_body=body, version=v,
                                           values=values)["outputs"]
 
         outputs = step("ensure_central_stack", central)
-        body, _ = onboarding.load_template("baseline")
-        values = onboarding.stack_set_values(cfg, admin_account_id=request["admin_account_id"],
+        body, _ = workflow.load_template("baseline")
+        values = workflow.stack_set_values(cfg, admin_account_id=request["admin_account_id"],
                                              central_outputs=outputs, external_id=sb.info["external_id"])
         step("ensure_stackset", lambda: stacksets.ensure_stack_set(
             cf, name, template_body=body, version=version, values=values, preferences={}))
         op_ids = step("start_operations", lambda: [
             stacksets.create_stack_instances(cf, name, g["accounts"], g["regions"],
-                                             onboarding.operation_preferences(request, g["regions"]),
+                                             workflow.operation_preferences(request, g["regions"]),
                                              op_id=stacksets.operation_id("bench", "create", str(i)))
             for i, g in enumerate(plan["create"])])
 
@@ -104,15 +104,15 @@ def run(accounts: int, regions: int, workers: int, latency_ms: float) -> dict:
 
         def verify():
             with ThreadPoolExecutor(workers) as pool:
-                return list(pool.map(lambda a: onboarding.verify_account(
+                return list(pool.map(lambda a: workflow.verify_account(
                     access, a, region_list, global_region=cfg["home_region"],
                     admin_account_id=request["admin_account_id"], central_bus_arn=outputs["CentralEventBusArn"]),
                     new))
 
         checks = step("verify_account", verify)
-        rows = onboarding.inventory_rows(request, checks, version=version, stack_set_name=name,
+        rows = workflow.inventory_rows(request, checks, version=version, stack_set_name=name,
                                          operation_ids=op_ids, previous={}, now=dt.datetime.now(dt.UTC))
-        step("record_inventory", lambda: onboarding.write_inventory(store, dt.date.today(), rows))
+        step("record_inventory", lambda: workflow.write_inventory(store, dt.date.today(), rows))
         wall = time.perf_counter() - started
         server = sb.calls()
     by_action = {}

@@ -30,11 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from include.awsgov import mail  # noqa: E402
-from include.awsgov import report_delivery as rd  # noqa: E402
-from include.awsgov.report import Week  # noqa: E402
-from include.awsgov.settings import load_settings  # noqa: E402
-from include.awsgov.store import Store  # noqa: E402
+from include.awsgov.core import mail  # noqa: E402
+from include.awsgov.core.settings import load_settings  # noqa: E402
+from include.awsgov.core.store import Store  # noqa: E402
+from include.awsgov.report import delivery as rd  # noqa: E402
+from include.awsgov.report.week import Week  # noqa: E402
 from tests.fixtures import report_store as rs  # noqa: E402
 from tests.fixtures.smtp_sink import free_port  # noqa: E402
 

@@ -41,8 +41,8 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 
 from include.awsgov.airflow_conn import DEFAULT_ARGS, INVENTORY_ASSET
-from include.awsgov.onboarding import config, param_specs
-from include.awsgov.settings import load_settings
+from include.awsgov.core.settings import load_settings
+from include.awsgov.onboarding.workflow import config, param_specs
 
 # Parse time reads only files (settings and the onboarding form), never a Variable or a Connection.
 AWS_POOL = load_settings()["aws_pool"]
@@ -77,48 +77,49 @@ def account_onboarding():
     @task(pool=AWS_POOL, retries=0)
     def validate_request(params: dict | None = None) -> dict:
         """Refuse bad input (static checks, then the inventory, then Organizations); return the request."""
-        from include.awsgov import onboarding, tables
         from include.awsgov.airflow_conn import aws_access, settings
-        from include.awsgov.store import Store
+        from include.awsgov.core import tables
+        from include.awsgov.core.store import Store
+        from include.awsgov.onboarding import workflow
 
         cfg = settings()
-        _, version = onboarding.load_template("baseline")
-        inventory = Store(cfg["store_url"]).read(onboarding.INVENTORY_TABLE, schema=tables.INVENTORY)
+        _, version = workflow.load_template("baseline")
+        inventory = Store(cfg["store_url"]).read(workflow.INVENTORY_TABLE, schema=tables.INVENTORY)
         try:
-            return onboarding.validate_request(params or {}, cfg, access=aws_access(cfg, get_current_context()),
+            return workflow.validate_request(params or {}, cfg, access=aws_access(cfg, get_current_context()),
                                                inventory=inventory, version=version)
-        except onboarding.InvalidRequest as exc:
+        except workflow.InvalidRequest as exc:
             _fail(exc)
 
     @task(pool=AWS_POOL)
     def plan_deployment(request: dict) -> dict:
         """Read what exists and decide what to create and update; log the plan."""
-        from include.awsgov import onboarding, stacksets
         from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.onboarding import stacksets, workflow
 
         cfg = settings()
         cf = aws_access(cfg, get_current_context()).client("cloudformation")
         name = cfg["stackset"]["name"]
         stack_set = stacksets.describe_stack_set(cf, name)
         try:
-            plan = onboarding.plan_deployment(
+            plan = workflow.plan_deployment(
                 request, version=request["version"],
-                central_stack=stacksets.describe_stack(cf, onboarding.config()["central_stack_name"]),
+                central_stack=stacksets.describe_stack(cf, workflow.config()["central_stack_name"]),
                 stack_set=stack_set,
                 instances=stacksets.list_stack_instances(cf, name) if stack_set else [])
         except ValueError as exc:
             _fail(exc)
         if plan["create"] and (request.get("enable_guardduty") or request.get("enable_macie")):
             # One detector / Macie session per account and region: "false" where one exists already (read role).
-            from include.awsgov import threat_setup
+            from include.awsgov.onboarding import threat_options
 
             pairs = [(a, r) for g in plan["create"] for a in g["accounts"] for r in g["regions"]]
-            on = threat_setup.services_on(aws_access(cfg, get_current_context()), request, pairs)
-            plan["create"] = threat_setup.per_instance_groups(request, plan["create"], on)
+            on = threat_options.services_on(aws_access(cfg, get_current_context()), request, pairs)
+            plan["create"] = threat_options.per_instance_groups(request, plan["create"], on)
             for group in plan["create"]:
                 log.info("plan: threat options %s for %s x %s", group["overrides"], group["accounts"],
                          group["regions"])
-        for line in onboarding.describe_plan(plan, name):
+        for line in workflow.describe_plan(plan, name):
             log.info("plan: %s", line)
         return plan
 
@@ -132,52 +133,52 @@ def account_onboarding():
     @task(pool=AWS_POOL)
     def ensure_central_stack(request: dict) -> dict:
         """Create or update the admin account's central stack; return its outputs (names and ARNs only)."""
-        from include.awsgov import onboarding, stacksets
         from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.onboarding import stacksets, workflow
 
         cfg = settings()
         access = aws_access(cfg, get_current_context())
         cf = access.client("cloudformation")
-        name = onboarding.config()["central_stack_name"]
-        body, version = onboarding.load_template("central")
-        values = onboarding.central_values(cfg, admin_account_id=request["admin_account_id"],
+        name = workflow.config()["central_stack_name"]
+        body, version = workflow.load_template("central")
+        values = workflow.central_values(cfg, admin_account_id=request["admin_account_id"],
                                            organization_id=request["organization_id"])
-        values.update(onboarding.central_create_flags(access, values, stacksets.describe_stack(cf, name)))
+        values.update(workflow.central_create_flags(access, values, stacksets.describe_stack(cf, name)))
         return stacksets.ensure_stack(cf, name, template_body=body, version=version, values=values)["outputs"]
 
     @task(pool=AWS_POOL)
     def ensure_stackset(request: dict, central: dict) -> dict:
         """Create the StackSet or update it to the template's version (one operation, returned for waiting)."""
-        from include.awsgov import onboarding, stacksets
         from include.awsgov.airflow_conn import aws_access, external_id, settings
+        from include.awsgov.onboarding import stacksets, workflow
 
         cfg = settings()
         context = get_current_context()
         secret = external_id()
         if not secret:
             _fail(ValueError("no ExternalId: set the Variable awsgov_external_id (the read role requires one)"))
-        body, version = onboarding.load_template("baseline")
+        body, version = workflow.load_template("baseline")
         access = aws_access(cfg, context)
-        values = onboarding.stack_set_values(cfg, admin_account_id=request["admin_account_id"],
+        values = workflow.stack_set_values(cfg, admin_account_id=request["admin_account_id"],
                                              central_outputs=central, external_id=secret)
         admin_role = access.role_arn(request["admin_account_id"], cfg["stackset"]["admin_role_name"])
         return stacksets.ensure_stack_set(
             access.client("cloudformation"), cfg["stackset"]["name"], template_body=body, version=version,
             values=values, permission_model=request["permission_model"], admin_role_arn=admin_role,
             execution_role_name=cfg["stackset"]["execution_role_name"],
-            preferences=onboarding.operation_preferences(request),
+            preferences=workflow.operation_preferences(request),
             op_id=stacksets.operation_id(context["dag"].dag_id, context["run_id"], "update-stackset"))
 
     @task(pool=AWS_POOL)
     def start_operations(request: dict, plan: dict, stackset: dict) -> list[dict]:
         """Queue the run's operations (StackSet update, ONE create for all new instances, ONE update for OUTDATED
         ones) and start the first that can start; return the steps for the sensor."""
-        from include.awsgov import onboarding, stacksets
         from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.onboarding import stacksets, workflow
 
         cfg = settings()
         context = get_current_context()
-        steps = onboarding.operation_steps(request, plan, stackset["operation_id"],
+        steps = workflow.operation_steps(request, plan, stackset["operation_id"],
                                            (context["dag"].dag_id, context["run_id"]))
         if steps:
             cf = aws_access(cfg, context).client("cloudformation")
@@ -193,8 +194,8 @@ def account_onboarding():
     def wait_for_operations(steps: list[dict], request: dict) -> PokeReturnValue:
         """Poke the operations (slot released between pokes), starting each queued one when its turn comes; fail
         listing account, region and reason. When done, hands the accounts over to verification."""
-        from include.awsgov import stacksets
         from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.onboarding import stacksets
 
         if not steps:
             log.info("no StackSet operation to wait for: every instance was already CURRENT")
@@ -210,54 +211,55 @@ def account_onboarding():
     @task(pool=AWS_POOL, map_index_template="{{ account_id }}")
     def verify_account(account_id: str, request: dict, central: dict) -> dict:
         """Check one account through its read role: trail, recorder, aggregation authorization, forwarding rule."""
-        from include.awsgov import onboarding
         from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.onboarding import workflow
 
         context = get_current_context()
         context["account_id"] = account_id
-        return onboarding.verify_account(
+        return workflow.verify_account(
             aws_access(settings(), context), account_id, request["regions"], global_region=request["global_region"],
             admin_account_id=request["admin_account_id"], central_bus_arn=central["CentralEventBusArn"])
 
     @task(outlets=[INVENTORY_ASSET])
     def record_inventory(request: dict, verifications: list[dict], steps: list[dict]) -> dict:
         """Write one inventory row per account (its own chunk of the day) and update the inventory asset."""
-        from include.awsgov import onboarding, tables
         from include.awsgov.airflow_conn import partition_day, settings
-        from include.awsgov.store import Store
+        from include.awsgov.core import tables
+        from include.awsgov.core.store import Store
+        from include.awsgov.onboarding import workflow
 
         cfg = settings()
         context = get_current_context()
         store = Store(cfg["store_url"])
-        previous = onboarding.latest_inventory(store.read(onboarding.INVENTORY_TABLE, schema=tables.INVENTORY))
-        rows = onboarding.inventory_rows(request, _results(verifications), version=request["version"],
+        previous = workflow.latest_inventory(store.read(workflow.INVENTORY_TABLE, schema=tables.INVENTORY))
+        rows = workflow.inventory_rows(request, _results(verifications), version=request["version"],
                                          stack_set_name=cfg["stackset"]["name"],
                                          operation_ids=[step["op_id"] for step in steps],
                                          previous=previous, now=datetime.now(UTC))
-        return onboarding.write_inventory(store, partition_day(context), rows)
+        return workflow.write_inventory(store, partition_day(context), rows)
 
     @task(pool=AWS_POOL)
     def register_delegated_admin(request: dict) -> dict:
         """With the form's delegated_admin option, register the admin account as GuardDuty and Macie delegated
         administrator in the requested regions (management-account calls); otherwise do nothing. Fails, after
         trying every region, if any region was not registered."""
-        from include.awsgov import threat_setup
         from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.onboarding import threat_options
 
         if not request.get("delegated_admin"):
             return {}
         access = aws_access(settings(), get_current_context())
         try:
-            return threat_setup.register_delegated_admin(access, request["regions"], request["admin_account_id"])
-        except threat_setup.DelegatedAdminFailed as exc:
+            return threat_options.register_delegated_admin(access, request["regions"], request["admin_account_id"])
+        except threat_options.DelegatedAdminFailed as exc:
             _fail(exc)  # every region was tried; the message names each failed one
 
     @task(retries=0)
     def check_verification(verifications: list[dict]) -> None:
         """Fail the run if any account did not verify (its inventory row says verify_failed)."""
-        from include.awsgov import onboarding
+        from include.awsgov.onboarding import workflow
 
-        failed = onboarding.verification_failures(_results(verifications))
+        failed = workflow.verification_failures(_results(verifications))
         if failed:
             _fail(RuntimeError(f"verification failed for {len(failed)} account(s): " + "; ".join(failed)))
 

@@ -7,7 +7,7 @@
 2. **collect_config_aggregate** (admin account, once): the Config aggregator's rule and resource compliance for all
    accounts and regions it covers, staged per account.
 3. **collect_account** (mapped: one task per account, or per batch of accounts above
-   `collection.max_mapped_tasks`): Trusted Advisor through the account's read role (check refreshes are requested,
+   `runner.max_mapped_tasks`): Trusted Advisor through the account's read role (check refreshes are requested,
    never awaited), the staged aggregator slice, and Config read in the account for regions the aggregator missed.
    AWS errors (AccessDenied, no Business/Enterprise support plan, throttling beyond retries) become `coverage` rows
    and the task succeeds; only bugs fail it. A failed account can be cleared alone from the grid.
@@ -15,7 +15,7 @@
    into one read-cache file (`_compact.parquet`, see docs/store.md), writes the `collection_runs` row and updates
    the `awsgov_findings` asset, which schedules the weekly report.
 5. **export_findings**: the day's open findings (Trusted Advisor, Config, anomalies, GuardDuty, Macie) as OCSF and
-   ASFF files in the store (`interop.export`) and, when `interop.securityhub_import` is on, imported into Security
+   ASFF files in the store (`exports.export`) and, when `exports.securityhub_import` is on, imported into Security
    Hub with BatchImportFindings (docs/threats.md).
 
 **SSM inventory** (`inventory.collect`, `docs/inventory.md`): step 2 also stages every managed instance's
@@ -28,7 +28,7 @@ scheduled run's logical date; otherwise (manual and CLI runs have no logical dat
 requested (`run_after`). AWS serves current state only: re-collecting a past day stores today's findings under that
 day. A rerun of a day replaces that day's data (one file per account and table), it never adds to it.
 
-Tables and columns: `docs/store.md`. Concurrency: the `aws_pool` pool bounds tasks, `collection.max_workers`
+Tables and columns: `docs/store.md`. Concurrency: the `aws_pool` pool bounds tasks, `runner.max_workers`
 bounds calls inside a task.
 """
 
@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.awsgov.airflow_conn import DEFAULT_ARGS, FINDINGS_ASSET
-from include.awsgov.settings import load_settings
+from include.awsgov.core.settings import load_settings
 
 log = logging.getLogger(__name__)
 # Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
@@ -50,7 +50,7 @@ AWS_POOL = load_settings()["aws_pool"]
 def _run_context(params: dict) -> tuple:
     """The settings, store, partition day and context of the running task."""
     from include.awsgov.airflow_conn import partition_day, settings
-    from include.awsgov.store import Store
+    from include.awsgov.core.store import Store
 
     context = get_current_context()
     cfg = settings()
@@ -80,8 +80,8 @@ def governance_collection():
     @task(pool=AWS_POOL)
     def list_accounts(params: dict | None = None) -> list[list[dict]]:
         """Write the day's accounts table; return the collectable accounts in batches (the mapping input)."""
-        from include.awsgov import accounts
         from include.awsgov.airflow_conn import aws_access
+        from include.awsgov.core import accounts
 
         cfg, store, day, context = _run_context(params)
         access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
@@ -93,20 +93,20 @@ def governance_collection():
     @task(pool=AWS_POOL)
     def collect_config_aggregate(batches: list[list[dict]], params: dict | None = None) -> dict:
         """Stage the admin account's Config aggregator data per account (once per run)."""
-        from include.awsgov import collection
         from include.awsgov.airflow_conn import aws_access
+        from include.awsgov.collection import runner
 
         cfg, store, day, context = _run_context(params)
         access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
         account_ids = [a["account_id"] for batch in batches for a in batch]
-        summary = collection.collect_aggregate(access, store, day, account_ids, collection.Options.from_settings(cfg))
+        summary = runner.collect_aggregate(access, store, day, account_ids, runner.Options.from_settings(cfg))
         return {**summary, "api_calls": access.total_calls()}
 
     @task(pool=AWS_POOL, map_index_template="{{ account_label }}")
     def collect_account(batch: list[dict], aggregate: dict, params: dict | None = None) -> dict:
         """Collect one account (or one batch) and write its chunk of every per-account table."""
-        from include.awsgov import collection
         from include.awsgov.airflow_conn import aws_access
+        from include.awsgov.collection import runner
 
         cfg, store, day, context = _run_context(params)
         log.info("config aggregator: %s (%s)", aggregate.get("aggregator"), aggregate.get("status"))
@@ -115,13 +115,13 @@ def governance_collection():
         context["account_label"] = (f"{first['account_id']} {name}" if len(batch) == 1
                                     else f"{first['account_id']}..{last['account_id']} ({len(batch)} accounts)")
         access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
-        return collection.collect_accounts(access, store, day, [a["account_id"] for a in batch],
-                                           collection.Options.from_settings(cfg))
+        return runner.collect_accounts(access, store, day, [a["account_id"] for a in batch],
+                                           runner.Options.from_settings(cfg))
 
     @task(outlets=[FINDINGS_ASSET])
     def finish_run(results: list[dict], batches: list[list[dict]], aggregate: dict, params: dict | None = None) -> dict:
         """Prune accounts that left, compact the day, write the run row and update the findings asset."""
-        from include.awsgov import collection
+        from include.awsgov.collection import runner
 
         cfg, store, day, context = _run_context(params)
         started = context["dag_run"].start_date or datetime.now(UTC)
@@ -129,19 +129,19 @@ def governance_collection():
         # Index by position: iterating a mapped task's lazy results probes one past the end (a logged 404).
         calls = listed_calls + aggregate["api_calls"] + sum(results[i]["api_calls"] for i in range(len(results)))
         account_ids = [a["account_id"] for batch in batches for a in batch]
-        return collection.finish_run(store, day, account_ids, run_id=context["run_id"], started_at=started,
+        return runner.finish_run(store, day, account_ids, run_id=context["run_id"], started_at=started,
                                      regions=cfg["regions"], api_calls=calls)
 
     @task(pool=AWS_POOL)
     def export_findings(run: dict, params: dict | None = None) -> dict:
         """Export the day's open findings as OCSF and ASFF; import them into Security Hub when enabled (settings
         ``interop``, off by default)."""
-        from include.awsgov import interop
         from include.awsgov.airflow_conn import aws_access
+        from include.awsgov.report import exports
 
         cfg, store, day, context = _run_context(params)
         wants_import = (cfg.get("interop") or {}).get("securityhub_import", False)
-        return interop.export_day(store, day, cfg, aws_access(cfg, context) if wants_import else None)
+        return exports.export_day(store, day, cfg, aws_access(cfg, context) if wants_import else None)
 
     batches = list_accounts()
     aggregate = collect_config_aggregate(batches)

@@ -7,13 +7,13 @@ admitting only that rule). This DAG is scheduled on the asset `awsgov_events_que
 the common-messaging provider's `MessageQueueTrigger` (scheme `sqs`) polls the queue in the triggerer with the
 `aws_default` connection (its `endpoint_url` included), deletes what it receives and starts a run carrying the
 messages in the asset event. The queue URL is read at parse time from `AWSGOV_EVENTS_QUEUE_URL` or
-`include/config/events.yaml` `queue_url`; without one the DAG has no watcher and only runs by hand.
+`include/config/ingest.yaml` `queue_url`; without one the DAG has no watcher and only runs by hand.
 
 1. **store_events** (`aws_pool`): takes the messages of the triggering asset events (a manual run instead drains
    the queue itself, up to `max_messages`, and deletes only after storing). Poison messages (oversized, malformed
    JSON, unknown source) go to the dead-letter queue and are counted in `event_rejects`; the rest are normalised
    (id, source, account, region, time, type, resource, actor, severity), routed by the rules of
-   `include/config/events.yaml`, and merged into `events` by event id (a redelivered message is stored once).
+   `include/config/ingest.yaml`, and merged into `events` by event id (a redelivered message is stored once).
 2. **send_event_alerts** (`aws_pool`): events routed to `alert` (root sign-in, console sign-in without MFA,
    high-severity GuardDuty finding, Config rule turning NON_COMPLIANT in a prod account, red Trusted Advisor
    security check, CloudTrail trail stopped or deleted, IAM user created in a member account) are mailed at once
@@ -25,7 +25,7 @@ messages in the asset event. The queue URL is read at parse time from `AWSGOV_EV
    the days touched and runs the anomaly detector on each account's categories (IAM changes, security-group
    changes...); bursts are stored in `anomalies` and mailed through the metric alert path.
 
-See docs/events.md.
+See docs/ingest.md.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTr
 from airflow.sdk import Asset, AssetWatcher, Param, dag, get_current_context, task
 
 from include.awsgov.airflow_conn import DEFAULT_ARGS
-from include.awsgov.events import config as events_config
-from include.awsgov.events import watcher_queue_url
-from include.awsgov.settings import load_settings
+from include.awsgov.core.settings import load_settings
+from include.awsgov.events.ingest import config as events_config
+from include.awsgov.events.ingest import watcher_queue_url
 
 # Parse time reads only files and the environment (no Variable, no connection, no AWS call).
 _SETTINGS = load_settings()
@@ -83,27 +83,27 @@ def governance_events():
         """Messages of the run -> dead-letter queue (poison) or `events` (normalised, routed, once per id)."""
         import logging
 
-        from include.awsgov import events
         from include.awsgov.airflow_conn import aws_access, settings
-        from include.awsgov.store import Store
+        from include.awsgov.core.store import Store
+        from include.awsgov.events import ingest
 
         log = logging.getLogger("airflow.task")
         context = get_current_context()
-        cfg, ecfg = settings(), events.config()
+        cfg, ecfg = settings(), ingest.config()
         extras = [e.extra for evs in context["triggering_asset_events"].values() for e in evs]
         access = aws_access(cfg, context)
         store = Store(cfg["store_url"])
         received_at = datetime.now(UTC)
         if extras:
-            messages = events.messages_from_asset_events(extras)
+            messages = ingest.messages_from_asset_events(extras)
             log.info("events: %d messages from %d asset events", len(messages), len(extras))
-            rows, fresh, rejects = events.ingest(access, store, messages, ecfg, received_at)
+            rows, fresh, rejects = ingest.ingest(access, store, messages, ecfg, received_at)
             received = len(messages)
         else:
-            received, rows, fresh, rejects = events.drain_and_ingest(
+            received, rows, fresh, rejects = ingest.drain_and_ingest(
                 access, store, ecfg, int(context["params"]["max_messages"]), received_at)
             log.info("events: manual run, %d messages drained from %s", received, ecfg["queue_name"])
-        summary = events.summarise(rows, fresh, rejects, received)
+        summary = ingest.summarise(rows, fresh, rejects, received)
         log.info("events: %s; %d alert events, %d day(s), %d hour(s) of API activity",
                  {k: summary[k] for k in ("received", "stored", "duplicates", "rejected")},
                  len(summary["alert_event_ids"]), len(summary["days"]), len(summary["hours"]))
@@ -113,20 +113,21 @@ def governance_events():
     def send_event_alerts(summary: dict) -> dict:
         """Mail the owners of accounts with alert events not yet mailed (this run's, and recent ones whose send
         failed), de-duplicated within the window (alert ledger); fail after recording a failed send."""
-        from include.awsgov import accounts, events, events_alerts
         from include.awsgov.airflow_conn import aws_access, settings, smtp_params
-        from include.awsgov.store import Store
+        from include.awsgov.core import accounts
+        from include.awsgov.core.store import Store
+        from include.awsgov.events import alerts, ingest
 
-        cfg, alerts_cfg = settings(), events.config()["alerts"]
+        cfg, alerts_cfg = settings(), ingest.config()["alerts"]
         context = get_current_context()
         store = Store(cfg["store_url"])
-        rows = events_alerts.alert_events(store, summary["alert_event_ids"], summary["days"], datetime.now(UTC),
+        rows = alerts.alert_events(store, summary["alert_event_ids"], summary["days"], datetime.now(UTC),
                                           alerts_cfg["retry_hours"])
-        if events_alerts.pending(store, rows, alerts_cfg).empty:
+        if alerts.pending(store, rows, alerts_cfg).empty:
             return {"pending": 0, "messages": 0}
         access = aws_access(cfg, context)
         names = {a["Id"]: a.get("Name", "") for a in accounts.list_org_accounts(access)}
-        out = events_alerts.send_event_alerts(access, store, cfg, alerts_cfg, rows, names, smtp_params(cfg))
+        out = alerts.send_event_alerts(access, store, cfg, alerts_cfg, rows, names, smtp_params(cfg))
         if out.get("failed"):
             # Recorded as failed (the ledger keeps what was sent from being sent twice): Airflow's retries and the
             # next runs try again; a failed task shows that alerts are not going out.
@@ -136,18 +137,20 @@ def governance_events():
     @task(pool=AWS_POOL)
     def check_activity(summary: dict) -> dict:
         """Hourly API activity for the days touched; bursts -> `anomalies` -> the metric alert path."""
-        from include.awsgov import accounts, alerts, events, events_activity
         from include.awsgov.airflow_conn import aws_access, settings, smtp_params
-        from include.awsgov.metrics import load_rules
-        from include.awsgov.store import Store
+        from include.awsgov.anomaly import alerts
+        from include.awsgov.anomaly.metrics import load_rules
+        from include.awsgov.core import accounts
+        from include.awsgov.core.store import Store
+        from include.awsgov.events import activity, ingest
 
         if not summary["days"]:
             return {"activity_rows": 0, "bursts": 0, "new_bursts": 0}
         cfg = settings()
         store = Store(cfg["store_url"])
-        written = events_activity.refresh_activity(store, summary["days"])
-        bursts = events_activity.detect_bursts(store, summary["hours"], events.config()["activity"])
-        fresh = events_activity.store_bursts(store, bursts)
+        written = activity.refresh_activity(store, summary["days"])
+        bursts = activity.detect_bursts(store, summary["hours"], ingest.config()["activity"])
+        fresh = activity.store_bursts(store, bursts)
         out = {"activity_rows": written, "bursts": len(bursts), "new_bursts": len(fresh)}
         if fresh:
             access = aws_access(cfg, get_current_context())

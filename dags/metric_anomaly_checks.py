@@ -8,7 +8,7 @@
 3. **check_account** (mapped, one task per account, `aws_pool`): through the read role, in every region,
    discovers series with `ListMetrics`, fetches them with batched `GetMetricData` (500 queries and 100,800
    datapoints per call at most), evaluates static rules with CloudWatch alarm semantics and dynamic rules with the
-   learned band (`include/awsgov/anomaly.py`), and merges the window's anomalies into `anomalies` (one file per
+   learned band (`include/awsgov/anomaly/detector.py`), and merges the window's anomalies into `anomalies` (one file per
    account and anomaly day; an anomaly seen by an earlier, overlapping run is not stored twice). Denied accounts
    are recorded in `metric_coverage` and succeed; throttling or errors beyond botocore's retries are recorded,
    then the task fails and is retried with backoff, alone.
@@ -31,7 +31,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from include.awsgov.airflow_conn import ANOMALIES_ASSET, DEFAULT_ARGS
-from include.awsgov.settings import load_settings
+from include.awsgov.core.settings import load_settings
 
 # Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
 AWS_POOL = load_settings()["aws_pool"]
@@ -81,13 +81,13 @@ def metric_anomaly_checks():
     @task(retries=0)
     def validate_rules(params: dict | None = None) -> dict:
         """Refuse invalid rules before any AWS call; fix the window and the rules of this run."""
-        from include.awsgov import metric_findings, metrics
+        from include.awsgov.anomaly import findings, metrics
 
         params = params or {}
         context = get_current_context()
         ruleset = metrics.load_rules().select(params.get("rules"))
         run = context["dag_run"]
-        start, end = metric_findings.run_window(
+        start, end = findings.run_window(
             ruleset.window, interval_start=context.get("data_interval_start"),
             interval_end=context.get("data_interval_end"), requested_at=run.run_after,
             end=params.get("end"), hours=params.get("hours"))
@@ -96,8 +96,8 @@ def metric_anomaly_checks():
     @task(pool=AWS_POOL)
     def list_accounts(params: dict | None = None) -> list[dict]:
         """ACTIVE accounts of the Organization (optionally only those of the `accounts` param)."""
-        from include.awsgov import accounts
         from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.core import accounts
 
         wanted = set((params or {}).get("accounts") or [])
         access = aws_access(settings(), get_current_context())
@@ -109,9 +109,9 @@ def metric_anomaly_checks():
     @task(pool=AWS_POOL, map_index_template="{{ account_label }}")
     def check_account(account: dict, plan: dict) -> dict:
         """Check one account in every region and merge its new anomalies into the store."""
-        from include.awsgov import metric_findings, metrics
         from include.awsgov.airflow_conn import aws_access, settings
-        from include.awsgov.store import Store
+        from include.awsgov.anomaly import findings, metrics
+        from include.awsgov.core.store import Store
 
         context = get_current_context()
         context["account_label"] = f"{account['account_id']} {account['name']}".strip()
@@ -119,7 +119,7 @@ def metric_anomaly_checks():
         access = aws_access(cfg, context)
         access.admin_id()  # so that the admin account itself is read with its own credentials, not a role
         window = (datetime.fromisoformat(plan["start"]), datetime.fromisoformat(plan["end"]))
-        summary = metric_findings.check_account(access, Store(cfg["store_url"]), metrics.load_rules().select(
+        summary = findings.check_account(access, Store(cfg["store_url"]), metrics.load_rules().select(
             plan["rules"]), account["account_id"], cfg["regions"], window)
         if summary["status"] in RETRYABLE:
             raise RuntimeError(f"account {account['account_id']}: {summary['regions']} (recorded; retrying)")
@@ -128,9 +128,9 @@ def metric_anomaly_checks():
     @task(pool=AWS_POOL, outlets=[ANOMALIES_ASSET], trigger_rule="all_done_min_one_success")
     def send_alerts(accounts: list[dict], plan: dict) -> dict:
         """Mail new high-severity anomalies to account owners, once each; update the anomalies asset."""
-        from include.awsgov import alerts, metrics
         from include.awsgov.airflow_conn import aws_access, settings
-        from include.awsgov.store import Store
+        from include.awsgov.anomaly import alerts, metrics
+        from include.awsgov.core.store import Store
 
         cfg = settings()
         access = aws_access(cfg, get_current_context())

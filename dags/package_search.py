@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.awsgov.airflow_conn import DEFAULT_ARGS
-from include.awsgov.package_search import CONSTRAINT_CHARS, OU_CHARS, PATTERN_CHARS
-from include.awsgov.settings import load_settings
+from include.awsgov.core.settings import load_settings
+from include.awsgov.software.search import CONSTRAINT_CHARS, OU_CHARS, PATTERN_CHARS
 
 log = logging.getLogger(__name__)
 # Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
@@ -68,8 +68,8 @@ def package_search():
     @task(retries=0)
     def validate_query(params: dict | None = None) -> dict:
         """Refuse a bad query (pattern, constraint, accounts, OUs, address) before anything is read or sent."""
-        from include.awsgov.mail import InvalidHeader, validate_address
-        from include.awsgov.package_search import QueryError, SearchQuery
+        from include.awsgov.core.mail import InvalidHeader, validate_address
+        from include.awsgov.software.search import QueryError, SearchQuery
 
         params = params or {}
         try:
@@ -82,10 +82,10 @@ def package_search():
     @task
     def search_inventory(request: dict) -> dict:
         """Search the stored inventory, archive the answer (HTML, CSV) in the store and log a summary."""
-        from include.awsgov import package_search as ps
         from include.awsgov.airflow_conn import settings
-        from include.awsgov.render import oneline
-        from include.awsgov.store import Store
+        from include.awsgov.core.render import oneline
+        from include.awsgov.core.store import Store
+        from include.awsgov.software import search as ps
 
         context = get_current_context()
         cfg = settings()
@@ -109,10 +109,10 @@ def package_search():
         """Mail the answer to the requester through the configured transport (skipped without mail_to)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from include.awsgov import package_search as ps
         from include.awsgov.airflow_conn import aws_access, settings, smtp_params
-        from include.awsgov.mail import mailer_from_settings
-        from include.awsgov.store import Store
+        from include.awsgov.core.mail import mailer_from_settings
+        from include.awsgov.core.store import Store
+        from include.awsgov.software import search as ps
 
         if not request.get("mail_to"):
             raise AirflowSkipException("no mail_to: the answer is in the store only")

@@ -8,9 +8,9 @@ Reads **only the history store** (no AWS call except SES when that is the transp
    (CloudTrail event history: principal, event name, source IP), written to the store (`change_history`) and shown
    next to the item. Bounded and cached per resource; AWS errors and answers of an unexpected shape become the item's
    status, and `build_reports` runs whatever became of this task (trigger rule `all_done`): the enrichment never
-   blocks the report (`include/awsgov/change_history.py`, `docs/inventory.md`).
+   blocks the report (`include/awsgov/report/change_history.py`, `docs/inventory.md`).
 1. **build_reports**: the week's findings, deltas against the previous week, score cards with 8-week trends,
-   coverage gaps, anomalies and exceptions (`include/awsgov/report.py`); one report per owner (resource `Owner`
+   coverage gaps, anomalies and exceptions (`include/awsgov/report/week.py`); one report per owner (resource `Owner`
    tag, else account owner, else the OU default `ou_owners`, else `mail.governance_address`), rendered as HTML
    (autoescaped), plain text and a CSV of the owner's open findings, archived in the store under
    `reports/week=YYYY-Www/<owner-slug>.html`. Owners the send ledger already lists for the week are skipped.
@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
 from include.awsgov.airflow_conn import DEFAULT_ARGS, FINDINGS_ASSET
-from include.awsgov.settings import load_settings
+from include.awsgov.core.settings import load_settings
 
 # Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
 AWS_POOL = load_settings()["aws_pool"]
@@ -56,8 +56,8 @@ AWS_POOL = load_settings()["aws_pool"]
 def _context(params: dict | None) -> tuple:
     """Settings, store, the week to report, the output folder and the task context of the running task."""
     from include.awsgov.airflow_conn import settings
-    from include.awsgov.report import Week, last_complete_week
-    from include.awsgov.store import Store
+    from include.awsgov.core.store import Store
+    from include.awsgov.report.week import Week, last_complete_week
 
     context = get_current_context()
     params = params or {}
@@ -75,7 +75,7 @@ def _context(params: dict | None) -> tuple:
 def _mailer_factory(cfg: dict, context: dict):
     """Opens the configured transport inside the sending task (credentials never leave it)."""
     from include.awsgov.airflow_conn import aws_access, smtp_params
-    from include.awsgov.mail import mailer_from_settings
+    from include.awsgov.core.mail import mailer_from_settings
 
     def factory():
         access = aws_access(cfg, context) if cfg["mail"]["transport"] == "ses" else None
@@ -113,7 +113,7 @@ def weekly_compliance_report():
     @task(inlets=[FINDINGS_ASSET], trigger_rule="all_done")
     def build_reports(params: dict | None = None) -> list[int]:
         """Render and archive every pending owner's report and its manifest; return the send batches."""
-        from include.awsgov.report_delivery import build_reports as build
+        from include.awsgov.report.delivery import build_reports as build
 
         cfg, store, week, _, context = _context(params)
         summary = build(store, week, cfg, resend=bool((params or {}).get("resend")),
@@ -125,8 +125,8 @@ def weekly_compliance_report():
     @task(pool=AWS_POOL, map_index_template="{{ batch_label }}")
     def send_reports(batch: int, params: dict | None = None) -> dict:
         """Send one batch of owner reports over one connection and record each in the ledger."""
-        from include.awsgov.report_delivery import manifest_path
-        from include.awsgov.report_delivery import send_reports as send
+        from include.awsgov.report.delivery import manifest_path
+        from include.awsgov.report.delivery import send_reports as send
 
         cfg, store, week, out_dir, context = _context(params)
         size = int(cfg["report"]["send_batch_size"])
@@ -144,8 +144,8 @@ def weekly_compliance_report():
         """Send the org-wide summary with every owner's delivery outcome to the governance address."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from include.awsgov.report_delivery import manifest_path
-        from include.awsgov.report_delivery import send_org_summary as send
+        from include.awsgov.report.delivery import manifest_path
+        from include.awsgov.report.delivery import send_org_summary as send
 
         cfg, store, week, out_dir, context = _context(params)
         if context["ti"].xcom_pull(task_ids="build_reports", key="summary") is None:
@@ -158,7 +158,7 @@ def weekly_compliance_report():
     def lookup_changes(params: dict | None = None) -> dict:
         """When and by whom the report's top non-compliant Config resources last changed (Config + CloudTrail)."""
         from include.awsgov.airflow_conn import aws_access
-        from include.awsgov.change_history import lookup_for_report
+        from include.awsgov.report.change_history import lookup_for_report
 
         cfg, store, week, _, context = _context(params)
         return lookup_for_report(aws_access(cfg, context), store, week, cfg)

@@ -2,7 +2,7 @@
 
 A FastAPI app mounted by the api-server under ``/governance`` (Airflow 3 plugin ``fastapi_apps``) and shown in the
 UI's navigation as "Governance" (``external_views``, rendered in an iframe). Pages are server-rendered from the
-history store (include/awsgov/posture.py computes the figures) with Jinja autoescape on; no JavaScript, no
+history store (include/awsgov/report/posture.py computes the figures) with Jinja autoescape on; no JavaScript, no
 external assets. Airflow mounts plugin apps without any authentication, so every route here depends on
 :func:`require_user`, which applies Airflow's own check (the JWT from the Authorization header or the UI's session
 cookie, as the core API does) and asks the auth manager whether the user may view the website.
@@ -65,7 +65,7 @@ async def require_user(request: Request) -> None:
 
 def _settings() -> dict[str, Any]:
     """Settings with the Airflow Variable ``awsgov_settings`` applied (env AWSGOV_STORE_URL still wins)."""
-    from include.awsgov.settings import load_settings
+    from include.awsgov.core.settings import load_settings
 
     overrides = None
     try:
@@ -80,7 +80,7 @@ def _settings() -> dict[str, Any]:
 
 
 def _store():
-    from include.awsgov.store import Store
+    from include.awsgov.core.store import Store
 
     return Store(_settings()["store_url"])
 
@@ -110,7 +110,7 @@ def _cached(key: tuple, compute: Callable[[], Any]) -> Any:
 
 def _spark(values: list[Any], kind: str = "n") -> dict[str, Any]:
     """Sparkline geometry on a scale from 0 (to 100 for percentages), so a flat series is not drawn as a low."""
-    from include.awsgov.render import spark
+    from include.awsgov.core.render import spark
 
     return spark(values, 120, 24, 0, 100 if kind == "pct" else None)
 
@@ -125,7 +125,7 @@ def _fmt(value: Any, kind: str = "n") -> str:
 
 
 def _when(value: Any) -> str:
-    from include.awsgov.render import timestamp
+    from include.awsgov.core.render import timestamp
 
     return timestamp(value)
 
@@ -165,7 +165,7 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
 @app.get("/", response_class=HTMLResponse)
 def posture_page(request: Request) -> HTMLResponse:
     """The organization's posture, its 8-week trends, accounts, owners, onboarding and recent runs."""
-    from include.awsgov import posture
+    from include.awsgov.report import posture
 
     store = _store()
     return _page(request, "posture.html.j2", v=_cached(("org", store.url), lambda: posture.org_view(store)))
@@ -174,7 +174,7 @@ def posture_page(request: Request) -> HTMLResponse:
 @app.get("/accounts/{account_id}", response_class=HTMLResponse)
 def account_page(request: Request, account_id: str) -> HTMLResponse:
     """One account: figures and trends, open red/yellow checks, non-compliant rules, anomalies, onboarding."""
-    from include.awsgov import posture
+    from include.awsgov.report import posture
 
     store = _store()
     view = _cached(("account", store.url, account_id), lambda: posture.account_view(store, account_id))
@@ -186,7 +186,7 @@ def account_page(request: Request, account_id: str) -> HTMLResponse:
 @app.get("/owners/{slug}", response_class=HTMLResponse)
 def owner_page(request: Request, slug: str) -> HTMLResponse:
     """One owner: their accounts, figures and trends, and their archived weekly reports."""
-    from include.awsgov import posture
+    from include.awsgov.report import posture
 
     store = _store()
     view = _cached(("owner", store.url, slug), lambda: posture.owner_view(store, slug))
@@ -198,7 +198,7 @@ def owner_page(request: Request, slug: str) -> HTMLResponse:
 @app.get("/reports/{week}/{slug}.html", response_class=HTMLResponse)
 def archived_report(week: str, slug: str) -> HTMLResponse:
     """An archived weekly report from the store, under a no-script Content-Security-Policy."""
-    from include.awsgov import posture
+    from include.awsgov.report import posture
 
     store = _store()
     path = posture.report_path(week, slug)

@@ -29,12 +29,12 @@ from scripts.localenv import REPO, VENV_BIN, airflow_env, migrate_db  # noqa: E4
 
 def deploy_central(sb) -> dict:
     """The central stack (bus -> SQS rule, queues), deployed by the product's own code."""
-    from include.awsgov import onboarding, stacksets
+    from include.awsgov.onboarding import stacksets, workflow
 
     info = sb.info
     cf = sb.client("cloudformation")
-    body, version = onboarding.load_template("central")
-    values = onboarding.central_values({"central": {}}, admin_account_id=info["management_account_id"],
+    body, version = workflow.load_template("central")
+    values = workflow.central_values({"central": {}}, admin_account_id=info["management_account_id"],
                                        organization_id=info["organization_id"])
     # The sandbox seeds the bucket, bus and aggregator: adopt them, as onboarding does.
     values.update({"CreateLogBucket": "false", "CreateEventBus": "false", "CreateAggregator": "false"})
@@ -47,8 +47,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=18093, help="api-server port")
     parser.add_argument("--timeout", type=int, default=240, help="seconds to wait for the stored event")
     args = parser.parse_args()
-    from include.awsgov import tables
-    from include.awsgov.store import Store
+    from include.awsgov.core import tables
+    from include.awsgov.core.store import Store
     from sandbox.runner import Sandbox
 
     root = Path(tempfile.mkdtemp(prefix="awsgov-watcher-"))

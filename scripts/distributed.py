@@ -341,8 +341,8 @@ def wait_run(api: Api, procs: Processes, dag_id: str, run_id: str, timeout: floa
 # --- the checks on the store --------------------------------------------------------------------------------------
 def check_store(store_url: str, day: dt.date, onboarded: list[str], collected: list[str], run_id: str) -> list[str]:
     """What the two runs must have written; returns failures (empty when all is there)."""
-    from include.awsgov import tables
-    from include.awsgov.store import Store
+    from include.awsgov.core import tables
+    from include.awsgov.core.store import Store
 
     store, failures = Store(store_url), []
     inventory = store.read("inventory", schema=tables.INVENTORY)

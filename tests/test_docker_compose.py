@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from include.awsgov.settings import load_settings
+from include.awsgov.core.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())

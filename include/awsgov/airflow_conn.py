@@ -14,8 +14,8 @@ from typing import Any
 
 from airflow.sdk import Asset
 
-from include.awsgov.aws import AwsAccess, role_session_name
-from include.awsgov.settings import load_settings
+from include.awsgov.core.aws import AwsAccess, role_session_name
+from include.awsgov.core.settings import load_settings
 
 # Assets that chain the DAGs: onboarding -> inventory, collection -> findings, anomaly checks -> anomalies;
 # the weekly report is scheduled on findings. Names are stable ids; URIs say where the data lives by default.

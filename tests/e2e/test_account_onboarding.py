@@ -50,8 +50,8 @@ def _calls(sb, action: str | None = None) -> int:
 
 
 def _inventory(store_url: str):
-    from include.awsgov.store import Store
-    from include.awsgov.tables import INVENTORY
+    from include.awsgov.core.store import Store
+    from include.awsgov.core.tables import INVENTORY
 
     return Store(store_url).read("inventory", schema=INVENTORY)
 
@@ -156,23 +156,23 @@ def test_newer_version_updates_every_instance_before_creating_new_ones(env):
     leaves the StackSet at a version the templates do not have."""
     import time
 
-    from include.awsgov import onboarding, stacksets
+    from include.awsgov.onboarding import stacksets, workflow
 
     sb, account = env["sb"], env["new"][4]
     cf = sb.client("cloudformation")
     name = "governance-baseline"
     before = stacksets.describe_stack_set(cf, name)
     instances = stacksets.list_stack_instances(cf, name)
-    request = onboarding.validate_static(_conf([account]), default_regions=REGIONS, global_region="us-east-1")
-    plan = onboarding.plan_deployment(request, version="9.0.0", central_stack=None, stack_set=before,
+    request = workflow.validate_static(_conf([account]), default_regions=REGIONS, global_region="us-east-1")
+    plan = workflow.plan_deployment(request, version="9.0.0", central_stack=None, stack_set=before,
                                       instances=instances)
     assert (plan["stackset"], plan["create"]) == ("update", [{"accounts": [account], "regions": REGIONS}])
     values = {p["ParameterKey"]: p["ParameterValue"] for p in before["Parameters"]}
     values["ExternalId"] = sb.info["external_id"]  # NoEcho: not readable back
-    body, _ = onboarding.load_template("baseline")
+    body, _ = workflow.load_template("baseline")
     update = stacksets.ensure_stack_set(cf, name, template_body=body, version="9.0.0", values=values,
                                         preferences={"MaxConcurrentPercentage": 100})
-    steps = onboarding.operation_steps(request, plan, update["operation_id"], ("test", "version-bump"))
+    steps = workflow.operation_steps(request, plan, update["operation_id"], ("test", "version-bump"))
     deadline = time.monotonic() + 60
     while not stacksets.drive_operations(cf, name, steps).done:
         assert time.monotonic() < deadline, "operations did not finish"

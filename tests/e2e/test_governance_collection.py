@@ -44,8 +44,8 @@ def _settings(env: dict, monkeypatch, **collection) -> None:
 
 def test_dag_run_collects_every_account_and_a_rerun_writes_identical_partitions(airflow_sandbox_env, sandbox,
                                                                                   monkeypatch):
-    from include.awsgov import tables
-    from include.awsgov.store import Store
+    from include.awsgov.core import tables
+    from include.awsgov.core.store import Store
 
     members = [a["id"] for a in sandbox.info["accounts"] if a["read_role"] and a["status"] == "ACTIVE"]
     denied, no_support = members[0], members[1]

@@ -31,8 +31,8 @@ def env(airflow_db, tmp_path_factory):
     """A dedicated sandbox with the central stack deployed, Airflow pointed at it, the watcher's queue URL set."""
     import boto3
 
-    from include.awsgov import onboarding, stacksets
-    from include.awsgov.aws import AwsAccess
+    from include.awsgov.core.aws import AwsAccess
+    from include.awsgov.onboarding import stacksets, workflow
     from scripts.localenv import airflow_env
 
     sb = Sandbox(accounts=5, new_accounts=0, regions=["us-east-1"]).start()
@@ -49,9 +49,9 @@ def env(airflow_db, tmp_path_factory):
             mgmt = sb.info["management_account_id"]
             cfg = {"central": {}}
             cf = access.client("cloudformation")
-            body, version = onboarding.load_template("central")
-            values = onboarding.central_values(cfg, admin_account_id=mgmt, organization_id=sb.info["organization_id"])
-            values.update(onboarding.central_create_flags(access, values, stacksets.describe_stack(cf, "central")))
+            body, version = workflow.load_template("central")
+            values = workflow.central_values(cfg, admin_account_id=mgmt, organization_id=sb.info["organization_id"])
+            values.update(workflow.central_create_flags(access, values, stacksets.describe_stack(cf, "central")))
             outputs = stacksets.ensure_stack(cf, "governance-central", template_body=body, version=version,
                                              values=values)["outputs"]
             mp.setenv("AWSGOV_EVENTS_QUEUE_URL", outputs["EventsQueueUrl"])
@@ -153,8 +153,8 @@ def _queue_depth(sb, url: str) -> int:
 
 
 def _read(store_url: str, table: str):
-    from include.awsgov import tables
-    from include.awsgov.store import Store
+    from include.awsgov.core import tables
+    from include.awsgov.core.store import Store
 
     return Store(store_url).read(table, schema=getattr(tables, table.upper()))
 

@@ -34,8 +34,8 @@ def _ses_alerts(endpoint: str) -> list[dict]:
 
 
 def _anomalies(store_url: str) -> pd.DataFrame:
-    from include.awsgov.store import Store
-    from include.awsgov.tables import ANOMALIES
+    from include.awsgov.core.store import Store
+    from include.awsgov.core.tables import ANOMALIES
 
     frame = Store(store_url).read("anomalies", schema=ANOMALIES)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
@@ -90,8 +90,8 @@ def checked(airflow_db, sandbox_fixed, tmp_path_factory):
 
 def _expected_recipient(owner: str) -> str:
     """The Owner tag when it is a usable address, else the settings' governance address."""
-    from include.awsgov.mail import InvalidRecipient, validate_address
-    from include.awsgov.settings import load_settings
+    from include.awsgov.core.mail import InvalidRecipient, validate_address
+    from include.awsgov.core.settings import load_settings
 
     try:
         return validate_address(owner.strip())
@@ -108,9 +108,9 @@ def _matches(row, anomaly) -> bool:
 
 
 def test_every_task_succeeds_and_unreadable_accounts_are_recorded(checked):
-    from include.awsgov.metric_findings import COVERAGE_TABLE
-    from include.awsgov.store import Store
-    from include.awsgov.tables import COVERAGE
+    from include.awsgov.anomaly.findings import COVERAGE_TABLE
+    from include.awsgov.core.store import Store
+    from include.awsgov.core.tables import COVERAGE
 
     states = task_states(checked["first"])
     assert str(checked["first"].state) == "success", states
@@ -144,7 +144,7 @@ def test_no_high_severity_anomaly_that_was_not_injected(checked):
 
 
 def test_owner_gets_one_alert_per_account_with_new_high_anomalies(checked):
-    from include.awsgov.metrics import load_rules
+    from include.awsgov.anomaly.metrics import load_rules
 
     accounts = {a["id"]: a for a in checked["truth"]["accounts"]}
     # Only anomalies within alerts.max_age_hours of the window's end are mailed; older ones go to the report.

@@ -24,19 +24,19 @@ DAG_ID = "package_search"
 @pytest.fixture
 def collected(airflow_sandbox_env, sandbox):
     """The inventory of the sandbox's day in this test's store, through the aggregator (as the daily run does)."""
-    from include.awsgov import collection
-    from include.awsgov.aws import AwsAccess
-    from include.awsgov.settings import load_settings
-    from include.awsgov.store import Store
+    from include.awsgov.collection import runner
+    from include.awsgov.core.aws import AwsAccess
+    from include.awsgov.core.settings import load_settings
+    from include.awsgov.core.store import Store
 
     cfg = load_settings(airflow_sandbox_env["settings"])
-    opts = collection.Options.from_settings(cfg)
-    opts = collection.Options(regions=opts.regions, sources=(), inventory=opts.inventory,
+    opts = runner.Options.from_settings(cfg)
+    opts = runner.Options(regions=opts.regions, sources=(), inventory=opts.inventory,
                               aggregator=opts.aggregator)
     access = AwsAccess.from_args(endpoint_url=sandbox.endpoint, aws_access_key_id="AKIATESTPKGSEARCH001",
                                  aws_secret_access_key="test", external_id=sandbox.info["external_id"])
     store = Store(airflow_sandbox_env["store_url"])
-    collection.collect_org(access, store, sandbox.today(), opts)
+    runner.collect_org(access, store, sandbox.today(), opts)
     return store
 
 
@@ -59,7 +59,7 @@ def _expected(sandbox, pattern, below=None, accounts=None, ous=None):
 
 
 def _answer(store, run) -> tuple[str, list[dict]]:
-    from include.awsgov.package_search import search_id
+    from include.awsgov.software.search import search_id
 
     base = f"package_search/{search_id(run.run_id)}"
     rows = list(csv.DictReader(io.StringIO(store.get_bytes(f"{base}/results.csv").decode("utf-8-sig"))))

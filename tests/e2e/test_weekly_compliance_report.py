@@ -99,8 +99,8 @@ def test_ses_run_against_the_sandbox(airflow_sandbox_env, sandbox, tmp_path, mon
     parsed = [email.message_from_string(m["raw_data"], policy=email.policy.default) for m in mine]
     assert {p["X-Awsgov-Report"] for p in parsed} >= {"alice-example-com-ff8d9819", "org-summary"}
     assert all(p.get_content_type() == "multipart/mixed" for p in parsed)
-    from include.awsgov import tables
-    from include.awsgov.store import Store
+    from include.awsgov.core import tables
+    from include.awsgov.core.store import Store
 
     ledger = Store(settings["store_url"]).read("send_ledger", schema=tables.SEND_LEDGER)
     assert set(ledger["transport"]) == {"ses"} and sorted(ledger["status"]) == ["refused"] + ["sent"] * 6

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from include.awsgov import owners, posture
-from tests.awsgov.test_posture import TEST_ACCT_A, TEST_ACCT_B, TEST_EVIL, TEST_OWNER_A, TEST_RUN_ID, seed_store
+from include.awsgov.core import owners
+from include.awsgov.report import posture
+from tests.awsgov.report.test_posture import TEST_ACCT_A, TEST_ACCT_B, TEST_EVIL, TEST_OWNER_A, TEST_RUN_ID, seed_store
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

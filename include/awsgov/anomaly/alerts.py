@@ -1,0 +1,225 @@
+"""Immediate mail to an account's owner for new high-severity metric anomalies, at most once per anomaly.
+
+After the accounts of a run are checked, the anomalies stored within the last ``alerts.max_age_hours`` (rules file)
+at or above ``alerts.min_severity`` that the alert ledger does not list as sent (or refused) are grouped per
+account into one short plain-text message to the account's ``Owner`` tag (Organizations
+``ListTagsForResource``), or to the settings' ``mail.governance_address`` when the account has no usable owner.
+Each message is recorded in the ledger (``tables.ALERT_LEDGER``, partitioned by the anomaly's day, chunk ``all``)
+as soon as it is sent, so a rerun, a retry or an overlapping hourly run never mails an anomaly twice. A send that
+may succeed later (network, throttling, SMTP 4xx) is recorded as ``failed`` and tried again by the next run while
+the anomaly is younger than ``max_age_hours``; a permanent refusal (bad address, SMTP 5xx, SES rejection) is
+recorded as ``refused`` and not retried. Delivery itself is ``mail.py``'s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+
+from include.awsgov.anomaly.findings import read_chunk
+from include.awsgov.anomaly.metrics import SEVERITIES, RuleSet
+from include.awsgov.core import tables
+from include.awsgov.core.accounts import OWNER_KEYS, account_tags
+from include.awsgov.core.aws import AwsAccess, error_code
+from include.awsgov.core.store import Store
+
+log = logging.getLogger(__name__)
+
+LEDGER_TABLE = "alert_ledger"
+LEDGER_CHUNK = "all"
+# Ledger statuses that close an anomaly for alerting; "failed" stays open and is retried.
+DONE_STATUSES = ("sent", "refused")
+ALERT_HEADER = "X-Awsgov-Alert"
+
+
+def pending_alerts(
+    store: Store, ruleset: RuleSet, window_end: dt.datetime, account_ids: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Stored anomalies that deserve an immediate alert and have not been mailed yet.
+
+    :param store: the history store.
+    :param ruleset: rules (its ``alerts`` section sets min_severity and max_age_hours).
+    :param window_end: end of the run's window; anomalies older than max_age_hours before it are not alerted.
+    :param account_ids: limit to these accounts (None: all).
+    """
+    cfg = ruleset.alerts
+    since = window_end - dt.timedelta(hours=int(cfg["max_age_hours"]))
+    frame = store.read("anomalies", since.date(), window_end.date(), schema=tables.ANOMALIES)
+    if frame.empty:
+        return frame
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    keep = frame["severity"].isin(SEVERITIES[SEVERITIES.index(cfg["min_severity"]) :])
+    keep &= frame["timestamp"] >= pd.Timestamp(since)
+    if account_ids is not None:
+        keep &= frame["account_id"].isin(set(account_ids))
+    frame = frame[keep]
+    ledger = store.read(LEDGER_TABLE, since.date(), window_end.date(), schema=tables.ALERT_LEDGER)
+    done = set(ledger.loc[ledger["status"].isin(DONE_STATUSES), "anomaly_id"])
+    frame = frame[~frame["anomaly_id"].isin(done)]
+    return frame.sort_values(["account_id", "timestamp", "rule_id", "anomaly_id"], kind="mergesort")
+
+
+def owner_addresses(access: AwsAccess, account_ids: Sequence[str], fallback: str) -> dict[str, str]:
+    """Alert recipient per account: its Owner tag, else ``fallback`` (also when tags cannot be read).
+
+    :param access: the admin account's access layer (Organizations).
+    :param account_ids: accounts to resolve.
+    :param fallback: the settings' mail.governance_address.
+    """
+    try:
+        tags = account_tags(access, account_ids)
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("alerts: cannot read account tags (%s); using the governance address", error_code(exc) or exc)
+        tags = {}
+    out = {}
+    for account_id in account_ids:
+        owner = next((v for k, v in sorted(tags.get(account_id, {}).items()) if k.casefold() in OWNER_KEYS and v), "")
+        out[account_id] = owner.strip() or fallback
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n/a"
+    return f"{float(value):.4g}"
+
+
+def _one_line(text: Any) -> str:
+    # Names come from Organizations and tags: never let them break a header or a line.
+    return " ".join(str(text).split())
+
+
+def compose(
+    cfg: Mapping[str, Any], account_id: str, account_name: str, rows: pd.DataFrame, titles: Mapping[str, str]
+) -> tuple[str, str]:
+    """Subject and plain-text body of one account's alert, worded by the rules file's ``alerts`` section.
+
+    :param cfg: the ``alerts`` section.
+    :param account_id: the account.
+    :param account_name: its name in Organizations.
+    :param rows: its new anomalies.
+    :param titles: rule id -> rule title.
+    """
+    names = {"account_id": account_id, "account_name": _one_line(account_name or account_id), "count": len(rows)}
+    subject = _one_line(cfg["subject"].format(**names))
+    lines = [cfg["intro"].format(**names), ""]
+    limit = int(cfg["max_lines"])
+    for row in rows.head(limit).to_dict("records"):
+        dims = json.loads(row["dimensions_json"] or "{}")
+        lines.append(_one_line(cfg["line"].format(
+            timestamp=pd.Timestamp(row["timestamp"]).strftime("%Y-%m-%d %H:%M UTC"),
+            region=row["region"], namespace=row["namespace"], metric_name=row["metric_name"],
+            dimensions=" ".join(f"{k}={v}" for k, v in sorted(dims.items())), statistic=row["statistic"],
+            value=_fmt(row["value"]), expected=_fmt(row["expected"]), lower=_fmt(row["lower"]),
+            upper=_fmt(row["upper"]), severity=row["severity"], rule_id=row["rule_id"],
+            title=titles.get(row["rule_id"], row["rule_id"]),
+        )))
+    if len(rows) > limit:
+        lines.append(cfg["more"].format(count=len(rows) - limit))
+    lines += ["", cfg["footer"].format(**names)]
+    return subject, "\n".join(lines).strip() + "\n"
+
+
+def record(store: Store, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Merge ledger rows into the ledger (a newer row for an anomaly replaces an older one).
+
+    :param store: the history store.
+    :param entries: ALERT_LEDGER rows; ``day`` of each is taken from the ``anomaly_day`` key.
+    """
+    frame = pd.DataFrame(list(entries))
+    for day, part in frame.groupby("anomaly_day", sort=True):
+        existing = read_chunk(store, LEDGER_TABLE, day, LEDGER_CHUNK, tables.ALERT_LEDGER)
+        existing = existing[~existing["anomaly_id"].isin(set(part["anomaly_id"]))]
+        merged = pd.concat([existing, part[tables.ALERT_LEDGER.names]], ignore_index=True)
+        store.write(LEDGER_TABLE, day, merged, chunk=LEDGER_CHUNK, schema=tables.ALERT_LEDGER,
+                    sort_by=["anomaly_id"])
+
+
+def mail_and_record(mailer: Any, store: Store, mail_cfg: Mapping[str, Any], summary: dict[str, int], *,
+                    account_id: str, recipient: str, subject: str, text: str, kind: str,
+                    entries: Sequence[Mapping[str, Any]]) -> str:
+    """Send one account's alert message and record its alerts in the ledger; count it in ``summary``.
+
+    An owner address that is not valid falls back to ``mail.governance_address``. A send that may succeed later
+    (network, throttling, 4xx) is recorded as ``failed`` and stays open; a permanent refusal as ``refused``.
+
+    :param mailer: an open mail.py mailer.
+    :param store: the history store.
+    :param mail_cfg: settings ``mail``.
+    :param summary: counters ``messages``, ``sent``, ``failed``, ``refused`` (updated).
+    :param kind: value of the alert header (``metric-anomaly``, ``event``).
+    :param entries: one per alert of the message: ``anomaly_id`` (ledger key), ``rule_id``, ``severity``,
+        ``anomaly_day`` (ledger partition).
+    :returns: the status recorded.
+    """
+    from include.awsgov.core.mail import InvalidRecipient, build_message, is_transient
+
+    fallback = mail_cfg["governance_address"]
+    message_id, status, error = "", "sent", ""
+    headers = {ALERT_HEADER: kind, "X-Awsgov-Account": account_id}
+    try:
+        try:
+            message = build_message(mail_cfg["sender"], recipient, subject, text, headers=headers)
+        except InvalidRecipient as exc:
+            log.warning("alerts: owner of %s is not a valid address (%s); using %s", account_id, exc, fallback)
+            recipient = fallback
+            message = build_message(mail_cfg["sender"], recipient, subject, text, headers=headers)
+        message_id = mailer.send(message)
+    except InvalidRecipient as exc:
+        status, error = "refused", str(exc)[:500]
+    except Exception as exc:  # noqa: BLE001 - any transport failure is recorded, not raised
+        status = "failed" if is_transient(exc) else "refused"
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    log.info("alerts (%s): %s -> %s: %d alerts, %s %s", kind, account_id, recipient, len(entries), status, error)
+    summary["messages"] += 1
+    summary[status] += len(entries)
+    now = dt.datetime.now(dt.UTC)
+    record(store, [{**e, "account_id": account_id, "recipient": recipient, "subject": subject,
+                    "message_id": message_id, "transport": mail_cfg["transport"], "status": status, "error": error,
+                    "sent_at": now} for e in entries])
+    return status
+
+
+def send_alerts(
+    access: AwsAccess, store: Store, cfg: Mapping[str, Any], ruleset: RuleSet, window_end: dt.datetime,
+    account_names: Mapping[str, str], smtp: Any = None,
+) -> dict[str, int]:
+    """Mail every account owner its new high-severity anomalies, once, and record each message in the ledger.
+
+    :param access: the admin account's access layer (Organizations tags; SES when it is the transport).
+    :param store: the history store.
+    :param cfg: settings (``mail`` section).
+    :param ruleset: rules (``alerts`` section and rule titles).
+    :param window_end: end of the run's window.
+    :param account_names: the run's accounts, id -> name; anomalies of other accounts are left alone.
+    :param smtp: SMTP connection parameters for mail.py when the transport is smtp.
+    """
+    pending = pending_alerts(store, ruleset, window_end, account_names)
+    summary = {"pending": len(pending), "messages": 0, "sent": 0, "failed": 0, "refused": 0}
+    if pending.empty:
+        log.info("alerts: nothing new to send")
+        return summary
+    from include.awsgov.core.mail import mailer_from_settings
+
+    mail_cfg = cfg["mail"]
+    accounts = sorted(pending["account_id"].unique())
+    owners = owner_addresses(access, accounts, mail_cfg["governance_address"])
+    titles = {r.id: r.title for r in ruleset.rules}
+    with mailer_from_settings(cfg, access, smtp) as mailer:
+        for account_id in accounts:
+            rows = pending[pending["account_id"] == account_id]
+            subject, text = compose(ruleset.alerts, account_id, account_names.get(account_id, ""), rows, titles)
+            # The header lets mail rules file these apart from the weekly report.
+            mail_and_record(mailer, store, mail_cfg, summary, account_id=account_id, recipient=owners[account_id],
+                            subject=subject, text=text, kind="metric-anomaly", entries=[
+                                {"anomaly_id": r["anomaly_id"], "rule_id": r["rule_id"], "severity": r["severity"],
+                                 "anomaly_day": pd.Timestamp(r["timestamp"]).date()}
+                                for r in rows.to_dict("records")])
+    return summary

@@ -1,0 +1,134 @@
+"""Macie findings of one account and region: from the delegated administrator, else in the account itself.
+
+Calls: ``macie2:GetMacieSession`` (Macie answers AccessDeniedException "Macie is not enabled" where it is off),
+``ListFindings`` (archived findings left out), ``GetFindings`` (50 ids a call) and, through the delegated
+administrator, ``GetMember`` (is the account an enabled member there?). Off, or not an enabled member, is
+``not_enabled``: a coverage gap, not an absence of sensitive data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from include.awsgov.collection.guardduty import utc_time
+from include.awsgov.core import tables
+from include.awsgov.core.aws import error_code, paginate
+
+SOURCE = "macie"
+SERVICE = "macie2"
+TABLE = "macie_findings"
+VIA_ADMIN, VIA_ACCOUNT = "admin", "account"
+NOT_ENABLED = "not_enabled"
+GET_BATCH = 50
+
+
+def _not_enabled(exc: ClientError) -> bool:
+    # The read role's own refusal (AssumeRole) is access_denied, not "Macie is off".
+    return (exc.operation_name != "AssumeRole" and error_code(exc) == "AccessDeniedException"
+            and "not enabled" in str(exc).lower())
+
+
+def session_status(client: Any) -> str | None:
+    """ENABLED or PAUSED (``GetMacieSession``); None where Macie is not enabled.
+
+    :param client: a Macie client of the account (or the administrator) and region.
+    """
+    try:
+        return client.get_macie_session().get("status")
+    except ClientError as exc:
+        if _not_enabled(exc):
+            return None
+        raise
+
+
+def member_status(client: Any, account_id: str) -> str | None:
+    """The account's relationshipStatus with the administrator (``GetMember``), None when not a member.
+
+    :param client: the administrator's Macie client.
+    :param account_id: the member account.
+    """
+    try:
+        return client.get_member(id=account_id).get("relationshipStatus")
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def finding_ids(client: Any, account_id: str | None = None) -> list[str]:
+    """Ids of the findings that are not archived (``ListFindings``), of one account when given (administrator).
+
+    :param client: a Macie client.
+    :param account_id: only this account's findings.
+    """
+    criterion: dict[str, Any] = {"archived": {"eq": ["false"]}}
+    if account_id:
+        criterion["accountId"] = {"eq": [account_id]}
+    return list(paginate(client, "list_findings", "findingIds", findingCriteria={"criterion": criterion}))
+
+
+def get_findings(client: Any, ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The findings (``GetFindings``, 50 ids a call).
+
+    :param client: a Macie client.
+    :param ids: finding ids.
+    """
+    ids = list(ids)
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(ids), GET_BATCH):
+        out += client.get_findings(findingIds=ids[start:start + GET_BATCH]).get("findings", [])
+    return out
+
+
+def finding_row(finding: Mapping[str, Any], via: str) -> dict[str, Any]:
+    """A ``tables.MACIE_FINDINGS`` row from a GetFindings item.
+
+    :param finding: the finding.
+    :param via: admin | account.
+    """
+    account_id, region, ftype = finding["accountId"], finding["region"], finding["type"]
+    affected = finding.get("resourcesAffected") or {}
+    sensitive = ((finding.get("classificationDetails") or {}).get("result") or {}).get("sensitiveData") or []
+    return {
+        "finding_id": tables.finding_id(SOURCE, account_id, region, ftype, finding["id"]),
+        "account_id": account_id,
+        "region": region,
+        "macie_id": finding["id"],
+        "type": ftype,
+        "category": finding.get("category") or "",
+        "sensitive_data": sorted({str(s.get("category")) for s in sensitive if s.get("category")}),
+        "detections": int(sum(int(s.get("totalCount") or 0) for s in sensitive)),
+        "severity": str((finding.get("severity") or {}).get("description") or "").lower(),
+        "bucket": str((affected.get("s3Bucket") or {}).get("name") or ""),
+        "object_key": str((affected.get("s3Object") or {}).get("key") or ""),
+        "first_seen": utc_time(finding.get("createdAt")),
+        "last_seen": utc_time(finding.get("updatedAt")),
+        "count": int(finding.get("count") or 1),
+        "via": via,
+    }
+
+
+def collect_region(client: Any, account_id: str, region: str, admin_id: str | None) -> tuple[str, str, list[dict]]:
+    """Macie findings of one account and region.
+
+    :param client: the account's client, or the delegated administrator's.
+    :param account_id: the account whose findings are wanted.
+    :param region: the region.
+    :param admin_id: the delegated administrator's account id when ``client`` is its; None when it is the account's.
+    :returns: (coverage status ``ok`` or ``not_enabled``, why not, rows).
+    """
+    status = session_status(client)
+    if status != "ENABLED":
+        where = f"the delegated administrator {admin_id}" if admin_id else "this account"
+        return NOT_ENABLED, f"Macie is not enabled in {region} in {where} (status: {status or 'none'})", []
+    if admin_id and admin_id != account_id:
+        relation = member_status(client, account_id)
+        if relation != "Enabled":
+            return (NOT_ENABLED, f"Macie is not enabled for the account as a member of {admin_id} in {region} "
+                                 f"(relationship: {relation or 'none'})", [])
+    via = VIA_ADMIN if admin_id else VIA_ACCOUNT
+    found = get_findings(client, finding_ids(client, account_id if admin_id else None))
+    return "ok", "", [finding_row(f, via) for f in found if f.get("accountId") == account_id]

@@ -1,0 +1,3 @@
+"""The core every workflow stands on: AWS access, the store and its tables, settings, accounts, owners, mail,
+rendering.
+"""

@@ -1,0 +1,581 @@
+"""Event-based monitoring: SQS messages from the central bus -> normalised events, routed, stored once.
+
+Member accounts forward events to the admin account's central bus; its rule delivers them to an SQS queue that the
+governance_events DAG watches (include/templates/cloudformation/central.yaml). Each message body is one EventBridge
+event. Here it is:
+
+- **checked** (:func:`parse_message`): a body larger than ``max_message_bytes``, not a JSON object with the
+  EventBridge envelope (id, source, detail-type, account, time, region, detail), or from a source not in
+  ``sources`` is *poison*: it is sent to the dead-letter queue with its reason and counted in ``event_rejects``,
+  never raised;
+- **normalised** (:func:`normalise`): id, source, account, region, time, type, resource, actor, severity, plus a
+  few source-specific attributes that the alert rules read;
+- **routed** (:func:`route`): the rules of include/config/events.yaml pick what goes to the owner at once
+  (events_alerts.py); everything else waits for the weekly report's "events of the week";
+- **stored once** (:func:`store_events`): ``events`` is partitioned by the event's day, one chunk per day; a
+  redelivered message (same event id) is not stored or routed again.
+
+Airflow-free; the DAG passes in the messages (from the AssetWatcher's asset events or from :func:`drain`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "events.yaml"
+QUEUE_URL_ENV = "AWSGOV_EVENTS_QUEUE_URL"
+EVENTS_TABLE = "events"
+REJECTS_TABLE = "event_rejects"
+CHUNK = "all"
+API_CALL = "AWS API Call via CloudTrail"
+SEVERITIES = ("low", "medium", "high")
+REASONS = ("oversized", "malformed", "unknown_source")
+_ENVELOPE = ("id", "source", "detail-type", "account", "time", "region", "detail")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+# SQS's own limit for what we forward to the dead-letter queue.
+_SQS_MAX_BYTES = 262_144
+
+
+@lru_cache(maxsize=1)
+def config() -> dict[str, Any]:
+    """include/config/events.yaml."""
+    return yaml.safe_load(CONFIG_PATH.read_text())
+
+
+def watcher_queue_url(cfg: Mapping[str, Any] | None = None) -> str | None:
+    """The queue URL the DAG's AssetWatcher polls: env ``AWSGOV_EVENTS_QUEUE_URL``, else ``queue_url``; or None."""
+    cfg = cfg or config()
+    return os.environ.get(QUEUE_URL_ENV) or cfg.get("queue_url") or None
+
+
+# --- messages ------------------------------------------------------------------------------------------------------
+def messages_from_asset_events(extras: Iterable[Mapping[str, Any] | None]) -> list[dict[str, str]]:
+    """SQS messages carried by the asset events of a run (the trigger's ``message_batch`` payloads), once each.
+
+    The AssetWatcher's trigger deletes what it receives and hands it over in the event's ``extra``
+    (``{"from_trigger": True, "payload": {"status": "success", "message_batch": [...]}}``), so the messages live in
+    Airflow's metadata DB until a run stores them: a failed run can be cleared and loses nothing.
+
+    :param extras: the ``extra`` of each triggering asset event.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for extra in extras:
+        payload = (extra or {}).get("payload") or {}
+        for message in payload.get("message_batch") or []:
+            message_id = str(message.get("MessageId") or "")
+            if message_id and message_id not in out:
+                out[message_id] = {"MessageId": message_id, "Body": message.get("Body") or ""}
+    return list(out.values())
+
+
+def drain(sqs: Any, queue_url: str, limit: int, wait_seconds: int = 0,
+          visibility_timeout: int = 300) -> tuple[list[dict[str, str]], list[dict]]:
+    """Receive up to ``limit`` messages (``ReceiveMessage``), without deleting them; for manual runs.
+
+    Receiving stops after a third of ``visibility_timeout``, so the receipt handles are still valid when the caller
+    has stored the messages and deletes them; :func:`drain_chunks` drains again for the rest.
+
+    :returns: (messages, delete entries for :func:`delete` once they are stored).
+    """
+    messages: list[dict[str, str]] = []
+    handles: list[dict[str, str]] = []
+    seen: set[str] = set()
+    deadline = time.monotonic() + visibility_timeout / 3
+    while len(messages) < limit and time.monotonic() < deadline:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=min(10, limit - len(messages)),
+                                  WaitTimeSeconds=wait_seconds,
+                                  VisibilityTimeout=visibility_timeout).get("Messages", [])
+        if not got:
+            break
+        for m in got:
+            handles.append({"Id": str(len(handles)), "ReceiptHandle": m["ReceiptHandle"]})
+            if m["MessageId"] not in seen:
+                seen.add(m["MessageId"])
+                messages.append({"MessageId": m["MessageId"], "Body": m.get("Body") or ""})
+    return messages, handles
+
+
+def drain_chunks(sqs: Any, queue_url: str, limit: int, chunk: int,
+                 visibility_timeout: int = 300) -> Iterator[tuple[list[dict[str, str]], list[dict]]]:
+    """:func:`drain` the queue chunk by chunk, up to ``limit`` messages in all.
+
+    The caller stores and deletes each chunk before asking for the next, so no receipt handle of a long manual
+    drain expires before its message is deleted.
+    """
+    left = limit
+    while left > 0:
+        messages, handles = drain(sqs, queue_url, min(chunk, left), visibility_timeout=visibility_timeout)
+        if not handles:
+            return
+        left -= len(messages)
+        yield messages, handles
+
+
+def delete(sqs: Any, queue_url: str, handles: Sequence[Mapping[str, str]]) -> int:
+    """Delete received messages (``DeleteMessageBatch``, 10 at a time).
+
+    An entry SQS refuses (an expired receipt handle...) is logged and counted, not raised: its message comes back
+    once visible again and is stored once, by its event id.
+
+    :returns: how many entries SQS did not delete.
+    """
+    failed = 0
+    for i in range(0, len(handles), 10):
+        response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=list(handles[i:i + 10]))
+        for entry in response.get("Failed") or []:
+            failed += 1
+            log.warning("events: message not deleted (entry %s): %s %s", entry.get("Id"), entry.get("Code"),
+                        entry.get("Message", ""))
+    return failed
+
+
+def account_environments(access: Any, account_ids: Iterable[str], workers: int = 8) -> dict[str, str]:
+    """Each account's Environment tag ("" when untagged or when its tags cannot be read).
+
+    An account whose tags cannot be read (it left the organization, throttled out, denied) loses only its
+    environment, with a warning, never the batch.
+
+    :param access: the admin account's access layer (Organizations).
+    :param account_ids: accounts named by the batch.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from include.awsgov.core.accounts import ENVIRONMENT_KEYS, account_tags
+    from include.awsgov.core.aws import error_code
+
+    def one(account_id: str) -> tuple[str, str]:
+        try:
+            tags = account_tags(access, [account_id], workers=1).get(account_id, {})
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("events: cannot read the tags of %s (%s); routed without an environment", account_id,
+                        error_code(exc) or exc)
+            return account_id, ""
+        return account_id, next((v for k, v in sorted(tags.items()) if k.casefold() in ENVIRONMENT_KEYS), "")
+
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ids)))) as pool:
+        return dict(pool.map(one, ids))
+
+
+def accounts_in(messages: Iterable[Mapping[str, str]]) -> set[str]:
+    """Accounts named by the readable messages of a batch (whose tags the routing needs)."""
+    out = set()
+    for message in messages:
+        try:
+            account = json.loads(message.get("Body") or "").get("account")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(account, str) and _ACCOUNT_RE.match(account):
+            out.add(account)
+    return out
+
+
+# --- poison ----------------------------------------------------------------------------------------------------------
+@dataclass
+class Reject:
+    """A poison message: why, and enough to find it in the dead-letter queue."""
+
+    message_id: str
+    reason: str  # oversized | malformed | unknown_source
+    detail: str
+    size_bytes: int
+    body_sha256: str
+    source: str = ""
+    body: str = field(default="", repr=False)
+
+
+def parse_message(message: Mapping[str, str], cfg: Mapping[str, Any]) -> tuple[dict[str, Any] | None, Reject | None]:
+    """The EventBridge event in one SQS message, or why it is poison.
+
+    :param message: ``MessageId`` and ``Body``.
+    :param cfg: events.yaml.
+    """
+    body = message.get("Body") or ""
+    raw = body.encode("utf-8", "surrogatepass")
+
+    def reject(reason: str, detail: str, source: str = "") -> tuple[None, Reject]:
+        return None, Reject(str(message.get("MessageId", "")), reason, detail[:300], len(raw),
+                            hashlib.sha256(raw).hexdigest(), source[:256], body)
+
+    if len(raw) > int(cfg["max_message_bytes"]):
+        return reject("oversized", f"{len(raw)} bytes > {cfg['max_message_bytes']}")
+    try:
+        event = json.loads(body)
+    except ValueError as exc:
+        return reject("malformed", f"not JSON: {exc}")
+    if not isinstance(event, dict):
+        return reject("malformed", f"a JSON {type(event).__name__}, not an object")
+    missing = [k for k in _ENVELOPE if k not in event]
+    if missing:
+        return reject("malformed", "missing " + ", ".join(missing), str(event.get("source", "")))
+    if not isinstance(event["detail"], dict) or not _ACCOUNT_RE.match(str(event["account"])):
+        return reject("malformed", "detail is not an object or account is not 12 digits", str(event["source"]))
+    try:
+        _time(event["time"])
+    except (TypeError, ValueError):
+        return reject("malformed", f"bad time {str(event['time'])[:40]!r}", str(event["source"]))
+    if event["source"] not in cfg["sources"]:
+        return reject("unknown_source", f"source {str(event['source'])[:100]!r} is not known", str(event["source"]))
+    return event, None
+
+
+def _time(value: Any) -> dt.datetime:
+    when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError("no time zone")
+    return when.astimezone(dt.UTC)
+
+
+# --- normalisation ------------------------------------------------------------------------------------------------
+def _get(obj: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _text(value: Any, limit: int = 512) -> str:
+    return "" if value is None else " ".join(str(value).split())[:limit]
+
+
+def _api_call(d: Mapping[str, Any]) -> dict[str, Any]:
+    service = str(d.get("eventSource") or "unknown").split(".", 1)[0]
+    params = d.get("requestParameters") or {}
+    resource = next((params.get(k) for k in ("userName", "name", "trailName", "groupId", "bucketName", "keyId",
+                                               "roleName", "instanceId") if isinstance(params, dict) and params.get(k)),
+                     None)
+    if resource is None and isinstance(d.get("resources"), list) and d["resources"]:
+        resource = _get(d["resources"][0], "ARN")
+    return {"type": f"{service}:{d.get('eventName') or 'unknown'}", "resource": resource,
+            "actor": _get(d, "userIdentity", "arn") or _get(d, "userIdentity", "principalId"),
+            "actor_type": _get(d, "userIdentity", "type"), "severity": "low",
+            "attributes": {"error_code": d.get("errorCode") or ""}}
+
+
+def _signin(d: Mapping[str, Any]) -> dict[str, Any]:
+    actor_type = _get(d, "userIdentity", "type") or ""
+    mfa = _get(d, "additionalEventData", "MFAUsed") or ""
+    result = _get(d, "responseElements", "ConsoleLogin") or ""
+    severity = "high" if actor_type == "Root" or (mfa == "No" and result == "Success") else (
+        "medium" if result == "Failure" else "low")
+    return {"type": f"signin:{d.get('eventName') or 'ConsoleLogin'}", "resource": "console",
+            "actor": _get(d, "userIdentity", "arn") or actor_type, "actor_type": actor_type, "severity": severity,
+            "attributes": {"mfa_used": mfa, "login_result": result}}
+
+
+def _guardduty(d: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        score = float(d.get("severity") or 0)
+    except (TypeError, ValueError):
+        score = 0.0
+    severity = "high" if score >= cfg["guardduty_high"] else "medium" if score >= cfg["guardduty_medium"] else "low"
+    res = d.get("resource") if isinstance(d.get("resource"), Mapping) else {}
+    buckets = res.get("s3BucketDetails") if isinstance(res.get("s3BucketDetails"), list) else []
+    resource = (_get(res, "instanceDetails", "instanceId") or _get(res, "accessKeyDetails", "userName")
+                or (_get(buckets[0], "name") if buckets else None) or res.get("resourceType"))
+    return {"type": f"guardduty:{d.get('type') or 'Finding'}", "resource": resource, "actor": "",
+            "actor_type": "", "severity": severity,
+            "attributes": {"finding_id": d.get("id") or "", "guardduty_severity": score, "title": d.get("title")}}
+
+
+def _config(d: Mapping[str, Any]) -> dict[str, Any]:
+    new = _get(d, "newEvaluationResult", "complianceType") or ""
+    old = _get(d, "oldEvaluationResult", "complianceType") or ""
+    return {"type": "config:ComplianceChange", "resource": f"{d.get('resourceType', '')}/{d.get('resourceId', '')}",
+            "actor": "", "actor_type": "", "severity": "medium" if new == "NON_COMPLIANT" else "low",
+            "attributes": {"rule": d.get("configRuleName") or "", "new_compliance": new, "old_compliance": old}}
+
+
+def _trusted_advisor(d: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+    name = d.get("check-name") or ""
+    status = d.get("status") or ""
+    security = name in set(cfg["trusted_advisor_security_checks"])
+    severity = ("high" if security else "medium") if status == "ERROR" else "medium" if status == "WARN" else "low"
+    return {"type": "trustedadvisor:CheckItemRefresh", "resource": d.get("resource_id") or name, "actor": "",
+            "actor_type": "", "severity": severity,
+            "attributes": {"check": name, "ta_status": status, "ta_security": security}}
+
+
+def normalise(event: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``events`` row (before routing) from a checked EventBridge event.
+
+    :param event: the event (see :func:`parse_message`).
+    :param cfg: events.yaml.
+    """
+    d = event["detail"]
+    detail_type = str(event["detail-type"])
+    source = event["source"]
+    if detail_type == API_CALL:
+        parts = _api_call(d)
+    elif source == "aws.signin":
+        parts = _signin(d)
+    elif source == "aws.guardduty":
+        parts = _guardduty(d, cfg)
+    elif source == "aws.config":
+        parts = _config(d)
+    elif source == "aws.trustedadvisor":
+        parts = _trusted_advisor(d, cfg)
+    else:  # a known source with an event kind we do not interpret: kept, typed by its detail-type
+        parts = {"type": f"{source.removeprefix('aws.')}:{detail_type}", "resource": None, "actor": "",
+                 "actor_type": "", "severity": "low", "attributes": {}}
+    resource = parts["resource"] or (event.get("resources") or [None])[0]
+    return {
+        "event_id": _text(event["id"], 128),
+        "source": source,
+        "detail_type": _text(detail_type, 128),
+        "type": _text(parts["type"], 256),
+        "account_id": str(event["account"]),
+        "region": _text(event["region"], 32),
+        "time": _time(event["time"]),
+        "resource": _text(resource),
+        "actor": _text(parts["actor"]),
+        "actor_type": _text(parts["actor_type"], 64),
+        "severity": parts["severity"],
+        "attributes": parts["attributes"],
+    }
+
+
+# --- routing ------------------------------------------------------------------------------------------------------
+def _matches(expected: Any, actual: Any) -> bool:
+    options = expected if isinstance(expected, list) else [expected]
+    for option in options:
+        if isinstance(option, bool) or isinstance(actual, bool):
+            if option == actual:
+                return True
+        elif isinstance(option, str) and any(c in option for c in "*?["):
+            if fnmatch.fnmatchcase(str(actual), option):
+                return True
+        elif str(option) == str(actual):
+            return True
+    return False
+
+
+def route(record: Mapping[str, Any], *, admin_account_id: str, environment: str,
+          rules: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The alert rules an event matches (empty: it goes to the weekly report).
+
+    :param record: a :func:`normalise` row.
+    :param admin_account_id: the admin account (IAM users are allowed there only).
+    :param environment: the account's Environment tag ("" if unknown).
+    :param rules: events.yaml ``alerts.rules``.
+    """
+    fields = {**record["attributes"], **{k: v for k, v in record.items() if k != "attributes"},
+              "is_admin_account": record["account_id"] == admin_account_id, "environment": environment}
+    matched = []
+    for rule in rules:
+        ok = True
+        for key, expected in rule["match"].items():
+            negate = key.endswith("_not")
+            actual = fields.get(key[:-4] if negate else key, "")
+            if _matches(expected, actual) == negate:
+                ok = False
+                break
+        if ok:
+            matched.append(rule)
+    return matched
+
+
+def process(messages: Sequence[Mapping[str, str]], *, admin_account_id: str, environments: Mapping[str, str],
+            cfg: Mapping[str, Any], received_at: dt.datetime) -> tuple[list[dict[str, Any]], list[Reject]]:
+    """Check, normalise and route a batch: (``events`` rows, poison messages).
+
+    :param messages: SQS messages (MessageId, Body).
+    :param admin_account_id: the admin account.
+    :param environments: account id -> Environment tag.
+    :param cfg: events.yaml.
+    :param received_at: when the run received them.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    rejects: list[Reject] = []
+    rules = cfg["alerts"]["rules"]
+    for message in messages:
+        event, reject = parse_message(message, cfg)
+        if reject is not None:
+            rejects.append(reject)
+            continue
+        try:
+            record = normalise(event, cfg)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            # A known source whose detail is not shaped as documented: poison too, never a crashed run.
+            raw = (message.get("Body") or "").encode("utf-8", "surrogatepass")
+            rejects.append(Reject(str(message.get("MessageId", "")), "malformed",
+                                  f"cannot normalise: {type(exc).__name__}: {exc}"[:300], len(raw),
+                                  hashlib.sha256(raw).hexdigest(), str(event["source"])[:256],
+                                  message.get("Body") or ""))
+            continue
+        if record["event_id"] in rows:
+            continue  # the same event twice in one batch
+        matched = route(record, admin_account_id=admin_account_id,
+                        environment=environments.get(record["account_id"], ""), rules=rules)
+        severity = max([record["severity"], *(r["severity"] for r in matched)], key=SEVERITIES.index)
+        attributes = record.pop("attributes")
+        record.update({
+            "severity": severity,
+            "route": "alert" if matched else "report",
+            "alert_rules": ",".join(r["id"] for r in matched),
+            "attributes_json": json.dumps(attributes, sort_keys=True, default=str),
+            "message_id": str(message.get("MessageId", "")),
+            "received_at": received_at,
+        })
+        rows[record["event_id"]] = record
+    return list(rows.values()), rejects
+
+
+# --- store ----------------------------------------------------------------------------------------------------------
+def _read_chunk(store: Any, table: str, day: dt.date, schema: Any) -> Any:
+    from include.awsgov.anomaly.findings import read_chunk
+
+    return read_chunk(store, table, day, CHUNK, schema)
+
+
+def store_events(store: Any, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Merge rows into ``events`` (partition = the event's UTC day); return only the rows not stored before.
+
+    :param store: the history store.
+    :param rows: :func:`process` rows.
+    """
+    import pandas as pd
+
+    from include.awsgov.core import tables
+
+    fresh: list[dict[str, Any]] = []
+    by_day: dict[dt.date, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_day.setdefault(row["time"].date(), []).append(row)
+    for day, part in sorted(by_day.items()):
+        existing = _read_chunk(store, EVENTS_TABLE, day, tables.EVENTS)
+        known = set(existing["event_id"])
+        new = [dict(r) for r in part if r["event_id"] not in known]
+        if not new:
+            continue
+        merged = pd.concat([existing, pd.DataFrame(new, columns=tables.EVENTS.names)], ignore_index=True) \
+            if len(existing) else pd.DataFrame(new, columns=tables.EVENTS.names)
+        merged["time"] = pd.to_datetime(merged["time"], utc=True)
+        merged["received_at"] = pd.to_datetime(merged["received_at"], utc=True)
+        store.write(EVENTS_TABLE, day, merged, chunk=CHUNK, schema=tables.EVENTS, sort_by=["time", "event_id"])
+        fresh.extend(new)
+    return fresh
+
+
+def store_rejects(store: Any, rejects: Sequence[Reject], received_at: dt.datetime) -> int:
+    """Count poison messages in ``event_rejects`` (partition = the day received, one row per message id).
+
+    :returns: how many were not recorded before.
+    """
+    import pandas as pd
+
+    from include.awsgov.core import tables
+
+    if not rejects:
+        return 0
+    day = received_at.date()
+    existing = _read_chunk(store, REJECTS_TABLE, day, tables.EVENT_REJECTS)
+    known = set(existing["message_id"])
+    new = [{"message_id": r.message_id, "reason": r.reason, "detail": r.detail, "size_bytes": r.size_bytes,
+            "body_sha256": r.body_sha256, "source": r.source, "received_at": received_at}
+           for r in rejects if r.message_id not in known]
+    if new:
+        frame = pd.concat([existing, pd.DataFrame(new)], ignore_index=True) if len(existing) else pd.DataFrame(new)
+        frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
+        store.write(REJECTS_TABLE, day, frame, chunk=CHUNK, schema=tables.EVENT_REJECTS,
+                    sort_by=["received_at", "message_id"])
+    return len(new)
+
+
+def dead_letter(sqs: Any, dlq_url: str, rejects: Sequence[Reject]) -> int:
+    """Send poison messages to the dead-letter queue (``SendMessage``) with their reason as message attributes.
+
+    A body over SQS's limit is cut (attribute ``truncated``); the full size and hash are in ``event_rejects``.
+    """
+    for r in rejects:
+        body = r.body.encode("utf-8", "surrogatepass")[: _SQS_MAX_BYTES - 4096].decode("utf-8", "ignore") or "-"
+        attributes = {
+            "reason": {"DataType": "String", "StringValue": r.reason},
+            "original_message_id": {"DataType": "String", "StringValue": r.message_id or "-"},
+            "truncated": {"DataType": "String", "StringValue": str(len(body.encode()) < r.size_bytes).lower()},
+        }
+        sqs.send_message(QueueUrl=dlq_url, MessageBody=body, MessageAttributes=attributes)
+    return len(rejects)
+
+
+def summarise(rows: Sequence[Mapping[str, Any]], fresh: Sequence[Mapping[str, Any]], rejects: Sequence[Reject],
+              received: int) -> dict[str, Any]:
+    """XCom-sized summary of a batch: counts, alert event ids, the days and hours touched."""
+    return {
+        "received": received,
+        "stored": len(fresh),
+        "duplicates": len(rows) - len(fresh),
+        "rejected": {reason: sum(1 for r in rejects if r.reason == reason) for reason in REASONS},
+        "alert_event_ids": sorted(r["event_id"] for r in fresh if r["route"] == "alert"),
+        "days": sorted({r["time"].date().isoformat() for r in fresh}),
+        "hours": sorted({r["time"].replace(minute=0, second=0, microsecond=0).isoformat() for r in fresh
+                         if r["detail_type"] == API_CALL}),
+    }
+
+
+# --- a run's batch --------------------------------------------------------------------------------------------------
+def ingest(access: Any, store: Any, messages: Sequence[Mapping[str, str]], cfg: Mapping[str, Any],
+           received_at: dt.datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Reject]]:
+    """Route and store a batch: poison to the dead-letter queue and ``event_rejects``, the rest to ``events``.
+
+    IAM users are allowed only in the admin account, the account whose credentials the run holds (the management
+    account or a delegated administrator), as collection and onboarding define it.
+
+    :param access: the admin account's access layer (STS, Organizations tags, SQS).
+    :param store: the history store.
+    :param messages: SQS messages (MessageId, Body).
+    :param cfg: events.yaml.
+    :param received_at: when the run received them.
+    :returns: (rows of the batch, rows not stored before, poison messages).
+    """
+    environments = account_environments(access, accounts_in(messages))
+    rows, rejects = process(messages, admin_account_id=access.admin_id(), environments=environments, cfg=cfg,
+                            received_at=received_at)
+    if rejects:
+        sqs = access.client("sqs")
+        dead_letter(sqs, sqs.get_queue_url(QueueName=f"{cfg['queue_name']}-dlq")["QueueUrl"], rejects)
+        store_rejects(store, rejects, received_at)
+    return rows, store_events(store, rows), rejects
+
+
+def drain_and_ingest(access: Any, store: Any, cfg: Mapping[str, Any], limit: int,
+                     received_at: dt.datetime) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], list[Reject]]:
+    """A manual run: drain the queue chunk by chunk (``drain_chunk_messages``), each chunk stored before it is
+    deleted; up to ``limit`` messages.
+
+    :returns: (messages received, rows, rows not stored before, poison messages).
+    """
+    sqs = access.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName=cfg["queue_name"])["QueueUrl"]
+    received, rows, fresh, rejects = 0, [], [], []
+    for messages, handles in drain_chunks(sqs, queue_url, limit, int(cfg["drain_chunk_messages"]),
+                                          int(cfg["drain_visibility_seconds"])):
+        chunk_rows, chunk_fresh, chunk_rejects = ingest(access, store, messages, cfg, received_at)
+        not_deleted = delete(sqs, queue_url, handles)
+        received += len(messages)
+        rows += chunk_rows
+        fresh += chunk_fresh
+        rejects += chunk_rejects
+        log.info("events: drained %d messages (%d not deleted)", len(messages), not_deleted)
+    return received, rows, fresh, rejects

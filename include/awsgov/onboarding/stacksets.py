@@ -1,0 +1,446 @@
+"""Thin CloudFormation StackSet service functions: ensure a StackSet, list and deploy its instances, watch operations.
+
+Each function wraps the boto3 call it names and takes the admin account's ``cloudformation`` client. The baseline
+version is recorded on the StackSet twice: in its tags (``awsgov:baseline-version``, propagated to every stack
+instance) and in the ``BaselineVersion`` template parameter. Operation ids are derived from the DAG run, so a
+retried task finds the operation it already started instead of starting a second one.
+
+Operations are watched with a botocore waiter model (success / failure / retry acceptors, in
+include/config/onboarding.yaml) evaluated once per poke, so a reschedule-mode sensor or a trigger can drive it
+without holding a worker between polls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import botocore.waiter
+from botocore.exceptions import ClientError
+
+from include.awsgov.core.aws import error_code, paginate
+
+log = logging.getLogger(__name__)
+
+VERSION_TAG = "awsgov:baseline-version"
+CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
+# Instance statuses; failed results of an operation (per instance) and what counts as "done" for an instance.
+CURRENT = "CURRENT"
+FAILED_RESULTS = frozenset({"FAILED", "CANCELLED"})
+_OP_ID_BAD = re.compile(r"[^a-zA-Z0-9-]")
+
+
+class StackSetOperationFailed(RuntimeError):
+    """A StackSet operation ended badly; ``failures`` lists (account, region, status, reason)."""
+
+    def __init__(self, message: str, failures: Sequence[tuple[str, str, str, str]] = ()) -> None:
+        super().__init__(message)
+        self.failures = list(failures)
+
+
+@lru_cache(maxsize=1)
+def _waiter_config() -> botocore.waiter.SingleWaiterConfig:
+    from include.awsgov.onboarding.workflow import config
+
+    model = botocore.waiter.WaiterModel(config()["stackset_waiter"])
+    return model.get_waiter("StackSetOperationComplete")
+
+
+def operation_id(*parts: str) -> str:
+    """A deterministic OperationId (``[a-zA-Z0-9-]``, at most 128 chars) naming the run and the step.
+
+    :param parts: e.g. (dag_id, run_id, "create", "0").
+    """
+    readable = _OP_ID_BAD.sub("-", "-".join(parts))[:90].strip("-") or "op"
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+    return f"{readable}-{digest}"
+
+
+def parameters(values: Mapping[str, str]) -> list[dict[str, str]]:
+    """CloudFormation ``Parameters`` list from a mapping (sorted, so calls are reproducible)."""
+    return [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in sorted(values.items())]
+
+
+def describe_stack_set(cf: Any, name: str) -> dict | None:
+    """``DescribeStackSet``; None when the StackSet does not exist.
+
+    :param cf: admin-account cloudformation client.
+    :param name: StackSet name.
+    """
+    try:
+        stack_set = cf.describe_stack_set(StackSetName=name)["StackSet"]
+    except ClientError as exc:
+        if error_code(exc) == "StackSetNotFoundException":
+            return None
+        raise
+    return None if stack_set.get("Status") == "DELETED" else stack_set
+
+
+def recorded_version(stack_set: Mapping[str, Any] | None) -> str | None:
+    """Baseline version a StackSet (or stack) records: its version tag, else its BaselineVersion parameter."""
+    if not stack_set:
+        return None
+    for tag in stack_set.get("Tags") or []:
+        if tag.get("Key") == VERSION_TAG:
+            return tag.get("Value")
+    for param in stack_set.get("Parameters") or []:
+        if param.get("ParameterKey") == "BaselineVersion":
+            return param.get("ParameterValue")
+    return None
+
+
+def _visible_params(items: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    # NoEcho values come back masked ("****"): they cannot be compared, so they never trigger an update.
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in items if p.get("ParameterValue") != "****"}
+
+
+def stack_set_action(stack_set: Mapping[str, Any] | None, version: str, values: Mapping[str, str]) -> str:
+    """What ensuring the StackSet would do: ``create``, ``update`` (new version or changed parameters) or ``none``.
+
+    :param stack_set: ``describe_stack_set`` result or None.
+    :param version: the template's baseline version.
+    :param values: the parameters we would pass (NoEcho ones are not compared).
+    """
+    if stack_set is None:
+        return "create"
+    if recorded_version(stack_set) != version:
+        return "update"
+    current = _visible_params(stack_set.get("Parameters") or [])
+    wanted = {k: str(v) for k, v in values.items() if k in current}
+    return "update" if wanted != {k: current[k] for k in wanted} else "none"
+
+
+def ensure_stack_set(
+    cf: Any,
+    name: str,
+    *,
+    template_body: str,
+    version: str,
+    values: Mapping[str, str],
+    permission_model: str = "SELF_MANAGED",
+    admin_role_arn: str | None = None,
+    execution_role_name: str | None = None,
+    preferences: Mapping[str, Any] | None = None,
+    op_id: str | None = None,
+) -> dict[str, Any]:
+    """Create the StackSet, or update it when its version or parameters differ (``CreateStackSet``/``UpdateStackSet``).
+
+    An update re-deploys every existing instance (one operation); its id is returned so it can be waited for
+    before the run's next operation starts (:func:`drive_operations`).
+
+    :param cf: admin-account cloudformation client.
+    :param name: StackSet name.
+    :param template_body: baseline template text.
+    :param version: its baseline version (tag, description and BaselineVersion parameter).
+    :param values: template parameters (BaselineVersion is added).
+    :param permission_model: SELF_MANAGED or SERVICE_MANAGED.
+    :param op_id: OperationId for an update (idempotency across task retries).
+    :returns: {"action": "created" | "updated" | "unchanged", "operation_id": str | None, "version": str}.
+    """
+    values = {**values, "BaselineVersion": version}
+    existing = describe_stack_set(cf, name)
+    action = stack_set_action(existing, version, values)
+    common: dict[str, Any] = {
+        "StackSetName": name,
+        "TemplateBody": template_body,
+        "Description": f"Governance baseline v{version} (managed by the account_onboarding DAG)",
+        "Parameters": parameters(values),
+        "Capabilities": CAPABILITIES,
+        "Tags": [{"Key": VERSION_TAG, "Value": version}, {"Key": "awsgov:managed-by", "Value": "account_onboarding"}],
+    }
+    if permission_model == "SELF_MANAGED":
+        if admin_role_arn:
+            common["AdministrationRoleARN"] = admin_role_arn
+        if execution_role_name:
+            common["ExecutionRoleName"] = execution_role_name
+    if action == "create":
+        extra = {"AutoDeployment": {"Enabled": False}} if permission_model == "SERVICE_MANAGED" else {}
+        cf.create_stack_set(**common, PermissionModel=permission_model, **extra)
+        log.info("stackset %s: created at baseline version %s", name, version)
+        return {"action": "created", "operation_id": None, "version": version}
+    if action == "none":
+        log.info("stackset %s: already at baseline version %s, unchanged", name, version)
+        return {"action": "unchanged", "operation_id": None, "version": version}
+    if existing.get("PermissionModel", "SELF_MANAGED") != permission_model:
+        raise ValueError(f"stackset {name} uses {existing.get('PermissionModel')}, not {permission_model}")
+    kwargs = {**common, "OperationPreferences": dict(preferences or {})}
+    if op_id:
+        kwargs["OperationId"] = op_id
+    try:
+        started = cf.update_stack_set(**kwargs)["OperationId"]
+    except ClientError as exc:
+        if op_id and error_code(exc) == "OperationIdAlreadyExistsException":
+            started = op_id  # a retry of the task: the update is already under way
+        else:
+            raise
+    log.info("stackset %s: updating from %s to %s (operation %s)", name, recorded_version(existing), version,
+             started)
+    return {"action": "updated", "operation_id": started, "version": version}
+
+
+def list_stack_instances(cf: Any, name: str) -> list[dict]:
+    """``ListStackInstances`` (all pages): one summary per account x region with Status and StatusReason."""
+    return list(paginate(cf, "list_stack_instances", "Summaries", StackSetName=name))
+
+
+def _start(call: Any, op_id: str | None, **kwargs: Any) -> str:
+    if op_id:
+        kwargs["OperationId"] = op_id
+    try:
+        return call(**kwargs)["OperationId"]
+    except ClientError as exc:
+        if op_id and error_code(exc) == "OperationIdAlreadyExistsException":
+            return op_id
+        raise
+
+
+def _instances_request(
+    name: str, accounts: Sequence[str], regions: Sequence[str], preferences: Mapping[str, Any], ou_ids: Sequence[str],
+    overrides: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Arguments shared by Create/UpdateStackInstances: SELF_MANAGED names accounts, SERVICE_MANAGED OUs."""
+    kwargs: dict[str, Any] = {"StackSetName": name, "Regions": list(regions),
+                              "OperationPreferences": dict(preferences)}
+    if overrides:
+        kwargs["ParameterOverrides"] = parameters(overrides)
+    if ou_ids:
+        kwargs["DeploymentTargets"] = {"OrganizationalUnitIds": list(ou_ids), "Accounts": list(accounts),
+                                       "AccountFilterType": "INTERSECTION"}
+    else:
+        kwargs["Accounts"] = list(accounts)
+    return kwargs
+
+
+def create_stack_instances(
+    cf: Any,
+    name: str,
+    accounts: Sequence[str],
+    regions: Sequence[str],
+    preferences: Mapping[str, Any],
+    *,
+    ou_ids: Sequence[str] = (),
+    op_id: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> str:
+    """``CreateStackInstances`` for accounts x regions in ONE operation; returns its OperationId.
+
+    :param accounts: target accounts (SERVICE_MANAGED: intersected with ``ou_ids``).
+    :param regions: target regions, in deployment order.
+    :param preferences: OperationPreferences (failure tolerance, concurrency, region order).
+    :param ou_ids: organizational units for SERVICE_MANAGED StackSets.
+    :param op_id: OperationId, so a retried task does not start a second operation.
+    :param overrides: template parameter values of these instances only (the onboarding form's options).
+    """
+    kwargs = _instances_request(name, accounts, regions, preferences, ou_ids, overrides)
+    started = _start(cf.create_stack_instances, op_id, **kwargs)
+    log.info("stackset %s: create operation %s for %d accounts x %d regions", name, started, len(accounts),
+             len(regions))
+    return started
+
+
+def update_stack_instances(
+    cf: Any,
+    name: str,
+    accounts: Sequence[str],
+    regions: Sequence[str],
+    preferences: Mapping[str, Any],
+    *,
+    ou_ids: Sequence[str] = (),
+    op_id: str | None = None,
+) -> str:
+    """``UpdateStackInstances`` (re-deploy OUTDATED instances) in ONE operation; returns its OperationId.
+
+    :param accounts: accounts whose instances exist in every one of ``regions``.
+    :param regions: regions to update.
+    """
+    kwargs = _instances_request(name, accounts, regions, preferences, ou_ids)
+    started = _start(cf.update_stack_instances, op_id, **kwargs)
+    log.info("stackset %s: update operation %s for %d accounts x %d regions", name, started, len(accounts),
+             len(regions))
+    return started
+
+
+def describe_operation(cf: Any, name: str, op_id: str) -> dict:
+    """``DescribeStackSetOperation``: Action, Status (QUEUED|RUNNING|SUCCEEDED|FAILED|STOPPING|STOPPED), reason."""
+    return cf.describe_stack_set_operation(StackSetName=name, OperationId=op_id)["StackSetOperation"]
+
+
+def list_operation_results(cf: Any, name: str, op_id: str) -> list[dict]:
+    """``ListStackSetOperationResults`` (all pages): Account, Region, Status, StatusReason per instance."""
+    return list(paginate(cf, "list_stack_set_operation_results", "Summaries", StackSetName=name,
+                         OperationId=op_id))
+
+
+def operation_waiter(cf: Any) -> botocore.waiter.Waiter:
+    """A blocking botocore waiter for one operation (scripts, benchmarks): ``.wait(StackSetName=, OperationId=)``."""
+    from include.awsgov.onboarding.workflow import config
+
+    model = botocore.waiter.WaiterModel(config()["stackset_waiter"])
+    return botocore.waiter.create_waiter_with_client("StackSetOperationComplete", model, cf)
+
+
+def operation_state(response: Mapping[str, Any]) -> str:
+    """Evaluate the waiter model's acceptors on one DescribeStackSetOperation response: success|failure|retry."""
+    for acceptor in _waiter_config().acceptors:
+        if acceptor.matcher_func(response):
+            return acceptor.state
+    return "retry"
+
+
+@dataclass
+class OperationsProgress:
+    """One poke's view of a set of operations.
+
+    :param done: every operation reached a terminal state.
+    :param statuses: operation id -> operation status.
+    :param instances: (account, region) -> (result status, reason) across all operations (latest wins).
+    """
+
+    done: bool
+    statuses: dict[str, str] = field(default_factory=dict)
+    instances: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """Instance result statuses counted, e.g. {"SUCCEEDED": 5, "RUNNING": 1}."""
+        return dict(Counter(status for status, _ in self.instances.values()))
+
+    def failures(self) -> list[tuple[str, str, str, str]]:
+        """(account, region, status, reason) of every failed or cancelled instance, sorted."""
+        return sorted((a, r, s, why) for (a, r), (s, why) in self.instances.items() if s in FAILED_RESULTS)
+
+
+def poke_operations(cf: Any, name: str, op_ids: Sequence[str]) -> OperationsProgress:
+    """Look once at operations (for a sensor or a trigger): statuses, per-instance results, progress logged.
+
+    Raises :class:`StackSetOperationFailed` once all are terminal and any operation failed or any instance
+    failed (an operation with failure tolerance can succeed with failed instances); the message lists account,
+    region, status and reason of each failed instance.
+
+    :param cf: admin-account cloudformation client.
+    :param name: StackSet name.
+    :param op_ids: operations started by this run, in start order.
+    """
+    progress = OperationsProgress(done=True)
+    failed_ops = []
+    for op_id in op_ids:
+        response = cf.describe_stack_set_operation(StackSetName=name, OperationId=op_id)
+        operation = response["StackSetOperation"]
+        state = operation_state(response)
+        progress.statuses[op_id] = operation["Status"]
+        if state == "retry":
+            progress.done = False
+        elif state == "failure":
+            failed_ops.append(f"{op_id} {operation['Status']}: {operation.get('StatusReason') or 'no reason given'}")
+        for result in list_operation_results(cf, name, op_id):
+            key = (result["Account"], result["Region"])
+            progress.instances[key] = (result["Status"], result.get("StatusReason") or "")
+    by_status: dict[str, list[str]] = defaultdict(list)
+    for (account, region), (status, _) in sorted(progress.instances.items()):
+        by_status[status].append(f"{account}/{region}")
+    log.info("stackset %s: operations %s", name, ", ".join(f"{k}={v}" for k, v in progress.statuses.items()))
+    for status, instances in sorted(by_status.items()):
+        log.info("stackset %s: %s (%d): %s", name, status, len(instances), " ".join(instances))
+    if progress.done and (failed_ops or progress.failures()):
+        lines = [f"account {a} region {r}: {s} - {why or 'no reason given'}" for a, r, s, why in progress.failures()]
+        message = f"stackset {name}: {len(lines)} stack instance(s) failed: " + "; ".join(lines or failed_ops)
+        raise StackSetOperationFailed(message, progress.failures())
+    return progress
+
+
+def operation_exists(cf: Any, name: str, op_id: str) -> bool:
+    """Whether an operation with this id was started (``DescribeStackSetOperation``, OperationNotFoundException)."""
+    try:
+        describe_operation(cf, name, op_id)
+    except ClientError as exc:
+        if error_code(exc) == "OperationNotFoundException":
+            return False
+        raise
+    return True
+
+
+def start_step(cf: Any, name: str, step: Mapping[str, Any]) -> str:
+    """Start one planned step: ``create`` or ``update`` of stack instances (a StackSet update starts elsewhere).
+
+    :param step: {"action", "op_id", "accounts", "regions", "preferences", "ou_ids"}.
+    """
+    start = {"create": create_stack_instances, "update": update_stack_instances}[step["action"]]
+    extra = {"overrides": step["overrides"]} if step.get("overrides") else {}
+    return start(cf, name, step["accounts"], step["regions"], step["preferences"], ou_ids=step.get("ou_ids") or (),
+                 op_id=step["op_id"], **extra)
+
+
+def drive_operations(cf: Any, name: str, steps: Sequence[Mapping[str, Any]]) -> OperationsProgress:
+    """Poke a run's operations in order, starting the next planned one when all before it have succeeded.
+
+    A StackSet runs one operation at a time, so a run's operations (a StackSet update, one create, one update of
+    OUTDATED instances) follow one another; each poke moves the queue on. Raises
+    :class:`StackSetOperationFailed` as :func:`poke_operations` does; later steps are then never started.
+
+    :param steps: planned steps with deterministic ``op_id`` (see :func:`start_step`), in order.
+    """
+    started: list[str] = []
+    for step in steps:
+        if operation_exists(cf, name, step["op_id"]):
+            started.append(step["op_id"])
+            continue
+        progress = poke_operations(cf, name, started)
+        if progress.done:
+            started.append(start_step(cf, name, step))
+            progress.statuses[started[-1]] = "QUEUED"
+            progress.done = False
+        return progress
+    return poke_operations(cf, name, started)
+
+
+def describe_stack(cf: Any, name: str) -> dict | None:
+    """``DescribeStacks`` for one stack; None when it does not exist."""
+    try:
+        stacks = cf.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        if error_code(exc) == "ValidationError" and "does not exist" in str(exc):
+            return None
+        raise
+    return stacks[0] if stacks else None
+
+
+def stack_outputs(stack: Mapping[str, Any]) -> dict[str, str]:
+    """A stack's Outputs as {OutputKey: OutputValue}."""
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
+
+
+def ensure_stack(cf: Any, name: str, *, template_body: str, version: str, values: Mapping[str, str]) -> dict:
+    """Create or update a plain stack (``CreateStack``/``UpdateStack``) to ``version`` and wait; returns its outputs.
+
+    Used for the central resources in the admin account, which change rarely: the waiter blocks (bounded).
+
+    :param cf: admin-account cloudformation client.
+    :param name: stack name.
+    :param template_body: template text.
+    :param version: baseline version (tag and BaselineVersion parameter).
+    :param values: template parameters.
+    """
+    values = {**values, "BaselineVersion": version}
+    existing = describe_stack(cf, name)
+    if existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE":
+        # A failed first create leaves a stack that can only be deleted.
+        cf.delete_stack(StackName=name)
+        cf.get_waiter("stack_delete_complete").wait(StackName=name)
+        existing = None
+    action = stack_set_action(existing, version, values)
+    kwargs = {"StackName": name, "TemplateBody": template_body, "Parameters": parameters(values),
+              "Capabilities": CAPABILITIES, "Tags": [{"Key": VERSION_TAG, "Value": version}]}
+    if action == "create":
+        cf.create_stack(**kwargs)
+        cf.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 5, "MaxAttempts": 180})
+    elif action == "update":
+        cf.update_stack(**kwargs)
+        cf.get_waiter("stack_update_complete").wait(StackName=name, WaiterConfig={"Delay": 5, "MaxAttempts": 180})
+    log.info("stack %s: %s at baseline version %s", name, {"none": "unchanged"}.get(action, action + "d"), version)
+    stack = describe_stack(cf, name) or {}
+    return {"action": action, "outputs": stack_outputs(stack)}

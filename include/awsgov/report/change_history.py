@@ -1,0 +1,234 @@
+"""When a non-compliant resource last changed, and who changed it: shown next to the weekly report's Config items.
+
+For the report's best-ranked open Config findings (``report.change_history.max_items``, in the report's own order):
+
+1. **when**: AWS Config's resource history in the account and region (``GetResourceConfigHistory`` through the read
+   role, one call): the newest configuration item recorded before the evaluation the report shows
+   (``config_findings.recorded_at``), i.e. the change the rule judged.
+2. **who**: CloudTrail event history of the same account and region (``LookupEvents`` by resource name) from
+   ``window_minutes`` before that change was recorded to 5 minutes after: the write event (``ReadOnly`` false)
+   closest before it gives the principal (``userIdentity.arn``), the event name and the source IP. Read-only events
+   (scanners, this tool's own reads) are skipped.
+
+Calls are bounded: only the top items are looked up, a rerun for the same report day reuses the day's rows, and a
+resource whose last change was already attributed on an earlier day is not looked up in CloudTrail again (the cache
+is the ``change_history`` table itself, keyed by finding and change time). AWS errors (a read role refused, a
+resource Config does not record) and answers of an unexpected shape (a configuration item without its capture time, a
+CloudTrail event that is not JSON: status ``error``) become the row's status; they never fail the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+
+from include.awsgov.core import tables
+from include.awsgov.core.aws import AwsAccess, classify_error, error_code
+from include.awsgov.core.store import Store
+
+log = logging.getLogger(__name__)
+
+TABLE = "change_history"
+OK, NO_EVENT, NO_HISTORY = "ok", "no_event", "no_history"
+UNREADABLE = "error"  # an AWS answer of an unexpected shape
+FINAL = (OK, NO_EVENT, NO_HISTORY)  # statuses worth keeping; errors are looked up again next time
+AFTER = dt.timedelta(minutes=5)  # CloudTrail delivers the event before Config records the item; allow clock skew
+MAX_EVENT_PAGES = 3
+SHOWN = ("status", "changed_at", "principal", "user_name", "event_name", "event_time", "source_ip")
+
+
+def candidates(findings: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """The report's top open, counted Config findings, in the report's order (rank, severity, id).
+
+    :param findings: ``WeekData.findings``.
+    :param limit: at most this many.
+    """
+    from include.awsgov.report.views import items, records
+
+    config = findings[(findings["source"] == "config") & findings["counted"]]
+    top = [r["finding_id"] for r in items(records(config), limit)]
+    return config.set_index("finding_id").loc[top].reset_index()
+
+
+def _write_event(events: list[dict[str, Any]], changed_at: dt.datetime) -> dict[str, Any] | None:
+    """The write event closest before the change (or just after it, within the skew allowance)."""
+    writes = [e for e in events if str(e.get("ReadOnly", "")).lower() != "true"]
+    before = [e for e in writes if e["EventTime"] <= changed_at + AFTER]
+    pool = before or writes
+    if not pool:
+        return None
+    return min(pool, key=lambda e: (abs((changed_at - e["EventTime"]).total_seconds()), e.get("EventId", "")))
+
+
+def lookup(access: AwsAccess, account_id: str, region: str, resource_type: str, resource_id: str,
+           evaluated_at: dt.datetime | None, window: dt.timedelta,
+           cached: Mapping[tuple[str, Any], Mapping[str, Any]] | None = None,
+           finding_id: str = "") -> dict[str, Any]:
+    """Last change before ``evaluated_at`` and who made it, as a ``change_history`` row (without finding_id).
+
+    :param access: the admin account's access layer (member accounts through the read role).
+    :param account_id: the resource's account.
+    :param region: its region.
+    :param resource_type: e.g. ``AWS::EC2::SecurityGroup``.
+    :param resource_id: the resource id.
+    :param evaluated_at: when Config recorded the evaluation (None: now).
+    :param window: how far before the change to look for its CloudTrail event.
+    :param cached: earlier rows by (finding id, changed_at): their attribution is reused.
+    :param finding_id: the finding (cache key).
+    """
+    row: dict[str, Any] = {"account_id": account_id, "region": region, "resource_type": resource_type,
+                           "resource_id": resource_id, "evaluated_at": evaluated_at, "status": NO_HISTORY,
+                           "error": "", "api_calls": 0}
+    try:
+        account = None if account_id == access.admin_id() else account_id
+        config = access.client("config", region, account_id=account)
+        kwargs: dict[str, Any] = {"resourceType": resource_type, "resourceId": resource_id, "limit": 1}
+        if evaluated_at is not None:
+            kwargs["laterTime"] = evaluated_at
+        row["api_calls"] += 1
+        try:
+            found = config.get_resource_config_history(**kwargs).get("configurationItems") or []
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotDiscoveredException":
+                raise
+            found = []
+        if not found:
+            return row
+        changed_at = found[0]["configurationItemCaptureTime"].astimezone(dt.UTC)
+        row.update(changed_at=changed_at, status=NO_EVENT)
+        hit = (cached or {}).get((finding_id, pd.Timestamp(changed_at)))
+        if hit is not None and hit.get("status") in (OK, NO_EVENT):
+            row.update({k: hit.get(k) for k in ("status", "principal", "user_name", "event_name", "event_time",
+                                                  "source_ip", "event_id")})
+            return row
+        trail = access.client("cloudtrail", region, account_id=account)
+        events, token = [], None
+        for _ in range(MAX_EVENT_PAGES):
+            row["api_calls"] += 1
+            page = trail.lookup_events(
+                LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": resource_id}],
+                StartTime=changed_at - window, EndTime=changed_at + AFTER, MaxResults=50,
+                **({"NextToken": token} if token else {}))
+            events += page.get("Events") or []
+            token = page.get("NextToken")
+            if not token:
+                break
+        event = _write_event(events, changed_at)
+        if event is None:
+            return row
+        record = json.loads(event.get("CloudTrailEvent") or "{}")
+        identity = record.get("userIdentity") or {}
+        row.update(status=OK, principal=str(identity.get("arn") or event.get("Username") or ""),
+                   user_name=str(event.get("Username") or identity.get("userName") or ""),
+                   event_name=str(event.get("EventName") or ""), event_time=event["EventTime"].astimezone(dt.UTC),
+                   source_ip=str(record.get("sourceIPAddress") or ""), event_id=str(event.get("EventId") or ""))
+    except (ClientError, BotoCoreError) as exc:
+        row.update(status=classify_error(exc), error=str(exc).strip().splitlines()[0][:300] if str(exc) else "")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # A configuration item or event of an unexpected shape (a field missing, CloudTrailEvent not JSON): this
+        # item's status, never a failed lookup task; not FINAL, so the next report looks it up again.
+        row.update(status=UNREADABLE, error=f"unreadable {type(exc).__name__}: {exc}".splitlines()[0][:300])
+    return row
+
+
+def lookup_week(access: AwsAccess, store: Store, data: Any, *, max_items: int = 25,
+                window_minutes: int = 30) -> dict[str, Any]:
+    """Look up the top items of a week's report and write them to ``change_history`` (dt = the report's as_of).
+
+    :param access: the admin account's access layer.
+    :param store: the history store.
+    :param data: the week (``report.build_week``).
+    :param max_items: items looked up.
+    :param window_minutes: CloudTrail search window before each change.
+    :returns: counts by status and the AWS calls made.
+    """
+    day = data.as_of
+    top = candidates(data.findings, max_items)
+    earlier = store.read(TABLE, None, day, schema=tables.CHANGE_HISTORY)
+    today = {r["finding_id"]: r for r in earlier[earlier["dt"] == day.isoformat()].to_dict("records")
+             if r["status"] in FINAL}
+    cached = {(r["finding_id"], pd.Timestamp(r["changed_at"])): r for r in earlier.to_dict("records")
+              if r["status"] in (OK, NO_EVENT) and pd.notna(r["changed_at"])}
+    evaluated = store.read("config_findings", day, day, columns=["finding_id", "recorded_at"],
+                           schema=tables.CONFIG_FINDINGS)
+    recorded = dict(zip(evaluated["finding_id"], evaluated["recorded_at"], strict=True))
+    rows, calls, reused = [], 0, 0
+    window = dt.timedelta(minutes=window_minutes)
+    for item in top.to_dict("records"):
+        fid = item["finding_id"]
+        if fid in today:
+            rows.append({k: today[fid].get(k) for k in tables.CHANGE_HISTORY.names})
+            reused += 1
+            continue
+        at = recorded.get(fid)
+        at = None if at is None or pd.isna(at) else pd.Timestamp(at).to_pydatetime()
+        row = lookup(access, item["account_id"], item["region"], item["resource_type"], item["resource_id"], at,
+                     window, cached, fid)
+        calls += row["api_calls"]
+        rows.append({"finding_id": fid, **row})
+    frame = pd.DataFrame([{c: r.get(c) for c in tables.CHANGE_HISTORY.names} for r in rows],
+                         columns=tables.CHANGE_HISTORY.names)
+    store.write(TABLE, day, frame, schema=tables.CHANGE_HISTORY, sort_by=["finding_id"])
+    statuses = frame["status"].value_counts().to_dict()
+    log.info("change history of %s: %d items (%d reused from this day), %d AWS calls, %s", day, len(frame), reused,
+             calls, statuses)
+    return {"as_of": day.isoformat(), "items": len(frame), "reused": reused, "api_calls": calls,
+            "statuses": {str(k): int(v) for k, v in statuses.items()}}
+
+
+def attach(store: Store, data: Any) -> None:
+    """Put each finding's looked-up change (or None) in ``data.findings["change"]`` for the report's items.
+
+    :param store: the history store.
+    :param data: the week (``report.build_week``), changed in place.
+    """
+    day = data.as_of
+    frame = store.read(TABLE, day, day, schema=tables.CHANGE_HISTORY)
+    shown = {}
+    for r in frame.to_dict("records"):
+        shown[r["finding_id"]] = {k: _plain(r.get(k)) for k in SHOWN}
+    data.findings["change"] = [shown.get(fid) for fid in data.findings["finding_id"]]
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
+    return value
+
+
+def lookup_for_report(access: AwsAccess, store: Store, week: Any, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Build the week as the report does (report_delivery.build_reports) and look up its top items.
+
+    :param access: the admin account's access layer.
+    :param store: the history store.
+    :param week: ``report.Week``.
+    :param cfg: settings (``report``, ``mail``, ``ou_owners``).
+    :returns: :func:`lookup_week`'s summary, or ``{"skipped": reason}`` when the week has no data.
+    """
+    from include.awsgov.report.catalog import load_catalog
+    from include.awsgov.report.delivery import report_options
+    from include.awsgov.report.suppressions import load_exceptions
+    from include.awsgov.report.week import NoDataError, build_week, load_first_seen
+
+    opts = report_options(cfg)
+    settings = opts.get("change_history") or {}
+    if int(settings.get("max_items", 25)) <= 0:
+        return {"skipped": "report.change_history.max_items is 0"}
+    known, since = load_first_seen(store)
+    try:
+        data = build_week(store, week, catalog=load_catalog(), exceptions=load_exceptions(opts.get("exceptions_file")),
+                          ou_owners=cfg.get("ou_owners") or {}, fallback=opts["governance_address"],
+                          history_weeks=int(opts["history_weeks"]), warn_days=int(opts["expiry_warning_days"]),
+                          first_seen=known, first_seen_since=since)
+    except NoDataError as exc:
+        return {"skipped": str(exc)}
+    return lookup_week(access, store, data, max_items=int(settings.get("max_items", 25)),
+                       window_minutes=int(settings.get("window_minutes", 30)))

@@ -1,0 +1,395 @@
+"""The weekly report pipeline: build and archive every owner's report, send them once, then the org-wide summary.
+
+1. :func:`build_reports` reads the store (report.py), renders each owner's HTML, text and CSV (render.py), archives
+   them under ``reports/week=YYYY-Www/<owner-slug>.{html,txt,csv}`` (``dry-run/`` below it for dry runs) and writes
+   ``manifest.json`` there: the owners to send, and the org summary's view for the last step. Owners the ledger
+   already lists as done for the week are skipped (not even re-rendered, so the archive keeps what was sent),
+   unless ``resend``. It also folds the week's observations into report.py's first-seen index (not in dry runs).
+2. :func:`send_reports` sends one slice of the manifest over one transport connection. Each address is validated
+   first: malformed or header-injecting ones are refused and recorded, the others still get the message.
+   Transient failures (4xx, throttling, network) are retried with backoff, permanent ones are not; recipients a
+   server refuses (5xx) are recorded as refused; after three failed messages in a row the rest of the slice is
+   recorded as failed without trying (transport down). Every outcome is written to the send ledger
+   (``tables.SEND_LEDGER``, partition = the week's Monday, one chunk per owner slug, written right after each
+   message so that a crash never causes a second mail; parallel tasks never write the same file and a rerun
+   replaces rather than adds). A ``failed`` owner is tried again by the next run; ``sent`` and ``refused`` are done.
+3. :func:`send_org_summary` renders the organization summary with every owner's delivery outcome read back from
+   the ledger and sends it to the governance address (ledger chunk ``org-summary``).
+
+Optionally (``out_dir``) the HTML reports and the messages (``.eml``, also in dry runs) are written to a local folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import smtplib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from include.awsgov.core import mail, render, tables
+from include.awsgov.core import owners as own
+from include.awsgov.core.store import Store
+from include.awsgov.report import views as views
+from include.awsgov.report.catalog import Catalog, load_catalog
+from include.awsgov.report.change_history import attach as attach_changes
+from include.awsgov.report.suppressions import Exceptions, load_exceptions
+from include.awsgov.report.week import Week, build_week, load_first_seen, save_first_seen
+
+log = logging.getLogger(__name__)
+
+LEDGER_TABLE = "send_ledger"
+ORG_SLUG = "org-summary"
+SENT, FAILED, REFUSED, DRY_RUN = "sent", "failed", "refused", "dry-run"
+# Ledger statuses that close an owner's report for the week ("failed" is tried again by the next run).
+DONE = (SENT, REFUSED)
+# After this many messages in a row failed (transport down, credentials refused), the rest of the batch is not
+# attempted: it is recorded as failed at once and left to the task's retry instead of timing out owner by owner.
+MAX_CONSECUTIVE_FAILURES = 3
+VIEW_OPTIONS = ("max_actions", "max_resources_per_action", "max_list_items", "expiry_warning_days", "exceptions_file")
+
+
+def report_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The report knobs of the settings (``report`` and ``mail`` sections) in one flat dict.
+
+    :param cfg: validated settings.
+    """
+    rep = cfg.get("report") or {}
+    return {"governance_address": cfg["mail"]["governance_address"], "sender": cfg["mail"]["sender"],
+            "transport": cfg["mail"].get("transport", mail.SES), **rep}
+
+
+def prefix(week: Week, dry_run: bool = False) -> str:
+    """Store folder of a week's archived reports."""
+    return f"reports/week={week.label}" + ("/dry-run" if dry_run else "")
+
+
+def manifest_path(week: Week, dry_run: bool = False) -> str:
+    """Store path of a week's manifest (every task of a run derives the same one from its week and dry-run flag)."""
+    return f"{prefix(week, dry_run)}/manifest.json"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def ledger_status(store: Store, week: Week) -> dict[str, list[dict[str, Any]]]:
+    """Ledger rows of a week by report slug (the chunk name), read as one Arrow dataset.
+
+    :param store: the history store.
+    :param week: the week.
+    """
+    chunks = store.chunks(LEDGER_TABLE, week.monday)
+    if not chunks:
+        return {}
+    base = store.partition_path(LEDGER_TABLE, week.monday)
+    dataset = ds.dataset([f"{base}/part-{c}.parquet" for c in chunks], format="parquet", filesystem=store.arrow_fs(),
+                         schema=tables.SEND_LEDGER)
+    out: dict[str, list[dict[str, Any]]] = {c: [] for c in chunks}
+    for row in dataset.to_table(columns=["__filename", *tables.SEND_LEDGER.names]).to_pylist():
+        out[row.pop("__filename").rsplit("/part-", 1)[1][: -len(".parquet")]].append(row)
+    return out
+
+
+def done_slugs(store: Store, week: Week) -> set[str]:
+    """Report slugs already delivered (or refused for good) in a week: a rerun skips them."""
+    return {slug for slug, rows in ledger_status(store, week).items()
+            if rows and all(r["status"] in DONE for r in rows)}
+
+
+def build_reports(store: Store, week: Week, cfg: Mapping[str, Any], *, resend: bool = False, dry_run: bool = False,
+                  catalog: Catalog | None = None, exceptions: Exceptions | None = None) -> dict[str, Any]:
+    """Build the week, render and archive each pending owner's report and write the manifest; return a summary.
+
+    :param store: the history store.
+    :param week: the week to report.
+    :param cfg: settings.
+    :param resend: render (and later send) owners the ledger lists as done.
+    :param dry_run: render everyone under ``dry-run/``; nothing will be sent.
+    :param catalog: rules catalog (default: the packaged one).
+    :param exceptions: exceptions (default: the settings' ``report.exceptions_file``).
+    """
+    opts = report_options(cfg)
+    started = time.perf_counter()
+    exceptions = exceptions if exceptions is not None else load_exceptions(opts.get("exceptions_file"))
+    known, since = load_first_seen(store)
+    data = build_week(store, week, catalog=catalog or load_catalog(), exceptions=exceptions,
+                      ou_owners=cfg.get("ou_owners") or {}, fallback=opts["governance_address"],
+                      history_weeks=int(opts["history_weeks"]), warn_days=int(opts["expiry_warning_days"]),
+                      first_seen=known, first_seen_since=since)
+    attach_changes(store, data)  # when/who of the top Config items, looked up by the DAG's lookup_changes task
+    if not dry_run:
+        save_first_seen(store, known, since, data.observed_first_seen, data.observed_since)
+    built = time.perf_counter()
+    view_opts = {"governance_address": opts["governance_address"], **{k: opts[k] for k in VIEW_OPTIONS}}
+    recs = views.Records(data)
+    done = set() if (resend or dry_run) else done_slugs(store, week)
+    base = prefix(week, dry_run)
+    entries, skipped = [], []
+    for owner in data.owners:
+        slug = own.slug(owner)
+        if slug in done:
+            skipped.append(slug)
+            continue
+        view = views.owner_view(recs, owner, view_opts)
+        store.put_text(f"{base}/{slug}.html", render.render("owner_report", "html", **view))
+        store.put_text(f"{base}/{slug}.txt", render.render("owner_report", "txt", **view))
+        store.put_bytes(f"{base}/{slug}.csv", views.findings_csv(recs, owner))
+        entries.append({"slug": slug, "owner": owner, "subject": render.subject("owner_report", **view),
+                        "counts": view["counts"]})
+    org = views.org_view(recs, view_opts)
+    store.put_bytes(f"{base}/{ORG_SLUG}.csv", views.findings_csv(recs))
+    manifest = {"week": week.label, "as_of": data.as_of.isoformat(), "dry_run": dry_run, "resend": resend,
+                "owners": [{"slug": own.slug(o), "owner": o} for o in data.owners], "entries": entries,
+                "skipped": skipped, "org_view": org, "org_done": ORG_SLUG in done}
+    path = manifest_path(week, dry_run)
+    store.put_text(path, json.dumps(manifest, default=_json_default, ensure_ascii=False))
+    log.info("report %s: %d owners, %d rendered, %d already sent; read %.1fs, rendered %.1fs", week.label,
+             len(data.owners), len(entries), len(skipped), built - started, time.perf_counter() - built)
+    return {"week": week.label, "as_of": data.as_of.isoformat(), "manifest": path, "owners": len(data.owners),
+            "rendered": len(entries), "skipped": len(skipped), "dry_run": dry_run,
+            "seconds_read": round(built - started, 2), "seconds_render": round(time.perf_counter() - built, 2),
+            "counts": {k: org["counts"][k] for k in ("open", "new", "resolved", "overdue", "suppressed")}}
+
+
+def load_manifest(store: Store, path: str) -> dict[str, Any]:
+    """The manifest written by :func:`build_reports`."""
+    return json.loads(store.get_text(path))
+
+
+def _message(store: Store, base: str, entry: Mapping[str, Any], week: str, sender: str,
+             to: Sequence[str]) -> EmailMessage:
+    return mail.build_message(
+        sender, list(to), entry["subject"], store.get_text(f"{base}/{entry['slug']}.txt"),
+        store.get_text(f"{base}/{entry['slug']}.html"),
+        [(f"findings-{week}.csv", store.get_bytes(f"{base}/{entry['slug']}.csv"), "text/csv")],
+        {"X-Awsgov-Week": week, "X-Awsgov-Report": entry["slug"]},
+    )
+
+
+def _begin(mailer: mail.Mailer, msg: EmailMessage) -> Callable[[], str]:
+    """Start sending; a failure to start is raised when the returned callable is called (as the first attempt)."""
+    try:
+        return mailer.begin(msg)
+    except Exception as exc:  # noqa: BLE001 - re-raised by the callable, where _deliver classifies it
+        error = exc  # `exc` itself is unbound when the except block ends
+
+        def fail() -> str:
+            raise error
+
+        return fail
+
+
+def _deliver(mailer: mail.Mailer, msg: EmailMessage, attempts: int, pause: float,
+             started: Callable[[], str] | None = None) -> tuple[str, str, str]:
+    """(status, message id, error) of one message after retrying transient failures.
+
+    :param started: completes a send begun with :func:`_begin` (the first attempt); retries send afresh.
+    """
+    for attempt in range(1, max(attempts, 1) + 1):
+        try:
+            first, started = started, None
+            return SENT, first() if first is not None else mailer.send(msg), ""
+        except Exception as exc:  # noqa: BLE001 - every transport error is classified, recorded, never lost
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            if isinstance(exc, smtplib.SMTPRecipientsRefused) and not mail.is_transient(exc):
+                return REFUSED, "", error  # the server refused every recipient for good (550 no such user)
+            if not mail.is_transient(exc) or attempt >= attempts:
+                log.warning("mail: %s not delivered after %d attempt(s): %s", msg["To"], attempt, error)
+                return FAILED, "", error
+            log.info("mail: transient failure (attempt %d/%d), retrying: %s", attempt, attempts, error)
+            time.sleep(pause * 2 ** (attempt - 1))
+    return FAILED, "", "no attempt made"
+
+
+def _write_out(out_dir: str | None, folder: str, name: str, data: Callable[[], bytes]) -> None:
+    """Write ``data()`` to ``<out_dir>/<folder>/<name>``; ``data`` is only called when there is an out_dir."""
+    if not out_dir:
+        return
+    path = Path(out_dir) / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data())
+
+
+def _write_ledger(store: Store, week: Week, slug: str, rows: list[dict[str, Any]]) -> None:
+    # Straight to Arrow: one small write per message, so the pandas round trip would dominate sending.
+    table = pa.Table.from_pylist(sorted(rows, key=lambda r: r["recipient"]), schema=tables.SEND_LEDGER)
+    store.write(LEDGER_TABLE, week.monday, table, chunk=slug, schema=tables.SEND_LEDGER)
+
+
+@dataclass
+class _Prepared:
+    """A report ready to go: its checked addresses and its message (None when every address was refused)."""
+
+    entry: Mapping[str, Any]
+    valid: list[str]
+    refused: list[tuple[str, str]]
+    msg: EmailMessage | None
+
+
+def _prepare(store: Store, base: str, entry: Mapping[str, Any], week: Week, opts: Mapping[str, Any],
+             out_dir: str | None) -> _Prepared:
+    """Validate the addresses of one report and build its message (and the out_dir copies)."""
+    valid, refused = [], []
+    for address in own.recipients(entry["owner"]):
+        try:
+            valid.append(mail.validate_address(address))
+        except mail.InvalidRecipient as exc:
+            refused.append((address, str(exc)))
+    msg = _message(store, base, entry, week.label, opts["sender"], valid) if valid else None
+    if msg is not None:
+        _write_out(out_dir, "emails", f"{entry['slug']}.eml", lambda: mail.to_bytes(msg))
+    _write_out(out_dir, "reports", f"{entry['slug']}.html", lambda: store.get_bytes(f"{base}/{entry['slug']}.html"))
+    return _Prepared(entry, valid, refused, msg)
+
+
+def _finish(store: Store, prep: _Prepared, week: Week, opts: Mapping[str, Any], mailer: mail.Mailer | None,
+            dry_run: bool, started: Callable[[], str] | None = None) -> dict[str, Any]:
+    """Send (or not) one prepared report and record every address's outcome in the ledger."""
+    entry, valid, refused = prep.entry, list(prep.valid), list(prep.refused)
+    status, message_id, error = REFUSED, "", "; ".join(e for _, e in refused)[:500]
+    if prep.msg is not None:
+        if dry_run or mailer is None:
+            status, message_id, error = DRY_RUN, str(prep.msg["Message-ID"]), ""
+        else:
+            status, message_id, error = _deliver(mailer, prep.msg, int(opts["send_attempts"]),
+                                                 float(opts["send_retry_seconds"]), started)
+            if status == SENT:
+                # Recipients an SMTP server refused while accepting the others.
+                for address, (code, text) in (getattr(mailer, "last_refused", None) or {}).items():
+                    if address in valid:
+                        valid.remove(address)
+                        refused.append((address, f"{code} {text}"))
+    if refused:
+        log.warning("mail: report %s: refused %d address(es): %s", entry["slug"], len(refused),
+                    "; ".join(e for _, e in refused))
+    if not dry_run:
+        now = dt.datetime.now(dt.UTC)
+        rows = [{"week": week.label, "recipient": a, "subject": entry["subject"], "message_id": message_id,
+                 "transport": opts["transport"], "status": status, "error": error, "sent_at": now} for a in valid]
+        rows += [{"week": week.label, "recipient": a, "subject": entry["subject"], "message_id": "",
+                  "transport": opts["transport"], "status": REFUSED, "error": e[:500], "sent_at": now}
+                 for a, e in refused]
+        _write_ledger(store, week, entry["slug"], rows)
+    return {"slug": entry["slug"], "status": status, "refused": [a for a, _ in refused], "error": error}
+
+
+def _not_attempted(store: Store, entry: Mapping[str, Any], week: Week, opts: Mapping[str, Any]) -> dict[str, Any]:
+    error = f"not attempted: the previous {MAX_CONSECUTIVE_FAILURES} messages failed"
+    rows = [{"week": week.label, "recipient": a, "subject": entry["subject"], "message_id": "",
+             "transport": opts["transport"], "status": FAILED, "error": error, "sent_at": dt.datetime.now(dt.UTC)}
+            for a in own.recipients(entry["owner"])]
+    _write_ledger(store, week, entry["slug"], rows)
+    return {"slug": entry["slug"], "status": FAILED, "refused": [], "error": error}
+
+
+def send_reports(store: Store, manifest: str, cfg: Mapping[str, Any], mailer_factory: Callable[[], mail.Mailer],
+                 *, batch: int | None = None, out_dir: str | None = None) -> dict[str, Any]:
+    """Send the manifest's reports (or one batch of them) over one transport connection.
+
+    :param store: the history store.
+    :param manifest: store path of the manifest (:func:`manifest_path`).
+    :param cfg: settings.
+    :param mailer_factory: opens the transport (not called in dry runs).
+    :param batch: index of the ``report.send_batch_size`` slice to send; None: all.
+    :param out_dir: also write HTML and .eml files here.
+    """
+    manifest = load_manifest(store, manifest)
+    opts = report_options(cfg)
+    week, dry_run = Week.parse(manifest["week"]), bool(manifest["dry_run"])
+    entries = manifest["entries"]
+    if batch is not None:
+        size = int(opts["send_batch_size"])
+        entries = entries[batch * size:(batch + 1) * size]
+    base = prefix(week, dry_run)
+    outcomes = []
+    started = time.perf_counter()
+    # One thread, one message in flight: the next message is built while the server digests the previous one
+    # (Mailer.begin). A helper thread building ahead was measured slower: the two threads convoy on the GIL.
+    prepared = (_prepare(store, base, e, week, opts, out_dir) for e in entries)
+    if dry_run or not entries:
+        outcomes = [_finish(store, p, week, opts, None, dry_run) for p in prepared]
+    else:
+        with mailer_factory() as mailer:
+            inflight: tuple[_Prepared, Callable[[], str]] | None = None
+            for prep in prepared:  # building this one overlaps the server's work on the one in flight
+                if inflight is not None:
+                    outcomes.append(_finish(store, inflight[0], week, opts, mailer, False, inflight[1]))
+                    inflight = None
+                if len(outcomes) >= MAX_CONSECUTIVE_FAILURES and all(
+                        o["status"] == FAILED for o in outcomes[-MAX_CONSECUTIVE_FAILURES:]):
+                    outcomes.append(_not_attempted(store, prep.entry, week, opts))
+                elif prep.msg is None:
+                    outcomes.append(_finish(store, prep, week, opts, mailer, False))  # every address refused
+                else:
+                    inflight = (prep, _begin(mailer, prep.msg))
+            if inflight is not None:
+                outcomes.append(_finish(store, inflight[0], week, opts, mailer, False, inflight[1]))
+    summary = {s: sum(o["status"] == s for o in outcomes) for s in (SENT, FAILED, REFUSED, DRY_RUN)}
+    summary.update({"week": week.label, "batch": batch, "messages": len(entries),
+                    "seconds": round(time.perf_counter() - started, 2),
+                    "failed_slugs": [o["slug"] for o in outcomes if o["status"] == FAILED][:50]})
+    log.info("report %s batch %s: %s", week.label, batch, summary)
+    return summary
+
+
+def delivery_by_owner(store: Store, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each owner's delivery outcome for the week, from the ledger (``pending`` when it has no row).
+
+    :param store: the history store.
+    :param manifest: from :func:`load_manifest`.
+    """
+    week = Week.parse(manifest["week"])
+    ledger = ledger_status(store, week)
+    out = []
+    for o in manifest["owners"]:
+        rows = ledger.get(o["slug"], [])
+        statuses = {r["status"] for r in rows}
+        status = (SENT if SENT in statuses else FAILED if FAILED in statuses else REFUSED if rows else
+                  (DRY_RUN if manifest["dry_run"] else "pending"))
+        out.append({"owner": o["owner"], "slug": o["slug"], "status": status,
+                    "refused": sorted(r["recipient"] for r in rows if r["status"] == REFUSED),
+                    "error": "; ".join(sorted({r["error"] for r in rows if r["status"] == FAILED and r["error"]}))})
+    return out
+
+
+def send_org_summary(store: Store, manifest: str, cfg: Mapping[str, Any],
+                     mailer_factory: Callable[[], mail.Mailer], *, out_dir: str | None = None) -> dict[str, Any]:
+    """Render the org-wide summary with the owners' delivery outcomes and send it to the governance address.
+
+    :param store: the history store.
+    :param manifest: store path of the manifest (:func:`manifest_path`).
+    :param cfg: settings.
+    :param mailer_factory: opens the transport (not called in dry runs or when already sent).
+    :param out_dir: also write HTML and .eml files here.
+    """
+    manifest = load_manifest(store, manifest)
+    opts = report_options(cfg)
+    week, dry_run = Week.parse(manifest["week"]), bool(manifest["dry_run"])
+    view = views.with_delivery(manifest["org_view"], delivery_by_owner(store, manifest))
+    base = prefix(week, dry_run)
+    if manifest["org_done"] and not manifest["resend"]:
+        log.info("report %s: org summary already sent", week.label)
+        return {"week": week.label, "status": "skipped", "delivery": view["delivery_counts"]}
+    store.put_text(f"{base}/{ORG_SLUG}.html", render.render("org_summary", "html", **view))
+    store.put_text(f"{base}/{ORG_SLUG}.txt", render.render("org_summary", "txt", **view))
+    entry = {"slug": ORG_SLUG, "owner": own.canonical(opts["governance_address"]),
+             "subject": render.subject("org_summary", **view)}
+    prep = _prepare(store, base, entry, week, opts, out_dir)
+    if dry_run:
+        outcome = _finish(store, prep, week, opts, None, True)
+    else:
+        with mailer_factory() as mailer:
+            outcome = _finish(store, prep, week, opts, mailer, False)
+    return {"week": week.label, "status": outcome["status"], "error": outcome["error"],
+            "delivery": view["delivery_counts"]}

@@ -1,0 +1,1 @@
+"""Installed software: the package query language and the search over collected SSM inventory."""

@@ -1,0 +1,266 @@
+"""Tests of the learned anomaly detector on synthetic series: what it flags, what it does not, and its contracts
+(causality, streaming equals batch, many series at once equal one at a time)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.awsgov.anomaly import detector
+
+DAY = 288  # 5-minute points per day
+TEST_START = pd.Timestamp("2024-01-01 00:00:00")  # a Monday, on the hour
+TEST_EVENT = 8 * DAY + 100  # a point on day 8, mid-morning
+
+
+def seasonal(days: int = 10, n: int = 1, seed: int = 0, noise: float = 1.0) -> np.ndarray:
+    """Daily sine around 50 with Gaussian noise: one series (1-D) or n series (2-D)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * DAY)
+    x = 50 + 10 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, noise, (n, t.size))
+    return x[0] if n == 1 else x
+
+
+def alerts(values, **kwargs) -> np.ndarray:
+    """Indices of the alerts on one series."""
+    return np.flatnonzero(detector.detect(values, start_time=TEST_START, **kwargs).is_anomaly)
+
+
+def assert_same(a: detector.Detection, b: detector.Detection) -> None:
+    """Every per-point output of two detections is identical (NaN equal to NaN)."""
+    for name in ("score", "is_anomaly", "severity", "reason", "expected", "lower", "upper"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_detect_flags_spike_at_its_point():
+    x = seasonal()
+    x[TEST_EVENT] += 30
+    det = detector.detect(x, start_time=TEST_START)
+    assert np.flatnonzero(det.is_anomaly).tolist() == [TEST_EVENT]
+    assert det.score[TEST_EVENT] > 2
+    assert x[TEST_EVENT] > det.upper[TEST_EVENT] > det.expected[TEST_EVENT]
+    assert detector.SEVERITY_NAMES[det.severity[TEST_EVENT]] in ("medium", "high")
+
+
+def test_detect_flags_dip_below_the_band():
+    x = seasonal()
+    x[TEST_EVENT] -= 30
+    det = detector.detect(x, start_time=TEST_START)
+    assert np.flatnonzero(det.is_anomaly).tolist() == [TEST_EVENT]
+    assert x[TEST_EVENT] < det.lower[TEST_EVENT]
+
+
+def test_detect_flags_level_shift_once_then_adapts():
+    x = seasonal()
+    x[TEST_EVENT:] += 15
+    found = alerts(x)
+    assert found.size >= 1
+    assert TEST_EVENT <= found[0] <= TEST_EVENT + 3
+    assert (found < TEST_EVENT + 36).all()  # the new level is learned within 3 h: no alerts after
+
+
+def test_detect_flags_changed_seasonality():
+    x = seasonal()
+    x[8 * DAY:] = 100 - x[8 * DAY:]  # the daily curve turns upside down
+    found = alerts(x)
+    assert found.size >= 1
+    assert 8 * DAY <= found[0] < 8 * DAY + DAY // 2
+
+
+def test_detect_no_flags_on_clean_seasonal_noise_beyond_small_rate():
+    det = detector.detect(seasonal(days=14, n=50, seed=3), start_time=TEST_START)
+    per_series_day = det.is_anomaly.sum() / 50 / 14
+    assert per_series_day < 0.1
+    assert det.out_of_band.mean() < 1e-3
+
+
+def test_detect_flat_line_step_flagged_flat_part_silent():
+    x = np.full(5 * DAY, 5.0)
+    x[4 * DAY:] = 6.0
+    found = alerts(x)
+    assert found[0] == 4 * DAY
+    assert (found < 4 * DAY + 36).all()
+
+
+def test_detect_constant_zero_silent_until_nonzero():
+    x = np.zeros(3 * DAY)
+    det = detector.detect(x, start_time=TEST_START)
+    assert not det.is_anomaly.any()
+    assert det.score.max() == 0
+    x[2 * DAY + 5] = 1.0
+    assert alerts(x).tolist() == [2 * DAY + 5]
+
+
+def test_detect_gaps_and_nan_never_flagged_and_spike_still_found():
+    x = seasonal()
+    rng = np.random.default_rng(7)
+    x[rng.random(x.size) < 0.1] = np.nan
+    x[5 * DAY: 5 * DAY + 36] = np.nan  # a 3-hour gap
+    x[TEST_EVENT] = 90.0
+    det = detector.detect(x, start_time=TEST_START)
+    missing = np.isnan(x)
+    assert not det.is_anomaly[missing].any()
+    assert (det.score[missing] == 0).all()
+    assert det.is_anomaly[TEST_EVENT]
+    assert np.isfinite(det.expected[5 * DAY + 40])  # the level is carried over the gap
+
+
+@pytest.mark.parametrize("values", [pytest.param([3.0], id="one-point"), pytest.param([], id="empty")])
+def test_detect_tiny_series(values):
+    det = detector.detect(np.asarray(values, dtype=float))
+    assert det.score.shape == (len(values),)
+    assert not det.is_anomaly.any()
+
+
+@pytest.mark.parametrize(("at", "expected"), [pytest.param(60, [], id="in-warmup"),
+                                              pytest.param(200, [200], id="after-warmup")])
+def test_detect_series_shorter_than_a_day_alerts_only_after_warmup(at, expected):
+    x = seasonal(days=1)[:240]  # 20 hours: no seasonality can be learned yet, the 12 h warm-up applies
+    x[at] += 30
+    assert alerts(x).tolist() == expected
+
+
+def test_detect_same_flags_at_any_scale():
+    x = seasonal()
+    x[TEST_EVENT] += 30
+    small = detector.detect(x / 100, start_time=TEST_START)
+    large = detector.detect(x * 1e9, start_time=TEST_START)  # percent vs bytes
+    np.testing.assert_array_equal(small.is_anomaly, large.is_anomaly)
+    np.testing.assert_allclose(small.score, large.score, rtol=1e-4, atol=1e-5)
+
+
+def test_detect_is_causal_prefix_equals_truncated_full_run():
+    x = seasonal(n=3, seed=5)
+    x[:, TEST_EVENT] += 25
+    full = detector.detect(x, start_time=TEST_START)
+    for k in (500, 1001, TEST_EVENT + 1, 2017):
+        part = detector.detect(x[:, :k], start_time=TEST_START)
+        for name in ("score", "is_anomaly", "expected", "lower", "upper"):
+            np.testing.assert_array_equal(getattr(part, name), getattr(full, name)[:, :k], err_msg=f"{name} k={k}")
+
+
+def test_detector_streaming_equals_batch():
+    x = seasonal(n=4, seed=11)
+    x[np.random.default_rng(1).random(x.shape) < 0.05] = np.nan
+    x[1, TEST_EVENT:] += 12
+    x[2, TEST_EVENT] -= 40
+    start = TEST_START + pd.Timedelta("7min")  # the first point is not on the hour
+    batch = detector.detect(x, start_time=start)
+    det = detector.Detector(4, start_time=start)
+    rng = np.random.default_rng(2)
+    parts, pos = [], 0
+    while pos < x.shape[1]:
+        size = int(rng.choice([1, 5, 12, 13, 50]))
+        parts.append(det.update(x[:, pos: pos + size]))
+        pos += size
+    for name in ("score", "is_anomaly", "severity", "reason", "expected", "lower", "upper"):
+        streamed = np.concatenate([getattr(p, name) for p in parts], axis=1)
+        np.testing.assert_array_equal(streamed, getattr(batch, name), err_msg=name)
+
+
+@pytest.mark.parametrize("step, params", [
+    pytest.param(300, None, id="defaults"),
+    pytest.param(60, detector.Params(mean_hours=(1, 6)), id="1min-steps-6h-mean"),  # windows of 360 points
+])
+def test_detect_many_series_equals_one_at_a_time(step, params):
+    x = seasonal(n=5, seed=9)
+    x[0, TEST_EVENT] += 30
+    x[3, 3 * DAY:] *= 2
+    x[4] *= 1e6
+    x[2, np.random.default_rng(3).random(x.shape[1]) < 0.03] = np.nan  # gaps in one series only
+    together = detector.detect(x, step_seconds=step, start_time=TEST_START, params=params)
+    for i in range(5):
+        alone = detector.detect(x[i], step_seconds=step, start_time=TEST_START, params=params)
+        for name in ("score", "is_anomaly", "severity", "reason", "expected", "lower", "upper"):
+            np.testing.assert_array_equal(getattr(together, name)[i], getattr(alone, name), err_msg=f"{name} row {i}")
+
+
+def test_anomalies_frame_describes_each_alert():
+    x = seasonal(n=2)
+    x[1, TEST_EVENT] += 30
+    det = detector.detect(x, start_time=TEST_START)
+    index = pd.date_range(TEST_START, periods=x.shape[1], freq="5min")
+    frame = detector.anomalies_frame(det, series_ids=["i-0:cpu", "i-1:cpu"], timestamps=index)
+    assert list(frame.columns) == ["series_id", "timestamp", "value", "expected", "lower", "upper", "score",
+                                   "severity", "reason"]
+    assert set(frame.series_id) <= {"i-0:cpu", "i-1:cpu"}
+    event = frame[frame.timestamp == index[TEST_EVENT]]
+    assert len(event) == 1
+    row = event.iloc[0]
+    assert row.series_id == "i-1:cpu"
+    assert row.value == pytest.approx(x[1, TEST_EVENT])
+    assert row.expected == pytest.approx(det.expected[1, TEST_EVENT])
+    assert row.lower < row.expected < row.upper < row.value
+    assert row.severity in ("medium", "high")
+    assert row.reason == "point"
+
+
+def test_detect_sensitivity_orders_alert_counts():
+    x = seasonal(days=14, n=30, seed=4, noise=2.0)
+    counts = [detector.detect(x, sensitivity=s).is_anomaly.sum() for s in ("low", "medium", "high", 3.0)]
+    assert counts[0] <= counts[1] <= counts[2] <= counts[3]
+    assert counts[3] > counts[0]
+
+
+@pytest.mark.parametrize("bad", [pytest.param("extreme", id="unknown-name"), pytest.param(0, id="zero")])
+def test_detect_rejects_bad_sensitivity(bad):
+    with pytest.raises(ValueError, match="sensitivity"):
+        detector.detect(seasonal(days=1), sensitivity=bad)
+
+
+def test_regularize_gaps_offgrid_and_duplicates():
+    stamps = ["2024-01-01 00:00", "2024-01-01 00:05", "2024-01-01 00:05", "2024-01-01 00:21", "2024-01-01 00:26"]
+    grid = detector.regularize(stamps, [1.0, 2.0, 4.0, 5.0, 6.0], step="5min")
+    assert list(grid.index.strftime("%H:%M")) == ["00:00", "00:05", "00:10", "00:15", "00:20", "00:25"]
+    np.testing.assert_array_equal(grid.to_numpy(), [1.0, 3.0, np.nan, np.nan, 5.0, 6.0])
+
+
+def test_regularize_daylight_saving_duplicates_collapse():
+    before = pd.date_range("2014-03-09 01:34", periods=6, freq="5min")
+    stamps = list(before) + [pd.Timestamp("2014-03-09 03:00")] * 12 + [pd.Timestamp("2014-03-09 03:04")]
+    grid = detector.regularize(stamps, np.arange(19.0), step="5min")
+    assert grid.index[-1] == pd.Timestamp("2014-03-09 03:04")
+    assert grid[pd.Timestamp("2014-03-09 02:59")] == pytest.approx(np.mean(np.arange(6.0, 18.0)))
+    assert grid.isna().sum() == len(grid) - 8
+
+
+def test_detector_state_is_self_contained_between_runs():
+    x = seasonal(n=2, seed=12)
+    x[0, TEST_EVENT] += 30
+    det = detector.Detector(2, start_time=TEST_START)
+    first = det.update(x[:, :TEST_EVENT - 5])
+    det = copy.deepcopy(det)  # the hourly DAG keeps the state (plain arrays) between runs
+    second = det.update(x[:, TEST_EVENT - 5:])
+    batch = detector.detect(x, start_time=TEST_START)
+    np.testing.assert_array_equal(np.concatenate([first.score, second.score], 1), batch.score)
+    np.testing.assert_array_equal(np.concatenate([first.is_anomaly, second.is_anomaly], 1), batch.is_anomaly)
+
+
+def test_infinite_readings_count_as_missing():
+    x = seasonal(n=3, seed=5)
+    x[1, [50, 2000, 2001]] = [np.inf, -np.inf, np.inf]
+    gaps = np.where(np.isinf(x), np.nan, x)
+    det = detector.detect(x, start_time=TEST_START)
+    assert np.isnan(det.values[1, [50, 2000, 2001]]).all()
+    assert_same(det, detector.detect(gaps, start_time=TEST_START))
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 7, 12])
+def test_sorting_network_sorts_every_input(k):
+    # 0-1 principle: a comparator network that sorts every 0/1 input sorts every input.
+    bits = ((np.arange(2**k)[None, :] >> np.arange(k)[:, None]) & 1).astype(float)
+    buf = np.empty((k + 1, 2**k))
+    pos = detector._sort_rows(list(bits), buf)
+    np.testing.assert_array_equal(buf[pos], np.sort(bits, axis=0))
+
+
+def test_median_of_ignores_missing_values():
+    v = np.random.default_rng(4).normal(size=(7, 30, 20))
+    v[np.random.default_rng(5).random(v.shape) < 0.4] = np.nan
+    v[:, 0, 0] = np.nan
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(v, axis=0)
+    np.testing.assert_array_equal(detector._median_of(v), expected)

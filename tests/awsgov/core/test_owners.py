@@ -1,0 +1,102 @@
+"""Owner resolution: resource tag, then account owner, then inventory, then OU default, then the fallback."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from include.awsgov.core import owners as own
+from include.awsgov.core import tables
+
+TEST_FALLBACK = "governance-team@example.com"
+TEST_OU_OWNERS = {"Sandbox": "sandbox-owners@example.com"}
+
+
+def _accounts(rows):
+    return pd.DataFrame([{**{c: "" for c in tables.ACCOUNTS.names}, **r} for r in rows])
+
+
+def _inventory(rows):
+    base = {c: None for c in tables.INVENTORY.names}
+    return pd.DataFrame([{**base, "dt": "2026-09-01", **r} for r in rows])
+
+
+@pytest.fixture
+def resolver():
+    accounts = _accounts([
+        {"account_id": "111", "owner": "Alice@Example.com", "ou": "Prod"},
+        {"account_id": "222", "owner": "", "ou": "Sandbox"},
+        {"account_id": "333", "owner": "", "ou": "Dev"},
+        {"account_id": "444", "owner": "", "ou": "Dev"},
+    ])
+    inventory = _inventory([{"account_id": "444", "owner_email": "old@example.com"},
+                            {"account_id": "555", "owner_email": "inv@example.com"}])
+    return own.OwnerResolver(accounts, inventory, TEST_OU_OWNERS, TEST_FALLBACK)
+
+
+@pytest.mark.parametrize(("account_id", "owner", "layer"), [
+    pytest.param("111", "alice@example.com", own.ACCOUNT, id="account-owner-lowercased"),
+    pytest.param("222", "sandbox-owners@example.com", own.OU, id="ou-default"),
+    pytest.param("333", TEST_FALLBACK, own.FALLBACK, id="fallback"),
+    pytest.param("444", "old@example.com", own.INVENTORY, id="inventory-when-account-row-has-none"),
+    pytest.param("555", "inv@example.com", own.INVENTORY, id="inventory-for-account-missing-from-accounts"),
+    pytest.param("999", TEST_FALLBACK, own.FALLBACK, id="unknown-account"),
+])
+def test_account_owner_layers(resolver, account_id, owner, layer):
+    assert resolver.account_owner(account_id) == (owner, layer)
+
+
+def test_resolve_resource_tag_wins_over_account_owner(resolver):
+    findings = pd.DataFrame([
+        {"account_id": "111", "details_json": json.dumps({"Tags": {"Owner": "Dave@Example.com"}})},
+        {"account_id": "111", "details_json": json.dumps({"Bucket Name": "b"})},
+        {"account_id": "333", "details_json": json.dumps({"Tags": [{"Key": "owner", "Value": "erin@example.com"}]})},
+        {"account_id": "222", "details_json": "not json {owner"},
+    ])
+    out = resolver.resolve(findings)
+    assert out["owner"].tolist() == ["dave@example.com", "alice@example.com", "erin@example.com",
+                                     "sandbox-owners@example.com"]
+    assert out["owner_layer"].tolist() == [own.RESOURCE, own.ACCOUNT, own.RESOURCE, own.OU]
+
+
+def test_resolve_reads_a_tags_json_column_when_present(resolver):
+    out = resolver.resolve(pd.DataFrame([{"account_id": "333", "tags_json": json.dumps({"Owner": "f@example.com"}),
+                                          "details_json": "{}"}]))
+    assert out.loc[0, "owner"] == "f@example.com" and out.loc[0, "owner_layer"] == own.RESOURCE
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    pytest.param("b@example.com; A@example.com,b@example.com", "a@example.com, b@example.com", id="set-sorted-dedup"),
+    pytest.param("  ", "", id="blank"),
+    pytest.param(None, "", id="none"),
+    pytest.param("x\r\nBcc: evil@example.net", "x\r\nbcc: evil@example.net", id="injection-stays-one-value"),
+])
+def test_canonical_owner_key(raw, expected):
+    assert own.canonical(raw) == expected
+
+
+def test_injected_owner_never_becomes_a_separate_recipient():
+    assert own.recipients(own.canonical("x\r\nBcc: evil@example.net")) == ["x\r\nbcc: evil@example.net"]
+
+
+def test_slug_is_file_safe_and_distinguishes_similar_owners():
+    a, b = own.slug("o'connor@example.com"), own.slug("o-connor@example.com")
+    assert a != b
+    for s in (a, b, own.slug("../../etc/passwd"), own.slug("<script>alert(1)</script>")):
+        assert s and all(c.isalnum() or c == "-" for c in s) and len(s) <= 80
+
+
+@pytest.mark.parametrize(("obj", "owner"), [
+    pytest.param({"Owner": "a@x.io"}, "a@x.io", id="flat"),
+    pytest.param({"tag:Owner": "a@x.io"}, "a@x.io", id="tag-prefix"),
+    pytest.param({"ResourceTags": {"OWNER": "a@x.io"}}, "a@x.io", id="nested-dict"),
+    pytest.param({"Tags": [{"Key": "Team", "Value": "t"}, {"Key": "Owner", "Value": "a@x.io"}]}, "a@x.io",
+                 id="key-value-list"),
+    pytest.param({"Owner": ""}, "", id="empty"),
+    pytest.param({"Owners": "a@x.io"}, "", id="other-key"),
+    pytest.param(["Owner", "a@x.io"], "", id="plain-list"),
+])
+def test_owner_from_tags(obj, owner):
+    assert own.owner_from_tags(obj) == owner

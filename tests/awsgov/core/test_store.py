@@ -1,0 +1,160 @@
+"""The store's contract: one chunk file per writer and day, replaced atomically; reruns never duplicate rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from include.awsgov.core import tables
+from include.awsgov.core.store import Store
+
+TEST_DAY = dt.date(2026, 11, 23)
+
+
+def _coverage(account_id: str, regions: list[str], status: str = "ok") -> pd.DataFrame:
+    return pd.DataFrame([{"account_id": account_id, "region": r, "source": "config", "status": status, "error": "",
+                          "api_calls": 3} for r in regions])
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(tmp_path / "store")
+
+
+def test_rewriting_a_chunk_replaces_it_without_duplicates(store):
+    store.write("coverage", TEST_DAY, _coverage("111111111111", ["us-east-1", "eu-west-1"]), chunk="111111111111",
+                schema=tables.COVERAGE)
+    store.write("coverage", TEST_DAY, _coverage("222222222222", ["us-east-1"]), chunk="222222222222",
+                schema=tables.COVERAGE)
+    store.write("coverage", TEST_DAY, _coverage("111111111111", ["us-east-1"], "throttled_out"),
+                chunk="111111111111", schema=tables.COVERAGE)
+    frame = store.read("coverage", TEST_DAY, TEST_DAY, schema=tables.COVERAGE)
+    assert sorted(zip(frame["account_id"], frame["status"], strict=True)) == [
+        ("111111111111", "throttled_out"), ("222222222222", "ok")]
+    assert set(frame["dt"]) == {TEST_DAY.isoformat()}
+
+
+def test_sorted_rewrite_of_shuffled_rows_is_byte_identical(store):
+    rows = _coverage("111111111111", ["us-east-1", "eu-west-1", "ap-northeast-1"])
+    path = Path(store.write("coverage", TEST_DAY, rows, chunk="a", schema=tables.COVERAGE, sort_by=["region"]))
+    first = path.read_bytes()
+    store.write("coverage", TEST_DAY, rows.iloc[::-1], chunk="a", schema=tables.COVERAGE, sort_by=["region"])
+    assert path.read_bytes() == first
+
+
+def test_failed_write_leaves_previous_version_and_no_visible_temp(store, monkeypatch):
+    store.write("coverage", TEST_DAY, _coverage("111111111111", ["us-east-1"]), chunk="a", schema=tables.COVERAGE)
+
+    def crash(self, target):
+        raise OSError("disk gone mid-rename")
+
+    monkeypatch.setattr(Path, "replace", crash)
+    with pytest.raises(OSError, match="mid-rename"):
+        store.write("coverage", TEST_DAY, _coverage("111111111111", ["eu-west-1"]), chunk="a",
+                    schema=tables.COVERAGE)
+    monkeypatch.undo()
+    folder = Path(store.partition_path("coverage", TEST_DAY))
+    assert any(p.name.startswith(".") for p in folder.iterdir()), "the temp file is where the crash left it"
+    assert store.chunks("coverage", TEST_DAY) == ["a"]
+    assert list(store.read("coverage", TEST_DAY, TEST_DAY)["region"]) == ["us-east-1"]
+
+
+def test_rows_that_do_not_fit_the_schema_are_refused_before_anything_is_written(store):
+    bad = pd.DataFrame([{"account_id": "1", "region": "x", "source": "config", "status": "ok", "error": "",
+                         "api_calls": "many"}])
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        store.write("coverage", TEST_DAY, bad, chunk="a", schema=tables.COVERAGE)
+    assert store.chunks("coverage", TEST_DAY) == []
+
+
+def test_empty_chunk_records_nothing_found_and_reads_with_columns(store):
+    store.write("ta_findings", TEST_DAY, pd.DataFrame(columns=tables.TA_FINDINGS.names), chunk="a",
+                schema=tables.TA_FINDINGS)
+    assert store.chunks("ta_findings", TEST_DAY) == ["a"]
+    frame = store.read("ta_findings", TEST_DAY, TEST_DAY, schema=tables.TA_FINDINGS)
+    assert frame.empty and set(tables.TA_FINDINGS.names) <= set(frame.columns)
+
+
+def test_prune_drops_only_chunks_not_kept(store):
+    for chunk in ("a", "b", "c"):
+        store.write("coverage", TEST_DAY, _coverage(chunk, ["us-east-1"]), chunk=chunk, schema=tables.COVERAGE)
+    assert store.prune("coverage", TEST_DAY, keep={"a", "c"}) == ["b"]
+    assert store.chunks("coverage", TEST_DAY) == ["a", "c"]
+
+
+def test_read_range_is_inclusive_and_days_are_sorted(store):
+    for day in ("2026-11-24", "2026-11-22", "2026-11-23"):
+        store.write("coverage", day, _coverage("a", ["us-east-1"]), chunk="a", schema=tables.COVERAGE)
+    assert store.days("coverage") == [dt.date(2026, 11, 22), dt.date(2026, 11, 23), dt.date(2026, 11, 24)]
+    assert sorted(store.read("coverage", "2026-11-23", "2026-11-24")["dt"]) == ["2026-11-23", "2026-11-24"]
+
+
+@pytest.mark.parametrize("chunk", [pytest.param("../escape", id="path"), pytest.param("", id="empty"),
+                                   pytest.param("a b", id="space")])
+def test_chunk_names_that_could_escape_the_partition_are_refused(store, chunk):
+    with pytest.raises(ValueError, match="invalid chunk name"):
+        store.write("coverage", TEST_DAY, _coverage("a", ["us-east-1"]), chunk=chunk, schema=tables.COVERAGE)
+
+
+# -- compaction (a read cache of a day's chunks) ------------------------------------------------------------------
+def _three_accounts(store: Store, day: dt.date = TEST_DAY) -> None:
+    for account, regions in (("111111111111", ["us-east-1", "eu-west-1"]), ("222222222222", ["us-east-1"]),
+                             ("333333333333", ["eu-west-1"])):
+        store.write("coverage", day, _coverage(account, regions), chunk=account, schema=tables.COVERAGE)
+
+
+def _rows(store: Store, **kw) -> list[tuple]:
+    frame = store.read("coverage", TEST_DAY, TEST_DAY, **kw)
+    return list(zip(frame["account_id"], frame["region"], frame["status"], frame["dt"], strict=True))
+
+
+@pytest.mark.parametrize("schema", [tables.COVERAGE, None], ids=["schema", "no-schema"])
+def test_compacted_day_reads_exactly_as_its_chunks_from_one_file(store, schema, monkeypatch):
+    _three_accounts(store)
+    before = _rows(store, schema=schema)
+    assert store.compact("coverage", TEST_DAY) == 3
+    assert (Path(store.partition_path("coverage", TEST_DAY)) / "_compact.parquet").exists()
+    opened = []
+    read_files = store._read_files
+    monkeypatch.setattr(store, "_read_files", lambda paths, *a, **k: opened.extend(paths) or read_files(paths, *a, **k))
+    assert _rows(store, schema=schema) == before
+    assert [Path(p).name for p in opened] == ["_compact.parquet"]
+    cols = store.read("coverage", TEST_DAY, TEST_DAY, columns=["account_id"], schema=schema)
+    assert list(cols.columns) == ["account_id", "dt"] and len(cols) == 4
+
+
+def test_compaction_never_hides_a_chunk_rewritten_added_or_pruned_after_it(store):
+    _three_accounts(store)
+    store.compact("coverage", TEST_DAY)
+    # A mapped task rerun after the compaction rewrites its chunk; a late account adds one; a third one leaves.
+    store.write("coverage", TEST_DAY, _coverage("111111111111", ["us-east-1"], "throttled_out"),
+                chunk="111111111111", schema=tables.COVERAGE)
+    store.write("coverage", TEST_DAY, _coverage("000000000000", ["us-east-1"]), chunk="000000000000",
+                schema=tables.COVERAGE)
+    store.prune("coverage", TEST_DAY, ["000000000000", "111111111111", "222222222222"])
+    expected = [("000000000000", "us-east-1", "ok"), ("111111111111", "us-east-1", "throttled_out"),
+                ("222222222222", "us-east-1", "ok")]
+    for schema in (tables.COVERAGE, None):
+        assert [r[:3] for r in _rows(store, schema=schema)] == expected  # by chunk, as without compaction
+    store.compact("coverage", TEST_DAY)
+    assert [r[:3] for r in _rows(store, schema=tables.COVERAGE)] == expected
+
+
+def test_other_readers_ignore_the_compact_file(store):
+    import pyarrow.dataset as ds
+
+    _three_accounts(store)
+    store.compact("coverage", TEST_DAY)
+    hive = ds.dataset(store.path("coverage"), format="parquet", partitioning="hive").to_table()
+    assert hive.num_rows == 4 and "__chunk" not in hive.column_names  # Athena, DuckDB and pyarrow skip `_` files
+
+
+def test_a_day_of_one_chunk_is_not_compacted(store):
+    store.write("coverage", TEST_DAY, _coverage("111111111111", ["us-east-1"]), chunk="111111111111",
+                schema=tables.COVERAGE)
+    assert store.compact("coverage", TEST_DAY) == 0
+    assert not (Path(store.partition_path("coverage", TEST_DAY)) / "_compact.parquet").exists()

@@ -1,0 +1,274 @@
+"""events.py, activity.py, alerts.py: checking, normalising, routing and storing central-bus events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+
+from include.awsgov.core import tables
+from include.awsgov.core.store import Store
+from include.awsgov.events import activity, alerts, ingest
+
+ADMIN = "123456789012"
+MEMBER = "210987654321"
+T0 = dt.datetime(2026, 11, 27, 10, 15, tzinfo=dt.UTC)
+CFG = ingest.config()
+
+
+def envelope(source: str, detail_type: str, detail: dict, *, account: str = MEMBER, event_id: str = "e-1",
+             when: dt.datetime = T0, resources: list | None = None) -> dict:
+    return {"version": "0", "id": event_id, "detail-type": detail_type, "source": source, "account": account,
+            "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": "us-east-1", "resources": resources or [],
+            "detail": detail}
+
+
+def message(event: dict | str, message_id: str = "m-1") -> dict:
+    return {"MessageId": message_id, "Body": event if isinstance(event, str) else json.dumps(event)}
+
+
+def api_call(service: str, name: str, params: dict | None = None, **kw) -> dict:
+    detail = {"eventSource": f"{service}.amazonaws.com", "eventName": name, "requestParameters": params or {},
+              "userIdentity": {"type": "AssumedRole", "arn": f"arn:aws:sts::{kw.get('account', MEMBER)}:x/dev"}}
+    return envelope(f"aws.{service}", ingest.API_CALL, detail, **kw)
+
+
+def signin(identity_type: str, mfa: str, result: str = "Success", **kw) -> dict:
+    detail = {"eventName": "ConsoleLogin", "userIdentity": {"type": identity_type, "arn": "arn:aws:iam::1:root"},
+              "additionalEventData": {"MFAUsed": mfa}, "responseElements": {"ConsoleLogin": result}}
+    return envelope("aws.signin", "AWS Console Sign In via CloudTrail", detail, **kw)
+
+
+def guardduty(severity: float, **kw) -> dict:
+    detail = {"id": "f1", "type": "UnauthorizedAccess:EC2/SSHBruteForce", "severity": severity,
+              "resource": {"resourceType": "Instance", "instanceDetails": {"instanceId": "i-0abc"}}}
+    return envelope("aws.guardduty", "GuardDuty Finding", detail, **kw)
+
+
+def config_change(new: str, old: str, **kw) -> dict:
+    detail = {"configRuleName": "s3-bucket-public-read-prohibited", "resourceType": "AWS::S3::Bucket",
+              "resourceId": "logs", "newEvaluationResult": {"complianceType": new},
+              "oldEvaluationResult": {"complianceType": old}}
+    return envelope("aws.config", "Config Rules Compliance Change", detail, **kw)
+
+
+def trusted_advisor(check: str, status: str, **kw) -> dict:
+    detail = {"check-name": check, "status": status, "resource_id": "sg-123", "uuid": "u"}
+    return envelope("aws.trustedadvisor", "Trusted Advisor Check Item Refresh Notification", detail, **kw)
+
+
+def run(*evs: dict, environment: str = "dev", admin: str = ADMIN):
+    msgs = [message(e, f"m-{i}") for i, e in enumerate(evs)]
+    return ingest.process(msgs, admin_account_id=admin, environments={MEMBER: environment, ADMIN: ""}, cfg=CFG,
+                          received_at=T0)
+
+
+# --- routing: every immediate alert of the issue, and what stays for the report --------------------------------------
+@pytest.mark.parametrize(("event", "environment", "rule"), [
+    pytest.param(signin("Root", "Yes"), "dev", "events_root_signin", id="root-signin"),
+    pytest.param(signin("IAMUser", "No"), "dev", "events_console_signin_without_mfa", id="signin-no-mfa"),
+    pytest.param(guardduty(8.0), "dev", "events_guardduty_high", id="guardduty-high"),
+    pytest.param(config_change("NON_COMPLIANT", "COMPLIANT"), "prod", "events_config_noncompliant_prod",
+                 id="config-noncompliant-prod"),
+    pytest.param(trusted_advisor("Exposed Access Keys", "ERROR"), "dev", "events_trusted_advisor_security_red",
+                 id="ta-security-red"),
+    pytest.param(api_call("cloudtrail", "StopLogging", {"name": "governance-trail"}), "dev",
+                 "events_cloudtrail_stopped", id="trail-stopped"),
+    pytest.param(api_call("cloudtrail", "DeleteTrail", {"name": "governance-trail"}), "dev",
+                 "events_cloudtrail_stopped", id="trail-deleted"),
+    pytest.param(api_call("iam", "CreateUser", {"userName": "bob"}), "dev", "events_iam_user_in_member_account",
+                 id="iam-user-in-member"),
+])
+def test_alert_event_is_routed_to_its_rule(event, environment, rule):
+    rows, rejects = run(event, environment=environment)
+    assert not rejects
+    assert rows[0]["route"] == "alert"
+    assert rows[0]["alert_rules"].split(",")[0] == rule
+    assert rows[0]["severity"] == "high"
+
+
+@pytest.mark.parametrize("event", [
+    pytest.param(signin("IAMUser", "Yes"), id="signin-with-mfa"),
+    pytest.param(signin("IAMUser", "No", result="Failure"), id="failed-signin-without-mfa"),
+    pytest.param(guardduty(5.0), id="guardduty-medium"),
+    pytest.param(config_change("NON_COMPLIANT", "NON_COMPLIANT"), id="config-already-noncompliant"),
+    pytest.param(trusted_advisor("Low Utilization Amazon EC2 Instances", "ERROR"), id="ta-red-not-security"),
+    pytest.param(trusted_advisor("Exposed Access Keys", "WARN"), id="ta-security-yellow"),
+    pytest.param(api_call("cloudtrail", "StartLogging"), id="trail-started"),
+    pytest.param(api_call("ec2", "AuthorizeSecurityGroupIngress", {"groupId": "sg-1"}), id="sg-change"),
+])
+def test_other_events_go_to_the_report(event):
+    rows, _ = run(event, environment="prod")
+    assert (rows[0]["route"], rows[0]["alert_rules"]) == ("report", "")
+
+
+def test_config_noncompliant_outside_prod_is_not_an_alert():
+    rows, _ = run(config_change("NON_COMPLIANT", "COMPLIANT"), environment="dev")
+    assert rows[0]["route"] == "report"
+
+
+def test_iam_user_created_in_the_admin_account_is_allowed():
+    rows, _ = run(api_call("iam", "CreateUser", {"userName": "bob"}, account=ADMIN))
+    assert rows[0]["route"] == "report"
+
+
+# --- normalisation ------------------------------------------------------------------------------------------------
+def test_api_call_is_normalised_to_the_common_fields():
+    rows, _ = run(api_call("iam", "CreateUser", {"userName": "bob"}, event_id="abc"))
+    row = rows[0]
+    assert {k: row[k] for k in ("event_id", "source", "account_id", "region", "type", "resource", "actor_type")} == {
+        "event_id": "abc", "source": "aws.iam", "account_id": MEMBER, "region": "us-east-1",
+        "type": "iam:CreateUser", "resource": "bob", "actor_type": "AssumedRole"}
+    assert row["actor"] == f"arn:aws:sts::{MEMBER}:x/dev"
+    assert row["time"] == T0.replace(second=0, microsecond=0)
+    assert set(row) == set(tables.EVENTS.names)
+
+
+def test_guardduty_finding_keeps_type_resource_and_score():
+    rows, _ = run(guardduty(7.5))
+    assert (rows[0]["type"], rows[0]["resource"]) == ("guardduty:UnauthorizedAccess:EC2/SSHBruteForce", "i-0abc")
+    assert json.loads(rows[0]["attributes_json"])["guardduty_severity"] == 7.5
+
+
+def test_hostile_text_is_kept_on_one_line_and_bounded():
+    rows, _ = run(api_call("iam", "CreateUser", {"userName": "<script>\r\nBcc: x@evil" + "a" * 2000}))
+    assert "\n" not in rows[0]["resource"] and len(rows[0]["resource"]) == 512
+
+
+# --- poison -------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("body", "reason"), [
+    pytest.param("{not json", "malformed", id="not-json"),
+    pytest.param("[1, 2]", "malformed", id="json-array"),
+    pytest.param(json.dumps({"id": "x", "source": "aws.iam"}), "malformed", id="missing-envelope"),
+    pytest.param(json.dumps({**signin("Root", "No"), "account": "12"}), "malformed", id="bad-account"),
+    pytest.param(json.dumps({**signin("Root", "No"), "time": "yesterday"}), "malformed", id="bad-time"),
+    pytest.param(json.dumps(envelope("custom.app", "Order Placed", {})), "unknown_source", id="unknown-source"),
+    pytest.param(json.dumps(envelope("aws.iam", "x", {"pad": "x" * 70000})), "oversized", id="oversized"),
+])
+def test_poison_message_is_rejected_with_its_reason(body, reason):
+    rows, rejects = ingest.process([message(body)], admin_account_id=ADMIN, environments={}, cfg=CFG,
+                                   received_at=T0)
+    assert rows == []
+    assert [(r.reason, r.message_id) for r in rejects] == [(reason, "m-1")]
+    assert rejects[0].size_bytes == len(body.encode())
+
+
+@pytest.mark.parametrize("detail", [
+    pytest.param({"check-name": ["a", "list"], "status": "ERROR"}, id="unhashable-check-name"),
+    pytest.param({"severity": {"n": 1}, "resource": []}, id="odd-guardduty-shapes"),
+])
+def test_detail_of_an_unexpected_shape_is_poison_not_a_crash(detail):
+    source, kind = (("aws.trustedadvisor", "Trusted Advisor Check Item Refresh Notification")
+                    if "check-name" in detail else ("aws.guardduty", "GuardDuty Finding"))
+    rows, rejects = ingest.process([message(envelope(source, kind, detail))], admin_account_id=ADMIN,
+                                   environments={}, cfg=CFG, received_at=T0)
+    assert len(rows) + len(rejects) == 1
+    assert all(r.reason == "malformed" for r in rejects)
+
+
+def test_poison_is_counted_once_per_message_id(tmp_path):
+    store = Store(str(tmp_path))
+    _, rejects = ingest.process([message("{oops", "m-9")], admin_account_id=ADMIN, environments={}, cfg=CFG,
+                                received_at=T0)
+    assert ingest.store_rejects(store, rejects, T0) == 1
+    assert ingest.store_rejects(store, rejects, T0) == 0
+    stored = store.read("event_rejects", schema=tables.EVENT_REJECTS)
+    assert stored[["message_id", "reason"]].values.tolist() == [["m-9", "malformed"]]
+
+
+# --- idempotency ----------------------------------------------------------------------------------------------------
+def test_redelivered_event_is_stored_once(tmp_path):
+    store = Store(str(tmp_path))
+    first, _ = run(api_call("iam", "CreateUser", event_id="e-1"), guardduty(8.0, event_id="e-2"))
+    assert len(ingest.store_events(store, first)) == 2
+    again, _ = run(api_call("iam", "CreateUser", event_id="e-1"), guardduty(3.0, event_id="e-3"))
+    fresh = ingest.store_events(store, again)
+    assert [r["event_id"] for r in fresh] == ["e-3"]
+    stored = store.read("events", schema=tables.EVENTS)
+    assert sorted(stored["event_id"]) == ["e-1", "e-2", "e-3"]
+
+
+def test_same_event_twice_in_one_batch_is_one_row():
+    rows, _ = run(guardduty(8.0, event_id="dup"), guardduty(8.0, event_id="dup"))
+    assert len(rows) == 1
+
+
+def test_messages_of_asset_events_are_taken_once_each():
+    batch = [{"MessageId": "a", "Body": "{}", "ReceiptHandle": "r"}, {"MessageId": "b", "Body": "[]"}]
+    extras = [{"from_trigger": True, "payload": {"status": "success", "message_batch": batch}},
+              {"from_trigger": True, "payload": {"status": "success", "message_batch": batch[:1]}}, None]
+    assert ingest.messages_from_asset_events(extras) == [{"MessageId": "a", "Body": "{}"},
+                                                         {"MessageId": "b", "Body": "[]"}]
+
+
+# --- alert de-duplication -----------------------------------------------------------------------------------------
+def test_alert_key_is_shared_within_the_window_only():
+    key = alerts.alert_key("r", MEMBER, "bob", dt.datetime(2026, 11, 27, 10, 5, tzinfo=dt.UTC), 60)
+    assert key == alerts.alert_key("r", MEMBER, "bob", dt.datetime(2026, 11, 27, 10, 55, tzinfo=dt.UTC), 60)
+    assert key != alerts.alert_key("r", MEMBER, "bob", dt.datetime(2026, 11, 27, 11, 5, tzinfo=dt.UTC), 60)
+    assert key != alerts.alert_key("r", MEMBER, "eve", dt.datetime(2026, 11, 27, 10, 5, tzinfo=dt.UTC), 60)
+
+
+def test_pending_drops_repeats_in_the_window_and_what_the_ledger_closed(tmp_path):
+    from include.awsgov.anomaly.alerts import record
+
+    store = Store(str(tmp_path))
+    rows, _ = run(api_call("iam", "CreateUser", {"userName": "bob"}, event_id="1"),
+                  api_call("iam", "CreateUser", {"userName": "bob"}, event_id="2", when=T0 + dt.timedelta(minutes=20)),
+                  signin("Root", "Yes", event_id="3"))
+    frame = pd.DataFrame(rows)
+    todo = alerts.pending(store, frame, CFG["alerts"])
+    assert sorted(todo["event_id"]) == ["1", "3"]
+    first = todo[todo["event_id"] == "1"].iloc[0]
+    record(store, [{"anomaly_id": first["key"], "account_id": MEMBER, "rule_id": first["rule_id"],
+                    "severity": "high", "recipient": "a@example.com", "subject": "s", "message_id": "x",
+                    "transport": "ses", "status": "sent", "error": "", "sent_at": T0, "anomaly_day": T0.date()}])
+    assert list(alerts.pending(store, frame, CFG["alerts"])["event_id"]) == ["3"]
+
+
+def test_alert_mail_names_rule_resource_and_actor():
+    rows, _ = run(api_call("iam", "CreateUser", {"userName": "bob"}, event_id="1"))
+    todo = alerts.pending(Store("/nonexistent-store"), pd.DataFrame(rows), CFG["alerts"])
+    subject, text = alerts.compose(CFG["alerts"], MEMBER, "payments\r\nprod", todo)
+    assert subject == f"[governance] 1 security event(s) in payments prod ({MEMBER})"
+    assert "IAM user created in a member account" in text and "bob" in text and "event 1" in text
+
+
+# --- account activity -----------------------------------------------------------------------------------------------
+def test_hourly_counts_count_api_calls_per_account_hour_and_type():
+    rows, _ = run(api_call("iam", "CreateUser", event_id="1"), api_call("iam", "CreateUser", event_id="2"),
+                  api_call("ec2", "RunInstances", event_id="3", when=T0 + dt.timedelta(hours=1)),
+                  guardduty(8.0, event_id="4"))
+    counts = activity.hourly_counts(pd.DataFrame(rows))
+    assert counts[["event_type", "count"]].values.tolist() == [["iam:CreateUser", 2], ["ec2:RunInstances", 1]]
+    assert list(counts["hour"]) == [pd.Timestamp("2026-11-27 10:00", tz="UTC"), pd.Timestamp("2026-11-27 11:00",
+                                                                                               tz="UTC")]
+
+
+def _activity(store: Store, start: dt.datetime, counts: list[int], event_type: str = "iam:AttachUserPolicy"):
+    frame = pd.DataFrame({"hour": [start + dt.timedelta(hours=i) for i in range(len(counts))],
+                          "account_id": MEMBER, "event_type": event_type, "count": counts})
+    for day, part in frame.groupby(frame["hour"].dt.date):
+        store.write("account_activity", day, part, schema=tables.ACCOUNT_ACTIVITY)
+
+
+def test_a_burst_of_iam_changes_is_detected_in_the_hour_it_happened(tmp_path):
+    store = Store(str(tmp_path))
+    start = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    quiet = [(i * 7) % 3 for i in range(24 * 6)]  # 0-2 calls an hour for six days
+    _activity(store, start, [*quiet, 40])
+    burst_hour = start + dt.timedelta(hours=len(quiet))
+    rows = activity.detect_bursts(store, [burst_hour], CFG["activity"])
+    assert {(r["metric_name"], r["timestamp"], r["value"]) for r in rows} >= {("iam_changes", burst_hour, 40.0)}
+    assert all(r["namespace"] == activity.NAMESPACE and r["account_id"] == MEMBER for r in rows)
+    assert activity.store_bursts(store, rows) and not activity.store_bursts(store, rows)
+
+
+def test_ordinary_activity_is_no_burst(tmp_path):
+    store = Store(str(tmp_path))
+    start = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    counts = [(i * 7) % 3 for i in range(24 * 6 + 1)]
+    _activity(store, start, counts)
+    assert activity.detect_bursts(store, [start + dt.timedelta(hours=24 * 6)], CFG["activity"]) == []

@@ -1,0 +1,177 @@
+"""StackSet service functions on in-process moto (create/update/idempotency, instances, operations) and, for the
+operation states moto never produces (QUEUED, RUNNING, FAILED instances), a botocore Stubber."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from include.awsgov.onboarding import stacksets, workflow
+
+# moto's CloudFormation skips the types it lacks (Trail, Config, policies) with a warning: expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
+
+TEST_NAME = "governance-baseline"
+TEST_ADMIN = "123456789012"
+TEST_EXTERNAL_ID = "ext-id-for-tests"
+TEST_PREFS = {"RegionConcurrencyType": "SEQUENTIAL", "FailureTolerancePercentage": 10,
+              "MaxConcurrentPercentage": 25}
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        org = boto3.client("organizations", region_name="us-east-1")
+        org.create_organization(FeatureSet="ALL")
+        members = [org.create_account(AccountName=f"m{i}", Email=f"m{i}@example.com")["CreateAccountStatus"]
+                   ["AccountId"] for i in range(2)]
+        yield {"cf": boto3.client("cloudformation", region_name="us-east-1"), "members": members}
+
+
+def _values() -> dict[str, str]:
+    return {"AdminAccountId": TEST_ADMIN, "ExternalId": TEST_EXTERNAL_ID, "GlobalRegion": "us-east-1",
+            "LogBucketName": "governance-logs-123456789012",
+            "TrailKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "CentralEventBusArn": "arn:aws:events:us-east-1:123456789012:event-bus/governance-central"}
+
+
+def _ensure(cf, version: str = "1.0.0", **kw):
+    body, _ = workflow.load_template("baseline")
+    return stacksets.ensure_stack_set(cf, TEST_NAME, template_body=body, version=version, values=_values(),
+                                      preferences=TEST_PREFS, **kw)
+
+
+def test_ensure_stack_set_creates_then_leaves_it_unchanged(aws):
+    cf = aws["cf"]
+    assert _ensure(cf)["action"] == "created"
+    again = _ensure(cf)
+    assert again == {"action": "unchanged", "operation_id": None, "version": "1.0.0"}
+    stack_set = stacksets.describe_stack_set(cf, TEST_NAME)
+    assert stacksets.recorded_version(stack_set) == "1.0.0"
+    assert "v1.0.0" in stack_set["Description"]
+
+
+def test_ensure_stack_set_updates_to_a_newer_version_with_one_operation(aws):
+    cf = aws["cf"]
+    _ensure(cf)
+    updated = _ensure(cf, version="1.1.0", op_id="run-1-update")
+    assert updated["action"] == "updated" and updated["operation_id"]
+    assert stacksets.recorded_version(stacksets.describe_stack_set(cf, TEST_NAME)) == "1.1.0"
+    assert stacksets.describe_operation(cf, TEST_NAME, updated["operation_id"])["Action"] == "UPDATE"
+
+
+def test_describe_stack_set_is_none_when_missing(aws):
+    assert stacksets.describe_stack_set(aws["cf"], "no-such-stackset") is None
+
+
+def test_create_stack_instances_is_one_operation_for_all_accounts_and_regions(aws):
+    cf, members = aws["cf"], aws["members"]
+    _ensure(cf)
+    op_id = stacksets.create_stack_instances(cf, TEST_NAME, members, ["us-east-1", "eu-west-1"], TEST_PREFS,
+                                             op_id="run-1-create-0")
+    instances = stacksets.list_stack_instances(cf, TEST_NAME)
+    assert {(i["Account"], i["Region"]) for i in instances} == {(a, r) for a in members
+                                                                for r in ("us-east-1", "eu-west-1")}
+    assert all(i["Status"] == "CURRENT" for i in instances)
+    progress = stacksets.poke_operations(cf, TEST_NAME, [op_id])
+    assert progress.done and progress.counts() == {"SUCCEEDED": 4}
+    assert progress.statuses == {op_id: "SUCCEEDED"}
+
+
+def test_baseline_instance_deploys_the_read_role_with_the_external_id(aws):
+    cf, member = aws["cf"], aws["members"][0]
+    _ensure(cf)
+    stacksets.create_stack_instances(cf, TEST_NAME, [member], ["us-east-1", "eu-west-1"], TEST_PREFS)
+    sts = boto3.client("sts", region_name="us-east-1")
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{member}:role/GovernanceReadRole", RoleSessionName="test",
+                            ExternalId=TEST_EXTERNAL_ID)["Credentials"]
+    session = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                            aws_session_token=creds["SessionToken"])
+    trust = session.client("iam").get_role(RoleName="GovernanceReadRole")["Role"]["AssumeRolePolicyDocument"]
+    statement = trust["Statement"][0]
+    assert statement["Principal"]["AWS"] == f"arn:aws:iam::{TEST_ADMIN}:root"
+    assert statement["Condition"]["StringEquals"]["sts:ExternalId"] == TEST_EXTERNAL_ID
+    for region in ("us-east-1", "eu-west-1"):
+        rules = session.client("events", region_name=region).list_rules()["Rules"]
+        assert [r["Name"] for r in rules] == ["governance-forward-to-central"]
+
+
+def test_ensure_stack_creates_central_stack_once(aws):
+    cf = aws["cf"]
+    body, version = workflow.load_template("central")
+    values = {"OrganizationId": "o-abcdefghij", "LogBucketName": "governance-logs-123456789012",
+              "CreateLogBucket": "true", "CreateEventBus": "true", "CreateAggregator": "true"}
+    first = stacksets.ensure_stack(cf, "governance-central", template_body=body, version=version, values=values)
+    assert first["action"] == "create"
+    assert first["outputs"]["LogBucketName"] == "governance-logs-123456789012"
+    assert first["outputs"]["CentralEventBusArn"].endswith(":event-bus/governance-central")
+    assert first["outputs"]["TrailKmsKeyArn"].startswith("arn:aws:kms:us-east-1:")
+    second = stacksets.ensure_stack(cf, "governance-central", template_body=body, version=version, values=values)
+    assert second == {"action": "none", "outputs": first["outputs"]}
+    assert "governance-logs-123456789012" in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+
+
+def test_operation_id_is_deterministic_and_valid():
+    first = stacksets.operation_id("account_onboarding", "manual__2026-11-29T06:18:26.8+00:00", "create", "0")
+    assert first == stacksets.operation_id("account_onboarding", "manual__2026-11-29T06:18:26.8+00:00", "create",
+                                           "0")
+    assert first != stacksets.operation_id("account_onboarding", "manual__2026-11-29T06:18:26.8+00:00", "update",
+                                           "0")
+    assert len(first) <= 128 and all(c.isalnum() or c == "-" for c in first)
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [pytest.param("SUCCEEDED", "success", id="succeeded"), pytest.param("FAILED", "failure", id="failed"),
+     pytest.param("STOPPED", "failure", id="stopped"), pytest.param("RUNNING", "retry", id="running"),
+     pytest.param("QUEUED", "retry", id="queued")],
+)
+def test_operation_state_follows_the_waiter_acceptors(status, state):
+    assert stacksets.operation_state({"StackSetOperation": {"Status": status}}) == state
+
+
+def _stubbed(op_status: str, results: list[dict]):
+    cf = boto3.client("cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(cf)
+    stub.add_response("describe_stack_set_operation", {"StackSetOperation": {
+        "OperationId": "op-1", "Status": op_status, "Action": "CREATE",
+        "CreationTimestamp": dt.datetime(2026, 11, 29, tzinfo=dt.UTC)}})
+    stub.add_response("list_stack_set_operation_results", {"Summaries": results})
+    stub.activate()
+    return cf
+
+
+def test_poke_operations_not_done_while_running():
+    cf = _stubbed("RUNNING", [{"Account": "111111111111", "Region": "us-east-1", "Status": "SUCCEEDED"},
+                              {"Account": "111111111111", "Region": "eu-west-1", "Status": "RUNNING"}])
+    progress = stacksets.poke_operations(cf, TEST_NAME, ["op-1"])
+    assert not progress.done
+    assert progress.counts() == {"SUCCEEDED": 1, "RUNNING": 1}
+
+
+def test_poke_operations_failure_names_account_region_and_reason():
+    cf = _stubbed("SUCCEEDED", [
+        {"Account": "111111111111", "Region": "us-east-1", "Status": "SUCCEEDED"},
+        {"Account": "222222222222", "Region": "eu-west-1", "Status": "FAILED",
+         "StatusReason": "ResourceLogicalId:Trail, ResourceType:AWS::CloudTrail::Trail, ResourceStatusReason:denied"},
+    ])
+    with pytest.raises(stacksets.StackSetOperationFailed) as caught:
+        stacksets.poke_operations(cf, TEST_NAME, ["op-1"])
+    message = str(caught.value)
+    assert "account 222222222222 region eu-west-1: FAILED - ResourceLogicalId:Trail" in message
+    assert "111111111111" not in message
+    assert caught.value.failures == [("222222222222", "eu-west-1", "FAILED", "ResourceLogicalId:Trail, "
+                                      "ResourceType:AWS::CloudTrail::Trail, ResourceStatusReason:denied")]
+
+
+def test_poke_operations_failed_operation_without_instance_results_still_fails():
+    cf = _stubbed("FAILED", [])
+    with pytest.raises(stacksets.StackSetOperationFailed, match="op-1 FAILED"):
+        stacksets.poke_operations(cf, TEST_NAME, ["op-1"])
