@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from include.awsgov.anomaly.findings import read_chunk
 from include.awsgov.anomaly.metrics import SEVERITIES, RuleSet
 from include.awsgov.core import tables
 from include.awsgov.core.accounts import OWNER_KEYS, account_tags
@@ -135,7 +134,7 @@ def record(store: Store, entries: Sequence[Mapping[str, Any]]) -> None:
     """
     frame = pd.DataFrame(list(entries))
     for day, part in frame.groupby("anomaly_day", sort=True):
-        existing = read_chunk(store, LEDGER_TABLE, day, LEDGER_CHUNK, tables.ALERT_LEDGER)
+        existing = store.read_chunk(LEDGER_TABLE, day, LEDGER_CHUNK, tables.ALERT_LEDGER).to_pandas()
         existing = existing[~existing["anomaly_id"].isin(set(part["anomaly_id"]))]
         merged = pd.concat([existing, part[tables.ALERT_LEDGER.names]], ignore_index=True)
         store.write(LEDGER_TABLE, day, merged, chunk=LEDGER_CHUNK, schema=tables.ALERT_LEDGER,

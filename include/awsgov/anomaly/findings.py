@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
 from include.awsgov.anomaly.alarm import ALARM, alarm_states
@@ -232,22 +231,6 @@ def run_window(
 
 
 # -- store ---------------------------------------------------------------------------------------------------------
-def read_chunk(store: Store, table: str, day: dt.date, chunk: str, schema: Any) -> pd.DataFrame:
-    """One chunk of one day of a table (empty frame with the schema's columns when absent).
-
-    :param store: the history store.
-    :param table: table name.
-    :param day: partition day.
-    :param chunk: chunk name.
-    :param schema: the table's Arrow schema.
-    """
-    path = f"{store.partition_path(table, day)}/part-{chunk}.parquet"
-    if not store.fs.exists(path):
-        return pd.DataFrame({name: pd.Series(dtype="object") for name in schema.names})
-    with store.fs.open(path, "rb") as fh:
-        return pq.read_table(fh, schema=schema).to_pandas()
-
-
 def merge_anomalies(store: Store, account_id: str, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Add rows whose anomaly_id is not stored yet to the account's chunk of each day; return the new rows.
 
@@ -262,7 +245,7 @@ def merge_anomalies(store: Store, account_id: str, rows: Sequence[Mapping[str, A
     frame = frame.drop_duplicates("anomaly_id")
     fresh_parts = []
     for day, part in frame.groupby(frame["timestamp"].dt.date, sort=True):
-        existing = read_chunk(store, ANOMALIES_TABLE, day, account_id, tables.ANOMALIES)
+        existing = store.read_chunk(ANOMALIES_TABLE, day, account_id, tables.ANOMALIES).to_pandas()
         fresh = part[~part["anomaly_id"].isin(set(existing["anomaly_id"]))]
         if fresh.empty:
             continue

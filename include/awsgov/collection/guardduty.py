@@ -14,8 +14,9 @@ from typing import Any
 
 from include.awsgov.core import tables
 from include.awsgov.core.aws import paginate
+from include.awsgov.core.detectors import GUARDDUTY_SOURCE, detector_id
 
-SOURCE = SERVICE = "guardduty"
+SOURCE = SERVICE = GUARDDUTY_SOURCE
 TABLE = "guardduty_findings"
 VIA_ADMIN, VIA_ACCOUNT = "admin", "account"
 NOT_ENABLED = "not_enabled"
@@ -30,15 +31,6 @@ def severity_label(score: float) -> str:
     :param score: 1.0-10.0.
     """
     return next(label for floor, label in SEVERITY_BANDS if float(score) >= floor)
-
-
-def detector_id(client: Any) -> str | None:
-    """The region's detector (``ListDetectors``; one per account and region), None when GuardDuty is off.
-
-    :param client: a GuardDuty client of the account (or the administrator) and region.
-    """
-    ids = list(paginate(client, "list_detectors", "DetectorIds"))
-    return ids[0] if ids else None
 
 
 def member_status(client: Any, detector: str, account_id: str) -> str | None:

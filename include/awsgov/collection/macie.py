@@ -16,32 +16,14 @@ from botocore.exceptions import ClientError
 from include.awsgov.collection.guardduty import utc_time
 from include.awsgov.core import tables
 from include.awsgov.core.aws import error_code, paginate
+from include.awsgov.core.detectors import MACIE_SOURCE, session_status
 
-SOURCE = "macie"
+SOURCE = MACIE_SOURCE
 SERVICE = "macie2"
 TABLE = "macie_findings"
 VIA_ADMIN, VIA_ACCOUNT = "admin", "account"
 NOT_ENABLED = "not_enabled"
 GET_BATCH = 50
-
-
-def _not_enabled(exc: ClientError) -> bool:
-    # The read role's own refusal (AssumeRole) is access_denied, not "Macie is off".
-    return (exc.operation_name != "AssumeRole" and error_code(exc) == "AccessDeniedException"
-            and "not enabled" in str(exc).lower())
-
-
-def session_status(client: Any) -> str | None:
-    """ENABLED or PAUSED (``GetMacieSession``); None where Macie is not enabled.
-
-    :param client: a Macie client of the account (or the administrator) and region.
-    """
-    try:
-        return client.get_macie_session().get("status")
-    except ClientError as exc:
-        if _not_enabled(exc):
-            return None
-        raise
 
 
 def member_status(client: Any, account_id: str) -> str | None:

@@ -17,29 +17,25 @@ Rows are sorted and carry no wall-clock time, so a rerun of a day writes identic
 from __future__ import annotations
 
 import datetime as dt
-import io
 import itertools
 import logging
 import queue
-import threading
 import time
-import weakref
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
 import include.awsgov.collection.ssm_inventory as inv
 from include.awsgov.collection import config_rules as cfgc
 from include.awsgov.collection import guardduty, macie
 from include.awsgov.collection import trusted_advisor as ta
+from include.awsgov.collection.units import MAX_ERROR_CHARS, Job, Outcome, Unit, counted_client, error_text, run_counted
 from include.awsgov.core import accounts as org
 from include.awsgov.core import tables
 from include.awsgov.core.aws import AwsAccess, classify_error
@@ -61,13 +57,6 @@ ACCOUNT_TABLES = {
 # Threat and sensitive-data sources (docs/threats.md): source name -> module with collect_region().
 THREAT_SOURCES = {guardduty.SOURCE: guardduty, macie.SOURCE: macie}
 STAGING = {name: f"_staging/{name}" for name in ("config_rules", "config_findings", "coverage")}
-# When several units of one account/region/source fail, the most telling status is kept.
-_SEVERITY = {"ok": 0, "throttled_out": 1, "error": 2, "no_support_plan": 3, "not_enabled": 3, "access_denied": 4}
-_scope = threading.local()
-# Clients whose calls count towards the running unit (see _client); weak, so forgotten clients are freed.
-_counting: weakref.WeakSet[Any] = weakref.WeakSet()
-# Coverage keeps the first line of an error, bounded: enough to act on, never a whole HTML error page.
-MAX_ERROR_CHARS = 300
 # SSM inventory (inventory.py): per-account tables like the others, written and pruned with them.
 ACCOUNT_TABLES.update(inv.ACCOUNT_TABLES)
 
@@ -132,97 +121,10 @@ class Options:
         )
 
 
-@dataclass
-class Outcome:
-    """What a unit produced: rows per table and follow-up units."""
-
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    follow: list[Unit] = field(default_factory=list)
-
-
-@dataclass
-class Unit:
-    """One small piece of AWS work for one account, region and source.
-
-    :param then: called with (status, exception) when the unit ends, returns more units.
-    :param best_effort: failures are logged, not recorded as gaps, and calls are not counted (refresh requests).
-    """
-
-    region: str
-    source: str
-    fn: Callable[[], Outcome]
-    then: Callable[[str, BaseException | None], list[Unit]] | None = None
-    best_effort: bool = False
-    attempt: int = 0
-
-
-@dataclass
-class Job:
-    """One account's work in a phase: its units, the rows gathered so far and its coverage per region/source."""
-
-    account_id: str
-    units: list[Unit]
-    coverage_keys: list[tuple[str, str]]
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    coverage: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    pending: int = 0
-
-    def __post_init__(self) -> None:
-        for key in self.coverage_keys:
-            self.coverage.setdefault(key, {"status": "ok", "error": "", "api_calls": 0})
-
-    def record(self, region: str, source: str, status: str, error: str = "", calls: int = 0) -> None:
-        """Add a unit's outcome to the coverage of its region and source (worst status wins)."""
-        cov = self.coverage.setdefault((region, source), {"status": "ok", "error": "", "api_calls": 0})
-        cov["api_calls"] += calls
-        mine, theirs = (_SEVERITY[status], error), (_SEVERITY[cov["status"]], cov["error"])
-        # Ties broken on the text so that a rerun with the same failures records the same row.
-        if status != "ok" and (mine[0] > theirs[0] or (mine[0] == theirs[0] and (not theirs[1] or error < theirs[1]))):
-            cov["status"], cov["error"] = status, error
-
-    def coverage_rows(self) -> list[dict[str, Any]]:
-        """Rows of ``tables.COVERAGE`` for this account."""
-        return [{"account_id": self.account_id, "region": region, "source": source, **cov}
-                for (region, source), cov in sorted(self.coverage.items())]
-
-
-def error_text(exc: BaseException | None) -> str:
-    """The error of a coverage row: the exception's first line, at most MAX_ERROR_CHARS characters.
-
-    :param exc: the exception, or None for no error.
-    """
-    if exc is None:
-        return ""
-    text = str(exc).strip()
-    return text.splitlines()[0][:MAX_ERROR_CHARS] if text else type(exc).__name__
-
-
-def _count_call(**_: Any) -> None:
-    counter = getattr(_scope, "calls", None)
-    if counter is not None:
-        counter[0] += 1
-
-
-def _client(access: AwsAccess, service: str, region: str, account_id: str | None) -> Any:
-    client = access.client(service, region, account_id=account_id)
-    # Once per client: botocore inspects the handler's signature on every register, even one that unique_id makes
-    # a no-op (1 % of the collector's GIL time when done for every unit). A racing second register is such a no-op.
-    if client not in _counting:
-        client.meta.events.register("before-call", _count_call, unique_id="awsgov-collection-unit-calls")
-        _counting.add(client)
-    return client
-
-
 def _run(unit: Unit, backoff: float) -> tuple[Outcome | None, BaseException | None, int]:
     if unit.attempt:
         time.sleep(backoff * 2 ** (unit.attempt - 1))
-    _scope.calls = [0]
-    try:
-        return unit.fn(), None, _scope.calls[0]
-    except (ClientError, BotoCoreError) as exc:
-        return None, exc, _scope.calls[0]
-    finally:
-        _scope.calls = None
+    return run_counted(unit.fn)
 
 
 def run_jobs(jobs: Iterable[Job], finalize: Callable[[Job], None], *, workers: int, unit_retries: int = 2,
@@ -299,7 +201,7 @@ def run_jobs(jobs: Iterable[Job], finalize: Callable[[Job], None], *, workers: i
 
 # -- phase 1: the aggregator, once per run ----------------------------------------------------------------------
 def _aggregate_details(access: AwsAccess, agg: cfgc.Aggregator, account_id: str, region: str, rule: str) -> Outcome:
-    _client(access, "config", agg.region, None)
+    counted_client(access, "config", agg.region, None)
     found = [cfgc.finding_row(account_id, region, r, cfgc.VIA_AGGREGATOR)
              for r in cfgc.aggregate_rule_details(access, agg, rule, account_id, region)]
     return Outcome(rows={"config_findings": found})
@@ -365,15 +267,8 @@ def _as_date(day: Any) -> dt.date:
     return day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
 
 
-def _read_chunk(store: Store, table: str, day: Any, chunk: str) -> list[dict[str, Any]]:
-    relpath = f"{table}/dt={_as_date(day).isoformat()}/part-{chunk}.parquet"
-    if not store.exists(relpath):
-        return []
-    return pq.read_table(io.BytesIO(store.get_bytes(relpath))).to_pylist()
-
-
 def _ta_probe(access: AwsAccess, account_id: str, day: dt.date, opts: Options) -> Outcome:
-    client = _client(access, "support", ta.SUPPORT_REGION, account_id)
+    client = counted_client(access, "support", ta.SUPPORT_REGION, account_id)
     checks = ta.describe_checks(client, opts.language)
     found = ta.summaries(client, [c["id"] for c in checks])
     out = Outcome(rows={"ta_checks": ta.check_rows(account_id, checks, found)})
@@ -389,7 +284,7 @@ def _ta_probe(access: AwsAccess, account_id: str, day: dt.date, opts: Options) -
 
 
 def _ta_result(access: AwsAccess, account_id: str, check: dict[str, Any], opts: Options) -> Outcome:
-    client = _client(access, "support", ta.SUPPORT_REGION, account_id)
+    client = counted_client(access, "support", ta.SUPPORT_REGION, account_id)
     result = ta.check_result(client, check["id"], opts.language)
     return Outcome(rows={"ta_findings": ta.finding_rows(account_id, check, result, opts.savings_columns)})
 
@@ -402,7 +297,7 @@ def _ta_refresh(client: Any, check_ids: list[str]) -> Outcome:
 
 
 def _config_region(access: AwsAccess, account_id: str, region: str) -> Outcome:
-    client = _client(access, "config", region, account_id)
+    client = counted_client(access, "config", region, account_id)
     items = list(cfgc.account_rule_compliance(client))
     out = Outcome(rows={"config_rules": [cfgc.rule_row(account_id, region, i, cfgc.VIA_ACCOUNT) for i in items]})
     out.follow = [Unit(region, CONFIG, partial(_config_rule, client, account_id, region, i["ConfigRuleName"]))
@@ -419,7 +314,7 @@ def _threat_region(access: AwsAccess, job: Job, source: str, region: str, admin_
     module = THREAT_SOURCES[source]
 
     def fn() -> Outcome:
-        client = _client(access, module.SERVICE, region, admin_id or job.account_id)
+        client = counted_client(access, module.SERVICE, region, admin_id or job.account_id)
         status, why, rows = module.collect_region(client, job.account_id, region, admin_id)
         if status != "ok":
             gaps[region] = why
@@ -459,7 +354,7 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
     :param opts: run options.
     """
     regions = list(opts.regions) if CONFIG in opts.sources else []
-    staged_cov = {r["region"]: r for r in _read_chunk(store, STAGING["coverage"], day, account_id)
+    staged_cov = {r["region"]: r for r in store.read_chunk(STAGING["coverage"], day, account_id).to_pylist()
                   if r["status"] == "ok" and r["region"] in regions}
     own_regions = [r for r in regions if r not in staged_cov]
     keys = ([(ta.GLOBAL_REGION, TA)] if TA in opts.sources else []) + [(r, CONFIG) for r in regions]
@@ -471,7 +366,8 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
     for region, cov in staged_cov.items():
         job.record(region, CONFIG, "ok", calls=int(cov["api_calls"] or 0))
     for table in ("config_rules", "config_findings"):
-        job.rows[table] += [r for r in _read_chunk(store, STAGING[table], day, account_id) if r["region"] in staged_cov]
+        staged = store.read_chunk(STAGING[table], day, account_id).to_pylist()
+        job.rows[table] += [r for r in staged if r["region"] in staged_cov]
     inv.add_units(job, access, store, day, account_id, opts)  # SSM inventory: staged aggregator slice, else SSM
     config_units = [Unit(r, CONFIG, partial(_config_region, access, account_id, r)) for r in own_regions]
     if TA not in opts.sources:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
+import pandas as pd
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
 _SPACE = re.compile(r"\s+")
@@ -164,3 +166,34 @@ def render(name: str, fmt: str, **context: Any) -> str:
 def subject(name: str, **context: Any) -> str:
     """A one-line subject from ``<name>.subject.txt.j2`` (line breaks collapsed, at most 200 characters)."""
     return oneline(render(name, "subject.txt", **context), 200)
+
+
+# Spreadsheets run a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def plain_value(value: Any) -> Any:
+    """Template-friendly value: NaN/NaT -> None, numpy scalars and arrays -> Python, Timestamp -> datetime."""
+    if type(value) is str or type(value) is int or type(value) is bool:  # the common case, first
+        return value
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.ndarray):
+        return [plain_value(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return plain_value(value.item())
+    return value
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell: text a spreadsheet would run as a formula gets a leading quote (CSV injection), dates ISO."""
+    if type(value) is str:
+        return "'" + value if value.startswith(_FORMULA_START) else value
+    value = plain_value(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return "" if value is None else value

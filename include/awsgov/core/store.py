@@ -295,6 +295,24 @@ class Store:
             return empty
         return scanned.to_pandas()
 
+    def read_chunk(self, table: str, day: dt.date | str, chunk: str, schema: pa.Schema | None = None) -> pa.Table:
+        """One chunk file of one day of a table (no ``dt`` column); empty, with ``schema``'s columns, when absent.
+
+        Writers that merge into their own chunk (ledgers, anomalies, events) read it back with this.
+
+        :param table: table name.
+        :param day: partition day.
+        :param chunk: chunk name (``part-<chunk>.parquet``).
+        :param schema: the table's schema: read with it (older files gain missing columns as nulls).
+        """
+        path = f"{self.partition_path(table, day)}/part-{chunk}.parquet"
+        if not self.fs.exists(path):
+            return (schema or pa.schema([])).empty_table()
+        if schema is not None:
+            return self._read_files([path], None, schema)
+        with self.fs.open(path, "rb") as fh:
+            return pq.read_table(fh)
+
     def arrow_fs(self) -> pafs.FileSystem:
         """The store's filesystem for pyarrow (datasets, ParquetFile)."""
         return pafs.LocalFileSystem() if self.local else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))

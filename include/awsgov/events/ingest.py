@@ -443,12 +443,6 @@ def process(messages: Sequence[Mapping[str, str]], *, admin_account_id: str, env
 
 
 # --- store ----------------------------------------------------------------------------------------------------------
-def _read_chunk(store: Any, table: str, day: dt.date, schema: Any) -> Any:
-    from include.awsgov.anomaly.findings import read_chunk
-
-    return read_chunk(store, table, day, CHUNK, schema)
-
-
 def store_events(store: Any, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Merge rows into ``events`` (partition = the event's UTC day); return only the rows not stored before.
 
@@ -464,7 +458,7 @@ def store_events(store: Any, rows: Sequence[Mapping[str, Any]]) -> list[dict[str
     for row in rows:
         by_day.setdefault(row["time"].date(), []).append(row)
     for day, part in sorted(by_day.items()):
-        existing = _read_chunk(store, EVENTS_TABLE, day, tables.EVENTS)
+        existing = store.read_chunk(EVENTS_TABLE, day, CHUNK, tables.EVENTS).to_pandas()
         known = set(existing["event_id"])
         new = [dict(r) for r in part if r["event_id"] not in known]
         if not new:
@@ -490,7 +484,7 @@ def store_rejects(store: Any, rejects: Sequence[Reject], received_at: dt.datetim
     if not rejects:
         return 0
     day = received_at.date()
-    existing = _read_chunk(store, REJECTS_TABLE, day, tables.EVENT_REJECTS)
+    existing = store.read_chunk(REJECTS_TABLE, day, CHUNK, tables.EVENT_REJECTS).to_pandas()
     known = set(existing["message_id"])
     new = [{"message_id": r.message_id, "reason": r.reason, "detail": r.detail, "size_bytes": r.size_bytes,
             "body_sha256": r.body_sha256, "source": r.source, "received_at": received_at}

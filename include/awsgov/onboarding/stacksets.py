@@ -13,18 +13,22 @@ without holding a worker between polls.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import botocore.waiter
 from botocore.exceptions import ClientError
 
 from include.awsgov.core.aws import error_code, paginate
+
+WAITER_MODEL = Path(__file__).with_name("waiters") / "stack_set_operation.json"
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +49,35 @@ class StackSetOperationFailed(RuntimeError):
 
 
 @lru_cache(maxsize=1)
-def _waiter_config() -> botocore.waiter.SingleWaiterConfig:
-    from include.awsgov.onboarding.workflow import config
+def _waiter_model() -> botocore.waiter.WaiterModel:
+    # Success / failure / retry acceptors of DescribeStackSetOperation, as data beside the code (botocore's format).
+    return botocore.waiter.WaiterModel(json.loads(WAITER_MODEL.read_text()))
 
-    model = botocore.waiter.WaiterModel(config()["stackset_waiter"])
-    return model.get_waiter("StackSetOperationComplete")
+
+@lru_cache(maxsize=1)
+def _waiter_config() -> botocore.waiter.SingleWaiterConfig:
+    return _waiter_model().get_waiter("StackSetOperationComplete")
+
+
+def region_order(regions: Iterable[str], global_region: str) -> list[str]:
+    """Regions with the global one first (its IAM roles are referenced by the others), then as given."""
+    regions = list(dict.fromkeys(regions))
+    return sorted(regions, key=lambda r: r != global_region)
+
+
+def group_targets(pairs: Iterable[tuple[str, str]], global_region: str) -> list[dict[str, list[str]]]:
+    """Group (account, region) pairs into operations: accounts sharing the same region set share one operation.
+
+    New accounts all miss the same regions, so onboarding them is a single operation whatever their number.
+    """
+    by_account: dict[str, set[str]] = defaultdict(set)
+    for account, region in pairs:
+        by_account[account].add(region)
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for account, regions in by_account.items():
+        groups[tuple(region_order(sorted(regions), global_region))].append(account)
+    return [{"accounts": sorted(accounts), "regions": list(regions)}
+            for regions, accounts in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
 
 
 def operation_id(*parts: str) -> str:
@@ -279,10 +307,7 @@ def list_operation_results(cf: Any, name: str, op_id: str) -> list[dict]:
 
 def operation_waiter(cf: Any) -> botocore.waiter.Waiter:
     """A blocking botocore waiter for one operation (scripts, benchmarks): ``.wait(StackSetName=, OperationId=)``."""
-    from include.awsgov.onboarding.workflow import config
-
-    model = botocore.waiter.WaiterModel(config()["stackset_waiter"])
-    return botocore.waiter.create_waiter_with_client("StackSetOperationComplete", model, cf)
+    return botocore.waiter.create_waiter_with_client("StackSetOperationComplete", _waiter_model(), cf)
 
 
 def operation_state(response: Mapping[str, Any]) -> str:

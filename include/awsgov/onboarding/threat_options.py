@@ -23,6 +23,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from include.awsgov.core import detectors
+from include.awsgov.onboarding.stacksets import group_targets
+
 log = logging.getLogger(__name__)
 
 # Form field -> baseline template parameter.
@@ -75,12 +78,10 @@ def overrides(request: Mapping[str, Any], already_on: Iterable[str] = ()) -> dic
 
 
 def _service_on(access: Any, service: str, account_id: str, region: str) -> bool:
-    from include.awsgov.collection import guardduty, macie
-
     client = access.client(service, region, account_id=account_id)
     if service == "guardduty":
-        return guardduty.detector_id(client) is not None  # any detector, enabled or suspended
-    return macie.session_status(client) is not None  # ENABLED or PAUSED: a session exists
+        return detectors.detector_id(client) is not None  # any detector, enabled or suspended
+    return detectors.session_status(client) is not None  # ENABLED or PAUSED: a session exists
 
 
 def services_on(access: Any, request: Mapping[str, Any],
@@ -122,8 +123,6 @@ def per_instance_groups(request: Mapping[str, Any], groups: Iterable[Mapping[str
     :param groups: the plan's ``create`` groups ({"accounts", "regions"}).
     :param on: :func:`services_on`.
     """
-    from include.awsgov.onboarding.workflow import group_targets
-
     by_values: dict[tuple, list[tuple[str, str]]] = {}
     for group in groups:
         for account in group["accounts"]:

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import logging
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +22,14 @@ import yaml
 
 from include.awsgov.core.aws import AwsAccess, classify_error, paginate
 from include.awsgov.onboarding import threat_options
-from include.awsgov.onboarding.stacksets import CURRENT, recorded_version, stack_set_action
+from include.awsgov.onboarding.stacksets import (
+    CURRENT,
+    group_targets,
+    operation_id,
+    recorded_version,
+    region_order,
+    stack_set_action,
+)
 
 log = logging.getLogger(__name__)
 
@@ -255,27 +261,6 @@ def validate_request(
     return {**request, "version": version, "organization_id": org["organization_id"], "admin_account_id": admin}
 
 
-def region_order(regions: Iterable[str], global_region: str) -> list[str]:
-    """Regions with the global one first (its IAM roles are referenced by the others), then as given."""
-    regions = list(dict.fromkeys(regions))
-    return sorted(regions, key=lambda r: r != global_region)
-
-
-def group_targets(pairs: Iterable[tuple[str, str]], global_region: str) -> list[dict[str, list[str]]]:
-    """Group (account, region) pairs into operations: accounts sharing the same region set share one operation.
-
-    New accounts all miss the same regions, so onboarding them is a single operation whatever their number.
-    """
-    by_account: dict[str, set[str]] = defaultdict(set)
-    for account, region in pairs:
-        by_account[account].add(region)
-    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-    for account, regions in by_account.items():
-        groups[tuple(region_order(sorted(regions), global_region))].append(account)
-    return [{"accounts": sorted(accounts), "regions": list(regions)}
-            for regions, accounts in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
-
-
 def operation_preferences(request: Mapping[str, Any], regions: Sequence[str] | None = None) -> dict[str, Any]:
     """OperationPreferences for one operation (failure tolerance and concurrency from the form).
 
@@ -345,8 +330,6 @@ def operation_steps(
     :param stackset_operation: id of the StackSet update already started, if any (it goes first).
     :param run_key: e.g. (dag_id, run_id): names the operation ids so a retried task finds its own operations.
     """
-    from include.awsgov.onboarding.stacksets import operation_id
-
     steps: list[dict[str, Any]] = []
     if stackset_operation:
         steps.append({"action": "stackset-update", "op_id": stackset_operation})

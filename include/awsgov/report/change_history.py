@@ -31,6 +31,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from include.awsgov.core import tables
 from include.awsgov.core.aws import AwsAccess, classify_error, error_code
 from include.awsgov.core.store import Store
+from include.awsgov.report.views import items, records
+from include.awsgov.report.week import NoDataError, report_options, week_for_settings
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,6 @@ def candidates(findings: pd.DataFrame, limit: int) -> pd.DataFrame:
     :param findings: ``WeekData.findings``.
     :param limit: at most this many.
     """
-    from include.awsgov.report.views import items, records
-
     config = findings[(findings["source"] == "config") & findings["counted"]]
     top = [r["finding_id"] for r in items(records(config), limit)]
     return config.set_index("finding_id").loc[top].reset_index()
@@ -213,21 +213,12 @@ def lookup_for_report(access: AwsAccess, store: Store, week: Any, cfg: Mapping[s
     :param cfg: settings (``report``, ``mail``, ``ou_owners``).
     :returns: :func:`lookup_week`'s summary, or ``{"skipped": reason}`` when the week has no data.
     """
-    from include.awsgov.report.catalog import load_catalog
-    from include.awsgov.report.delivery import report_options
-    from include.awsgov.report.suppressions import load_exceptions
-    from include.awsgov.report.week import NoDataError, build_week, load_first_seen
-
     opts = report_options(cfg)
     settings = opts.get("change_history") or {}
     if int(settings.get("max_items", 25)) <= 0:
         return {"skipped": "report.change_history.max_items is 0"}
-    known, since = load_first_seen(store)
     try:
-        data = build_week(store, week, catalog=load_catalog(), exceptions=load_exceptions(opts.get("exceptions_file")),
-                          ou_owners=cfg.get("ou_owners") or {}, fallback=opts["governance_address"],
-                          history_weeks=int(opts["history_weeks"]), warn_days=int(opts["expiry_warning_days"]),
-                          first_seen=known, first_seen_since=since)
+        data, _, _ = week_for_settings(store, week, cfg)
     except NoDataError as exc:
         return {"skipped": str(exc)}
     return lookup_week(access, store, data, max_items=int(settings.get("max_items", 25)),

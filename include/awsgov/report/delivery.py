@@ -39,10 +39,10 @@ from include.awsgov.core import mail, render, tables
 from include.awsgov.core import owners as own
 from include.awsgov.core.store import Store
 from include.awsgov.report import views as views
-from include.awsgov.report.catalog import Catalog, load_catalog
+from include.awsgov.report.catalog import Catalog
 from include.awsgov.report.change_history import attach as attach_changes
 from include.awsgov.report.suppressions import Exceptions, load_exceptions
-from include.awsgov.report.week import Week, build_week, load_first_seen, save_first_seen
+from include.awsgov.report.week import Week, report_options, save_first_seen, week_for_settings
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +55,6 @@ DONE = (SENT, REFUSED)
 # attempted: it is recorded as failed at once and left to the task's retry instead of timing out owner by owner.
 MAX_CONSECUTIVE_FAILURES = 3
 VIEW_OPTIONS = ("max_actions", "max_resources_per_action", "max_list_items", "expiry_warning_days", "exceptions_file")
-
-
-def report_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The report knobs of the settings (``report`` and ``mail`` sections) in one flat dict.
-
-    :param cfg: validated settings.
-    """
-    rep = cfg.get("report") or {}
-    return {"governance_address": cfg["mail"]["governance_address"], "sender": cfg["mail"]["sender"],
-            "transport": cfg["mail"].get("transport", mail.SES), **rep}
 
 
 def prefix(week: Week, dry_run: bool = False) -> str:
@@ -122,11 +112,7 @@ def build_reports(store: Store, week: Week, cfg: Mapping[str, Any], *, resend: b
     opts = report_options(cfg)
     started = time.perf_counter()
     exceptions = exceptions if exceptions is not None else load_exceptions(opts.get("exceptions_file"))
-    known, since = load_first_seen(store)
-    data = build_week(store, week, catalog=catalog or load_catalog(), exceptions=exceptions,
-                      ou_owners=cfg.get("ou_owners") or {}, fallback=opts["governance_address"],
-                      history_weeks=int(opts["history_weeks"]), warn_days=int(opts["expiry_warning_days"]),
-                      first_seen=known, first_seen_since=since)
+    data, known, since = week_for_settings(store, week, cfg, catalog=catalog, exceptions=exceptions)
     attach_changes(store, data)  # when/who of the top Config items, looked up by the DAG's lookup_changes task
     if not dry_run:
         save_first_seen(store, known, since, data.observed_first_seen, data.observed_since)

@@ -17,23 +17,23 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from include.awsgov.collection import guardduty, macie
 from include.awsgov.core import tables
+from include.awsgov.core.detectors import GUARDDUTY_SOURCE, MACIE_SOURCE
 
-SOURCES = (guardduty.SOURCE, macie.SOURCE)
+SOURCES = (GUARDDUTY_SOURCE, MACIE_SOURCE)
 THREAT, SENSITIVE = "threat", "sensitive_data"  # the findings' category column
 URGENT = ("critical", "high")
 NEW_DELTAS = ("new", "reopened")
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
 WHY = {
-    guardduty.SOURCE: "GuardDuty saw activity that matches a known threat pattern in this account; until someone "
+    GUARDDUTY_SOURCE: "GuardDuty saw activity that matches a known threat pattern in this account; until someone "
                       "looks, assume the resource may be compromised.",
-    macie.SOURCE: "Macie found sensitive data (or a policy exposing it) in this bucket; exposure or misuse is a "
+    MACIE_SOURCE: "Macie found sensitive data (or a policy exposing it) in this bucket; exposure or misuse is a "
                   "data breach.",
 }
 REMEDIATION = {
-    guardduty.SOURCE: "https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_remediate.html",
-    macie.SOURCE: "https://docs.aws.amazon.com/macie/latest/user/findings-action.html",
+    GUARDDUTY_SOURCE: "https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_remediate.html",
+    MACIE_SOURCE: "https://docs.aws.amazon.com/macie/latest/user/findings-action.html",
 }
 _REGION_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
@@ -68,7 +68,7 @@ def open_findings(store: Any, start: dt.date, end: dt.date, columns: list[str]) 
     :param columns: report.FINDING_COLUMNS.
     """
     out = []
-    gd = store.read(guardduty.TABLE, start, end, schema=tables.GUARDDUTY_FINDINGS)
+    gd = store.read("guardduty_findings", start, end, schema=tables.GUARDDUTY_FINDINGS)
     if not gd.empty:
         rows = []
         for r in gd.to_dict("records"):
@@ -77,17 +77,17 @@ def open_findings(store: Any, start: dt.date, end: dt.date, columns: list[str]) 
                       "resource_type": r["resource_type"], "resource_id": r["resource_id"], "resource_name": name,
                       "last_seen": str(r["last_seen"])[:19], "first_seen": str(r["first_seen"])[:19]}
             rows.append({
-                "finding_id": r["finding_id"], "source": guardduty.SOURCE, "account_id": r["account_id"],
+                "finding_id": r["finding_id"], "source": GUARDDUTY_SOURCE, "account_id": r["account_id"],
                 "region": r["region"], "check": r["type"], "check_name": r["type"], "category": THREAT,
                 "resource_type": r["resource_type"], "resource_id": r["resource_id"],
                 "resource": f"{r['resource_type']}/{name}", "status": r["severity_label"],
                 "detail": f"{r['type']}: seen {int(r['count'] or 0)} times, last {str(r['last_seen'])[:16]} UTC",
                 "details_json": json.dumps(detail, ensure_ascii=False, sort_keys=True), "savings": float("nan"),
                 "dt": r["dt"], "own_title": r["title"] or r["type"], "own_severity": r["severity_label"],
-                "own_why": WHY[guardduty.SOURCE], "own_remediation": REMEDIATION[guardduty.SOURCE],
+                "own_why": WHY[GUARDDUTY_SOURCE], "own_remediation": REMEDIATION[GUARDDUTY_SOURCE],
                 "own_console_url": guardduty_url(r["region"], r["guardduty_id"])})
         out.append(_frame(rows, columns))
-    mc = store.read(macie.TABLE, start, end, schema=tables.MACIE_FINDINGS)
+    mc = store.read("macie_findings", start, end, schema=tables.MACIE_FINDINGS)
     if not mc.empty:
         rows = []
         for r in mc.to_dict("records"):
@@ -97,15 +97,15 @@ def open_findings(store: Any, start: dt.date, end: dt.date, columns: list[str]) 
             detail = {"type": r["type"], "category": r["category"], "sensitive_data": kinds,
                       "detections": int(r["detections"] or 0), "bucket": r["bucket"], "object_key": r["object_key"]}
             rows.append({
-                "finding_id": r["finding_id"], "source": macie.SOURCE, "account_id": r["account_id"],
+                "finding_id": r["finding_id"], "source": MACIE_SOURCE, "account_id": r["account_id"],
                 "region": r["region"], "check": r["type"], "check_name": r["type"], "category": SENSITIVE,
                 "resource_type": "AWS::S3::Bucket", "resource_id": r["bucket"], "resource": f"s3://{where}",
                 "status": r["severity"], "detail": f"{what} ({int(r['detections'] or 0)} occurrences)" if kinds
                 else f"{r['type']} on the bucket",
                 "details_json": json.dumps(detail, ensure_ascii=False, sort_keys=True), "savings": float("nan"),
                 "dt": r["dt"], "own_title": f"Sensitive data: {what}" if kinds else f"Bucket policy: {r['type']}",
-                "own_severity": r["severity"] or "medium", "own_why": WHY[macie.SOURCE],
-                "own_remediation": REMEDIATION[macie.SOURCE], "own_console_url": macie_url(r["region"], r["macie_id"])})
+                "own_severity": r["severity"] or "medium", "own_why": WHY[MACIE_SOURCE],
+                "own_remediation": REMEDIATION[MACIE_SOURCE], "own_console_url": macie_url(r["region"], r["macie_id"])})
         out.append(_frame(rows, columns))
     return out
 

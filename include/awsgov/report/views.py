@@ -11,19 +11,17 @@ attachment holds every open finding of the owner, suppressed ones included.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 import include.awsgov.report.threats as threats
 from include.awsgov.core import owners as own
+from include.awsgov.core.render import csv_cell, plain_value
 from include.awsgov.report import events_of_week
 from include.awsgov.report.catalog import SEVERITIES
 from include.awsgov.report.suppressions import EXPIRED, EXPIRING
@@ -38,26 +36,8 @@ CSV_FIELDS = ("finding_id", "severity", "title", "account_id", "account_name", "
               "check", "resource", "status", "detail", "first_seen", "age_days", "delta", "overdue",
               "exception_id", "exception_status", "exception_expires", "remediation", "console_url")
 # A spreadsheet treats cells starting with these as formulas; prefix them so the CSV stays data.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _ANOMALY_ORDER = {"high": 0, "medium": 1, "low": 2}
 Row = dict[str, Any]
-
-
-def _clean(value: Any) -> Any:
-    """Template-friendly value: NaN/NaT -> None, numpy scalars and arrays -> Python, Timestamp -> datetime."""
-    if type(value) is str or type(value) is int or type(value) is bool:  # the common case, first
-        return value
-    if value is None or value is pd.NaT or value is pd.NA:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if isinstance(value, np.ndarray):
-        return [_clean(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return _clean(value.item())
-    return value
 
 
 def records(frame: pd.DataFrame) -> list[Row]:
@@ -71,7 +51,7 @@ def records(frame: pd.DataFrame) -> list[Row]:
     # Column by column (tolist converts a whole column at once) rather than to_dict's per-value boxing.
     names = [str(c) for c in frame.columns]
     columns = [frame[c].tolist() for c in frame.columns]
-    return [{k: _clean(v) for k, v in zip(names, row, strict=True)} for row in zip(*columns, strict=True)]
+    return [{k: plain_value(v) for k, v in zip(names, row, strict=True)} for row in zip(*columns, strict=True)]
 
 
 class Records:
@@ -190,7 +170,7 @@ def _common(data: WeekData, options: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "week": data.week.label, "monday": data.week.monday.isoformat(), "sunday": data.week.sunday.isoformat(),
         "as_of": data.as_of.isoformat(), "prev_as_of": data.prev_as_of.isoformat() if data.prev_as_of else None,
-        "trend_weeks": data.trend_weeks, "last_run": {k: _clean(v) for k, v in data.last_run.items()},
+        "trend_weeks": data.trend_weeks, "last_run": {k: plain_value(v) for k, v in data.last_run.items()},
         "options": dict(options),
     }
 
@@ -292,15 +272,6 @@ def with_delivery(view: Mapping[str, Any], delivery: Sequence[Mapping[str, Any]]
             "delivery": list(delivery), "delivery_counts": dict(Counter(d.get("status", "") for d in delivery))}
 
 
-def _cell(value: Any) -> Any:
-    if type(value) is str:
-        return "'" + value if value.startswith(_FORMULA_START) else value
-    value = _clean(value)
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return "" if value is None else value
-
-
 def findings_csv(recs: Records, owner: str | None = None) -> bytes:
     """The open findings (suppressed ones included) of an owner, or of everyone, as UTF-8 CSV with a BOM.
 
@@ -311,6 +282,6 @@ def findings_csv(recs: Records, owner: str | None = None) -> bytes:
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(CSV_FIELDS)
     for row in items(recs.findings if owner is None else recs.of_owner("findings", owner)):
-        writer.writerow([_cell(row.get(k)) for k in CSV_FIELDS])
+        writer.writerow([csv_cell(row.get(k)) for k in CSV_FIELDS])
     # The BOM lets spreadsheet programs recognise UTF-8 (account names in Japanese, emoji).
     return buf.getvalue().encode("utf-8-sig")

@@ -28,15 +28,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import include.awsgov.collection.ssm_inventory as inventory
 import include.awsgov.report.threats as threats
 from include.awsgov.core import owners as own
 from include.awsgov.core import tables
+from include.awsgov.core.mail import SES
 from include.awsgov.core.store import Store
 from include.awsgov.report import events_of_week
-from include.awsgov.report.catalog import CONFIG, SEVERITIES, TA, Catalog
+from include.awsgov.report.catalog import CONFIG, SEVERITIES, TA, Catalog, load_catalog
 from include.awsgov.report.suppressions import COLUMNS as EXCEPTION_COLUMNS
-from include.awsgov.report.suppressions import SUPPRESSING, Exceptions
+from include.awsgov.report.suppressions import SUPPRESSING, Exceptions, load_exceptions
+from include.awsgov.software import findings as package_findings
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,8 @@ def _open_findings(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
         "resource": cf["resource_type"].fillna("") + "/" + cf["resource_id"].fillna(""), "status": cf["compliance"],
         "detail": cf["annotation"], "details_json": "", "savings": float("nan"), "dt": cf["dt"]})
     frames = [f for f in (ta, cf) if not f.empty]
-    packages = store.read("package_findings", start, end, schema=tables.PACKAGE_FINDINGS)  # prohibited (inventory.py)
-    frames += [inventory.open_findings(packages)] if not packages.empty else []
+    packages = store.read("package_findings", start, end, schema=tables.PACKAGE_FINDINGS)  # prohibited packages
+    frames += [package_findings.open_findings(packages)] if not packages.empty else []
     frames += threats.open_findings(store, start, end, FINDING_COLUMNS)  # GuardDuty, Macie (threats.py)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)
     for col in ("region", "check", "check_name", "category", "resource_type", "resource_id", "resource", "detail",
@@ -314,8 +315,8 @@ def build_week(store: Store, week: Week, *, catalog: Catalog, exceptions: Except
         if recorded:
             scanned = [(s == TA and a in ta_ok) or (s == CONFIG and (a, r) in cf_ok)
                        for s, a, r in zip(gone["source"], gone["account_id"], gone["region"], strict=True)]
-            inv_ok = inventory.scanned(coverage)  # a prohibited package is fixed only where the inventory was read
-            scanned = [ok or (s == inventory.FINDING_SOURCE and (a, r) in inv_ok)
+            inv_ok = package_findings.scanned(coverage)  # fixed only where inventory was read
+            scanned = [ok or (s == package_findings.FINDING_SOURCE and (a, r) in inv_ok)
                        for ok, s, a, r in zip(scanned, gone["source"], gone["account_id"], gone["region"], strict=True)]
             threat_ok = threats.scanned(coverage)  # GuardDuty/Macie: fixed only where read on as_of
             scanned = [ok or (s, a, r) in threat_ok
@@ -422,3 +423,37 @@ def _scorecards(store: Store, accounts_frame: pd.DataFrame, cur: pd.DataFrame, c
             "trend_open": [open_trend[w].get(account_id, 0) if w in open_trend else None for w in trend],
         })
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
+
+
+def report_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The report knobs of the settings (``report`` and ``mail`` sections) in one flat dict.
+
+    :param cfg: validated settings.
+    """
+    rep = cfg.get("report") or {}
+    return {"governance_address": cfg["mail"]["governance_address"], "sender": cfg["mail"]["sender"],
+            "transport": cfg["mail"].get("transport", SES), **rep}
+
+
+def week_for_settings(store: Store, week: Week, cfg: Mapping[str, Any], *, catalog: Catalog | None = None,
+                      exceptions: Exceptions | None = None) -> tuple[WeekData, dict[str, str], str | None]:
+    """The week's data built as the weekly report builds it, from the settings: (data, first-seen index, its start).
+
+    The one place that turns settings into :func:`build_week`'s arguments (report delivery, change history).
+
+    :param store: the history store.
+    :param week: the ISO week.
+    :param cfg: validated settings (``report``, ``mail``, ``ou_owners``).
+    :param catalog: the rules catalogue (default: the packaged one).
+    :param exceptions: the approved exceptions (default: the report settings' exceptions file).
+    :raises NoDataError: nothing was collected in or before the week.
+    """
+    opts = report_options(cfg)
+    if exceptions is None:
+        exceptions = load_exceptions(opts.get("exceptions_file"))
+    known, since = load_first_seen(store)
+    data = build_week(store, week, catalog=catalog or load_catalog(), exceptions=exceptions,
+                      ou_owners=cfg.get("ou_owners") or {}, fallback=opts["governance_address"],
+                      history_weeks=int(opts["history_weeks"]), warn_days=int(opts["expiry_warning_days"]),
+                      first_seen=known, first_seen_since=since)
+    return data, known, since

@@ -230,13 +230,13 @@ def search(store: Store, query: SearchQuery) -> dict[str, Any]:
 
 def to_csv(rows: Iterable[Mapping[str, Any]]) -> bytes:
     """Result rows as UTF-8 CSV with a BOM (spreadsheets then read non-ASCII names right)."""
-    from include.awsgov.report.views import _cell  # the report's CSV guard against formula cells
+    from include.awsgov.core.render import csv_cell  # the report's CSV guard against formula cells
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(RESULT_COLUMNS)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in RESULT_COLUMNS])
+        writer.writerow([csv_cell(row.get(c)) for c in RESULT_COLUMNS])
     return buf.getvalue().encode("utf-8-sig")
 
 

@@ -14,6 +14,7 @@ from include.awsgov.collection import ssm_inventory
 from include.awsgov.core import tables
 from include.awsgov.core.aws import AwsAccess
 from include.awsgov.core.settings import load_settings
+from include.awsgov.software import findings as package_findings
 from tests.fixtures.store_files import store_files
 
 TEST_RULES = [
@@ -226,7 +227,7 @@ def test_prohibited_packages_flow_into_the_weekly_report_with_owners_and_excepti
         "expires": (dt.date.fromisoformat(str(day)) + dt.timedelta(days=60)).isoformat()}]})
     data = build_week(store, Week.of(dt.date.fromisoformat(str(day))), catalog=load_catalog(), exceptions=exceptions,
                       ou_owners={}, fallback="governance-team@example.com")
-    mine = data.findings[data.findings["source"] == ssm_inventory.FINDING_SOURCE]
+    mine = data.findings[data.findings["source"] == package_findings.FINDING_SOURCE]
     assert set(mine["finding_id"]) == set(found["finding_id"])
     log4j = mine[mine["check"] == "log4j-old"]
     assert set(log4j["severity"]) == {"critical"} and set(log4j["title"]) == {"Old log4j"}
@@ -235,5 +236,5 @@ def test_prohibited_packages_flow_into_the_weekly_report_with_owners_and_excepti
     suppressed = mine[~mine["counted"]]
     assert set(suppressed["exception_id"]) == {"EXC-TELNET"}
     assert set(suppressed["account_id"]) == {telnet["account_id"]}
-    assert set(mine.loc[mine["check"] == "telnet", "why"]) == {ssm_inventory.DEFAULT_REASON}  # no reason given
+    assert set(mine.loc[mine["check"] == "telnet", "why"]) == {package_findings.DEFAULT_REASON}  # no reason given
     assert all(url.startswith("https://") and "systems-manager" in url for url in mine["console_url"])

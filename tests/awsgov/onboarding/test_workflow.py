@@ -243,7 +243,7 @@ def test_plan_refuses_states_it_cannot_fix(stack_set, instances, message):
 def test_hundred_new_accounts_are_one_group_with_the_global_region_first():
     accounts = [f"{i:012d}" for i in range(100)]
     pairs = [(a, r) for a in accounts for r in ("eu-west-1", "ap-northeast-1", "us-east-1")]
-    (group,) = onboarding.group_targets(pairs, TEST_GLOBAL)
+    (group,) = stacksets.group_targets(pairs, TEST_GLOBAL)
     assert group["accounts"] == accounts and group["regions"][0] == "us-east-1"
 
 

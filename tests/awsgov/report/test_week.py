@@ -10,6 +10,7 @@ import io
 import pytest
 
 from include.awsgov.core import tables
+from include.awsgov.core.render import csv_cell
 from include.awsgov.report import catalog as rules_catalog
 from include.awsgov.report import suppressions, views
 from include.awsgov.report import week as report
@@ -231,8 +232,8 @@ def test_csv_has_every_open_finding_of_the_owner_and_defuses_formulas(data, recs
     assert len(rows) == 6  # 5 counted + 1 under exception
     assert {r["finding_id"] for r in rows} == set(data.findings.loc[data.findings["owner"] == "alice@example.com",
                                                                       "finding_id"])
-    assert views._cell("=HYPERLINK(\"http://evil\")") == "'=HYPERLINK(\"http://evil\")"
-    assert views._cell("@SUM(A1)").startswith("'") and views._cell("plain") == "plain"
+    assert csv_cell("=HYPERLINK(\"http://evil\")") == "'=HYPERLINK(\"http://evil\")"
+    assert csv_cell("@SUM(A1)").startswith("'") and csv_cell("plain") == "plain"
 
 
 # -- ages beyond the window -----------------------------------------------------------------------------------------
