@@ -5,6 +5,7 @@
     python -m sandbox faults --clear
     python -m sandbox date 2026-11-23
     python -m sandbox calls [--reset]
+    python -m sandbox quotas [--scale 0.5 | --off | --on]
     python -m sandbox stop
 """
 
@@ -35,6 +36,8 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--new-accounts", type=int, default=2, help="last N member accounts without the read role")
     p.add_argument("--time-scale", type=float, default=1.0,
                    help="multiply timed transitions (TA refresh, StackSet operations); e.g. 0.5 for tests")
+    p.add_argument("--quota-scale", type=float, default=1.0,
+                   help="multiply the request-rate quotas (docs/quotas.md); 1 = AWS's rates (default), 0 = off")
 
 
 def _sandbox_from(args: argparse.Namespace) -> Sandbox:
@@ -42,7 +45,7 @@ def _sandbox_from(args: argparse.Namespace) -> Sandbox:
         accounts=args.accounts, port=args.port, state_dir=args.state_dir, seed=args.seed, date=args.date,
         regions=args.regions.split(",") if args.regions else None, read_role_name=args.read_role_name,
         external_id=args.external_id, seed_metrics_accounts=args.seed_metrics_accounts, host=args.host,
-        time_scale=args.time_scale, new_accounts=args.new_accounts,
+        time_scale=args.time_scale, new_accounts=args.new_accounts, quota_scale=args.quota_scale,
     )
 
 
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _settings_args(sub.add_parser("start", help="start in the background, wait until ready"))
     _settings_args(sub.add_parser("serve", help="run in the foreground"))
-    for name in ("stop", "status", "calls", "truth", "date", "faults"):
+    for name in ("stop", "status", "calls", "truth", "date", "faults", "quotas"):
         p = sub.add_parser(name)
         p.add_argument("--state-dir", default=".sandbox")
         if name == "calls":
@@ -78,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--date")
             p.add_argument("--sections")
             p.add_argument("--account")
+        if name == "quotas":
+            p.add_argument("--scale", type=float, help="multiply every rate and burst (0 = off)")
+            p.add_argument("--off", action="store_true", help="switch the quota model off")
+            p.add_argument("--on", action="store_true", help="switch the quota model on")
         if name == "date":
             p.add_argument("date", nargs="?", help="YYYY-MM-DD, or 'real' for the real UTC date")
         if name == "faults":
@@ -100,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
             kwargs = dict(accounts=args.accounts, seed=args.seed, date=args.date,
                           seed_metrics_accounts=args.seed_metrics_accounts, time_scale=args.time_scale,
-                          new_accounts=args.new_accounts)
+                          new_accounts=args.new_accounts, quota_scale=args.quota_scale)
             if args.regions:
                 kwargs["regions"] = args.regions.split(",")
             if args.read_role_name:
@@ -141,7 +148,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(sb.truth(args.date, args.sections.split(",") if args.sections else None,
                                       args.account.split(",") if args.account else None), indent=2,
                              ensure_ascii=False))
-        elif args.command == "date":
+        elif args.command == "quotas":
+            enabled = False if args.off else True if args.on else None
+            if args.scale is not None or enabled is not None:
+                state = sb.set_quotas(scale=args.scale, enabled=enabled)
+            else:
+                state = sb.quotas()
+            print(json.dumps({k: state[k] for k in ("enabled", "scale", "active")}, indent=2))
             if args.date:
                 print(sb.set_date(None if args.date == "real" else args.date))
             else:

@@ -9,6 +9,10 @@
     POST   /_sandbox/calls/reset            zero the counter (DELETE /_sandbox/calls too)
     GET    /_sandbox/date                   {"date": "YYYY-MM-DD", "fixed": bool}
     POST   /_sandbox/date                   {"date": "YYYY-MM-DD"} (null: back to the real UTC date)
+    GET    /_sandbox/quotas                 the request-rate quota model: enabled, scale, rates and sources (quotas.py),
+                                            and throttled_calls: calls refused by a quota since the calls reset
+    POST   /_sandbox/quotas                 {"scale": 0.5} and/or {"enabled": false}; every bucket starts full again
+    DELETE /_sandbox/quotas/buckets         refill every bucket
     GET    /_sandbox/truth?date=&account=&sections=   what the extension answers for that date (see truth.py)
     POST   /_sandbox/shutdown               stop the server cleanly
 """
@@ -71,6 +75,18 @@ class ControlApp:
         if path == "/_sandbox/calls/reset" and method == "POST":
             w.calls.reset()
             return _json(w.calls.snapshot())
+        if path == "/_sandbox/quotas":
+            if method == "GET":
+                return _json({**w.quotas.describe(), "throttled_calls": w.calls.quota_throttled()})
+            if method in ("POST", "PUT", "PATCH"):
+                data = request.get_json(force=True, silent=False) or {}
+                unknown = sorted(set(data) - {"scale", "enabled"})
+                if unknown:
+                    raise ValueError(f"unknown quota fields: {', '.join(unknown)} (known: enabled, scale)")
+                return _json(w.quotas.configure(scale=data.get("scale"), enabled=data.get("enabled")))
+        if path == "/_sandbox/quotas/buckets" and method == "DELETE":
+            w.quotas.refill()
+            return _json({"refilled": True})
         if path == "/_sandbox/date":
             if method in ("POST", "PUT"):
                 data = request.get_json(force=True, silent=False) or {}

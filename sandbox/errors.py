@@ -123,25 +123,12 @@ def render(error: AwsError, protocol: str, *, query_compatible: bool = False) ->
     return error.status, headers, json.dumps({"__type": error.code, "message": error.message}).encode("utf-8")
 
 
-# Throttling answers per protocol, as the real services send them (botocore retries and counts all of these).
-THROTTLE_BY_PROTOCOL = {
-    QUERY: ("Throttling", 400, "Rate exceeded"),
-    JSON: ("ThrottlingException", 400, "Rate exceeded"),
-    CBOR: ("ThrottlingException", 400, "Rate exceeded"),
-    REST_XML: ("SlowDown", 503, "Please reduce your request rate."),
-    REST_JSON: ("TooManyRequestsException", 429, "Too Many Requests"),
-}
-# Services whose JSON protocol answers throttling with another code than ThrottlingException.
-THROTTLE_CODE_BY_SERVICE = {"organizations": "TooManyRequestsException", "cloudwatch": "Throttling"}
-
-
 def throttling_error(protocol: str, service: str) -> AwsError:
     """The throttling error a service sends over ``protocol``.
 
     :param protocol: wire protocol of the request.
     :param service: botocore service name.
     """
-    code, status, message = THROTTLE_BY_PROTOCOL[protocol]
-    if protocol in (JSON, CBOR):
-        code = THROTTLE_CODE_BY_SERVICE.get(service, code)
-    return AwsError(message, code=code, status=status)
+    from .quotas import throttle_error  # the per-service table (resources/quotas.json) wins over the protocol's
+
+    return throttle_error(service, protocol)

@@ -76,6 +76,7 @@ class Sandbox:
     :param startup_timeout: seconds to wait for the server to be ready.
     :param new_accounts: how many of the last member accounts have no read role yet (to be onboarded).
     :param time_scale: multiplies timed transitions (TA refresh, StackSet operations); < 1 for fast tests.
+    :param quota_scale: multiplies the modelled request-rate quotas (docs/quotas.md); 1 = AWS's rates, 0 = off.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class Sandbox:
         host: str = "127.0.0.1",
         startup_timeout: float = 120.0,
         time_scale: float = 1.0,
+        quota_scale: float = 1.0,
     ) -> None:
         self.accounts = accounts
         self.port = port
@@ -108,6 +110,7 @@ class Sandbox:
         self.host = host
         self.startup_timeout = startup_timeout
         self.time_scale = time_scale
+        self.quota_scale = quota_scale
         self.info: dict[str, Any] = {}
         self._proc: subprocess.Popen | None = None
         self._atexit = False
@@ -145,6 +148,8 @@ class Sandbox:
             cmd += ["--seed-metrics-accounts", str(self.seed_metrics_accounts)]
         if self.time_scale != 1.0:
             cmd += ["--time-scale", str(self.time_scale)]
+        if self.quota_scale != 1.0:
+            cmd += ["--quota-scale", str(self.quota_scale)]
         if self.new_accounts != 2:
             cmd += ["--new-accounts", str(self.new_accounts)]
         return cmd
@@ -322,6 +327,19 @@ class Sandbox:
 
     def reset_calls(self) -> None:
         self._control("POST", "calls/reset")
+
+    def quotas(self) -> dict[str, Any]:
+        """The request-rate quota model in force (enabled, scale, per-service rates and their sources)."""
+        return self._control("GET", "quotas")
+
+    def set_quotas(self, scale: float | None = None, enabled: bool | None = None) -> dict[str, Any]:
+        """Scale the quotas (0 = off) or switch them off/on; every bucket starts full again."""
+        body = {k: v for k, v in (("scale", scale), ("enabled", enabled)) if v is not None}
+        return self._control("POST", "quotas", body)
+
+    def refill_quotas(self) -> None:
+        """Refill every token bucket (a measurement starting from rest)."""
+        self._control("DELETE", "quotas/buckets")
 
     def truth(self, date: str | dt.date | None = None, sections: list[str] | None = None,
               accounts: list[str] | None = None) -> dict[str, Any]:

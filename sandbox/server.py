@@ -1,5 +1,6 @@
 """The sandbox server: moto's WSGI dispatcher with the extension's routes swapped in, behind a middleware that
-counts every AWS call, adds latency and injects faults. ``/_sandbox/*`` control endpoints bypass all of that.
+counts every AWS call, adds latency, injects faults and enforces the request-rate quotas (quotas.py).
+``/_sandbox/*`` control endpoints bypass all of that.
 
 Threaded: each request runs in its own thread, so added latency does not serialise concurrent callers.
 """
@@ -201,8 +202,11 @@ class SandboxApp:
         if faults.current.latency_ms > 0:
             time.sleep(faults.current.latency_ms / 1000.0)
         throttled = faults.should_throttle(info.service)
-        self.world.calls.add(info.account, info.service, info.action, throttled=throttled)
-        if throttled:
+        # The quota is asked only for calls the fault let through: a throttled call takes no token, as on AWS.
+        over_quota = not throttled and not self.world.quotas.admit(info.account, info.region, info.service,
+                                                                   info.action)
+        self.world.calls.add(info.account, info.service, info.action, throttled=throttled, quota=over_quota)
+        if throttled or over_quota:
             return self._error(start_response, throttling_error(info.protocol, info.service), info)
         if info.service == "support" and faults.support_denied(info.account):
             from .support.exceptions import SubscriptionRequiredException

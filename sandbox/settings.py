@@ -30,6 +30,8 @@ class SandboxSettings:
     :param date: the sandbox's fixed "today" (None: the real UTC date).
     :param time_scale: multiplies every timed state transition (Trusted Advisor refresh, StackSet operations);
         below 1 for fast tests.
+    :param quota_scale: multiplies every modelled request-rate quota (sandbox/quotas.py, docs/quotas.md); 1 is
+        AWS's rates, 0 switches the quota model off.
     """
 
     accounts: int = 12
@@ -42,6 +44,7 @@ class SandboxSettings:
     seed_metrics_accounts: int | None = None
     date: str | None = None
     time_scale: float = 1.0
+    quota_scale: float = 1.0
     management_account_id: str = MANAGEMENT_ACCOUNT_ID
     central_bucket: str = "governance-logs-{management_account_id}"
     central_event_bus: str = "governance-central"
@@ -54,6 +57,8 @@ class SandboxSettings:
     def __post_init__(self) -> None:
         if self.accounts < 1:
             raise ValueError("accounts must be >= 1")
+        if self.quota_scale < 0:
+            raise ValueError("quota_scale must be >= 0")
         if not self.external_id:
             self.external_id = f"sandbox-{det.hexid(16, self.seed, 'external-id')}"
         self.central_bucket = self.central_bucket.format(management_account_id=self.management_account_id)

@@ -15,6 +15,7 @@ from . import core
 from .calls import CallCounter
 from .clock import Clock
 from .faults import FaultState
+from .quotas import QuotaModel
 from .seed import OrgPlan, seed
 from .settings import HOME_REGION, SandboxSettings
 
@@ -39,6 +40,7 @@ class World:
         self.clock = Clock(settings.fixed_date)
         self.faults = FaultState()
         self.calls = CallCounter()
+        self.quotas = QuotaModel(settings.quota_scale)
         self.started_at = dt.datetime.now(dt.UTC)
         self.timings: dict[str, float] = {}
         t0 = time.perf_counter()
