@@ -13,6 +13,9 @@
                                             and throttled_calls: calls refused by a quota since the calls reset
     POST   /_sandbox/quotas                 {"scale": 0.5} and/or {"enabled": false}; every bucket starts full again
     DELETE /_sandbox/quotas/buckets         refill every bucket
+    GET    /_sandbox/deliveries             {date: {"objects": {kind: count}, "seconds"}} of the days delivered
+    POST   /_sandbox/deliveries             {"date": "YYYY-MM-DD"} (default: the sandbox date): deliver that day's
+                                            Config snapshots, SSM inventory sync and CloudTrail files (delivery.py)
     GET    /_sandbox/truth?date=&account=&sections=   what the extension answers for that date (see truth.py)
     POST   /_sandbox/shutdown               stop the server cleanly
 """
@@ -87,6 +90,13 @@ class ControlApp:
         if path == "/_sandbox/quotas/buckets" and method == "DELETE":
             w.quotas.refill()
             return _json({"refilled": True})
+        if path == "/_sandbox/deliveries":
+            if method == "GET":
+                return _json(w.deliveries.summary())
+            if method == "POST":
+                data = request.get_json(force=True, silent=True) or {}
+                day = parse_date(data["date"]) if data.get("date") else w.clock.today()
+                return _json({day.isoformat(): w.deliveries.ensure(day)})
         if path == "/_sandbox/date":
             if method in ("POST", "PUT"):
                 data = request.get_json(force=True, silent=False) or {}

@@ -341,6 +341,15 @@ class Sandbox:
         """Refill every token bucket (a measurement starting from rest)."""
         self._control("DELETE", "quotas/buckets")
 
+    def deliver(self, date: str | dt.date | None = None) -> dict[str, Any]:
+        """Deliver a day's Config snapshots, SSM inventory sync and CloudTrail files into the central bucket (default:
+        the sandbox date; a day is delivered once); ``{date: {"objects": {kind: count}, "seconds"}}``."""
+        return self._control("POST", "deliveries", {"date": str(date) if date else None})
+
+    def deliveries(self) -> dict[str, Any]:
+        """Every day delivered so far."""
+        return self._control("GET", "deliveries")
+
     def truth(self, date: str | dt.date | None = None, sections: list[str] | None = None,
               accounts: list[str] | None = None) -> dict[str, Any]:
         """What the sandbox answers for ``date`` (default: the sandbox date); see sandbox/truth.py."""

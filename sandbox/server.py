@@ -208,6 +208,9 @@ class SandboxApp:
         self.world.calls.add(info.account, info.service, info.action, throttled=throttled, quota=over_quota)
         if throttled or over_quota:
             return self._error(start_response, throttling_error(info.protocol, info.service), info)
+        if info.service == "s3":
+            # The day's Config snapshots, inventory sync and trail files are in the bucket before anyone looks.
+            self.world.deliveries.ensure(self.world.clock.today())
         if info.service == "support" and faults.support_denied(info.account):
             from .support.exceptions import SubscriptionRequiredException
 

@@ -30,6 +30,7 @@ class SandboxSettings:
     :param date: the sandbox's fixed "today" (None: the real UTC date).
     :param time_scale: multiplies every timed state transition (Trusted Advisor refresh, StackSet operations);
         below 1 for fast tests.
+    :param inventory_sync_prefix: S3 prefix of the SSM resource data sync in the central bucket (delivery.py).
     :param quota_scale: multiplies every modelled request-rate quota (sandbox/quotas.py, docs/quotas.md); 1 is
         AWS's rates, 0 switches the quota model off.
     """
@@ -48,6 +49,7 @@ class SandboxSettings:
     management_account_id: str = MANAGEMENT_ACCOUNT_ID
     central_bucket: str = "governance-logs-{management_account_id}"
     central_event_bus: str = "governance-central"
+    inventory_sync_prefix: str = "inventory"
     config_aggregator: str = "governance-org-aggregator"
     ses_sender: str = "governance@example.com"
     ses_domain: str = "example.com"

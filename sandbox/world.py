@@ -41,6 +41,9 @@ class World:
         self.faults = FaultState()
         self.calls = CallCounter()
         self.quotas = QuotaModel(settings.quota_scale)
+        from .delivery import Deliveries
+
+        self.deliveries = Deliveries(self)  # Config snapshots, SSM data sync, CloudTrail files: a day at a time
         self.started_at = dt.datetime.now(dt.UTC)
         self.timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -140,6 +143,7 @@ class World:
             "read_role_name": s.read_role_name,
             "external_id": s.external_id,
             "central_bucket": s.central_bucket,
+            "inventory_sync_prefix": s.inventory_sync_prefix,
             "central_event_bus": s.central_event_bus,
             "central_event_bus_arn": f"arn:aws:events:{HOME_REGION}:{s.management_account_id}:event-bus/"
             f"{s.central_event_bus}",

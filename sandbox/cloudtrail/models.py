@@ -178,6 +178,20 @@ class ChangeModel:
         found, token = page(rendered, next_token, size, query)
         return {"Events": found, **({"NextToken": token} if token else {})}
 
+    def events_on(self, account_id: str, region: str, day: dt.date) -> list[dict[str, Any]]:
+        """Every change event (and its read-only follower) of the account and region whose time falls on ``day``,
+        oldest first: what the trail delivers for that day."""
+        events = []
+        for (rtype, rid), key in self.resources(account_id, region).items():
+            # A change of day D happens the evening before: look at D and D+1.
+            for change_day in self.change_days(key, day, day + dt.timedelta(days=1)):
+                change = {**self.change(key, rtype, rid, change_day), "read_only": False}
+                for event in (change, self._reader_event(change, key, change_day)):
+                    if event["event_time"].date() == day:
+                        events.append(event)
+        events.sort(key=lambda e: (e["event_time"], e["event_id"]))
+        return events
+
     # --- truth ------------------------------------------------------------------------------------------------------
     def truth(self, date: dt.date, accounts: list[str] | None = None) -> dict[str, Any]:
         """{account: {region: {"<type>/<id>": last change}}} of every NON_COMPLIANT resource with a history on
@@ -216,8 +230,8 @@ def _matches(event: dict[str, Any], attr: dict[str, Any]) -> bool:
     return field == value
 
 
-def _event(e: dict[str, Any]) -> dict[str, Any]:
-    """One LookupEvents item, with the CloudTrail record as a JSON string (as AWS returns it)."""
+def record(e: dict[str, Any]) -> dict[str, Any]:
+    """The CloudTrail record of one change event (as in LookupEvents' CloudTrailEvent and in the log files)."""
     identity: dict[str, Any] = {"type": e["principal_type"], "arn": e["principal_arn"], "accountId": e["account_id"],
                                 "accessKeyId": e["access_key"], "principalId": f"AIDA{det.hexid(12, e['user_name'])}"}
     if e["principal_type"] == "IAMUser":
@@ -225,19 +239,23 @@ def _event(e: dict[str, Any]) -> dict[str, Any]:
     else:
         role_arn = e["principal_arn"].replace(":sts::", ":iam::").replace(":assumed-role/", ":role/").rsplit("/", 1)[0]
         identity["sessionContext"] = {"sessionIssuer": {"type": "Role", "arn": role_arn}}
-    record = {
+    return {
         "eventVersion": "1.09", "userIdentity": identity, "eventTime": e["event_time"].strftime("%Y-%m-%dT%H:%M:%SZ"),
         "eventSource": e["event_source"], "eventName": e["event_name"], "awsRegion": e["region"],
         "sourceIPAddress": e["source_ip"], "userAgent": "aws-cli/2.15.0", "readOnly": e["read_only"],
         "eventID": e["event_id"], "eventType": "AwsApiCall", "recipientAccountId": e["account_id"],
         "requestParameters": {"resourceId": e["resource_id"]},
     }
+
+
+def _event(e: dict[str, Any]) -> dict[str, Any]:
+    """One LookupEvents item, with the CloudTrail record as a JSON string (as AWS returns it)."""
     return {
         "EventId": e["event_id"], "EventName": e["event_name"], "ReadOnly": "true" if e["read_only"] else "false",
         "AccessKeyId": e["access_key"], "EventTime": e["event_time"], "EventSource": e["event_source"],
         "Username": e["user_name"],
         "Resources": [{"ResourceType": e["resource_type"], "ResourceName": e["resource_id"]}],
-        "CloudTrailEvent": json.dumps(record),
+        "CloudTrailEvent": json.dumps(record(e)),
     }
 
 

@@ -104,14 +104,14 @@ class InventoryModel:
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     @staticmethod
-    def _information(inst: dict[str, Any], account_id: str) -> dict[str, str]:
+    def information(inst: dict[str, Any], account_id: str) -> dict[str, str]:
         return {"AgentType": "amazon-ssm-agent", "ComputerName": inst["computer_name"],
                 "InstanceId": inst["instance_id"], "InstanceStatus": "Active", "PlatformName": inst["platform_name"],
                 "PlatformType": inst["platform_type"], "PlatformVersion": inst["platform_version"],
                 "ResourceType": "EC2Instance"}
 
     @staticmethod
-    def _application(app: dict[str, Any]) -> dict[str, str]:
+    def application(app: dict[str, Any]) -> dict[str, str]:
         return {"Name": app["name"], "Version": app["version"], "Publisher": app["publisher"],
                 "ApplicationType": "", "Architecture": "x86_64"}
 
@@ -142,8 +142,8 @@ class InventoryModel:
             rows = [r for r in rows if r[field] in values]
         entities = []
         for inst in rows:
-            content = ([self._information(inst, account_id)] if type_name == INSTANCE_INFORMATION
-                       else [self._application(a) for a in inst["applications"]])
+            content = ([self.information(inst, account_id)] if type_name == INSTANCE_INFORMATION
+                       else [self.application(a) for a in inst["applications"]])
             entities.append({"Id": inst["instance_id"], "Data": {type_name: {
                 "TypeName": type_name, "SchemaVersion": SCHEMA_VERSIONS[type_name],
                 "CaptureTime": self.capture_time(date, account_id, inst["instance_id"]),
@@ -158,8 +158,8 @@ class InventoryModel:
             raise InvalidTypeNameException(type_name)
         inst = self._instance(account_id, region, instance_id)
         size = checked_limit(max_results, 50, 50, ValidationException)
-        entries = ([self._information(inst, account_id)] if type_name == INSTANCE_INFORMATION
-                   else [self._application(a) for a in inst["applications"]])
+        entries = ([self.information(inst, account_id)] if type_name == INSTANCE_INFORMATION
+                   else [self.application(a) for a in inst["applications"]])
         items, token = page(entries, next_token, size, ["entries", account_id, region, instance_id, type_name])
         return {"TypeName": type_name, "InstanceId": instance_id, "SchemaVersion": SCHEMA_VERSIONS[type_name],
                 "CaptureTime": self.capture_time(date, account_id, instance_id), "Entries": items,
@@ -173,14 +173,14 @@ class InventoryModel:
             captured = self.capture_time(date, account_id, inst["instance_id"])
             names = [a["name"] for a in inst["applications"]]
             # Keyed by name; a name installed twice gets its version in the key, so no entry is lost.
-            apps = {a["name"] if names.count(a["name"]) == 1 else f"{a['name']} {a['version']}": self._application(a)
+            apps = {a["name"] if names.count(a["name"]) == 1 else f"{a['name']} {a['version']}": self.application(a)
                     for a in inst["applications"]}
             out.append({
                 "resourceId": inst["instance_id"], "resourceType": "AWS::SSM::ManagedInstanceInventory",
                 "accountId": account_id, "awsRegion": region, "configurationItemCaptureTime": captured,
                 "configuration": {
                     INSTANCE_INFORMATION: {"SchemaVersion": "1.0", "CaptureTime": captured,
-                                           "Content": {inst["instance_id"]: self._information(inst, account_id)}},
+                                           "Content": {inst["instance_id"]: self.information(inst, account_id)}},
                     APPLICATION: {"SchemaVersion": "1.1", "CaptureTime": captured,
                                   "Content": {k: v for k, v in sorted(apps.items())}},
                 },
