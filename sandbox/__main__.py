@@ -36,6 +36,8 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--new-accounts", type=int, default=2, help="last N member accounts without the read role")
     p.add_argument("--time-scale", type=float, default=1.0,
                    help="multiply timed transitions (TA refresh, StackSet operations); e.g. 0.5 for tests")
+    p.add_argument("--profile", choices=("default", "realistic"), default="default",
+                   help="seeding: default (small) or realistic (100-300 Config rules per account and region, ...)")
     p.add_argument("--quota-scale", type=float, default=1.0,
                    help="multiply the request-rate quotas (docs/quotas.md); 1 = AWS's rates (default), 0 = off")
 
@@ -46,6 +48,7 @@ def _sandbox_from(args: argparse.Namespace) -> Sandbox:
         regions=args.regions.split(",") if args.regions else None, read_role_name=args.read_role_name,
         external_id=args.external_id, seed_metrics_accounts=args.seed_metrics_accounts, host=args.host,
         time_scale=args.time_scale, new_accounts=args.new_accounts, quota_scale=args.quota_scale,
+        profile=args.profile,
     )
 
 
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
             kwargs = dict(accounts=args.accounts, seed=args.seed, date=args.date,
                           seed_metrics_accounts=args.seed_metrics_accounts, time_scale=args.time_scale,
-                          new_accounts=args.new_accounts, quota_scale=args.quota_scale)
+                          new_accounts=args.new_accounts, quota_scale=args.quota_scale, profile=args.profile)
             if args.regions:
                 kwargs["regions"] = args.regions.split(",")
             if args.read_role_name:

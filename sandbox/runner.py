@@ -76,6 +76,7 @@ class Sandbox:
     :param startup_timeout: seconds to wait for the server to be ready.
     :param new_accounts: how many of the last member accounts have no read role yet (to be onboarded).
     :param time_scale: multiplies timed transitions (TA refresh, StackSet operations); < 1 for fast tests.
+    :param profile: ``default`` or ``realistic`` (see sandbox/settings.py and resources/realistic.json).
     :param quota_scale: multiplies the modelled request-rate quotas (docs/quotas.md); 1 = AWS's rates, 0 = off.
     """
 
@@ -95,6 +96,7 @@ class Sandbox:
         startup_timeout: float = 120.0,
         time_scale: float = 1.0,
         quota_scale: float = 1.0,
+        profile: str = "default",
     ) -> None:
         self.accounts = accounts
         self.port = port
@@ -111,6 +113,7 @@ class Sandbox:
         self.startup_timeout = startup_timeout
         self.time_scale = time_scale
         self.quota_scale = quota_scale
+        self.profile = profile
         self.info: dict[str, Any] = {}
         self._proc: subprocess.Popen | None = None
         self._atexit = False
@@ -150,6 +153,8 @@ class Sandbox:
             cmd += ["--time-scale", str(self.time_scale)]
         if self.quota_scale != 1.0:
             cmd += ["--quota-scale", str(self.quota_scale)]
+        if self.profile != "default":
+            cmd += ["--profile", self.profile]
         if self.new_accounts != 2:
             cmd += ["--new-accounts", str(self.new_accounts)]
         return cmd

@@ -13,6 +13,7 @@ DEFAULT_REGIONS = ("us-east-1", "eu-west-1", "ap-northeast-1")
 HOME_REGION = "us-east-1"
 # Beyond this many accounts, metrics are seeded for the first METRICS_ACCOUNTS_CAP accounts unless told otherwise.
 METRICS_ACCOUNTS_CAP = 50
+PROFILES = ("default", "realistic")
 
 
 @dataclass
@@ -31,6 +32,9 @@ class SandboxSettings:
     :param time_scale: multiplies every timed state transition (Trusted Advisor refresh, StackSet operations);
         below 1 for fast tests.
     :param inventory_sync_prefix: S3 prefix of the SSM resource data sync in the central bucket (delivery.py).
+    :param profile: ``default`` (small, for tests) or ``realistic`` (resources/realistic.json: 100-300 Config rules
+        per account and region, Trusted Advisor results of several ages, aggregator sources in every state, a
+        delegated GuardDuty/Macie administrator with members in every relationship state).
     :param quota_scale: multiplies every modelled request-rate quota (sandbox/quotas.py, docs/quotas.md); 1 is
         AWS's rates, 0 switches the quota model off.
     """
@@ -46,6 +50,7 @@ class SandboxSettings:
     date: str | None = None
     time_scale: float = 1.0
     quota_scale: float = 1.0
+    profile: str = "default"
     management_account_id: str = MANAGEMENT_ACCOUNT_ID
     central_bucket: str = "governance-logs-{management_account_id}"
     central_event_bus: str = "governance-central"
@@ -59,6 +64,8 @@ class SandboxSettings:
     def __post_init__(self) -> None:
         if self.accounts < 1:
             raise ValueError("accounts must be >= 1")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
         if self.quota_scale < 0:
             raise ValueError("quota_scale must be >= 0")
         if not self.external_id:
@@ -77,6 +84,10 @@ class SandboxSettings:
     @property
     def fixed_date(self) -> dt.date | None:
         return dt.date.fromisoformat(self.date) if self.date else None
+
+    @property
+    def realistic(self) -> bool:
+        return self.profile == "realistic"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ RULE_COMPLIANCE = ("COMPLIANT", "NON_COMPLIANT", "INSUFFICIENT_DATA")
 EVALUATION_COMPLIANCE = ("COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE")
 # Paging through a big aggregate query reuses its rows for this long (rules rarely change meanwhile).
 ROWS_CACHE_SECONDS = 30.0
+MAX_RULES = 1000
 
 
 def _day(date: dt.date) -> int:
@@ -45,7 +47,10 @@ class ComplianceModel:
         self.world = world
         self.data = json.loads((RESOURCES / "rules.json").read_text(encoding="utf-8"))
         self.rules = {r["name"]: r for r in self.data["rules"]}
-        self.by_identifier = {r["identifier"]: r for r in self.data["rules"]}
+        # --profile realistic: a pool of Security Hub-style control rules, 100-300 of them per account and region.
+        self.pool = realistic_pool(world.settings.seed) if world.settings.realistic else []
+        self.rules.update({r["name"]: r for r in self.pool})
+        self.by_identifier = {r["identifier"]: r for r in [*self.data["rules"], *self.pool]}
         # Evaluations are a pure function of their key: cached (results are never mutated by callers).
         self._cache: dict[tuple, list[dict[str, Any]]] = {}
         self._rows_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
@@ -54,16 +59,33 @@ class ComplianceModel:
     def rules_for(self, region: str) -> list[dict[str, Any]]:
         return [r for r in self.data["rules"] if not r.get("global") or region == HOME_REGION]
 
+    def rules_for_account(self, account_id: str, region: str) -> list[dict[str, Any]]:
+        """The rules seeded in one account and region: the catalogue's, plus (realistic profile) enough of the pool
+        to make 100-300 in all."""
+        rules = self.rules_for(region)
+        if not self.pool:
+            return rules
+        seed = self.world.settings.seed
+        low, high = realistic()["config"]["rules_per_account_region"]
+        wanted = det.integer(low, high, seed, "rule-count", account_id, region) - len(rules)
+        chosen = sorted(self.pool, key=lambda r: det.digest(seed, "rule-pick", account_id, region, r["name"]))
+        return [*rules, *chosen[:max(0, wanted)]]
+
     def seed_rules(self) -> None:
         """put_config_rule (in-process) for every onboarded active member account and region."""
-        from moto.config.models import config_backends
+        from moto.config.models import ConfigRule, config_backends
+
+        # moto stops at 150 rules, AWS's old quota; the default is now 1000 rules per account and region (Config API
+        # Reference, DescribeConfigRuleEvaluationStatus: "the rule limit for your account is more than the default
+        # of 1000 rules").
+        ConfigRule.MAX_RULES = max(ConfigRule.MAX_RULES, MAX_RULES)
 
         for account in self.world.plan.accounts:
             if not account.read_role or account.status != "ACTIVE":
                 continue
             for region in self.world.settings.regions:
                 backend = config_backends[account.id][region]
-                for rule in self.rules_for(region):
+                for rule in self.rules_for_account(account.id, region):
                     backend.put_config_rule(
                         {
                             "ConfigRuleName": rule["name"],
@@ -101,7 +123,8 @@ class ComplianceModel:
 
     def _resource_id(self, account_id: str, region: str, spec: dict[str, Any], j: int) -> str:
         seed = self.world.settings.seed
-        key = (seed, account_id, region, spec["name"], j)
+        # Rules sharing an id scope (the pool's: their resource type) evaluate the same resources.
+        key = (seed, account_id, region, spec.get("id_scope", spec["name"]), j)
         kind = spec["id_kind"]
         if kind == "account":
             return account_id
@@ -324,6 +347,16 @@ class ComplianceModel:
         items, token = page(rows, next_token, size, query)
         return {"AggregateEvaluationResults": items, "NextToken": token}
 
+    def aggregator_sources_status(self, account_id: str, region: str, date: dt.date, name: str,
+                                  update_status: list[str] | None, limit: Any,
+                                  next_token: str | None) -> dict[str, Any]:
+        """DescribeConfigurationAggregatorSourcesStatus (sources.py)."""
+        from .sources import describe_sources_status
+
+        accounts, regions = self._aggregator_scope(account_id, region, name)
+        return describe_sources_status(self.world, accounts, regions, date, update_status, limit, next_token,
+                                       ["sources", account_id, region, name])
+
     # --- truth ------------------------------------------------------------------------------------------------------
     def truth(self, date: dt.date, accounts: list[str] | None = None) -> dict[str, Any]:
         """{account: {region: {rule: [evaluation, ...]}}} for every account and region with evaluations."""
@@ -337,6 +370,52 @@ class ComplianceModel:
                     evaluations = self._evaluations(acct, region, rule_name, spec, date)
                     out.setdefault(acct, {}).setdefault(region, {})[rule_name] = [_plain(e) for e in evaluations]
         return out
+
+
+@cache
+def realistic() -> dict[str, Any]:
+    """sandbox/resources/realistic.json."""
+    return json.loads((RESOURCES.parent.parent / "resources" / "realistic.json").read_text(encoding="utf-8"))
+
+
+def managed_rules() -> dict[str, Any]:
+    """AWS's managed Config rules as moto ships them (moto refuses other SourceIdentifiers for Owner AWS)."""
+    import gzip
+
+    import moto.config
+
+    path = Path(moto.config.__file__).parent / "resources" / "aws_managed_rules.json.gz"
+    with gzip.open(path) as fh:
+        return json.load(fh)["ManagedRules"]
+
+
+def realistic_pool(seed: int) -> list[dict[str, Any]]:
+    """The realistic profile's pool of control rules: AWS managed rules of the modelled resource types, named as
+    Security Hub names its service-linked rules (``securityhub-<rule>-<suffix>``), in rules.json's shape. The same
+    managed rule appears several times (as with rules of different parameters) to fill the pool."""
+    spec = realistic()["config"]
+    families = {f["resource_type"]: f for f in spec["families"]}
+    candidates = []
+    for identifier, rule in sorted(managed_rules().items()):
+        if any(not p.get("Optional", True) for p in rule.get("Parameters", [])):
+            continue  # a rule with required parameters needs values we would have to invent
+        types = rule.get("Resource Types") or []
+        for rtype in [types] if isinstance(types, str) else types:
+            if rtype in families:
+                candidates.append((identifier, families[rtype]))
+                break
+    pool = []
+    for i in range(int(spec["pool_size"])):
+        identifier, family = candidates[i % len(candidates)]
+        pool.append({
+            "name": f"securityhub-{identifier.lower().replace('_', '-')}-{det.hexid(8, seed, 'control', i)}",
+            "identifier": identifier,
+            "resource_type": family["resource_type"], "id_kind": family["id_kind"],
+            "id_scope": family["resource_type"], "resources": family["resources"],
+            "noncompliant_rate": family["noncompliant_rate"], "not_applicable_rate": family["not_applicable_rate"],
+            "annotation": family["annotation"],
+        })
+    return pool
 
 
 def _check_types(values: list[str] | None, allowed: tuple[str, ...]) -> None:

@@ -41,6 +41,11 @@ class ConfigResponse(ExtensionResponseMixin, MotoConfigResponse):
             self._get_param("ConfigRuleName"), self._get_param("AccountId"), self._get_param("AwsRegion"),
             self._get_param("ComplianceType"), self._get_param("Limit"), self._get_param("NextToken")))
 
+    def describe_configuration_aggregator_sources_status(self) -> ActionResult:
+        return ActionResult(self.model.aggregator_sources_status(
+            self.current_account, self.region, world().clock.today(), self._get_param("ConfigurationAggregatorName"),
+            self._get_param("UpdateStatus"), self._get_param("Limit"), self._get_param("NextToken")))
+
     # --- inventory (advanced query) and resource history: sandbox/config/advanced_query.py, cloudtrail/models.py
     def select_aggregate_resource_config(self) -> ActionResult:
         from .advanced_query import select_aggregate

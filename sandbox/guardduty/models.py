@@ -98,9 +98,14 @@ class FindingsModel:
         self._lock = threading.Lock()
 
     # --- who -------------------------------------------------------------------------------------------------
-    @property
+    @cached_property
     def admin(self) -> str:
-        """The delegated administrator: the management account."""
+        """The delegated administrator: the management account, or (realistic profile) the first onboarded active
+        member, a security-tooling account as organizations usually delegate to."""
+        if self.world.settings.realistic:
+            for account in self.world.plan.accounts:
+                if account.read_role and account.status == "ACTIVE":
+                    return account.id
         return self.world.settings.management_account_id
 
     def members(self) -> list[str]:
@@ -110,7 +115,21 @@ class FindingsModel:
     @cached_property
     def _members(self) -> dict[str, None]:
         # Fixed at seed time; a dict for order and O(1) membership (relationship() runs per member per request).
-        return dict.fromkeys(a.id for a in self.world.plan.accounts if a.read_role and a.status == "ACTIVE")
+        # With a delegated member administrator, the management account is a member too.
+        mgmt = self.world.settings.management_account_id
+        first = [mgmt] if self.admin != mgmt else []
+        return dict.fromkeys([*first, *(a.id for a in self.world.plan.accounts
+                                        if a.read_role and a.status == "ACTIVE" and a.id != self.admin)])
+
+    @cached_property
+    def _states(self) -> dict[str, str]:
+        """Realistic profile: the first members' relationship states, one of each the service reports."""
+        if not self.world.settings.realistic:
+            return {}
+        from ..config.models import realistic
+
+        states = realistic()["threat_detection"][f"{self.service}_states"]
+        return dict(zip(self._members, states, strict=False))
 
     def seeded_accounts(self) -> list[str]:
         """Accounts where the service is seeded enabled (before the seeded gaps)."""
@@ -133,7 +152,9 @@ class FindingsModel:
         """RelationshipStatus of a member in a region, None for accounts that are not members."""
         if account_id not in self._members:
             return None
-        return "Enabled" if self.enabled(account_id, region) else self.disabled_status
+        if not self.enabled(account_id, region):
+            return self.disabled_status
+        return self._states.get(account_id, "Enabled")
 
     disabled_status = "Disabled"
 
@@ -211,7 +232,9 @@ class GuardDutyModel(FindingsModel):
             for region in self.world.settings.regions:
                 if not self.seeded_off(account_id, region):
                     guardduty_backends[account_id][region].create_detector(True, "SIX_HOURS", {}, {}, [])
-        guardduty_backends[self.admin][self.world.settings.regions[0]].enable_organization_admin_account(self.admin)
+        # The management account designates the delegated administrator (itself unless realistic).
+        mgmt = self.world.settings.management_account_id
+        guardduty_backends[mgmt][self.world.settings.regions[0]].enable_organization_admin_account(self.admin)
 
     def detector_id(self, account_id: str, region: str) -> str | None:
         """Id of the account's enabled detector in the region (moto state), else None."""

@@ -39,7 +39,8 @@ class MacieModel(FindingsModel):
             for region in self.world.settings.regions:
                 if account_id not in on or self.seeded_off(account_id, region):
                     macie2_backends[account_id][region].disable_macie()
-        macie2_backends[self.admin][self.world.settings.regions[0]].enable_organization_admin_account(self.admin)
+        mgmt = self.world.settings.management_account_id
+        macie2_backends[mgmt][self.world.settings.regions[0]].enable_organization_admin_account(self.admin)
 
     def enabled(self, account_id: str, region: str) -> bool:
         from moto.macie2.models import macie2_backends

@@ -83,14 +83,34 @@ class TrustedAdvisorModel:
     def result(self, account_id: str, check_id: str, date: dt.date) -> dict[str, Any]:
         """The DescribeTrustedAdvisorCheckResult ``result`` of one check in one account on ``date``."""
         self.check_known(check_id)
-        key = (account_id, check_id, date)
+        refreshed = self.refreshed_on(account_id, check_id, date)
+        key = (account_id, check_id, refreshed)
         core = self._cache.get(key)
         if core is None:
-            core = self._compute(account_id, check_id, date)
+            core = self._compute(account_id, check_id, refreshed)
             if len(self._cache) > 100_000:
                 self._cache.clear()
             self._cache[key] = core
-        return {**core, "timestamp": self._timestamp(account_id, check_id, date)}
+        return {**core, "timestamp": self._timestamp(account_id, check_id, refreshed)}
+
+    def refreshed_on(self, account_id: str, check_id: str, date: dt.date) -> dt.date:
+        """The day whose result is served on ``date``: ``date`` itself, except in the realistic profile, where a
+        check AWS does not refresh itself was last refreshed every 1 to max_age_days + 1 days (so 0 to max_age_days
+        days ago), unless a refresh requested on the sandbox date has completed."""
+        spec = self.seeded.get(check_id)
+        if not self.world.settings.realistic or spec is None or spec.get("refreshable", True) is False:
+            return date
+        with self._lock:
+            state = self._refresh.get((account_id, check_id))
+        if state is not None and state.reached("success") and date == self.world.clock.today():
+            return date
+        from ..config.models import realistic
+
+        seed = self.world.settings.seed
+        period = det.integer(1, int(realistic()["trusted_advisor"]["max_age_days"]) + 1, seed, "ta-period",
+                             account_id, check_id)
+        offset = det.integer(0, period - 1, seed, "ta-offset", account_id, check_id)
+        return date - dt.timedelta(days=((date - dt.date(1970, 1, 1)).days + offset) % period)
 
     def _compute(self, account_id: str, check_id: str, date: dt.date) -> dict[str, Any]:
         check = self.all_checks[check_id]
