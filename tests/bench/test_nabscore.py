@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from bench import nabscore
+from bench import nab, nabscore
 
 TEST_ROWS = 1000
 TEST_WINDOW = (400, 499)  # inclusive, width 100
@@ -106,3 +108,50 @@ def test_window_rows_match_first_19_characters():
     assert rows == [(2, 5)]
     with pytest.raises(KeyError, match="does not match"):
         nabscore.window_rows(stamps, [["2014-02-14 15:10:00.000000", "2014-02-14 15:25:00.000000"]])
+
+
+# --- bench/nab.py: several folders, steps picked from the data, streaming equals batch ------------------------------
+
+
+def write_nab_folder(root, name: str = "realSynthetic"):
+    """A NAB-style folder: an hourly file with a spike and an irregularly sampled one; windows.json in the parent."""
+    folder = root / name
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    hours = pd.date_range("2024-01-01", periods=24 * 20, freq="h")
+    hourly = 100 + 10 * np.sin(2 * np.pi * np.arange(hours.size) / 24) + rng.normal(0, 1, hours.size)
+    hourly[24 * 15 + 5] += 60
+    pd.DataFrame({"timestamp": hours.strftime("%Y-%m-%d %H:%M:%S"), "value": hourly}).to_csv(
+        folder / "hourly.csv", index=False)
+    gaps = np.tile([300, 300, 300, 300, 300, 600, 900, 1200], 300)
+    stamps = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.r_[0, np.cumsum(gaps)], "s")
+    irregular = 50 + rng.normal(0, 1, stamps.size)
+    pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"), "value": irregular}).to_csv(
+        folder / "irregular.csv", index=False)
+    windows = {
+        f"{name}/hourly.csv": [[str(hours[24 * 15]) + ".000000", str(hours[24 * 16]) + ".000000"]],
+        f"{name}/irregular.csv": [[str(stamps[1500]) + ".000000", str(stamps[1600]) + ".000000"]],
+    }
+    (root / "windows.json").write_text(json.dumps(windows))
+    return folder
+
+
+def test_nab_bench_scores_a_folder_with_inferred_steps(tmp_path):
+    folder = write_nab_folder(tmp_path)
+    res = nab.run_folder(folder, tmp_path / "out", show_files=False)
+    assert res["same"] and res["scored"]
+    assert res["files"] == 2 and res["windows"] == 2
+    assert res["hit"] >= 1  # the hourly spike
+    hourly = pd.read_csv(tmp_path / "out" / folder.name / "hourly.csv")
+    assert list(hourly.columns) == ["timestamp", "value", "anomaly_score", "is_anomaly"]
+    assert len(hourly) == 24 * 20
+    assert hourly["is_anomaly"].iloc[24 * 15 + 5] == 1
+
+
+def test_nab_bench_prints_the_folder_table_with_references(tmp_path, capsys):
+    folder = write_nab_folder(tmp_path)
+    assert nab.main(["--data", str(folder), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "| folder | this detector | Numenta HTM | ARTime | CAD OSE |" in out
+    assert "| realSynthetic (2 files) |" in out and "held out" in out
+    assert "streamed results equal the batch results: yes" in out

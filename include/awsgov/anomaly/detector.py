@@ -8,20 +8,26 @@ one-hour blocks, all series at once. For each hour the detector uses, per series
   of (hourly median - level) at the same hour on the last 7 days, used once 3 days are known; the same hour of the
   week takes over once 3 weeks are known (median over the last 4 weeks).
 - **spread**: geometric mean of the last 24 hourly half-interquartile ranges, floored at 1 % of the level so that flat
-  lines and constant zero still get a band.
-- **records**: four views of the residual (the point; the median of 3 points; the 1 h and 3 h means of residuals
+  lines and constant zero still get a band. With one point per hour (1-hour periods) an hour has no quartiles; its
+  spread is then 0.8 x the change from the previous hour (the same geometric mean for Gaussian noise, about 0.6 sigma).
+- **records**: four views of the residual (the point; the median of 3 points; the 1 h and 6 h means of residuals
   winsorised at 3 spreads, which catch sustained shifts that single points hide) and, for each, the largest
-  excursion above and below the expected value seen in the last 7 days.
+  excursion above and below the expected value seen in the last 28 days.
 
 A point is out of band when a view exceeds its record by 10 % plus a quarter of a spread: further from normal than
-anything in the last week. The bands thus learn heavy tails (a daily batch job's spike sets the record and is not
-flagged every day) and any scale (bytes or percent). With less than a week of history the record is first scaled up
-by how much the maximum of Gaussian noise grows from the points seen to a week's worth (x1.24 after 12 h, x1.06 after
-3 days), so that a young series is not flagged for each first-time wiggle. ``score`` is view / band (>= 1: out of
-band; the sensitivity divides the band); ``reason`` names the view that was furthest out.
+anything in the last four weeks. The bands thus learn heavy tails (a daily batch job's spike sets the record and is
+not flagged every day) and any scale (bytes or percent). With less than four weeks of history the record is first
+scaled up by how much the maximum of Gaussian noise grows from the points seen to four weeks' worth, so that a young
+series is not flagged for each first-time wiggle. ``score`` is view / band (>= 1: out of band; the sensitivity divides
+the band); ``reason`` names the view that was furthest out.
 
-Alerts (``is_anomaly``) are episodes: the first out-of-band point raises one; the series is then silent for 2 h and is
-re-alerted only if still out of band. No alert is raised before 12 h of history.
+Alerts (``is_anomaly``) are episodes: the first out-of-band point raises one; the series is then silent for 12 h and
+is re-alerted only if still out of band. No alert is raised before 12 h of history.
+
+Sampling: the detector works on a regular grid of any step that divides an hour or is one hour (``step_seconds``:
+60 for 1-minute CloudWatch periods, 3600 for 1-hour ones). :func:`infer_step` picks the step of an irregularly sampled
+series (the interval that three quarters of its intervals do not exceed, rounded to a CloudWatch-like period) and
+:func:`regularize` puts it on that grid, so that sparse or jittery sampling leaves few empty grid points.
 
 Causality: results at time t use only data at or before t. :class:`Detector` keeps the state between calls (hourly
 DAG runs); feeding a series in chunks gives bit for bit the result of one :func:`detect` call, because every sum and
@@ -69,15 +75,15 @@ class Params:
     season_min_days: int = 3  # fewer days would learn one day's accident as "normal at this hour"
     season_weeks: int = 4
     season_min_weeks: int = 3
-    record_days: int = 7  # a week, so each weekday's usual excursions are in the history
+    record_days: int = 28  # four weeks: each weekday's usual excursions, and a month's rarer ones, are in the history
     warmup_hours: int = 12  # below that, records say little; longer would miss first-day incidents
-    realert_minutes: int = 120  # an episode is one alert, repeated every 2 h while the series stays out of band
+    realert_minutes: int = 720  # an episode is one alert, repeated every 12 h while the series stays out of band
     record_margin: float = 0.10  # merely equalling last week's record is no alert
     record_growth: bool = True  # widen records learned on less than a week (see the module doc)
     spread_margin: float = 0.25  # keeps near-flat series from alerting on their smallest wiggle
     winsor_k: float = 3.0  # one spike moves a 1 h mean by at most 3 spreads / 12
     rel_floor: float = 0.01  # spread floor, as a fraction of the level
-    mean_hours: tuple[int, ...] = (1, 3)  # sustained shifts: the 1 h and 3 h means of residuals
+    mean_hours: tuple[int, ...] = (1, 6)  # sustained shifts: the 1 h and 6 h means of residuals
 
     @property
     def block(self) -> int:
@@ -460,8 +466,9 @@ class Detector:
 
         # Bands: each view's record, widened by the margins and divided by the sensitivity; score = view / band.
         rec, ring, cur = self._records(sl, bmax, nb)
-        # A record over a short history underestimates a week's: scale it by the growth of a Gaussian maximum,
-        # sqrt(log(points in a week) / log(points seen)) (1.24 after 12 h, 1.06 after 3 days, 1 after a week).
+        # A record over a short history underestimates one over record_days: scale it by the growth of a Gaussian
+        # maximum, sqrt(log(points in record_days) / log(points seen)) (at 5 minutes and 28 days: 1.35 after 12 h,
+        # 1.15 after 3 days, 1.09 after a week, 1 after four weeks).
         week = p.record_days * 24 * B
         grow = _growth(week, B)[np.minimum(seen, week // B)] if p.record_growth else 1.0
         band = _buffer("band", rec.shape, np.float64)
@@ -530,6 +537,12 @@ class Detector:
 
         # Spread: geometric mean of the last hours' spreads (a burst hour moves it little). The logs are summed as
         # integers (units of 2**-32), so the rolling sums are exact and a chunked run agrees to the last bit.
+        if p.block == 1:
+            # One point per hour has no quartiles: use the change from the previous hour (0.8 x |difference| has about
+            # the geometric mean of a half-IQR under Gaussian noise), floored like the half-IQR.
+            prev = np.concatenate([self.level_hist[sl][:, -1:], bmed[:, :-1]], 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                log_spread = np.log(0.8 * np.abs(bmed - prev) + p.rel_floor * np.abs(bmed) + 1e-12)
         both = np.concatenate([self.spread_hist[sl], log_spread, pad], 1)
         ok = ~np.isnan(both)
         q = np.zeros((n, both.shape[1] + 1), dtype=np.int64)
@@ -642,6 +655,28 @@ def detect(values, step_seconds: int = 300, sensitivity: str | float = DEFAULT_S
     return det.update(x)
 
 
+#: Grid steps :func:`infer_step` chooses from (seconds): CloudWatch-like periods.
+STEPS = (60, 120, 300, 600, 900, 1800, 3600)
+
+
+def infer_step(timestamps) -> int:
+    """The grid step (seconds) for a series sampled at these times: the 75th percentile of the intervals between
+    distinct timestamps, rounded (on a log scale) to the nearest of :data:`STEPS`.
+
+    Regular series get their own step (5 minutes, 30 minutes, an hour). For irregular ones (sensors that report every
+    1-20 minutes) the median interval would leave most grid points empty; at the interval that three quarters of the
+    intervals do not exceed, most grid points hold a value and close readings are averaged. Never keyed on names.
+
+    :param timestamps: the observation times (anything ``pd.to_datetime`` reads); 300 when fewer than two distinct.
+    """
+    ts = np.unique(pd.to_datetime(pd.Series(timestamps)).to_numpy(dtype="datetime64[ns]").astype(np.int64))
+    if ts.size < 2:
+        return 300
+    q = float(np.quantile(np.diff(ts), 0.75)) / 1e9
+    steps = np.asarray(STEPS, dtype=np.float64)
+    return int(steps[np.argmin(np.abs(np.log(steps / max(q, 1.0))))])
+
+
 def grid_positions(timestamps, start, step: str | pd.Timedelta = "5min") -> np.ndarray:
     """Index of each timestamp on the grid ``start + k * step``, rounded to the nearest grid point.
 
@@ -654,7 +689,7 @@ def grid_positions(timestamps, start, step: str | pd.Timedelta = "5min") -> np.n
     return np.floor((ts - origin) / pd.Timedelta(step).value + 0.5).astype(np.int64)
 
 
-def regularize(timestamps, values, step: str | pd.Timedelta = "5min", origin="start") -> pd.Series:
+def regularize(timestamps, values, step: str | pd.Timedelta | None = "5min", origin="start") -> pd.Series:
     """Put one series on a regular grid: steps without data become NaN, points landing on the same step are averaged.
 
     Rounding to the nearest step absorbs clocks a few minutes off the grid and duplicated stamps such as NAB's
@@ -662,10 +697,12 @@ def regularize(timestamps, values, step: str | pd.Timedelta = "5min", origin="st
 
     :param timestamps: the observation times.
     :param values: the observed values, same length.
-    :param step: grid step, e.g. "5min".
+    :param step: grid step, e.g. "5min"; None picks it from the timestamps (:func:`infer_step`).
     :param origin: "start" (grid anchored on the first timestamp), "epoch" (multiples of the step) or a timestamp.
     """
     ts = pd.to_datetime(pd.Series(timestamps)).reset_index(drop=True)
+    if step is None:
+        step = pd.Timedelta(seconds=infer_step(ts))
     vals = np.asarray(values, dtype=np.float64)
     if len(ts) != len(vals):
         raise ValueError("timestamps and values must have the same length")

@@ -54,27 +54,32 @@ def _median3(a, b, c):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _window_means(cum, cnt, view, s, out, kb, total, seen):  # pragma: no cover
+def _window_means(cum, cnt, view, s, out, kb, total, seen, mid_sum, mid_cnt):  # pragma: no cover
     """view[out, :, s] = mean of the winsorised residuals over the kb blocks ending at each point: the rest of the
-    block kb back, the whole blocks between and the head of the point's own block (the order the sums were always
-    taken in); NaN where under half the window or the point itself is missing."""
+    block kb back, the whole blocks between and the head of the point's own block; NaN where under half the window or
+    the point itself is missing. The whole blocks between are summed once per block, not once per point (with 6-hour
+    windows that loop was most of the detector's time); every sum is anchored on the fixed blocks, so a chunked run
+    adds the same numbers in the same order."""
     _, B, _, nb = view.shape
     tb = cum.shape[1] - nb
     half = (kb * B + 1) // 2
     last_sum, last_cnt = cum[B - 1], cnt[B - 1]  # whole-block totals
+    for j in range(nb):
+        mid_sum[j] = _ZERO
+        mid_cnt[j] = 0
+    for h in range(1, kb):
+        sum_mid, cnt_mid = last_sum[tb - h: tb - h + nb], last_cnt[tb - h: tb - h + nb]
+        for j in range(nb):
+            mid_sum[j] += sum_mid[j]
+            mid_cnt[j] += cnt_mid[j]
     for q in range(B):
         # Rows as 1-D contiguous slices: the loops below then compile to vector instructions.
         sum_from, cnt_from = cum[q, tb - kb: tb - kb + nb], cnt[q, tb - kb: tb - kb + nb]
         sum_to, cnt_to = cum[q, tb:], cnt[q, tb:]
         sum_back, cnt_back = last_sum[tb - kb: tb - kb + nb], last_cnt[tb - kb: tb - kb + nb]
         for j in range(nb):
-            total[j] = (sum_back[j] - sum_from[j]) + sum_to[j]
-            seen[j] = cnt_back[j] - cnt_from[j] + cnt_to[j]
-        for h in range(1, kb):
-            sum_mid, cnt_mid = last_sum[tb - h: tb - h + nb], last_cnt[tb - h: tb - h + nb]
-            for j in range(nb):
-                total[j] += sum_mid[j]
-                seen[j] += cnt_mid[j]
+            total[j] = ((sum_back[j] - sum_from[j]) + sum_to[j]) + mid_sum[j]
+            seen[j] = cnt_back[j] - cnt_from[j] + cnt_to[j] + mid_cnt[j]
         point, dest = view[0, q, s], view[out, q, s]
         for j in range(nb):
             mean = total[j] / _F(seen[j])  # error_model numpy: 0 / 0 is NaN, not an exception
@@ -105,6 +110,8 @@ def views(XT, expected, lim, tail, pre, mean_blocks, J, view, bmax, win_tail, re
     cnt = np.empty((B, tb + nb), dtype=np.int32)  # running counts of present values (int32 converts in vectors)
     total = np.empty(nb, dtype=_F)  # one row of window sums and counts
     seen = np.empty(nb, dtype=np.int32)
+    mid_sum = np.empty(nb, dtype=_F)  # per block, the sums and counts of the whole blocks inside a window
+    mid_cnt = np.empty(nb, dtype=np.int32)
     before = np.empty((2, nb), dtype=_F)  # residuals one and two points before the start of each block
     for s in range(n):
         exp_row, lim_row = expected[s], lim[s]
@@ -149,7 +156,7 @@ def views(XT, expected, lim, tail, pre, mean_blocks, J, view, bmax, win_tail, re
                     sum_row[col] += sum_prev[col]
                     cnt_row[col] += cnt_prev[col]
         for i in range(mean_blocks.shape[0]):
-            _window_means(cum, cnt, view, s, 2 + i, mean_blocks[i], total, seen)
+            _window_means(cum, cnt, view, s, 2 + i, mean_blocks[i], total, seen, mid_sum, mid_cnt)
         # Each complete block's largest excursion above and below the expected value, per view. (Accumulated in
         # registers over the block: with a store per point, the loop ran 20 times slower.)
         for i in range(nv):
