@@ -291,6 +291,15 @@ class ComplianceModel:
                 regions = [r for r in wanted if r in regions]
         return accounts, regions
 
+    def _source_days(self, accounts: list[str], regions: list[str], date: dt.date) -> dict[tuple[str, str], Any]:
+        """Realistic profile: the day each aggregator source's data is from (None: FAILED), see sources.py;
+        default profile: every source is current."""
+        if not self.world.settings.realistic:
+            return {}
+        from .sources import source_day
+
+        return source_day(self.world, accounts, regions, date)
+
     def aggregate_compliance_by_config_rules(self, account_id: str, region: str, date: dt.date, name: str,
                                              filters: dict[str, Any] | None, limit: Any,
                                              next_token: str | None) -> dict[str, Any]:
@@ -308,16 +317,20 @@ class ComplianceModel:
             items, token = page(cached[1], next_token, size, ["agg", account_id, region, name, filters])
             return {"AggregateComplianceByConfigRules": items, "NextToken": token}
         rows = []
+        days = self._source_days(accounts, regions, date)
         for acct in sorted(accounts):
             if filters.get("AccountId") and acct != filters["AccountId"]:
                 continue
             for reg in regions:
                 if filters.get("AwsRegion") and reg != filters["AwsRegion"]:
                     continue
+                day = days.get((acct, reg), date)
+                if day is None:
+                    continue  # a FAILED source: the aggregator has nothing from it
                 for rule_name, spec in sorted(self.active_rules(acct, reg).items()):
                     if filters.get("ConfigRuleName") and rule_name != filters["ConfigRuleName"]:
                         continue
-                    summary = self._summary(self._evaluations(acct, reg, rule_name, spec, date))
+                    summary = self._summary(self._evaluations(acct, reg, rule_name, spec, day))
                     if wanted_type and summary["ComplianceType"] != wanted_type:
                         continue
                     rows.append({"ConfigRuleName": rule_name, "Compliance": summary, "AccountId": acct,
@@ -336,8 +349,9 @@ class ComplianceModel:
                                       "Member must satisfy enum value set: [COMPLIANT, NON_COMPLIANT]")
         size = checked_limit(limit, 50, 100)
         rows = []
-        if member in accounts and member_region in regions:
-            for e in self.evaluations(member, member_region, rule_name, date):
+        day = self._source_days(accounts, regions, date).get((member, member_region), date)
+        if member in accounts and member_region in regions and day is not None:
+            for e in self.evaluations(member, member_region, rule_name, day):
                 if e["ComplianceType"] == "NOT_APPLICABLE":
                     continue
                 if compliance_type and e["ComplianceType"] != compliance_type:

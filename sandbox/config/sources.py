@@ -7,8 +7,8 @@ the values of the botocore config model's AggregatedSourceStatusType (SUCCEEDED,
 account and region with SourceType ACCOUNT, for organization aggregators too: an assumption (what AWS lists for an
 organization aggregator was not confirmed from its documentation).
 
-The statuses are reported only: the aggregate compliance APIs still answer from every source (not done: dropping
-FAILED sources and serving OUTDATED ones from an earlier day).
+The aggregate compliance APIs follow the statuses (:func:`source_day`): a FAILED source contributes nothing, an
+OUTDATED one the data of its last update (two days before the sandbox date).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..paging import checked_limit, page
 from .exceptions import ValidationException
 
 STATUSES = ("SUCCEEDED", "FAILED", "OUTDATED")
+OUTDATED_LAG = dt.timedelta(days=2)
 
 
 def source_statuses(world: Any, accounts: list[str], regions: list[str], date: dt.date) -> list[dict[str, Any]]:
@@ -60,13 +61,23 @@ def source_statuses(world: Any, accounts: list[str], regions: list[str], date: d
             if status == "FAILED" and error is None:
                 error = spec["failed_error"]
             # A successful source was collected in the last hours; an outdated one two days ago.
-            lag = dt.timedelta(days=2) if status == "OUTDATED" else dt.timedelta(
+            lag = OUTDATED_LAG if status == "OUTDATED" else dt.timedelta(
                 minutes=det.integer(5, 600, seed, "agg-time", account, region))
             row: dict[str, Any] = {"SourceId": account, "SourceType": "ACCOUNT", "AwsRegion": region,
                                    "LastUpdateStatus": status, "LastUpdateTime": midnight - lag}
             if error:
                 row["LastErrorCode"], row["LastErrorMessage"] = error["code"], error["message"]
             out.append(row)
+    return out
+
+
+def source_day(world: Any, accounts: list[str], regions: list[str], date: dt.date) -> dict[tuple[str, str], Any]:
+    """{(account, region): the day whose data the aggregator holds for that source, None for a FAILED source}."""
+    out: dict[tuple[str, str], Any] = {}
+    for row in source_statuses(world, accounts, regions, date):
+        status = row["LastUpdateStatus"]
+        out[(row["SourceId"], row["AwsRegion"])] = (None if status == "FAILED" else
+                                                    date - OUTDATED_LAG if status == "OUTDATED" else date)
     return out
 
 

@@ -140,3 +140,43 @@ def test_macie_members_are_in_every_relationship_state(rsb, onboarded):
         for account in [rsb.info["management_account_id"], *onboarded[1:]]:
             states.add(admin.get_member(id=account)["relationshipStatus"])
     assert states == set(REALISTIC["threat_detection"]["macie2_states"])
+
+
+def _sources(rsb, status):
+    config = rsb.client("config", region="us-east-1", retries=8)
+    off = REALISTIC["aggregator_sources"]["config_off_region"]
+    rows = config.describe_configuration_aggregator_sources_status(
+        ConfigurationAggregatorName=rsb.info["config_aggregator"], UpdateStatus=[status])["AggregatedSourceStatusList"]
+    return [(r["SourceId"], r["AwsRegion"]) for r in rows if r["AwsRegion"] != off]
+
+
+def _aggregated(rsb, account, region, rule):
+    config = rsb.client("config", region="us-east-1", retries=8)
+    found = set()
+    for page in config.get_paginator("get_aggregate_compliance_details_by_config_rule").paginate(
+            ConfigurationAggregatorName=rsb.info["config_aggregator"], ConfigRuleName=rule, AccountId=account,
+            AwsRegion=region):
+        found |= {(r["EvaluationResultIdentifier"]["EvaluationResultQualifier"]["ResourceId"], r["ComplianceType"])
+                  for r in page["AggregateEvaluationResults"]}
+    return found
+
+
+def _truth(rsb, account, region, date):
+    rules = rsb.truth(date=date, sections=["config"], accounts=[account])["config"][account][region]
+    return {rule: {(e["resource_id"], e["compliance"]) for e in evaluations if e["compliance"] != "NOT_APPLICABLE"}
+            for rule, evaluations in rules.items()}
+
+
+def test_a_failed_source_contributes_nothing_to_the_aggregator(rsb):
+    account, region = _sources(rsb, "FAILED")[0]
+    rules = _truth(rsb, account, region, TEST_DATE)
+    rule = next(r for r, found in sorted(rules.items()) if found)
+    assert _aggregated(rsb, account, region, rule) == set()
+
+
+def test_an_outdated_source_contributes_its_last_update(rsb):
+    account, region = _sources(rsb, "OUTDATED")[0]
+    two_days_ago = str(dt.date.fromisoformat(TEST_DATE) - dt.timedelta(days=2))
+    then, now = _truth(rsb, account, region, two_days_ago), _truth(rsb, account, region, TEST_DATE)
+    rule = next(r for r in sorted(then) if then[r] != now[r])  # a rule whose results changed since
+    assert _aggregated(rsb, account, region, rule) == then[rule]
