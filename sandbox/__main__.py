@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .runner import Sandbox, SandboxError
+from .runner import QUOTA_SCALE_ENV, Sandbox, SandboxError
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
@@ -38,8 +38,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
                    help="multiply timed transitions (TA refresh, StackSet operations); e.g. 0.5 for tests")
     p.add_argument("--profile", choices=("default", "realistic"), default="default",
                    help="seeding: default (small) or realistic (100-300 Config rules per account and region, ...)")
-    p.add_argument("--quota-scale", type=float, default=1.0,
-                   help="multiply the request-rate quotas (docs/quotas.md); 1 = AWS's rates (default), 0 = off")
+    p.add_argument("--quota-scale", type=float,
+                   help="multiply the request-rate quotas (docs/quotas.md); 1 = AWS's rates, 0 = off (default: "
+                        "$SANDBOX_QUOTA_SCALE, else 1)")
 
 
 def _sandbox_from(args: argparse.Namespace) -> Sandbox:
@@ -110,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
             kwargs = dict(accounts=args.accounts, seed=args.seed, date=args.date,
                           seed_metrics_accounts=args.seed_metrics_accounts, time_scale=args.time_scale,
-                          new_accounts=args.new_accounts, quota_scale=args.quota_scale, profile=args.profile)
+                          new_accounts=args.new_accounts, profile=args.profile,
+                          quota_scale=args.quota_scale if args.quota_scale is not None else
+                          float(os.environ.get(QUOTA_SCALE_ENV) or 1.0))
             if args.regions:
                 kwargs["regions"] = args.regions.split(",")
             if args.read_role_name:

@@ -31,6 +31,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = "sandbox.json"
+QUOTA_SCALE_ENV = "SANDBOX_QUOTA_SCALE"
 LOG_FILE = "sandbox.log"
 
 
@@ -77,7 +78,9 @@ class Sandbox:
     :param new_accounts: how many of the last member accounts have no read role yet (to be onboarded).
     :param time_scale: multiplies timed transitions (TA refresh, StackSet operations); < 1 for fast tests.
     :param profile: ``default`` or ``realistic`` (see sandbox/settings.py and resources/realistic.json).
-    :param quota_scale: multiplies the modelled request-rate quotas (docs/quotas.md); 1 = AWS's rates, 0 = off.
+    :param quota_scale: multiplies the modelled request-rate quotas (docs/quotas.md); 1 = AWS's rates, 0 = off;
+        None: the ``SANDBOX_QUOTA_SCALE`` environment variable, else 1 (e.g. ``SANDBOX_QUOTA_SCALE=0 make test`` to
+        compare a whole run without quotas).
     """
 
     def __init__(
@@ -95,7 +98,7 @@ class Sandbox:
         host: str = "127.0.0.1",
         startup_timeout: float = 120.0,
         time_scale: float = 1.0,
-        quota_scale: float = 1.0,
+        quota_scale: float | None = None,
         profile: str = "default",
     ) -> None:
         self.accounts = accounts
@@ -112,6 +115,8 @@ class Sandbox:
         self.host = host
         self.startup_timeout = startup_timeout
         self.time_scale = time_scale
+        if quota_scale is None:
+            quota_scale = float(os.environ.get(QUOTA_SCALE_ENV) or 1.0)
         self.quota_scale = quota_scale
         self.profile = profile
         self.info: dict[str, Any] = {}
