@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench airflow distributed sandbox-start sandbox-stop clean
+.PHONY: venv demo test test-fast lint bench airflow distributed sandbox-start sandbox-stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
+## make test-fast: everything that needs no emulated AWS (no sandbox, no Airflow run), in well under a minute
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -q -m "not sandbox"
+
+## make lint: ruff (style, security, private-name imports) and import-linter (the package's layers, no cycles)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 ## make bench: the benchmarks, printing their figures (not part of make test)
 bench: $(STAMP)

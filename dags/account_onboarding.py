@@ -40,12 +40,9 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 
-from include.awsgov.airflow_conn import DEFAULT_ARGS, INVENTORY_ASSET
-from include.awsgov.core.settings import load_settings
-from include.awsgov.onboarding.workflow import config, param_specs
+from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS, INVENTORY_ASSET, fail_now
+from include.awsgov.onboarding.form import config, param_specs
 
-# Parse time reads only files (settings and the onboarding form), never a Variable or a Connection.
-AWS_POOL = load_settings()["aws_pool"]
 SENSOR = config()["sensor"]
 log = logging.getLogger(__name__)
 
@@ -54,12 +51,6 @@ def _results(mapped) -> list[dict]:
     """Materialize a mapped task's results by index (iterating probes one past the end and logs a 404)."""
     return [mapped[i] for i in range(len(mapped))]
 
-
-def _fail(exc: Exception) -> None:
-    """Stop the task without retries: bad input or failed instances do not get better by retrying."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    raise AirflowFailException(str(exc)) from exc
 
 
 @dag(
@@ -89,39 +80,19 @@ def account_onboarding():
             return workflow.validate_request(params or {}, cfg, access=aws_access(cfg, get_current_context()),
                                                inventory=inventory, version=version)
         except workflow.InvalidRequest as exc:
-            _fail(exc)
+            fail_now(exc)
 
     @task(pool=AWS_POOL)
     def plan_deployment(request: dict) -> dict:
         """Read what exists and decide what to create and update; log the plan."""
         from include.awsgov.airflow_conn import aws_access, settings
-        from include.awsgov.onboarding import stacksets, workflow
+        from include.awsgov.onboarding import workflow
 
         cfg = settings()
-        cf = aws_access(cfg, get_current_context()).client("cloudformation")
-        name = cfg["stackset"]["name"]
-        stack_set = stacksets.describe_stack_set(cf, name)
         try:
-            plan = workflow.plan_deployment(
-                request, version=request["version"],
-                central_stack=stacksets.describe_stack(cf, workflow.config()["central_stack_name"]),
-                stack_set=stack_set,
-                instances=stacksets.list_stack_instances(cf, name) if stack_set else [])
+            return workflow.plan_for_request(aws_access(cfg, get_current_context()), cfg, request)
         except ValueError as exc:
-            _fail(exc)
-        if plan["create"] and (request.get("enable_guardduty") or request.get("enable_macie")):
-            # One detector / Macie session per account and region: "false" where one exists already (read role).
-            from include.awsgov.onboarding import threat_options
-
-            pairs = [(a, r) for g in plan["create"] for a in g["accounts"] for r in g["regions"]]
-            on = threat_options.services_on(aws_access(cfg, get_current_context()), request, pairs)
-            plan["create"] = threat_options.per_instance_groups(request, plan["create"], on)
-            for group in plan["create"]:
-                log.info("plan: threat options %s for %s x %s", group["overrides"], group["accounts"],
-                         group["regions"])
-        for line in workflow.describe_plan(plan, name):
-            log.info("plan: %s", line)
-        return plan
+            fail_now(exc)
 
     @task.short_circuit
     def check_dry_run(request: dict) -> bool:
@@ -156,7 +127,7 @@ def account_onboarding():
         context = get_current_context()
         secret = external_id()
         if not secret:
-            _fail(ValueError("no ExternalId: set the Variable awsgov_external_id (the read role requires one)"))
+            fail_now(ValueError("no ExternalId: set the Variable awsgov_external_id (the read role requires one)"))
         body, version = workflow.load_template("baseline")
         access = aws_access(cfg, context)
         values = workflow.stack_set_values(cfg, admin_account_id=request["admin_account_id"],
@@ -185,7 +156,7 @@ def account_onboarding():
             try:
                 stacksets.drive_operations(cf, cfg["stackset"]["name"], steps)
             except stacksets.StackSetOperationFailed as exc:
-                _fail(exc)
+                fail_now(exc)
         return steps
 
     @task.sensor(pool=AWS_POOL, mode="reschedule", poke_interval=SENSOR["poke_interval_seconds"],
@@ -205,7 +176,7 @@ def account_onboarding():
         try:
             progress = stacksets.drive_operations(cf, cfg["stackset"]["name"], steps)
         except stacksets.StackSetOperationFailed as exc:
-            _fail(exc)
+            fail_now(exc)
         return PokeReturnValue(is_done=progress.done, xcom_value=request["account_ids"] if progress.done else None)
 
     @task(pool=AWS_POOL, map_index_template="{{ account_id }}")
@@ -252,7 +223,7 @@ def account_onboarding():
         try:
             return threat_options.register_delegated_admin(access, request["regions"], request["admin_account_id"])
         except threat_options.DelegatedAdminFailed as exc:
-            _fail(exc)  # every region was tried; the message names each failed one
+            fail_now(exc)  # every region was tried; the message names each failed one
 
     @task(retries=0)
     def check_verification(verifications: list[dict]) -> None:
@@ -261,7 +232,7 @@ def account_onboarding():
 
         failed = workflow.verification_failures(_results(verifications))
         if failed:
-            _fail(RuntimeError(f"verification failed for {len(failed)} account(s): " + "; ".join(failed)))
+            fail_now(RuntimeError(f"verification failed for {len(failed)} account(s): " + "; ".join(failed)))
 
     request = validate_request()
     plan = plan_deployment(request)

@@ -39,12 +39,9 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.awsgov.airflow_conn import DEFAULT_ARGS, FINDINGS_ASSET
-from include.awsgov.core.settings import load_settings
+from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS, FINDINGS_ASSET
 
 log = logging.getLogger(__name__)
-# Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
-AWS_POOL = load_settings()["aws_pool"]
 
 
 def _run_context(params: dict) -> tuple:

@@ -35,14 +35,13 @@ from datetime import UTC, datetime
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetWatcher, Param, dag, get_current_context, task
 
-from include.awsgov.airflow_conn import DEFAULT_ARGS
+from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS
 from include.awsgov.core.settings import load_settings
 from include.awsgov.events.ingest import config as events_config
 from include.awsgov.events.ingest import watcher_queue_url
 
 # Parse time reads only files and the environment (no Variable, no connection, no AWS call).
 _SETTINGS = load_settings()
-AWS_POOL = _SETTINGS["aws_pool"]
 _CFG = events_config()
 QUEUE_URL = watcher_queue_url(_CFG)
 EVENTS_QUEUE_ASSET = Asset(

@@ -30,30 +30,10 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from include.awsgov.airflow_conn import ANOMALIES_ASSET, DEFAULT_ARGS
-from include.awsgov.core.settings import load_settings
+from include.awsgov.airflow_conn import ANOMALIES_ASSET, AWS_POOL, DEFAULT_ARGS
 
-# Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
-AWS_POOL = load_settings()["aws_pool"]
 # Statuses of check_account worth a retry (transient); denied accounts and missing plans are not.
 RETRYABLE = ("throttled_out", "error")
-
-
-def _smtp_params(cfg: dict) -> dict | None:
-    """SMTP parameters for mail.py from the settings' SMTP connection (only when the transport is smtp).
-
-    Extras follow the SMTP provider: ``disable_ssl`` / ``disable_tls`` (SSL and STARTTLS are on unless disabled).
-    """
-    if cfg["mail"].get("transport") != "smtp":
-        return None
-    from airflow.sdk import Connection
-
-    conn = Connection.get(cfg["mail"]["smtp_conn_id"])
-    extra = conn.extra_dejson
-    use_ssl = not extra.get("disable_ssl", False)
-    return {"host": conn.host, "port": conn.port, "login": conn.login, "password": conn.password,
-            "ssl": use_ssl, "starttls": not use_ssl and not extra.get("disable_tls", False),
-            "timeout": extra.get("timeout", 30)}
 
 
 @dag(
@@ -128,7 +108,7 @@ def metric_anomaly_checks():
     @task(pool=AWS_POOL, outlets=[ANOMALIES_ASSET], trigger_rule="all_done_min_one_success")
     def send_alerts(accounts: list[dict], plan: dict) -> dict:
         """Mail new high-severity anomalies to account owners, once each; update the anomalies asset."""
-        from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.airflow_conn import aws_access, settings, smtp_params
         from include.awsgov.anomaly import alerts, metrics
         from include.awsgov.core.store import Store
 
@@ -136,7 +116,7 @@ def metric_anomaly_checks():
         access = aws_access(cfg, get_current_context())
         names = {a["account_id"]: a["name"] for a in accounts}
         return alerts.send_alerts(access, Store(cfg["store_url"]), cfg, metrics.load_rules().select(plan["rules"]),
-                                  datetime.fromisoformat(plan["end"]), names, smtp=_smtp_params(cfg))
+                                  datetime.fromisoformat(plan["end"]), names, smtp=smtp_params(cfg))
 
     plan = validate_rules()
     accounts = list_accounts()

@@ -23,20 +23,11 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.awsgov.airflow_conn import DEFAULT_ARGS
-from include.awsgov.core.settings import load_settings
+from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS, fail_now
 from include.awsgov.software.search import CONSTRAINT_CHARS, OU_CHARS, PATTERN_CHARS
 
 log = logging.getLogger(__name__)
-# Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
-AWS_POOL = load_settings()["aws_pool"]
 
-
-def _fail(exc: Exception) -> None:
-    """Stop the task without retries: a bad query does not get better by retrying."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    raise AirflowFailException(str(exc)) from exc
 
 
 @dag(
@@ -76,7 +67,7 @@ def package_search():
             query = SearchQuery.from_params(params)
             mail_to = validate_address(params["mail_to"]) if params.get("mail_to") else None
         except (QueryError, InvalidHeader) as exc:
-            _fail(exc)
+            fail_now(exc)
         return {"query": query.to_dict(), "mail_to": mail_to}
 
     @task
@@ -94,7 +85,7 @@ def package_search():
         try:
             result = ps.search(store, query)
         except ps.NoInventoryError as exc:
-            _fail(exc)
+            fail_now(exc)
         sid = ps.search_id(context["run_id"])
         paths = ps.archive(store, sid, query, result)
         log.info("%s", ps.summary_text(query, result))
@@ -109,8 +100,7 @@ def package_search():
         """Mail the answer to the requester through the configured transport (skipped without mail_to)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from include.awsgov.airflow_conn import aws_access, settings, smtp_params
-        from include.awsgov.core.mail import mailer_from_settings
+        from include.awsgov.airflow_conn import mailer, settings
         from include.awsgov.core.store import Store
         from include.awsgov.software import search as ps
 
@@ -121,9 +111,8 @@ def package_search():
         query = ps.SearchQuery(**request["query"])
         result = {"day": answer["summary"]["day"], "summary": answer["summary"]}
         msg = ps.message(store, answer["search_id"], query, result, cfg["mail"]["sender"], request["mail_to"])
-        access = aws_access(cfg, get_current_context()) if cfg["mail"]["transport"] == "ses" else None
-        with mailer_from_settings(cfg, access, smtp_params(cfg)) as mailer:
-            message_id = mailer.send(msg)
+        with mailer(cfg, get_current_context()) as transport:
+            message_id = transport.send(msg)
         log.info("answer mailed to %s (message %s)", request["mail_to"], message_id)
         return {"to": request["mail_to"], "message_id": message_id}
 

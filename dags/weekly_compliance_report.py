@@ -46,11 +46,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
-from include.awsgov.airflow_conn import DEFAULT_ARGS, FINDINGS_ASSET
-from include.awsgov.core.settings import load_settings
-
-# Parse time reads only the settings file (no Variable): the pool name must be known when the DAG is parsed.
-AWS_POOL = load_settings()["aws_pool"]
+from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS, FINDINGS_ASSET
 
 
 def _context(params: dict | None) -> tuple:
@@ -74,14 +70,9 @@ def _context(params: dict | None) -> tuple:
 
 def _mailer_factory(cfg: dict, context: dict):
     """Opens the configured transport inside the sending task (credentials never leave it)."""
-    from include.awsgov.airflow_conn import aws_access, smtp_params
-    from include.awsgov.core.mail import mailer_from_settings
+    from include.awsgov.airflow_conn import mailer
 
-    def factory():
-        access = aws_access(cfg, context) if cfg["mail"]["transport"] == "ses" else None
-        return mailer_from_settings(cfg, access, smtp_params(cfg))
-
-    return factory
+    return lambda: mailer(cfg, context)
 
 
 @dag(

@@ -115,16 +115,16 @@ class Processes:
             proc.wait()
         # Descendants that left the group (a setsid in a child) were recorded above; psutil compares the creation
         # time too, so a recycled pid is never hit.
-        for p in [p for p in owned if not _gone(p)]:
+        for p in [p for p in owned if not process_gone(p)]:
             with contextlib.suppress(psutil.Error):
                 p.kill()
         deadline = time.monotonic() + 5
-        while not all(_gone(p) for p in owned) and time.monotonic() < deadline:
+        while not all(process_gone(p) for p in owned) and time.monotonic() < deadline:
             time.sleep(0.05)
         return killed
 
 
-def _gone(proc) -> bool:
+def process_gone(proc) -> bool:
     """Exited (a zombie counts: it runs nothing, and only its parent can reap it)."""
     import psutil
 

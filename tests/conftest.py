@@ -40,12 +40,29 @@ def airflow_db() -> Path:
     return AIRFLOW_HOME
 
 
+# Fixtures that start the emulated AWS; a test using any of them (directly or through another fixture) is marked
+# ``sandbox`` at collection, so ``make test-fast`` (``-m "not sandbox"``) runs everything else.
+SANDBOX_FIXTURES = {"sandbox", "clean_sandbox", "airflow_sandbox_env", "sb", "members"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs the emulated AWS (a sandbox fixture, tests/sandbox, tests/e2e) as ``sandbox``."""
+    for item in items:
+        path = Path(str(item.fspath)).resolve().relative_to(REPO).parts
+        if SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())) or path[:2] in {("tests", "sandbox"),
+                                                                                    ("tests", "e2e")}:
+            item.add_marker(pytest.mark.sandbox)
+
+
 @pytest.fixture(scope="session")
 def sandbox():
-    """One running sandbox organization for the whole session (12 accounts), stopped at the end."""
-    from sandbox.runner import Sandbox
+    """The one running sandbox organization of the session (12 accounts, "today" = TEST_DATE), stopped at the end.
 
-    sb = Sandbox(accounts=12).start()
+    Each xdist worker has its own session, hence its own sandbox on its own free port.
+    """
+    from tests.fixtures.sandbox import start_sandbox
+
+    sb = start_sandbox()
     try:
         yield sb
     finally:
@@ -54,11 +71,15 @@ def sandbox():
 
 @pytest.fixture
 def clean_sandbox(sandbox):
-    """The session sandbox with faults cleared and the call counter reset, before and after the test."""
+    """The session sandbox with faults cleared, calls reset and the test date restored, before and after the test."""
+    from tests.fixtures.sandbox import TEST_DATE
+
     sandbox.clear_faults()
     sandbox.reset_calls()
+    sandbox.set_date(TEST_DATE)
     yield sandbox
     sandbox.clear_faults()
+    sandbox.set_date(TEST_DATE)
 
 
 @pytest.fixture

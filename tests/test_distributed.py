@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from scripts.distributed import Processes, _gone
+from scripts.distributed import Processes, process_gone
 
 
 def _wait_children(pid: int, count: int, groups: int) -> list[psutil.Process]:
@@ -46,7 +46,7 @@ def test_stop_ends_the_started_group_and_descendants_that_left_it_but_not_a_byst
     try:
         procs.stop(timeout=2)
         assert tree.poll() is not None
-        assert all(_gone(c) for c in children)
+        assert all(process_gone(c) for c in children)
         assert bystander.poll() is None
         assert procs.procs == []
     finally:

@@ -2,7 +2,10 @@
 
 It turns an Airflow AWS connection (``aws_default``: extras ``endpoint_url``, ``service_config.<svc>.endpoint_url``,
 ``role_arn``, ``config_kwargs``) into an :class:`AwsAccess`, reads the ``awsgov_settings`` and
-``awsgov_external_id`` Variables, and picks the partition day of a run.
+``awsgov_external_id`` Variables, picks the partition day of a run, and holds what every DAG shares: the AWS pool,
+the default task arguments, failing a task without retries, and the mailer the settings choose.
+
+Light at import (DAG files import it at parse time): no boto3, pandas or numpy until a task calls in.
 """
 
 from __future__ import annotations
@@ -10,12 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import Asset
 
-from include.awsgov.core.aws import AwsAccess, role_session_name
 from include.awsgov.core.settings import load_settings
+
+if TYPE_CHECKING:
+    from include.awsgov.core.aws import AwsAccess
+    from include.awsgov.core.mail import Mailer
 
 # Assets that chain the DAGs: onboarding -> inventory, collection -> findings, anomaly checks -> anomalies;
 # the weekly report is scheduled on findings. Names are stable ids; URIs say where the data lives by default.
@@ -32,6 +38,19 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": dt.timedelta(minutes=10),
 }
+
+# The pool every AWS-calling task runs in: read from the settings file at parse time (never a Variable there).
+AWS_POOL: str = load_settings()["aws_pool"]
+
+
+def fail_now(exc: BaseException) -> NoReturn:
+    """Fail the running task without retries: bad input or a refused deployment does not get better by retrying.
+
+    :param exc: the cause; its message is the task's failure message.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(str(exc)) from exc
 
 
 def settings() -> dict[str, Any]:
@@ -63,6 +82,8 @@ def aws_access(cfg: dict[str, Any] | None = None, context: dict[str, Any] | None
     :param options: more AwsAccess fields, e.g. ``retry_mode="standard"``.
     """
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    from include.awsgov.core.aws import AwsAccess, role_session_name
 
     cfg = cfg or settings()
     hook = AwsBaseHook(aws_conn_id=cfg["aws_conn_id"], client_type="sts")
@@ -137,3 +158,19 @@ def smtp_params(cfg: dict[str, Any] | None = None) -> dict[str, Any] | None:
         "starttls": not use_ssl and not bool(extra.get("disable_tls", False)),
         "timeout": float(extra.get("timeout", 30)),
     }
+
+
+def mailer(cfg: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> Mailer:
+    """The mail transport the settings choose: SES through the admin account, or SMTP through ``mail.smtp_conn_id``.
+
+    Built inside the task that sends (the SMTP password never travels through XCom).
+
+    :param cfg: settings (default: :func:`settings`).
+    :param context: the task context (names the AWS session).
+    """
+    from include.awsgov.core.mail import SES, mailer_from_settings
+
+    cfg = cfg or settings()
+    if (cfg.get("mail") or {}).get("transport", SES) == SES:
+        return mailer_from_settings(cfg, aws_access(cfg, context))
+    return mailer_from_settings(cfg, None, smtp_params(cfg))

@@ -14,6 +14,7 @@ own path (the central CloudFormation template through ``stacksets.ensure_stack``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 
@@ -56,8 +57,7 @@ def env(airflow_db, tmp_path_factory):
                                              values=values)["outputs"]
             mp.setenv("AWSGOV_EVENTS_QUEUE_URL", outputs["EventsQueueUrl"])
             members = [a for a in sb.info["accounts"] if a["status"] == "ACTIVE"]
-            yield {"sb": sb, "store_url": store_url, "outputs": outputs, "mgmt": mgmt, "members": members,
-                   "state": {}}
+            yield {"sb": sb, "store_url": store_url, "outputs": outputs, "mgmt": mgmt, "members": members}
     finally:
         sb.stop()
 
@@ -118,16 +118,16 @@ def _watcher_trigger():
     return asset, watcher.trigger
 
 
-@pytest.fixture
-def consume_asset_event():
-    """Attach one asset event (extra = the trigger's payload) to the next governance_events run dag.test() creates,
-    as the scheduler attaches the queued asset events to an asset-triggered run."""
+@contextlib.contextmanager
+def asset_event_attached(extra: dict):
+    """Attach one asset event (``extra`` = the trigger's payload) to the next governance_events run dag.test()
+    creates, as the scheduler attaches the queued asset events to an asset-triggered run."""
     from airflow.models.asset import AssetEvent, AssetModel, association_table
     from airflow.models.dagrun import DagRun
     from sqlalchemy import event as sa_event
     from sqlalchemy import insert, select
 
-    pending: list[dict] = []
+    pending = [extra]
 
     def attach(mapper, connection, run):
         if run.dag_id != "governance_events" or not pending:
@@ -141,7 +141,7 @@ def consume_asset_event():
 
     sa_event.listen(DagRun, "after_insert", attach)
     try:
-        yield pending
+        yield
     finally:
         sa_event.remove(DagRun, "after_insert", attach)
 
@@ -159,7 +159,10 @@ def _read(store_url: str, table: str):
     return Store(store_url).read(table, schema=getattr(tables, table.upper()))
 
 
-def test_watcher_trigger_receives_events_forwarded_from_member_accounts(env):
+@pytest.fixture(scope="module")
+def delivered(env):
+    """Events put in member accounts (and poison on the central bus and queue), taken from SQS by the watcher's
+    trigger: what was sent, the trigger's payload, the queue depth before and the accounts used."""
     sb, members, url = env["sb"], env["members"], env["outputs"]["EventsQueueUrl"]
     prod = next(a for a in members if a["tags"].get("Environment") == "prod")
     dev = next(a for a in members if a["tags"].get("Environment") != "prod")
@@ -177,28 +180,37 @@ def test_watcher_trigger_receives_events_forwarded_from_member_accounts(env):
     sqs = sb.client("sqs")
     sqs.send_message(QueueUrl=url, MessageBody="{not json")
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"pad": "x" * 70_000}))
-    assert _queue_depth(sb, url) == 8
+    depth_before = _queue_depth(sb, url)
 
     asset, trigger = _watcher_trigger()
     assert trigger.serialize()[1]["sqs_queue"] == url
     event = asyncio.run(_first_event(trigger, timeout=60))
-    batch = event.payload["message_batch"]
+    return {"sent": sent, "payload": event.payload, "dev": dev["id"], "prod": prod["id"], "depth_before": depth_before,
+            "depth_after": _queue_depth(sb, url)}
+
+
+def test_watcher_trigger_receives_events_forwarded_from_member_accounts(delivered):
+    assert delivered["depth_before"] == 8
+    sent, batch = delivered["sent"], delivered["payload"]["message_batch"]
     bodies = [json.loads(m["Body"]) for m in batch if m["Body"].startswith('{"version"')]
     # EventBridge's envelope survives the forwarding: the member's event id, account and time.
     assert {b["id"] for b in bodies} >= set(sent.values())
-    assert {b["account"] for b in bodies if b["id"] in sent.values()} == {dev["id"], prod["id"]}
-    assert len(batch) == 8 and _queue_depth(sb, url) == 0  # the trigger deletes what it hands over
-    env["state"].update(sent=sent, payload=event.payload, dev=dev["id"], prod=prod["id"])
+    assert {b["account"] for b in bodies if b["id"] in sent.values()} == {delivered["dev"], delivered["prod"]}
+    assert len(batch) == 8 and delivered["depth_after"] == 0  # the trigger deletes what it hands over
 
 
-def test_dag_stores_routes_and_dead_letters_the_watchers_messages(env, consume_asset_event):
-    state = env["state"]
-    if "payload" not in state:
-        pytest.skip("needs the trigger test's payload")
-    sb, sent = env["sb"], state["sent"]
-    consume_asset_event.append({"from_trigger": True, "payload": state["payload"]})
-    run = run_dag("governance_events")
-    assert str(run.state) == "success", task_states(run)
+@pytest.fixture(scope="module")
+def first_run(env, delivered):
+    """The asset-triggered governance_events run that gets the watcher's batch (state of the run)."""
+    with asset_event_attached({"from_trigger": True, "payload": delivered["payload"]}):
+        run = run_dag("governance_events")
+    return str(run.state), task_states(run)
+
+
+def test_dag_stores_routes_and_dead_letters_the_watchers_messages(env, delivered, first_run):
+    state, states = first_run
+    assert state == "success", states
+    sb, sent = env["sb"], delivered["sent"]
 
     stored = _read(env["store_url"], "events").set_index("event_id")
     assert set(sent.values()) <= set(stored.index)
@@ -211,8 +223,8 @@ def test_dag_stores_routes_and_dead_letters_the_watchers_messages(env, consume_a
         "config_prod": ("alert", "events_config_noncompliant_prod"),
         "report_only": ("report", ""),
     }
-    assert stored.loc[sent["iam_user"], "account_id"] == state["dev"]
-    assert stored.loc[sent["config_prod"], "account_id"] == state["prod"]
+    assert stored.loc[sent["iam_user"], "account_id"] == delivered["dev"]
+    assert stored.loc[sent["config_prod"], "account_id"] == delivered["prod"]
 
     rejects = _read(env["store_url"], "event_rejects")
     assert sorted(rejects["reason"]) == ["malformed", "oversized", "unknown_source"]
@@ -222,33 +234,26 @@ def test_dag_stores_routes_and_dead_letters_the_watchers_messages(env, consume_a
     assert len(ledger) == 4 and set(ledger["status"]) == {"sent"}
     assert set(ledger["rule_id"]) == {"events_root_signin", "events_iam_user_in_member_account",
                                       "events_guardduty_high", "events_config_noncompliant_prod"}
-    state["mails"] = len(ledger["message_id"].unique())
 
 
-def test_redelivered_messages_are_stored_and_mailed_once(env, consume_asset_event):
-    state = env["state"]
-    if "mails" not in state:
-        pytest.skip("needs the first run")
-    consume_asset_event.append({"from_trigger": True, "payload": state["payload"]})
-    run = run_dag("governance_events")
+def test_redelivered_messages_are_stored_and_mailed_once(env, delivered, first_run):
+    with asset_event_attached({"from_trigger": True, "payload": delivered["payload"]}):
+        run = run_dag("governance_events")
     assert str(run.state) == "success", task_states(run)
     assert len(_read(env["store_url"], "events")) == 5
     assert len(_read(env["store_url"], "event_rejects")) == 3
     assert len(_read(env["store_url"], "alert_ledger")) == 4
 
 
-def test_a_failed_alert_fails_the_task_and_a_later_run_sends_it_once(env, monkeypatch):
+def test_a_failed_alert_fails_the_task_and_a_later_run_sends_it_once(env, delivered, first_run, monkeypatch):
     """A root sign-in alert that the mail server refuses for now (451) is recorded as failed and fails the task; the
     next run, with no new event, sends it; the run after sends nothing (alert ledger)."""
     import os
 
     from tests.fixtures.smtp_sink import SmtpSink
 
-    state = env["state"]
-    if "dev" not in state:
-        pytest.skip("needs the trigger test's accounts")
     sb, url = env["sb"], env["outputs"]["EventsQueueUrl"]
-    dev = next(a for a in env["members"] if a["id"] == state["dev"])
+    dev = next(a for a in env["members"] if a["id"] == delivered["dev"])
     earlier = NOW - dt.timedelta(hours=3)  # another de-duplication window than the first root sign-in's
     _put(sb, dev["id"], [{**_signin_root(), "Time": earlier}])
     with SmtpSink() as sink:

@@ -181,20 +181,3 @@ def test_unknown_rule_is_refused_before_any_aws_call(checked, monkeypatch):
     assert states["validate_rules"] == "failed"
     assert states["list_accounts"] == "upstream_failed"
     assert sum(r["count"] for r in sandbox.calls()["calls"]) == 0
-
-
-def test_smtp_transport_reads_the_settings_connection(monkeypatch):
-    import importlib.util
-
-    from tests.conftest import REPO
-
-    monkeypatch.setenv("AIRFLOW_CONN_ALERTS_SMTP", json.dumps(
-        {"conn_type": "smtp", "host": "127.0.0.1", "port": 2525, "login": "bot", "password": "pw",
-         "extra": {"disable_ssl": True}}))
-    spec = importlib.util.spec_from_file_location("metric_anomaly_checks", REPO / "dags" / "metric_anomaly_checks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    smtp = module._smtp_params({"mail": {"transport": "smtp", "smtp_conn_id": "alerts_smtp"}})
-    assert smtp == {"host": "127.0.0.1", "port": 2525, "login": "bot", "password": "pw", "ssl": False,
-                    "starttls": True, "timeout": 30}
-    assert module._smtp_params({"mail": {"transport": "ses", "smtp_conn_id": "alerts_smtp"}}) is None

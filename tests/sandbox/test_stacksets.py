@@ -9,7 +9,7 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from .conftest import start_sandbox
+from tests.fixtures.sandbox import start_sandbox
 
 TEMPLATE = (Path(__file__).parent / "data" / "baseline.yaml").read_text()
 SIMPLE = (Path(__file__).parent / "data" / "simple.yaml").read_text()

@@ -27,6 +27,7 @@ from include.awsgov.anomaly.metrics import SEVERITIES, RuleSet
 from include.awsgov.core import tables
 from include.awsgov.core.accounts import OWNER_KEYS, account_tags
 from include.awsgov.core.aws import AwsAccess, error_code
+from include.awsgov.core.mail import InvalidRecipient, build_message, is_transient, mailer_from_settings
 from include.awsgov.core.store import Store
 
 log = logging.getLogger(__name__)
@@ -158,8 +159,6 @@ def mail_and_record(mailer: Any, store: Store, mail_cfg: Mapping[str, Any], summ
         ``anomaly_day`` (ledger partition).
     :returns: the status recorded.
     """
-    from include.awsgov.core.mail import InvalidRecipient, build_message, is_transient
-
     fallback = mail_cfg["governance_address"]
     message_id, status, error = "", "sent", ""
     headers = {ALERT_HEADER: kind, "X-Awsgov-Account": account_id}
@@ -205,8 +204,6 @@ def send_alerts(
     if pending.empty:
         log.info("alerts: nothing new to send")
         return summary
-    from include.awsgov.core.mail import mailer_from_settings
-
     mail_cfg = cfg["mail"]
     accounts = sorted(pending["account_id"].unique())
     owners = owner_addresses(access, accounts, mail_cfg["governance_address"])

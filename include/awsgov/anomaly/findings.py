@@ -104,9 +104,9 @@ def static_findings(
         t = span.start + int(j)
         key, value = keys[int(s)], float(matrix[s, t])
         ts = grid_start + dt.timedelta(seconds=rule.period * t)
-        rows.append(_row(rule, account_id, region, key, ts, value, threshold,
-                         None if above else threshold, threshold if above else None,
-                         ((value - threshold) if above else (threshold - value)) / scale, p["severity"]))
+        rows.append(anomaly_row(rule, account_id, region, key, ts, value, threshold,
+                                None if above else threshold, threshold if above else None,
+                                ((value - threshold) if above else (threshold - value)) / scale, p["severity"]))
     return rows
 
 
@@ -157,13 +157,14 @@ def dynamic_findings(
     for s, j in zip(*np.nonzero(keep), strict=True):
         t = span.start + int(j)
         ts = grid_start + dt.timedelta(seconds=rule.period * t)
-        rows.append(_row(rule, account_id, region, keys[int(s)], ts, float(matrix[s, t]), out["expected"][s, t],
-                         out["lower"][s, t], out["upper"][s, t], out["score"][s, t], str(out["severity"][s, t])))
+        rows.append(anomaly_row(rule, account_id, region, keys[int(s)], ts, float(matrix[s, t]), out["expected"][s, t],
+                                out["lower"][s, t], out["upper"][s, t], out["score"][s, t], str(out["severity"][s, t])))
     return rows
 
 
-def _row(rule: Rule, account_id: str, region: str, key: SeriesKey, ts: dt.datetime, value: float, expected: Any,
-         lower: Any, upper: Any, score: Any, severity: str) -> dict[str, Any]:
+def anomaly_row(rule: Rule, account_id: str, region: str, key: SeriesKey, ts: dt.datetime, value: float,
+                expected: Any, lower: Any, upper: Any, score: Any, severity: str) -> dict[str, Any]:
+    """One ``tables.ANOMALIES`` row (static and dynamic rules alike); its id is stable across overlapping runs."""
     return {
         "anomaly_id": anomaly_id(rule.id, account_id, region, key, ts),
         "rule_id": rule.id,

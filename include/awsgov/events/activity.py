@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from include.awsgov.anomaly.findings import merge_anomalies
 from include.awsgov.core import tables
 from include.awsgov.events.ingest import API_CALL, CHUNK, EVENTS_TABLE
 
@@ -123,8 +124,6 @@ def detect_bursts(store: Any, hours: Iterable[str | dt.datetime], cfg: Mapping[s
 
 def store_bursts(store: Any, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Merge burst rows into ``anomalies`` (one chunk per account, as metric anomalies); return the new ones."""
-    from include.awsgov.anomaly.findings import merge_anomalies
-
     fresh: list[dict[str, Any]] = []
     for account_id in sorted({r["account_id"] for r in rows}):
         new = merge_anomalies(store, account_id, [r for r in rows if r["account_id"] == account_id])

@@ -22,6 +22,7 @@ import pandas as pd
 from include.awsgov.anomaly.alerts import DONE_STATUSES, LEDGER_TABLE, mail_and_record, owner_addresses
 from include.awsgov.core import tables
 from include.awsgov.core.aws import AwsAccess
+from include.awsgov.core.mail import mailer_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,6 @@ def send_event_alerts(access: AwsAccess, store: Any, cfg: Mapping[str, Any], ale
     summary = {"pending": len(todo), "messages": 0, "sent": 0, "failed": 0, "refused": 0}
     if todo.empty:
         return summary
-    from include.awsgov.core.mail import mailer_from_settings
-
     mail_cfg = cfg["mail"]
     accounts = sorted(todo["account_id"].unique())
     owners = owner_addresses(access, accounts, mail_cfg["governance_address"])

@@ -15,16 +15,19 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from include.awsgov.core.aws import AwsAccess, classify_error, paginate
 from include.awsgov.onboarding import threat_options
+from include.awsgov.onboarding.form import INCLUDE, config
 from include.awsgov.onboarding.stacksets import (
     CURRENT,
+    describe_stack,
+    describe_stack_set,
     group_targets,
+    list_stack_instances,
     operation_id,
     recorded_version,
     region_order,
@@ -33,7 +36,6 @@ from include.awsgov.onboarding.stacksets import (
 
 log = logging.getLogger(__name__)
 
-INCLUDE = Path(__file__).resolve().parents[2]
 INVENTORY_TABLE = "inventory"
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _TEAM_RE = re.compile(r"^[\w .-]{1,64}$")
@@ -48,17 +50,6 @@ class InvalidRequest(ValueError):
     def __init__(self, errors: Sequence[str]) -> None:
         super().__init__("onboarding request refused: " + "; ".join(errors))
         self.errors = list(errors)
-
-
-@lru_cache(maxsize=1)
-def config() -> dict[str, Any]:
-    """include/config/onboarding.yaml: the trigger form, defaults, messages and the operation waiter model."""
-    return yaml.safe_load((INCLUDE / "config" / "onboarding.yaml").read_text())
-
-
-def param_specs() -> dict[str, dict[str, Any]]:
-    """Keyword arguments of one Airflow ``Param`` per trigger field (``default`` plus JSON-schema keywords)."""
-    return {name: dict(spec) for name, spec in config()["params"].items()}
 
 
 def load_template(kind: str) -> tuple[str, str]:
@@ -275,6 +266,34 @@ def operation_preferences(request: Mapping[str, Any], regions: Sequence[str] | N
     if regions:
         prefs["RegionOrder"] = region_order(regions, request["global_region"])
     return prefs
+
+
+def plan_for_request(access: AwsAccess, cfg: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
+    """Read what exists (central stack, StackSet, its instances) and plan the request's deployment; log the plan.
+
+    With GuardDuty or Macie asked for, new instances whose account and region already run the service get "false"
+    for it (one detector / Macie session per account and region), read through the read role.
+
+    :param access: the admin account's access layer.
+    :param cfg: validated settings (``stackset.name``).
+    :param request: the validated request.
+    :raises ValueError: the request cannot be planned (the message says why).
+    """
+    cf = access.client("cloudformation")
+    name = cfg["stackset"]["name"]
+    stack_set = describe_stack_set(cf, name)
+    plan = plan_deployment(request, version=request["version"],
+                           central_stack=describe_stack(cf, config()["central_stack_name"]), stack_set=stack_set,
+                           instances=list_stack_instances(cf, name) if stack_set else [])
+    if plan["create"] and (request.get("enable_guardduty") or request.get("enable_macie")):
+        pairs = [(a, r) for g in plan["create"] for a in g["accounts"] for r in g["regions"]]
+        on = threat_options.services_on(access, request, pairs)
+        plan["create"] = threat_options.per_instance_groups(request, plan["create"], on)
+        for group in plan["create"]:
+            log.info("plan: threat options %s for %s x %s", group["overrides"], group["accounts"], group["regions"])
+    for line in describe_plan(plan, name):
+        log.info("plan: %s", line)
+    return plan
 
 
 def plan_deployment(

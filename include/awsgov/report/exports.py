@@ -31,6 +31,7 @@ import pandas as pd
 
 from include.awsgov.core import tables
 from include.awsgov.core.store import Store
+from include.awsgov.report.catalog import load_catalog
 
 log = logging.getLogger(__name__)
 
@@ -447,8 +448,6 @@ def export_day(store: Store, day: Any, cfg: Mapping[str, Any], access: Any = Non
     :param access: the admin account's access layer (needed only for the import).
     """
     import dataclasses
-
-    from include.awsgov.report.catalog import load_catalog
 
     opts = cfg.get("interop") or {}
     if not opts.get("export", True) and not opts.get("securityhub_import", False):

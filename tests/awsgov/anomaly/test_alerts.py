@@ -38,8 +38,8 @@ def ruleset():
 def _rows(account_id, minutes_before_end, severity="high", instance="i-1"):
     rule = load_rules(data={"version": 1, "rules": [RULE]}).rules[0]
     key = SeriesKey("AWS/EC2", "CPUUtilization", (("InstanceId", instance),), "Average", 300)
-    return [mf._row(rule, account_id, "us-east-1", key, TEST_END - dt.timedelta(minutes=m), 99.5, 90.0, None, 90.0,
-                    0.1, severity) for m in minutes_before_end]
+    return [mf.anomaly_row(rule, account_id, "us-east-1", key, TEST_END - dt.timedelta(minutes=m), 99.5, 90.0, None,
+                           90.0, 0.1, severity) for m in minutes_before_end]
 
 
 def _stored(tmp_path, rows_by_account):

@@ -135,7 +135,7 @@ def test_merge_partitions_by_the_anomaly_day(tmp_path):
     store = Store(str(tmp_path))
     rule = _rule(STATIC)
     late = dt.datetime(2026, 11, 20, 23, 55, tzinfo=dt.UTC)
-    rows = [mf._row(rule, TEST_ACCOUNT, TEST_REGION, _key(1), ts, 99.0, 90.0, None, 90.0, 0.1, "high")
+    rows = [mf.anomaly_row(rule, TEST_ACCOUNT, TEST_REGION, _key(1), ts, 99.0, 90.0, None, 90.0, 0.1, "high")
             for ts in (late, late + dt.timedelta(minutes=5))]
     mf.merge_anomalies(store, TEST_ACCOUNT, rows)
     assert store.days("anomalies") == [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]

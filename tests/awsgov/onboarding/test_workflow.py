@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from include.awsgov.core.aws import AwsAccess
-from include.awsgov.onboarding import stacksets
+from include.awsgov.onboarding import form, stacksets
 from include.awsgov.onboarding import workflow as onboarding
 
 TEST_GLOBAL = "us-east-1"
@@ -92,7 +92,7 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_param_specs_match_the_validator_fields():
-    specs = onboarding.param_specs()
+    specs = form.param_specs()
     assert set(specs) == {"account_ids", "regions", "owner_email", "team", "environment", "permission_model",
                           "ou_ids", "failure_tolerance_percent", "max_concurrency_percent", "dry_run", "force",
                           "enable_guardduty", "enable_macie", "findings_import_role", "delegated_admin"}
