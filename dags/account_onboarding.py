@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 
-from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS, INVENTORY_ASSET, fail_now
+from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS, ONBOARDED_ACCOUNTS_ASSET, fail_now
 from include.awsgov.onboarding.form import config, param_specs
 
 SENSOR = config()["sensor"]
@@ -75,7 +75,7 @@ def account_onboarding():
 
         cfg = settings()
         _, version = workflow.load_template("baseline")
-        inventory = Store(cfg["store_url"]).read(workflow.INVENTORY_TABLE, schema=tables.INVENTORY)
+        inventory = Store(cfg["store_url"]).read(tables.ONBOARDED_ACCOUNTS_TABLE, schema=tables.ONBOARDED_ACCOUNTS)
         try:
             return workflow.validate_request(params or {}, cfg, access=aws_access(cfg, get_current_context()),
                                                inventory=inventory, version=version)
@@ -191,18 +191,18 @@ def account_onboarding():
             aws_access(settings(), context), account_id, request["regions"], global_region=request["global_region"],
             admin_account_id=request["admin_account_id"], central_bus_arn=central["CentralEventBusArn"])
 
-    @task(outlets=[INVENTORY_ASSET])
+    @task(outlets=[ONBOARDED_ACCOUNTS_ASSET])
     def record_inventory(request: dict, verifications: list[dict], steps: list[dict]) -> dict:
         """Write one inventory row per account (its own chunk of the day) and update the inventory asset."""
         from include.awsgov.airflow_conn import partition_day, settings
-        from include.awsgov.core import tables
+        from include.awsgov.core import accounts
         from include.awsgov.core.store import Store
         from include.awsgov.onboarding import workflow
 
         cfg = settings()
         context = get_current_context()
         store = Store(cfg["store_url"])
-        previous = workflow.latest_inventory(store.read(workflow.INVENTORY_TABLE, schema=tables.INVENTORY))
+        previous = accounts.onboarded_accounts(store)
         rows = workflow.inventory_rows(request, _results(verifications), version=request["version"],
                                          stack_set_name=cfg["stackset"]["name"],
                                          operation_ids=[step["op_id"] for step in steps],

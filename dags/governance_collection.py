@@ -82,7 +82,7 @@ def governance_collection():
 
         cfg, store, day, context = _run_context(params)
         access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
-        rows = accounts.collect_accounts(access, store, day, workers=cfg["collection"]["max_workers"])
+        rows = accounts.snapshot_accounts(access, store, day, workers=cfg["collection"]["max_workers"])
         targets = accounts.collectable(rows)
         context["ti"].xcom_push(key="api_calls", value=access.total_calls())
         return accounts.batches(targets, cfg["collection"]["max_mapped_tasks"])

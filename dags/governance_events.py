@@ -37,8 +37,7 @@ from airflow.sdk import Asset, AssetWatcher, Param, dag, get_current_context, ta
 
 from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS
 from include.awsgov.core.settings import load_settings
-from include.awsgov.events.ingest import config as events_config
-from include.awsgov.events.ingest import watcher_queue_url
+from include.awsgov.events.ingest import events_config, watcher_queue_url
 
 # Parse time reads only files and the environment (no Variable, no connection, no AWS call).
 _SETTINGS = load_settings()
@@ -88,7 +87,7 @@ def governance_events():
 
         log = logging.getLogger("airflow.task")
         context = get_current_context()
-        cfg, ecfg = settings(), ingest.config()
+        cfg, ecfg = settings(), ingest.events_config()
         extras = [e.extra for evs in context["triggering_asset_events"].values() for e in evs]
         access = aws_access(cfg, context)
         store = Store(cfg["store_url"])
@@ -117,7 +116,7 @@ def governance_events():
         from include.awsgov.core.store import Store
         from include.awsgov.events import alerts, ingest
 
-        cfg, alerts_cfg = settings(), ingest.config()["alerts"]
+        cfg, alerts_cfg = settings(), ingest.events_config()["alerts"]
         context = get_current_context()
         store = Store(cfg["store_url"])
         rows = alerts.alert_events(store, summary["alert_event_ids"], summary["days"], datetime.now(UTC),
@@ -148,7 +147,7 @@ def governance_events():
         cfg = settings()
         store = Store(cfg["store_url"])
         written = activity.refresh_activity(store, summary["days"])
-        bursts = activity.detect_bursts(store, summary["hours"], ingest.config()["activity"])
+        bursts = activity.detect_bursts(store, summary["hours"], ingest.events_config()["activity"])
         fresh = activity.store_bursts(store, bursts)
         out = {"activity_rows": written, "bursts": len(bursts), "new_bursts": len(fresh)}
         if fresh:

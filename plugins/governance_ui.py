@@ -168,7 +168,7 @@ def posture_page(request: Request) -> HTMLResponse:
     from include.awsgov.report import posture
 
     store = _store()
-    return _page(request, "posture.html.j2", v=_cached(("org", store.url), lambda: posture.org_view(store)))
+    return _page(request, "posture.html.j2", v=_cached(("org", store.url), lambda: posture.org_posture(store)))
 
 
 @app.get("/accounts/{account_id}", response_class=HTMLResponse)
@@ -189,7 +189,7 @@ def owner_page(request: Request, slug: str) -> HTMLResponse:
     from include.awsgov.report import posture
 
     store = _store()
-    view = _cached(("owner", store.url, slug), lambda: posture.owner_view(store, slug))
+    view = _cached(("owner", store.url, slug), lambda: posture.owner_posture(store, slug))
     if view is None:
         raise HTTPException(status_code=404, detail="unknown owner")
     return _page(request, "owner.html.j2", v=view)

@@ -345,7 +345,7 @@ def check_store(store_url: str, day: dt.date, onboarded: list[str], collected: l
     from include.awsgov.core.store import Store
 
     store, failures = Store(store_url), []
-    inventory = store.read("inventory", schema=tables.INVENTORY)
+    inventory = store.read("inventory", schema=tables.ONBOARDED_ACCOUNTS)
     got = set(inventory.loc[inventory["status"] == "onboarded", "account_id"])
     if not set(onboarded) <= got:
         failures.append(f"inventory: onboarded rows missing for {sorted(set(onboarded) - got)}")

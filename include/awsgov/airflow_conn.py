@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 # Assets that chain the DAGs: onboarding -> inventory, collection -> findings, anomaly checks -> anomalies;
 # the weekly report is scheduled on findings. Names are stable ids; URIs say where the data lives by default.
-INVENTORY_ASSET = Asset(name="awsgov_inventory", uri="file:///awsgov/store/inventory")
+ONBOARDED_ACCOUNTS_ASSET = Asset(name="awsgov_inventory", uri="file:///awsgov/store/inventory")
 FINDINGS_ASSET = Asset(name="awsgov_findings", uri="file:///awsgov/store/findings")
 ANOMALIES_ASSET = Asset(name="awsgov_anomalies", uri="file:///awsgov/store/anomalies")
 

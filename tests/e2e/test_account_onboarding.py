@@ -51,9 +51,9 @@ def _calls(sb, action: str | None = None) -> int:
 
 def _inventory(store_url: str):
     from include.awsgov.core.store import Store
-    from include.awsgov.core.tables import INVENTORY
+    from include.awsgov.core.tables import ONBOARDED_ACCOUNTS
 
-    return Store(store_url).read("inventory", schema=INVENTORY)
+    return Store(store_url).read("inventory", schema=ONBOARDED_ACCOUNTS)
 
 
 def test_param_form_refuses_an_id_that_is_not_12_digits(env):

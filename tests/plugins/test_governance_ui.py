@@ -59,7 +59,7 @@ def _body(resp) -> str:
 
 
 def test_posture_page_escapes_hostile_values(plugin, store):
-    html = _body(plugin._page(_Req(), "posture.html.j2", v=posture.org_view(store)))
+    html = _body(plugin._page(_Req(), "posture.html.j2", v=posture.org_posture(store)))
     assert TEST_EVIL not in html and "<img src=x" not in html
     assert EVIL_ESCAPED in html
     assert "<script" not in html
@@ -81,7 +81,7 @@ def test_account_page_links_reports_and_onboarding(plugin, store):
 
 def test_owner_page_escapes_owner_and_failures(plugin, store):
     slug = owners.slug(owners.canonical("bob@example.com;<img src=x onerror=alert(2)>"))
-    html = _body(plugin._page(_Req(), "owner.html.j2", v=posture.owner_view(store, slug)))
+    html = _body(plugin._page(_Req(), "owner.html.j2", v=posture.owner_posture(store, slug)))
     assert "&lt;img src=x onerror=alert(2)&gt;" in html and "<img" not in html
     assert "verify_failed" in html and "eu-west-1: trail_logging" in html
     assert f"us-east-1: {EVIL_ESCAPED}" in html

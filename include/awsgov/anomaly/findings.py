@@ -110,7 +110,7 @@ def static_findings(
     return rows
 
 
-def detect(matrix: np.ndarray, grid_start: dt.datetime, rule: Rule) -> dict[str, np.ndarray]:
+def detect_rule(matrix: np.ndarray, grid_start: dt.datetime, rule: Rule) -> dict[str, np.ndarray]:
     """Run the dynamic detector (detector.py) over a (series x time) matrix; the one place that adapts to its API.
 
     :param matrix: datapoints on the rule's period grid, NaN where missing.
@@ -148,7 +148,7 @@ def dynamic_findings(
         return []
     keys = list(data)
     matrix = np.vstack([data[k] for k in keys])
-    out = detect(matrix, grid_start, rule)
+    out = detect_rule(matrix, grid_start, rule)
     span = window_slice(grid_start, rule.period, window)
     floor = SEVERITIES.index(rule.params["min_severity"])
     severity = out["severity"][:, span]

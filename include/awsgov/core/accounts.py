@@ -81,17 +81,23 @@ def account_tags(access: AwsAccess, account_ids: Iterable[str], workers: int = 8
         return dict(pool.map(one, ids))
 
 
-def latest_inventory(store: Store) -> dict[str, dict[str, Any]]:
-    """The newest onboarding inventory row per account (by partition day, then ``onboarded_at``).
+def latest_onboarding(frame: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
+    """The newest onboarding row per account, from a read of the onboarded-accounts table.
 
-    :param store: the history store holding ``tables.INVENTORY``.
+    The one rule every reader uses: the latest partition day, then the latest verification (``verified_at``, set
+    each time onboarding records an account; rows without one count as oldest). Keyed and ordered by account id.
+
+    :param frame: ``Store.read`` of the table (with ``dt``), or None.
     """
-    frame = store.read("inventory", schema=tables.INVENTORY)
-    if frame.empty:
+    if frame is None or frame.empty:
         return {}
-    frame = frame.sort_values(["dt", "onboarded_at"], kind="mergesort", na_position="first")
-    latest = frame.drop_duplicates("account_id", keep="last")
-    return {row["account_id"]: row for row in latest.to_dict("records")}
+    ordered = frame.sort_values(["account_id", "dt", "verified_at"], kind="mergesort", na_position="first")
+    return {row["account_id"]: row for row in ordered.drop_duplicates("account_id", keep="last").to_dict("records")}
+
+
+def onboarded_accounts(store: Store) -> dict[str, dict[str, Any]]:
+    """:func:`latest_onboarding` of the whole onboarded-accounts table in the store."""
+    return latest_onboarding(store.read(tables.ONBOARDED_ACCOUNTS_TABLE, schema=tables.ONBOARDED_ACCOUNTS))
 
 
 def _tag(tags: Mapping[str, str], keys: tuple[str, ...]) -> str:
@@ -144,7 +150,7 @@ def account_rows(
     return sorted(rows, key=lambda r: r["account_id"])
 
 
-def collect_accounts(access: AwsAccess, store: Store, day: Any, workers: int = 8) -> list[dict[str, Any]]:
+def snapshot_accounts(access: AwsAccess, store: Store, day: Any, workers: int = 8) -> list[dict[str, Any]]:
     """Read the Organization, merge the inventory, write ``tables.ACCOUNTS`` for the day and return its rows.
 
     :param access: the admin account's access layer.
@@ -156,7 +162,7 @@ def collect_accounts(access: AwsAccess, store: Store, day: Any, workers: int = 8
     management_id = management_account_id(access)
     ous = parent_ou_names(access)
     tags = account_tags(access, [a["Id"] for a in accounts], workers)
-    rows = account_rows(accounts, ous, tags, latest_inventory(store), management_id)
+    rows = account_rows(accounts, ous, tags, onboarded_accounts(store), management_id)
     if management_id not in {r["account_id"] for r in rows}:
         # list_accounts always includes the management account; if it ever does not, say so rather than guess.
         log.warning("management account %s is missing from list_accounts", management_id)

@@ -24,6 +24,8 @@ from typing import Any
 
 import pandas as pd
 
+from include.awsgov.core.accounts import latest_onboarding
+
 RESOURCE, ACCOUNT, INVENTORY, OU, FALLBACK = "resource", "account", "inventory", "ou", "fallback"
 # Tag keys (case-insensitive) naming an owner, and keys under which a resource's tags may be nested.
 OWNER_KEYS = frozenset({"owner", "tag:owner", "tags:owner", "tag.owner"})
@@ -115,8 +117,7 @@ class OwnerResolver:
         self._accounts = {r["account_id"]: r for r in accounts.to_dict("records")} if not accounts.empty else {}
         self._inventory: dict[str, str] = {}
         if inventory is not None and not inventory.empty:
-            latest = inventory.sort_values(["dt", "onboarded_at"], kind="mergesort", na_position="first")
-            for row in latest.to_dict("records"):
+            for row in latest_onboarding(inventory).values():
                 if canonical(row.get("owner_email")):
                     self._inventory[row["account_id"]] = canonical(row["owner_email"])
         self._cache: dict[str, tuple[str, str]] = {}

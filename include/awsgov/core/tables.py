@@ -32,7 +32,10 @@ ACCOUNTS = pa.schema(
 )
 
 # Accounts brought under governance by onboarding. dt = onboarding day, chunk = account id; latest row wins.
-INVENTORY = pa.schema(
+# Stored under the name "inventory" (its name before "inventory" also came to mean SSM software inventory): kept so
+# that existing stores, Athena tables and DuckDB queries keep working.
+ONBOARDED_ACCOUNTS_TABLE = "inventory"
+ONBOARDED_ACCOUNTS = pa.schema(
     [
         ("account_id", pa.string()),
         ("owner_email", pa.string()),

@@ -53,14 +53,14 @@ _SQS_MAX_BYTES = 262_144
 
 
 @lru_cache(maxsize=1)
-def config() -> dict[str, Any]:
+def events_config() -> dict[str, Any]:
     """include/config/events.yaml."""
     return yaml.safe_load(CONFIG_PATH.read_text())
 
 
 def watcher_queue_url(cfg: Mapping[str, Any] | None = None) -> str | None:
     """The queue URL the DAG's AssetWatcher polls: env ``AWSGOV_EVENTS_QUEUE_URL``, else ``queue_url``; or None."""
-    cfg = cfg or config()
+    cfg = cfg or events_config()
     return os.environ.get(QUEUE_URL_ENV) or cfg.get("queue_url") or None
 
 

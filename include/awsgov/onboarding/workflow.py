@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from include.awsgov.core.accounts import latest_onboarding
 from include.awsgov.core.aws import AwsAccess, classify_error, paginate
 from include.awsgov.onboarding import threat_options
 from include.awsgov.onboarding.form import INCLUDE, config
@@ -36,7 +37,6 @@ from include.awsgov.onboarding.stacksets import (
 
 log = logging.getLogger(__name__)
 
-INVENTORY_TABLE = "inventory"
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _TEAM_RE = re.compile(r"^[\w .-]{1,64}$")
 _OU_RE = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
@@ -177,18 +177,10 @@ def validate_static(
             **percents, **flags, "global_region": global_region}
 
 
-def latest_inventory(frame: Any) -> dict[str, dict[str, Any]]:
-    """Latest inventory row per account from a ``Store.read(INVENTORY)`` frame (later day, then later verify)."""
-    if frame is None or len(frame) == 0:
-        return {}
-    rows = frame.sort_values(["dt", "verified_at"], kind="mergesort").to_dict("records")
-    return {row["account_id"]: row for row in rows}
-
-
 def check_inventory(request: Mapping[str, Any], inventory: Mapping[str, Mapping[str, Any]], version: str) -> None:
     """Refuse accounts already onboarded at ``version`` unless the request says ``force`` (no AWS call).
 
-    :param inventory: latest inventory row per account (:func:`latest_inventory`).
+    :param inventory: latest inventory row per account (``core.accounts.latest_onboarding``).
     :raises InvalidRequest: naming each such account.
     """
     if request.get("force"):
@@ -245,7 +237,7 @@ def validate_request(
     :raises InvalidRequest: naming the field and value of each problem.
     """
     request = validate_static(params, default_regions=cfg["regions"], global_region=cfg["home_region"])
-    check_inventory(request, latest_inventory(inventory), version)
+    check_inventory(request, latest_onboarding(inventory), version)
     org = organization(access)
     admin = access.admin_id()
     check_organization(request, org, admin_account_id=admin)
@@ -521,7 +513,7 @@ def inventory_rows(
     previous: Mapping[str, Mapping[str, Any]],
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
-    """One INVENTORY row per account (tables.INVENTORY); ``onboarded_at`` is kept from an earlier row at the same
+    """One row per account (tables.ONBOARDED_ACCOUNTS); ``onboarded_at`` is kept from an earlier row at the same
     version so a rerun does not move it.
 
     :param verifications: :func:`verify_account` results.
@@ -559,10 +551,11 @@ def write_inventory(store: Any, day: dt.date, rows: Sequence[Mapping[str, Any]])
     """
     import pandas as pd
 
-    from include.awsgov.core.tables import INVENTORY
+    from include.awsgov.core.tables import ONBOARDED_ACCOUNTS, ONBOARDED_ACCOUNTS_TABLE
 
     for row in rows:
-        store.write(INVENTORY_TABLE, day, pd.DataFrame([row]), chunk=row["account_id"], schema=INVENTORY)
+        store.write(ONBOARDED_ACCOUNTS_TABLE, day, pd.DataFrame([row]), chunk=row["account_id"],
+                    schema=ONBOARDED_ACCOUNTS)
     statuses = {row["account_id"]: row["status"] for row in rows}
     log.info("inventory: %d account(s) recorded for %s: %s", len(rows), day, statuses)
     return {"day": day.isoformat(), "accounts": statuses}

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from include.awsgov.core import owners, tables
+from include.awsgov.core.accounts import latest_onboarding
 from include.awsgov.core.store import Store
 
 WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
@@ -300,14 +301,13 @@ def onboarding(store: Store, account_ids: Iterable[str] | None = None) -> list[d
     :param store: the history store.
     :param account_ids: restrict to these accounts.
     """
-    inv = store.read("inventory", schema=tables.INVENTORY)
+    inv = store.read(tables.ONBOARDED_ACCOUNTS_TABLE, schema=tables.ONBOARDED_ACCOUNTS)
     if account_ids is not None:
         inv = inv[inv["account_id"].isin(set(account_ids))]
     if inv.empty:
         return []
-    inv = inv.sort_values(["account_id", "dt", "verified_at"], kind="mergesort", na_position="first")
     rows = []
-    for r in inv.groupby("account_id", sort=True).tail(1).to_dict("records"):
+    for r in latest_onboarding(inv).values():
         verified = r.get("verified_at")
         rows.append({"account_id": r["account_id"], "owner": _owner_key(r.get("owner_email")),
                      "status": _text(r.get("status")), "baseline_version": _text(r.get("baseline_version")),
@@ -334,7 +334,7 @@ def last_runs(hist: History) -> list[dict[str, Any]]:
     return out
 
 
-def org_view(store: Store, as_of: dt.date | None = None, weeks: int = 8) -> dict[str, Any]:
+def org_posture(store: Store, as_of: dt.date | None = None, weeks: int = 8) -> dict[str, Any]:
     """Everything the posture page shows.
 
     :param store: the history store.
@@ -382,7 +382,7 @@ def account_view(store: Store, account_id: str, as_of: dt.date | None = None, we
             "runs": last_runs(hist)}
 
 
-def owner_view(store: Store, slug: str, as_of: dt.date | None = None, weeks: int = 8) -> dict[str, Any] | None:
+def owner_posture(store: Store, slug: str, as_of: dt.date | None = None, weeks: int = 8) -> dict[str, Any] | None:
     """The drill-down of one owner (by report slug), or None if no account has that owner.
 
     :param store: the history store.

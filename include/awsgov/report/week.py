@@ -286,8 +286,8 @@ def build_week(store: Store, week: Week, *, catalog: Catalog, exceptions: Except
 
     accounts_frame = _latest(store, "accounts", tables.ACCOUNTS, as_of)
     accounts = {r["account_id"]: r for r in accounts_frame.to_dict("records")}
-    resolver = own.OwnerResolver(accounts_frame, store.read("inventory", None, as_of, schema=tables.INVENTORY),
-                                 ou_owners, fallback)
+    onboarded = store.read(tables.ONBOARDED_ACCOUNTS_TABLE, None, as_of, schema=tables.ONBOARDED_ACCOUNTS)
+    resolver = own.OwnerResolver(accounts_frame, onboarded, ou_owners, fallback)
 
     hist = _open_findings(store, window_start, as_of)
     coverage = store.read("coverage", as_of, as_of, schema=tables.COVERAGE)

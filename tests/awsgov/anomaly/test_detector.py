@@ -372,3 +372,13 @@ def test_records_remember_four_weeks():
     found = alerts(x)
     assert first in found
     assert second not in found
+
+
+@pytest.mark.parametrize("step, names", [
+    (60, ("point", "3min median", "1h mean", "6h mean")),
+    (300, ("point", "15min median", "1h mean", "6h mean")),
+    (1800, ("point", "90min median", "1h mean", "6h mean")),
+    (3600, ("point", "3h median", "1h mean", "6h mean")),
+])
+def test_reason_words_at_every_step(step, names):
+    assert detector.Params(step_seconds=step).view_names == names

@@ -206,7 +206,7 @@ def faulted(sandbox, tmp_path_factory):
     sandbox.set_faults(throttle_rate=0.3, latency_ms=10, deny_assume_accounts=denied, no_support_accounts=no_support,
                        seed=5)
     try:
-        targets = [a["account_id"] for a in accounts.collectable(accounts.collect_accounts(_access(sandbox), store,
+        targets = [a["account_id"] for a in accounts.collectable(accounts.snapshot_accounts(_access(sandbox), store,
                                                                                            day))]
         first = _collect(sandbox, store, day, targets)
         files = _parquet(store)

@@ -49,7 +49,7 @@ def _inventory(store: Store, day: str, account_id: str, owner: str, version: str
            "regions": ["us-east-1"], "baseline_version": version, "stackset_name": "governance-baseline",
            "operation_id": "op-1", "onboarded_at": pd.Timestamp(onboarded_at, tz="UTC"),
            "verified_at": pd.Timestamp(onboarded_at, tz="UTC"), "verification_json": "{}", "status": "onboarded"}
-    store.write("inventory", day, pd.DataFrame([row]), chunk=account_id, schema=tables.INVENTORY)
+    store.write("inventory", day, pd.DataFrame([row]), chunk=account_id, schema=tables.ONBOARDED_ACCOUNTS)
 
 
 def _by_id(rows):
@@ -57,7 +57,7 @@ def _by_id(rows):
 
 
 def test_collect_accounts_includes_management_and_parent_ou_names(org):
-    rows = _by_id(accounts.collect_accounts(org["access"], org["store"], TEST_DAY))
+    rows = _by_id(accounts.snapshot_accounts(org["access"], org["store"], TEST_DAY))
     ids = org["ids"]
     assert set(rows) == {*ids.values(), org["management"]}
     assert rows[org["management"]]["is_management"] is True
@@ -66,7 +66,7 @@ def test_collect_accounts_includes_management_and_parent_ou_names(org):
 
 
 def test_tags_fill_owner_team_environment(org):
-    rows = _by_id(accounts.collect_accounts(org["access"], org["store"], TEST_DAY))
+    rows = _by_id(accounts.snapshot_accounts(org["access"], org["store"], TEST_DAY))
     payments = rows[org["ids"]["payments"]]
     assert (payments["owner"], payments["team"], payments["environment"]) == (
         "alice@example.com", "<b>Payments</b>", "prod")
@@ -78,7 +78,7 @@ def test_latest_inventory_row_fills_what_tags_do_not_say(org):
     core = org["ids"]["core"]
     _inventory(org["store"], "2026-11-01", core, "old@example.com", "1.0.0", "2026-11-01T10:00:00")
     _inventory(org["store"], "2026-11-20", core, "new@example.com", "1.1.0", "2026-11-20T10:00:00")
-    rows = _by_id(accounts.collect_accounts(org["access"], org["store"], TEST_DAY))
+    rows = _by_id(accounts.snapshot_accounts(org["access"], org["store"], TEST_DAY))
     assert rows[core]["owner"] == "new@example.com"
     assert rows[core]["baseline_version"] == "1.1.0"
     assert rows[core]["onboarded"] is True
@@ -86,7 +86,7 @@ def test_latest_inventory_row_fills_what_tags_do_not_say(org):
 
 
 def test_suspended_account_is_recorded_but_not_collectable(org):
-    rows = accounts.collect_accounts(org["access"], org["store"], TEST_DAY)
+    rows = accounts.snapshot_accounts(org["access"], org["store"], TEST_DAY)
     gone = org["ids"]["gone"]
     assert _by_id(rows)[gone]["status"] == "SUSPENDED"
     targets = [a["account_id"] for a in accounts.collectable(rows)]
@@ -95,10 +95,10 @@ def test_suspended_account_is_recorded_but_not_collectable(org):
 
 
 def test_accounts_table_is_written_once_per_day_and_rewritten_identically(org):
-    accounts.collect_accounts(org["access"], org["store"], TEST_DAY)
+    accounts.snapshot_accounts(org["access"], org["store"], TEST_DAY)
     path = org["store"].partition_path("accounts", TEST_DAY) + "/part-all.parquet"
     first = open(path, "rb").read()
-    accounts.collect_accounts(org["access"], org["store"], TEST_DAY)
+    accounts.snapshot_accounts(org["access"], org["store"], TEST_DAY)
     assert open(path, "rb").read() == first
     stored = org["store"].read("accounts", TEST_DAY, TEST_DAY, schema=tables.ACCOUNTS)
     assert len(stored) == 5

@@ -19,7 +19,7 @@ def _accounts(rows):
 
 
 def _inventory(rows):
-    base = {c: None for c in tables.INVENTORY.names}
+    base = {c: None for c in tables.ONBOARDED_ACCOUNTS.names}
     return pd.DataFrame([{**base, "dt": "2026-09-01", **r} for r in rows])
 
 

@@ -16,7 +16,7 @@ from include.awsgov.events import alerts as events_alerts
 from include.awsgov.events import ingest as events
 from tests.fixtures.smtp_sink import SmtpSink
 
-CFG = events.config()
+CFG = events.events_config()
 GOVERNANCE = "governance-team@example.com"
 
 

@@ -15,7 +15,7 @@ from include.awsgov.events import activity, alerts, ingest
 ADMIN = "123456789012"
 MEMBER = "210987654321"
 T0 = dt.datetime(2026, 11, 27, 10, 15, tzinfo=dt.UTC)
-CFG = ingest.config()
+CFG = ingest.events_config()
 
 
 def envelope(source: str, detail_type: str, detail: dict, *, account: str = MEMBER, event_id: str = "e-1",

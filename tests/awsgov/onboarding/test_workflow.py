@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
+from include.awsgov.core import accounts, tables
 from include.awsgov.core.aws import AwsAccess
 from include.awsgov.onboarding import form, stacksets
 from include.awsgov.onboarding import workflow as onboarding
@@ -109,7 +110,7 @@ def _inventory(account: str, version: str = "1.0.0", status: str = "onboarded") 
 
 
 def test_account_onboarded_at_same_version_is_refused_unless_forced():
-    inventory = onboarding.latest_inventory(_inventory("111111111111"))
+    inventory = accounts.latest_onboarding(_inventory("111111111111"))
     with pytest.raises(onboarding.InvalidRequest, match="account_ids: '111111111111' is already onboarded at "
                        "baseline version 1.0.0 \\(on 2026-11-20\\)"):
         onboarding.check_inventory(_static(), inventory, "1.0.0")
@@ -119,7 +120,7 @@ def test_account_onboarded_at_same_version_is_refused_unless_forced():
 @pytest.mark.parametrize(("version", "status"), [pytest.param("0.9.0", "onboarded", id="older-version"),
                                                  pytest.param("1.0.0", "verify_failed", id="not-verified")])
 def test_account_onboarded_otherwise_is_accepted(version, status):
-    inventory = onboarding.latest_inventory(_inventory("111111111111", version, status))
+    inventory = accounts.latest_onboarding(_inventory("111111111111", version, status))
     onboarding.check_inventory(_static(), inventory, "1.0.0")
 
 
@@ -342,7 +343,7 @@ def test_inventory_rows_keep_the_first_onboarding_time_on_rerun():
 
 def test_write_inventory_replaces_the_accounts_chunk(tmp_path):
     from include.awsgov.core.store import Store
-    from include.awsgov.core.tables import INVENTORY
+    from include.awsgov.core.tables import ONBOARDED_ACCOUNTS
 
     store = Store(str(tmp_path))
     request = _static()
@@ -352,6 +353,6 @@ def test_write_inventory_replaces_the_accounts_chunk(tmp_path):
         rows = onboarding.inventory_rows(request, checks, version="1.0.0", stack_set_name="governance-baseline",
                                          operation_ids=["op-1"], previous={}, now=dt.datetime.now(dt.UTC))
         onboarding.write_inventory(store, day, rows)
-    frame = store.read(onboarding.INVENTORY_TABLE, schema=INVENTORY)
+    frame = store.read(tables.ONBOARDED_ACCOUNTS_TABLE, schema=ONBOARDED_ACCOUNTS)
     assert sorted(frame["account_id"]) == request["account_ids"]
-    assert store.chunks(onboarding.INVENTORY_TABLE, day) == request["account_ids"]
+    assert store.chunks(tables.ONBOARDED_ACCOUNTS_TABLE, day) == request["account_ids"]

@@ -41,7 +41,7 @@ def data(tmp_path_factory):
             *[_envelope(f"c{i}", ALICE_ACCOUNT, "aws.ec2", ingest.API_CALL, call, i) for i in range(3)],
             _envelope("other", OTHER_ACCOUNT, "aws.guardduty", "GuardDuty Finding", gd)]
     rows, rejects = ingest.process([{"MessageId": m["id"], "Body": json.dumps(m)} for m in msgs],
-                                   admin_account_id="123456789012", environments={}, cfg=ingest.config(),
+                                   admin_account_id="123456789012", environments={}, cfg=ingest.events_config(),
                                    received_at=WHEN)
     assert not rejects
     ingest.store_events(store, rows)

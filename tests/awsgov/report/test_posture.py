@@ -95,7 +95,7 @@ def seed_store(root) -> Store:
                  "regions": ["us-east-1", "eu-west-1"], "baseline_version": ver, "stackset_name": "governance-baseline",
                  "operation_id": "op-1", "onboarded_at": _ts(day), "verified_at": _ts(day, 8),
                  "verification_json": json.dumps(verification), "status": status}]),
-                chunk=acct, schema=tables.INVENTORY)
+                chunk=acct, schema=tables.ONBOARDED_ACCOUNTS)
     store.put_text(f"reports/week=2026-W48/{owners.slug(TEST_OWNER_A)}.html", "<p>report of alice W48</p>")
     store.put_text(f"reports/week=2026-W47/{owners.slug(TEST_OWNER_A)}.html", "<p>report of alice W47</p>")
     store.put_text("reports/week=2026-W48/org-summary.html", "<p>org summary W48</p>")
@@ -108,7 +108,7 @@ def store(tmp_path_factory) -> Store:
 
 
 def test_org_view_current_figures(store):
-    view = posture.org_view(store)
+    view = posture.org_posture(store)
     cur = view["current"]
     assert cur["day"] == TEST_AS_OF.isoformat()
     assert (cur["accounts"], cur["covered"], cur["gaps"]) == (3, 2, 3)
@@ -122,7 +122,7 @@ def test_org_view_current_figures(store):
 
 
 def test_org_view_trends_have_one_point_per_week_and_gaps(store):
-    view = posture.org_view(store)
+    view = posture.org_posture(store)
     assert view["weeks"] == [f"2026-W{n}" for n in range(41, 49)]
     trend = view["trends"]["config_pct"]
     assert len(trend) == TEST_WEEKS and trend[TEST_SKIPPED_WEEK] is None
@@ -132,7 +132,7 @@ def test_org_view_trends_have_one_point_per_week_and_gaps(store):
 
 
 def test_org_view_lists_owners_reports_and_runs(store):
-    view = posture.org_view(store)
+    view = posture.org_posture(store)
     assert [o["owner"] for o in view["owners"]] == ["", owners.canonical(TEST_OWNER_B), TEST_OWNER_A]
     assert view["org_reports"] == ["2026-W48"]
     assert view["runs"][0]["run_id"] == TEST_RUN_ID
@@ -140,7 +140,7 @@ def test_org_view_lists_owners_reports_and_runs(store):
 
 
 def test_as_of_limits_history(store):
-    view = posture.org_view(store, as_of=TEST_AS_OF - dt.timedelta(weeks=1))
+    view = posture.org_posture(store, as_of=TEST_AS_OF - dt.timedelta(weeks=1))
     assert view["weeks"][-1] == "2026-W47"
     assert view["current"]["day"] == (TEST_AS_OF - dt.timedelta(weeks=1)).isoformat()
 
@@ -170,7 +170,7 @@ def test_account_view_unknown_account_is_none(store):
 
 def test_owner_view_by_slug(store):
     slug = owners.slug(owners.canonical(TEST_OWNER_B))
-    view = posture.owner_view(store, slug)
+    view = posture.owner_posture(store, slug)
     assert view["owner"] == owners.canonical(TEST_OWNER_B)
     assert [a["account_id"] for a in view["accounts"]] == [TEST_ACCT_B]
     assert view["reports"] == []
@@ -180,7 +180,7 @@ def test_owner_view_by_slug(store):
 @pytest.mark.parametrize("slug", [pytest.param("../../etc", id="traversal"), pytest.param("A B", id="bad-chars"),
                                   pytest.param("no-such-owner", id="unknown")])
 def test_owner_view_refuses_bad_or_unknown_slug(store, slug):
-    assert posture.owner_view(store, slug) is None
+    assert posture.owner_posture(store, slug) is None
 
 
 @pytest.mark.parametrize(("week", "slug"), [pytest.param("2026-W48/..", "org-summary", id="week-traversal"),
@@ -191,6 +191,6 @@ def test_report_path_refuses_malformed_names(week, slug):
 
 
 def test_empty_store_gives_empty_views(tmp_path):
-    view = posture.org_view(Store(str(tmp_path)))
+    view = posture.org_posture(Store(str(tmp_path)))
     assert view["current"] is None and view["accounts"] == [] and view["onboarding"] == []
     assert view["trends"]["covered"] == [None] * TEST_WEEKS
