@@ -93,7 +93,13 @@ class Params:
     @property
     def view_names(self) -> tuple[str, ...]:
         """Names of the residual views, in ``reason`` code order."""
-        return ("point", f"{3 * self.step_seconds // 60}min median", *(f"{h}h mean" for h in self.mean_hours))
+        return ("point", f"{_duration(3 * self.step_seconds)} median", *(f"{h}h mean" for h in self.mean_hours))
+
+
+def _duration(seconds: int) -> str:
+    """A duration as an owner reads it in a reason: "15min", "90min", "3h"."""
+    minutes = int(seconds) // 60
+    return f"{minutes // 60}h" if minutes >= 60 and minutes % 60 == 0 else f"{minutes}min"
 
 
 class Detection:

@@ -200,17 +200,24 @@ def scores(views, inv_up, neg_inv_lo, thresholds, score, reason, severity, out_o
     B, n, nb = views[0].shape
     found = 0
     t0, t1, t2 = thresholds[0], thresholds[1], thresholds[2]
+    top = np.empty(nb, dtype=_F)
     for s in range(n):
-        # The largest view score, accumulated in a register; a missing view (NaN) never wins a comparison and the
-        # score is never below 0.
+        # The largest view score over the views in order; a missing view (NaN) never wins a comparison and the score
+        # is never below 0. Accumulated along contiguous rows of the hours (the compiler vectorises that loop), then
+        # written to the points' columns.
         s_row, sev_row, why_row = score[s], severity[s], reason[s]
         for q in range(B):
+            top[:] = _ZERO
+            for i in range(len(views)):
+                v_row, up_row, lo_row = views[i][q, s], inv_up[i][s], neg_inv_lo[i][s]
+                for j in range(nb):
+                    v = v_row[j]
+                    up = v * up_row[j]
+                    down = v * lo_row[j]
+                    x = up if up > down else down
+                    top[j] = x if x > top[j] else top[j]
             for j in range(nb):
-                top = _ZERO
-                for i in range(len(views)):
-                    x = _view_score(views, inv_up, neg_inv_lo, i, q, s, j)
-                    top = x if x > top else top
-                s_row[j * B + q] = top
+                s_row[j * B + q] = top[j]
         for col in range(nb * B):
             x = s_row[col]
             sev_row[col] = (x >= t0) + (x >= t1) + (x >= t2)
