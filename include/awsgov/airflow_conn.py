@@ -30,13 +30,18 @@ FINDINGS_ASSET = Asset(name="awsgov_findings", uri="file:///awsgov/store/finding
 ANOMALIES_ASSET = Asset(name="awsgov_anomalies", uri="file:///awsgov/store/anomalies")
 
 
-# Every governance task: an owner the UI shows, and retries with exponential backoff for transient AWS trouble.
+# Every governance task: an owner the UI shows, retries with exponential backoff for transient AWS trouble, and an
+# execution_timeout so that no input (a hostile package name, a server that never answers) holds a worker slot for
+# ever: one hour is about 15 times the longest task measured (collection of 500 accounts x 4 regions, 243 s in the
+# README's figures). A task that needs longer sets its own ``execution_timeout``.
+DEFAULT_EXECUTION_TIMEOUT = dt.timedelta(hours=1)
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "governance",
     "retries": 2,
     "retry_delay": dt.timedelta(seconds=30),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": dt.timedelta(minutes=10),
+    "execution_timeout": DEFAULT_EXECUTION_TIMEOUT,
 }
 
 # The pool every AWS-calling task runs in: read from the settings file at parse time (never a Variable there).

@@ -57,6 +57,20 @@ def test_dag_has_id_tags_doc_owner_retries(path):
                 ("validate", "check_")), f"{dag_id}.{task.task_id} has no retries"
 
 
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_every_task_has_an_execution_timeout(path):
+    """No task may run for ever (a hung AWS call or a hostile input holds a worker slot): DEFAULT_ARGS gives one hour,
+    a task may set its own."""
+    import datetime as dt
+
+    bag, _, _ = _parse(path)
+    for dag_id, dag in bag.dags.items():
+        for task in dag.tasks:
+            timeout = task.execution_timeout
+            assert isinstance(timeout, dt.timedelta) and dt.timedelta(0) < timeout <= dt.timedelta(hours=6), (
+                f"{dag_id}.{task.task_id} has execution_timeout {timeout!r}")
+
+
 # Run in a fresh interpreter: which heavy module did parsing the DAG file load, and which code asked for it first.
 _PARSE_PROBE = r"""
 import builtins, json, runpy, sys, traceback

@@ -3,10 +3,16 @@
 The daily collection stores every managed instance's applications (``software_inventory``, inventory.py); a search
 reads the latest collected day (or a given one) from the store, so it costs no AWS call and answers for the whole
 organization in seconds. A query is a name pattern (a glob: ``*`` any run of characters, ``?`` one character,
-case-insensitive, matched against the whole name), an optional version constraint (PEP 440 specifiers such as
-``<2.17.1`` or ``>=2.0,<2.17.1``, or a bare version meaning ``==``), and optionally accounts or OU names. Patterns
+case-insensitive, matched against the whole name; names longer than :data:`MAX_NAME_LENGTH` never match), an
+optional version constraint (PEP 440 specifiers such as ``<2.17.1`` or ``>=2.0,<2.17.1``, or a bare version meaning
+``==``), and optionally accounts or OU names. Patterns
 outside a small character set, with fewer than two literal characters or more than :data:`MAX_STARS` wildcards, and
 unparseable constraints are refused with a message naming the problem, before anything is read.
+
+Package names come from member accounts, so matching must not depend on how hostile a name is: a glob is matched
+segment by segment (:func:`glob_fullmatch`: the parts between ``*`` placed leftmost, in order, each part a fixed-length
+regex without quantifiers), never as one backtracking regex (``.*a.*a.*a.*a`` against 400 characters took 23 s and
+grows as n^4). The work is at most (name length + 1) x (pattern length + 1) character comparisons.
 
 Package versions are not always PEP 440 (``5.1-6ubuntu1``, ``3.0.2-0ubuntu1.10``): a version that does not parse is
 compared by its leading numeric part (``5.1``, ``3.0.2``); one without any (``-1``) never satisfies a constraint.
@@ -21,7 +27,7 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -37,17 +43,21 @@ if TYPE_CHECKING:
 # The characters a package-name pattern may hold (the DAG's Param enforces the same): letters, digits, space and
 # . _ + : @ / ( ) - plus the wildcards * and ?. No brackets, backslashes or quotes: nothing a regex or a shell would
 # read as syntax.
-PATTERN_CHARS = r"^[A-Za-z0-9 ._+:@/()*?-]{1,128}$"
+PATTERN_CHARS = r"^[A-Za-z0-9 ._+:@/()*?-]{1,128}\Z"
 MAX_STARS = 4
 MIN_LITERALS = 2
-CONSTRAINT_CHARS = r"^[A-Za-z0-9 .,*!=<>~+-]{1,100}$"
-ACCOUNT_RE = re.compile(r"^\d{12}$")
-OU_CHARS = r"^[^\x00-\x1f<>]{1,128}$"
+CONSTRAINT_CHARS = r"^[A-Za-z0-9 .,*!=<>~+-]{1,100}\Z"
+ACCOUNT_RE = re.compile(r"^\d{12}\Z")
+OU_CHARS = r"^[^\x00-\x1f<>]{1,128}\Z"
+# Longer installed-application names never match a pattern: real names are far shorter (the longest Windows
+# product names are about 150 characters), and the cap bounds the work per name whatever a member account reports.
+MAX_NAME_LENGTH = 512
 PREFIX = "package_search"
 RESULT_COLUMNS = ("account_id", "account_name", "ou", "region", "instance_id", "computer_name", "platform_name",
                   "name", "version", "publisher", "captured_at")
 _LEADING_VERSION = re.compile(r"^\s*v?(\d+(?:\.\d+)*)")
 _SEARCH_ID_BAD = re.compile(r"[^A-Za-z0-9_.=-]")
+_SEARCH_ID = re.compile(r"[A-Za-z0-9_.=-]{1,120}")
 
 
 class QueryError(ValueError):
@@ -58,9 +68,73 @@ class NoInventoryError(LookupError):
     """Nothing was collected to search (no software_inventory partition on or before the day)."""
 
 
+def glob_fullmatch(parts: Sequence[str], name: str, at: Callable[[int, int], bool],
+                   find: Callable[[int, int, int], int]) -> bool:
+    """Whether ``name`` matches a glob given as its parts between ``*`` (``"a*b".split("*")``), without backtracking.
+
+    The first part must match at the start and the last at the end; each middle part is placed at its leftmost
+    position after the previous one (a leftmost place never leaves less room for the parts after it, so no other
+    place needs trying). Each part is searched once: the work is bounded by len(name) x len(pattern).
+
+    :param parts: the pattern split at ``*`` (a pattern without ``*`` is one part: the whole name).
+    :param name: the candidate name.
+    :param at: ``at(i, pos)``: whether part ``i`` matches ``name`` at ``pos`` exactly.
+    :param find: ``find(i, start, stop)``: the first position >= start where part ``i`` matches and ends by
+        ``stop``, or -1.
+    """
+    if len(parts) == 1:
+        return len(name) == len(parts[0]) and at(0, 0)
+    last = len(parts) - 1
+    pos, end = len(parts[0]), len(name) - len(parts[last])
+    if end < pos or not at(0, 0) or not at(last, end):
+        return False
+    for i in range(1, last):
+        found = find(i, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(parts[i])
+    return True
+
+
+@dataclass(frozen=True)
+class Glob:
+    """A validated package-name glob, matched in linear time (:func:`glob_fullmatch`); from :func:`compile_pattern`.
+
+    :param pattern: the glob as given.
+    """
+
+    pattern: str
+    parts: tuple[str, ...] = field(init=False, repr=False)
+    regexes: tuple[re.Pattern[str], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        parts = tuple(self.pattern.split("*"))
+        # Each part is fixed-length (literals and "." only, no quantifier): matching it at a position costs at most
+        # its length, whatever the name holds.
+        regexes = tuple(re.compile("".join("." if c == "?" else re.escape(c) for c in part), re.IGNORECASE | re.DOTALL)
+                        for part in parts)
+        object.__setattr__(self, "parts", parts)
+        object.__setattr__(self, "regexes", regexes)
+
+    def fullmatch(self, name: str) -> bool:
+        """Whether the whole ``name`` matches (case-insensitive); False for names over :data:`MAX_NAME_LENGTH`."""
+        if len(name) > MAX_NAME_LENGTH:
+            return False
+        regexes = self.regexes
+
+        def at(i: int, pos: int) -> bool:
+            return regexes[i].match(name, pos) is not None
+
+        def find(i: int, start: int, stop: int) -> int:
+            found = regexes[i].search(name, start, stop)
+            return -1 if found is None else found.start()
+
+        return glob_fullmatch(self.parts, name, at, find)
+
+
 @lru_cache(maxsize=256)
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """The case-insensitive full-match regex of a validated glob, or raise :class:`QueryError`.
+def compile_pattern(pattern: str) -> Glob:
+    """The case-insensitive whole-name matcher of a validated glob, or raise :class:`QueryError`.
 
     :param pattern: e.g. ``log4j*`` or ``openssl``.
     """
@@ -73,8 +147,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     if literals < MIN_LITERALS:
         raise QueryError(f"pattern {pattern!r} is too broad: it needs at least {MIN_LITERALS} characters that are not "
                          "wildcards")
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(body, re.IGNORECASE | re.DOTALL)
+    return Glob(pattern)
 
 
 @lru_cache(maxsize=256)
@@ -190,7 +263,7 @@ def search(store: Store, query: SearchQuery) -> dict[str, Any]:
     """
     from include.awsgov.core import tables
 
-    regex = compile_pattern(query.pattern)
+    glob = compile_pattern(query.pattern)
     spec = parse_constraint(query.versions)
     day = _latest_inventory_day(store, dt.date.fromisoformat(query.day) if query.day else None)
     if day is None:
@@ -210,7 +283,7 @@ def search(store: Store, query: SearchQuery) -> dict[str, Any]:
         scope = {a for a in scope if str(ous.get(a, "")).casefold() in wanted}
     rows = []
     for r in inv[inv["account_id"].isin(scope)].to_dict("records"):
-        if regex.fullmatch(str(r["name"] or "")) and version_matches(spec, r["version"]):
+        if glob.fullmatch(str(r["name"] or "")) and version_matches(spec, r["version"]):
             rows.append({**{c: r.get(c) for c in RESULT_COLUMNS if c in r},
                          "account_name": names.get(r["account_id"], ""), "ou": ous.get(r["account_id"], "")})
     rows.sort(key=lambda r: (r["account_id"], r["region"], r["instance_id"], r["name"], r["version"]))
@@ -251,8 +324,22 @@ def subject(query: SearchQuery, result: Mapping[str, Any]) -> str:
 
 
 def search_id(run_id: str) -> str:
-    """A store-safe folder name for a search (from the DAG run id)."""
-    return _SEARCH_ID_BAD.sub("_", run_id)[:120] or "search"
+    """A store-safe folder name for a search (from the DAG run id): one path segment, never ``.`` or ``..``.
+
+    Characters outside letters, digits and ``_ . = -`` become ``_``; a name of dots only (which the store would read
+    as this folder or its parent: ``..`` wrote at the store root) becomes ``_`` per dot.
+    """
+    sid = _SEARCH_ID_BAD.sub("_", str(run_id))[:120]
+    if not sid.strip("."):
+        sid = "_" * len(sid)
+    return sid or "search"
+
+
+def check_search_id(sid: str) -> str:
+    """Return ``sid`` if it is one safe path segment (as :func:`search_id` makes), else raise ``ValueError``."""
+    if not isinstance(sid, str) or not _SEARCH_ID.fullmatch(sid) or not sid.strip("."):
+        raise ValueError(f"search id {sid!r} is not one store folder name (letters, digits, _ . = -; not dots only)")
+    return sid
 
 
 def archive(store: Store, sid: str, query: SearchQuery, result: Mapping[str, Any]) -> dict[str, str]:
@@ -265,6 +352,7 @@ def archive(store: Store, sid: str, query: SearchQuery, result: Mapping[str, Any
     """
     from include.awsgov.core import render
 
+    check_search_id(sid)
     context = {"query": query.to_dict(), **result}
     base = f"{PREFIX}/{sid}"
     paths = {
@@ -281,7 +369,7 @@ def message(store: Store, sid: str, query: SearchQuery, result: Mapping[str, Any
     """The answer as a validated e-mail (text, HTML, CSV attachment) for mail.py's transports."""
     from include.awsgov.core import mail
 
-    base = f"{PREFIX}/{sid}"
+    base = f"{PREFIX}/{check_search_id(sid)}"
     return mail.build_message(sender, [to], subject(query, result), store.get_text(f"{base}/results.txt"),
                               store.get_text(f"{base}/results.html"),
                               [(f"package-search-{result['day']}.csv", store.get_bytes(f"{base}/results.csv"),
