@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Every botocore call the product makes is checked against the service model (max lengths, enums, patterns, ranges).
+pytest_plugins = ["tests.contract.botocore_contract"]
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 AIRFLOW_HOME = REPO / ".airflow" / f"test-{_WORKER}"
 
