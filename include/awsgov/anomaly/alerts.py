@@ -21,13 +21,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from include.awsgov.anomaly.metrics import SEVERITIES, RuleSet
-from include.awsgov.core import tables
+from include.awsgov.core import owners, tables
 from include.awsgov.core.accounts import OWNER_KEYS, account_tags
 from include.awsgov.core.aws import AwsAccess, error_code
-from include.awsgov.core.mail import InvalidRecipient, build_message, is_transient, mailer_from_settings
+from include.awsgov.core.mail import (
+    InvalidRecipient,
+    build_message,
+    is_transient,
+    mailer_from_settings,
+    validate_address,
+)
 from include.awsgov.core.store import Store
 
 log = logging.getLogger(__name__)
@@ -67,7 +74,12 @@ def pending_alerts(
 
 
 def owner_addresses(access: AwsAccess, account_ids: Sequence[str], fallback: str) -> dict[str, str]:
-    """Alert recipient per account: its Owner tag, else ``fallback`` (also when tags cannot be read).
+    """Alert recipients per account: the valid addresses of its Owner tag, else ``fallback`` (also when tags
+    cannot be read).
+
+    A tag may list several owners (``a@x.com, b@x.com`` or ``;``): it is split as the weekly report splits owners
+    (owners.py), each address is checked and every valid one receives the alert; invalid ones are logged and left
+    out. The value is the canonical owner key (``", "``-joined, :func:`owners.recipients` splits it again).
 
     :param access: the admin account's access layer (Organizations).
     :param account_ids: accounts to resolve.
@@ -80,8 +92,14 @@ def owner_addresses(access: AwsAccess, account_ids: Sequence[str], fallback: str
         tags = {}
     out = {}
     for account_id in account_ids:
-        owner = next((v for k, v in sorted(tags.get(account_id, {}).items()) if k.casefold() in OWNER_KEYS and v), "")
-        out[account_id] = owner.strip() or fallback
+        tag = next((v for k, v in sorted(tags.get(account_id, {}).items()) if k.casefold() in OWNER_KEYS and v), "")
+        valid = []
+        for address in owners.recipients(owners.canonical(tag)):
+            try:
+                valid.append(validate_address(address))
+            except InvalidRecipient as exc:
+                log.warning("alerts: owner of %s: %s; left out", account_id, exc)
+        out[account_id] = owners.canonical(", ".join(valid)) or fallback
     return out
 
 
@@ -130,16 +148,22 @@ def compose(
 def record(store: Store, entries: Sequence[Mapping[str, Any]]) -> None:
     """Merge ledger rows into the ledger (a newer row for an anomaly replaces an older one).
 
+    Each day's chunk is changed through :meth:`Store.update`, so the metric anomaly alerts and the event alerts of
+    ``governance_events``, which share the ledger and may run at the same moment, never drop each other's rows.
+
     :param store: the history store.
     :param entries: ALERT_LEDGER rows; ``day`` of each is taken from the ``anomaly_day`` key.
     """
     frame = pd.DataFrame(list(entries))
     for day, part in frame.groupby("anomaly_day", sort=True):
-        existing = store.read_chunk(LEDGER_TABLE, day, LEDGER_CHUNK, tables.ALERT_LEDGER).to_pandas()
-        existing = existing[~existing["anomaly_id"].isin(set(part["anomaly_id"]))]
-        merged = pd.concat([existing, part[tables.ALERT_LEDGER.names]], ignore_index=True)
-        store.write(LEDGER_TABLE, day, merged, chunk=LEDGER_CHUNK, schema=tables.ALERT_LEDGER,
-                    sort_by=["anomaly_id"])
+        rows = part[tables.ALERT_LEDGER.names]
+
+        def merge(existing: pa.Table, rows: pd.DataFrame = rows) -> pd.DataFrame:
+            existing = existing.to_pandas()
+            existing = existing[~existing["anomaly_id"].isin(set(rows["anomaly_id"]))]
+            return pd.concat([existing, rows], ignore_index=True) if len(existing) else rows
+
+        store.update(LEDGER_TABLE, day, LEDGER_CHUNK, merge, schema=tables.ALERT_LEDGER, sort_by=["anomaly_id"])
 
 
 def mail_and_record(mailer: Any, store: Store, mail_cfg: Mapping[str, Any], summary: dict[str, int], *,
@@ -164,7 +188,8 @@ def mail_and_record(mailer: Any, store: Store, mail_cfg: Mapping[str, Any], summ
     headers = {ALERT_HEADER: kind, "X-Awsgov-Account": account_id}
     try:
         try:
-            message = build_message(mail_cfg["sender"], recipient, subject, text, headers=headers)
+            message = build_message(mail_cfg["sender"], owners.recipients(recipient), subject, text,
+                                    headers=headers)
         except InvalidRecipient as exc:
             log.warning("alerts: owner of %s is not a valid address (%s); using %s", account_id, exc, fallback)
             recipient = fallback

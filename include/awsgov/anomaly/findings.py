@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from include.awsgov.anomaly.alarm import ALARM, alarm_states
@@ -246,14 +247,22 @@ def merge_anomalies(store: Store, account_id: str, rows: Sequence[Mapping[str, A
     frame = frame.drop_duplicates("anomaly_id")
     fresh_parts = []
     for day, part in frame.groupby(frame["timestamp"].dt.date, sort=True):
-        existing = store.read_chunk(ANOMALIES_TABLE, day, account_id, tables.ANOMALIES).to_pandas()
-        fresh = part[~part["anomaly_id"].isin(set(existing["anomaly_id"]))]
-        if fresh.empty:
-            continue
-        merged = pd.concat([existing, fresh], ignore_index=True) if len(existing) else fresh
-        store.write(ANOMALIES_TABLE, day, merged, chunk=account_id, schema=tables.ANOMALIES,
-                    sort_by=["timestamp", "rule_id", "anomaly_id"])
-        fresh_parts.append(fresh)
+        found: list[pd.DataFrame] = []
+
+        def add_fresh(existing: pa.Table, part: pd.DataFrame = part, found: list = found) -> pd.DataFrame | None:
+            # Under the chunk's lock (or retried on a conflict): concurrent runs of this DAG and the activity
+            # checks of governance_events add to the same file, and neither may drop the other's rows.
+            existing = existing.to_pandas()
+            fresh = part[~part["anomaly_id"].isin(set(existing["anomaly_id"]))]
+            found[:] = [fresh]
+            if fresh.empty:
+                return None
+            return pd.concat([existing, fresh], ignore_index=True) if len(existing) else fresh
+
+        store.update(ANOMALIES_TABLE, day, account_id, add_fresh, schema=tables.ANOMALIES,
+                     sort_by=["timestamp", "rule_id", "anomaly_id"])
+        if not found[0].empty:
+            fresh_parts.append(found[0])
     if not fresh_parts:
         return frame.iloc[0:0]
     return pd.concat(fresh_parts, ignore_index=True)

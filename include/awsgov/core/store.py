@@ -2,8 +2,10 @@
 
 Layout: ``<base>/<table>/dt=YYYY-MM-DD/part-<chunk>.parquet``. A chunk is the unit one task writes (an account,
 a batch, or ``all``); rewriting a chunk replaces exactly that file, so reruns never duplicate rows. Files are
-written under a hidden temporary name and renamed into place (local) or PUT in one request (S3), so a crash
-mid-write leaves the previous version readable. Files starting with ``.`` or ``_`` are ignored by Athena,
+written under a hidden temporary name, flushed to disk (fsync) and renamed into place, then the folder is synced
+(local), or PUT in one request (S3), so a crash mid-write leaves the previous version readable. A temporary left
+by a killed writer is deleted by the next write to its folder once it is older than ``STALE_TEMP_SECONDS`` (no
+live writer holds one that long). Files starting with ``.`` or ``_`` are ignored by Athena,
 DuckDB and pyarrow, so temporaries never show up in queries. The partition column ``dt`` lives in the path
 only, never in the files.
 
@@ -12,17 +14,26 @@ run, :meth:`Store.compact` writes the day's chunks once more as one ``_compact.p
 keeps it out of Athena, DuckDB and pyarrow queries, which read the chunks as before). It records each chunk's size
 and modification stamp; readers take from it only the chunks whose file is still that version and read any chunk
 rewritten, added or deleted since from the chunk files, so a task rerun after the compaction is never hidden.
+
+A chunk that several tasks add to (the alert ledger, an account's anomalies) is changed only through
+:meth:`Store.update`: read, merge and write under the chunk's lock (local: ``fcntl`` lock on a hidden lock file,
+held across threads and processes), or, on an object store, a conditional PUT on the version read, retried on a
+conflict. No concurrent writer's rows are lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import io
 import json
 import logging
+import os
 import re
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import fsspec
@@ -40,6 +51,29 @@ _DT_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 COMPACT_FILE = "_compact.parquet"
 _CHUNK_COLUMN = "__chunk"  # in the compact file only: which chunk a row came from
 _SOURCES_KEY = b"awsgov.chunk_versions"  # compact file metadata: {chunk: version of the file it was made from}
+_TEMP_RE = re.compile(r"^\..+\.tmp-[0-9a-f]{32}$")  # put_bytes' temporaries: .<name>.tmp-<uuid4 hex>
+# A temporary older than this belongs to a writer that died (a live write takes well under a second).
+STALE_TEMP_SECONDS = 3600
+# Conflicting commits on an object store: attempts before update() gives up.
+UPDATE_ATTEMPTS = 20
+
+
+class ConflictError(RuntimeError):
+    """An object-store commit kept losing to concurrent writers (see :meth:`Store.update`)."""
+
+
+def _fsync_dir(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_precondition_failure(exc: BaseException) -> bool:
+    """Whether an object store refused a conditional PUT (HTTP 412 / 409: someone else wrote first)."""
+    text = f"{type(exc).__name__} {exc}"
+    return any(s in text for s in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"))
 
 
 def _as_date(day: dt.date | str) -> dt.date:
@@ -82,13 +116,45 @@ class Store:
         parent = target.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
         if self.local:
+            self._clean_temporaries(parent)
             tmp = f"{parent}/.{target.rsplit('/', 1)[1]}.tmp-{uuid.uuid4().hex}"
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            Path(tmp).replace(target)
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            _fsync_dir(parent)  # and the rename itself survives a power loss
         else:
             self.fs.pipe_file(target, data)
         return target
+
+    @staticmethod
+    def _clean_temporaries(folder: str, max_age: float = STALE_TEMP_SECONDS) -> list[str]:
+        """Delete this class's temporaries in ``folder`` older than ``max_age`` seconds (left by killed writers).
+
+        Only names of the temporary pattern are touched, and only old ones: a live writer's temporary is young.
+        """
+        removed = []
+        limit = time.time() - max_age
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            if not _TEMP_RE.match(entry.name):
+                continue
+            with contextlib.suppress(FileNotFoundError):  # another writer may clean it at the same moment
+                if entry.stat(follow_symlinks=False).st_mtime < limit:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+        if removed:
+            log.warning("store: removed %d stale temporary file(s) in %s: %s", len(removed), folder, removed)
+        return removed
 
     def get_bytes(self, relpath: str) -> bytes:
         """Read a file relative to the store root."""
@@ -116,6 +182,7 @@ class Store:
         chunk: str = "all",
         schema: pa.Schema | None = None,
         sort_by: Iterable[str] | None = None,
+        _condition: dict[str, str] | None = None,
     ) -> str:
         """Replace one chunk of one day of a table, atomically and idempotently.
 
@@ -138,9 +205,76 @@ class Store:
         buf = io.BytesIO()
         pq.write_table(arrow, buf, compression="zstd")
         day_s = _as_date(day).isoformat()
-        path = self.put_bytes(f"{table}/dt={day_s}/part-{chunk}.parquet", buf.getvalue())
+        relpath = f"{table}/dt={day_s}/part-{chunk}.parquet"
+        if _condition:  # update() on an object store: a PUT that fails if the file changed since it was read
+            path = self.path(relpath)
+            self.fs.pipe_file(path, buf.getvalue(), **_condition)
+        else:
+            path = self.put_bytes(relpath, buf.getvalue())
         log.info("store: wrote %d rows to %s/dt=%s chunk %s", arrow.num_rows, table, day_s, chunk)
         return path
+
+    def update(
+        self,
+        table: str,
+        day: dt.date | str,
+        chunk: str,
+        change: Callable[[pa.Table], pd.DataFrame | pa.Table | None],
+        *,
+        schema: pa.Schema,
+        sort_by: Iterable[str] | None = None,
+    ) -> str | None:
+        """Read-modify-write one chunk without losing a concurrent writer's rows.
+
+        ``change`` gets the chunk as it is now (empty with ``schema``'s columns when absent) and returns the new
+        content, or None to leave the file alone. Locally the whole read-change-write holds an exclusive lock on
+        the chunk (``.part-<chunk>.lock`` next to it; ``fcntl``, so threads and processes both wait). On an object
+        store the write is a PUT conditional on the version read (``If-Match`` / ``If-None-Match``); when another
+        writer got there first, the chunk is read again and ``change`` called again, so it must be a pure function
+        of what it is given.
+
+        :returns: the path written, or None when ``change`` returned None.
+        """
+        if not _CHUNK_RE.match(chunk):
+            raise ValueError(f"invalid chunk name {chunk!r}")
+        if self.local:
+            with self._chunk_lock(table, day, chunk):
+                new = change(self.read_chunk(table, day, chunk, schema))
+                return None if new is None else self.write(table, day, new, chunk=chunk, schema=schema,
+                                                           sort_by=sort_by)
+        path = f"{self.partition_path(table, day)}/part-{chunk}.parquet"
+        for _attempt in range(UPDATE_ATTEMPTS):
+            try:
+                # The version first, then the content: content newer than the version only makes the PUT fail.
+                etag = self.fs.info(path).get("ETag")
+                if not etag:
+                    raise ConflictError(f"{self.url} gives no ETag: cannot commit {table} chunk {chunk} safely")
+                current, condition = self._read_files([path], None, schema), {"IfMatch": etag}
+            except FileNotFoundError:
+                current, condition = schema.empty_table(), {"IfNoneMatch": "*"}
+            new = change(current)
+            if new is None:
+                return None
+            try:
+                return self.write(table, day, new, chunk=chunk, schema=schema, sort_by=sort_by, _condition=condition)
+            except Exception as exc:  # noqa: BLE001 - only a lost race is retried
+                if not _is_precondition_failure(exc):
+                    raise
+                log.info("store: %s/%s chunk %s changed while merging; merging again", table, day, chunk)
+                self.fs.invalidate_cache(path)
+        raise ConflictError(f"{table}/{day} chunk {chunk}: {UPDATE_ATTEMPTS} conflicting writers in a row")
+
+    @contextlib.contextmanager
+    def _chunk_lock(self, table: str, day: dt.date | str, chunk: str) -> Iterator[None]:
+        """Exclusive lock on one local chunk (a hidden file, so query engines never see it)."""
+        part = self.partition_path(table, day)
+        os.makedirs(part, exist_ok=True)
+        fd = os.open(f"{part}/.part-{chunk}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed, also when the process dies
+            yield
+        finally:
+            os.close(fd)
 
     def days(self, table: str) -> list[dt.date]:
         """Days that have a partition for ``table``, ascending."""

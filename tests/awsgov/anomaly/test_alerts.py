@@ -94,9 +94,27 @@ def test_owner_tag_is_the_recipient_with_governance_fallback(monkeypatch):
         owned = org.create_account(AccountName="owned", Email="owned@example.com",
                                    Tags=[{"Key": "owner", "Value": "alice@example.com"}])
         unowned = org.create_account(AccountName="unowned", Email="unowned@example.com")
-        ids = [owned["CreateAccountStatus"]["AccountId"], unowned["CreateAccountStatus"]["AccountId"]]
+        # Several owners in one tag, split as the weekly report splits them; an invalid one among them is left out.
+        shared = org.create_account(AccountName="shared", Email="shared@example.com", Tags=[
+            {"Key": "Owner", "Value": "Bob@Example.com; alice@example.com,not-an-address"}])
+        ids = [owned["CreateAccountStatus"]["AccountId"], unowned["CreateAccountStatus"]["AccountId"],
+               shared["CreateAccountStatus"]["AccountId"]]
         owners = alerts.owner_addresses(access, ids, TEST_GOVERNANCE)
-    assert owners == {ids[0]: "alice@example.com", ids[1]: TEST_GOVERNANCE}
+    assert owners == {ids[0]: "alice@example.com", ids[1]: TEST_GOVERNANCE,
+                      ids[2]: "alice@example.com, bob@example.com"}
+
+
+def test_an_alert_to_an_account_with_several_owners_reaches_each_of_them(tmp_path, ruleset, org, smtp_server):
+    access, (prod, _) = org
+    access.client("organizations").tag_resource(ResourceId=prod, Tags=[
+        {"Key": "Owner", "Value": "alice@example.com, bob@example.com"}])
+    inbox, smtp = smtp_server
+    store = _stored(tmp_path, {prod: _rows(prod, [5])})
+    summary = alerts.send_alerts(access, store, _settings(), ruleset, TEST_END, {prod: "prod"}, smtp=smtp)
+    assert summary["sent"] == 1
+    assert [sorted(rcpt) for rcpt, _ in inbox.messages] == [["alice@example.com", "bob@example.com"]]
+    ledger = store.read("alert_ledger", schema=tables.ALERT_LEDGER)
+    assert list(ledger["recipient"]) == ["alice@example.com, bob@example.com"]
 
 
 class _Inbox:

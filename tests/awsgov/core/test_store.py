@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
+import time
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pytest
 
+from include.awsgov.core import store as store_module
 from include.awsgov.core import tables
-from include.awsgov.core.store import Store
+from include.awsgov.core.store import STALE_TEMP_SECONDS, Store
 
 TEST_DAY = dt.date(2026, 11, 23)
 
@@ -46,21 +50,55 @@ def test_sorted_rewrite_of_shuffled_rows_is_byte_identical(store):
     assert path.read_bytes() == first
 
 
-def test_failed_write_leaves_previous_version_and_no_visible_temp(store, monkeypatch):
+def test_failed_write_leaves_previous_version_and_no_temp(store, monkeypatch):
     store.write("coverage", TEST_DAY, _coverage("111111111111", ["us-east-1"]), chunk="a", schema=tables.COVERAGE)
 
-    def crash(self, target):
+    def crash(src, dst):
         raise OSError("disk gone mid-rename")
 
-    monkeypatch.setattr(Path, "replace", crash)
+    monkeypatch.setattr(store_module.os, "replace", crash)
     with pytest.raises(OSError, match="mid-rename"):
         store.write("coverage", TEST_DAY, _coverage("111111111111", ["eu-west-1"]), chunk="a",
                     schema=tables.COVERAGE)
     monkeypatch.undo()
     folder = Path(store.partition_path("coverage", TEST_DAY))
-    assert any(p.name.startswith(".") for p in folder.iterdir()), "the temp file is where the crash left it"
+    assert [p.name for p in folder.iterdir()] == ["part-a.parquet"], "the failed write removed its temporary"
     assert store.chunks("coverage", TEST_DAY) == ["a"]
     assert list(store.read("coverage", TEST_DAY, TEST_DAY)["region"]) == ["us-east-1"]
+
+
+def test_local_write_syncs_the_file_before_the_rename_and_the_folder_after(store, monkeypatch):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append(("fsync", "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store_module.os, "fsync", fsync)
+    monkeypatch.setattr(store_module.os, "replace", replace)
+    store.write("coverage", TEST_DAY, _coverage("111111111111", ["us-east-1"]), chunk="a", schema=tables.COVERAGE)
+    assert calls == [("fsync", "file"), ("replace", "part-a.parquet"), ("fsync", "dir")]
+
+
+def test_stale_temporaries_of_killed_writers_are_removed_by_the_next_write_and_nothing_else(store):
+    store.write("coverage", TEST_DAY, _coverage("111111111111", ["us-east-1"]), chunk="a", schema=tables.COVERAGE)
+    folder = Path(store.partition_path("coverage", TEST_DAY))
+    stale = folder / f".part-a.parquet.tmp-{'a' * 32}"
+    young = folder / f".part-b.parquet.tmp-{'b' * 32}"  # a writer that may still be at work
+    other = folder / ".keep-me"  # not ours
+    for path in (stale, young, other):
+        path.write_bytes(b"half a file")
+    old = time.time() - STALE_TEMP_SECONDS - 60
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    store.write("coverage", TEST_DAY, _coverage("111111111111", ["eu-west-1"]), chunk="a", schema=tables.COVERAGE)
+    assert not stale.exists() and young.exists() and other.exists()
+    assert list(store.read("coverage", TEST_DAY, TEST_DAY)["region"]) == ["eu-west-1"]
 
 
 def test_rows_that_do_not_fit_the_schema_are_refused_before_anything_is_written(store):
