@@ -20,6 +20,15 @@ SANDBOX_KEY_ID = "AKIASANDBOXADMIN0001"
 SANDBOX_SECRET = "sandbox-admin-secret"  # noqa: S105 - a local emulator's key, not a secret
 
 
+def venv_path(path: str) -> str:
+    """``path`` (a PATH value) with this virtualenv's bin directory first, once.
+
+    :param path: the current PATH.
+    """
+    rest = [entry for entry in path.split(os.pathsep) if entry and entry != str(VENV_BIN)]
+    return os.pathsep.join([str(VENV_BIN), *rest])
+
+
 def airflow_env(sandbox_info: dict, home: Path, store_url: str, extra_settings: dict | None = None) -> dict[str, str]:
     """Variables that point Airflow (connection aws_default, Variables) at a running sandbox.
 
@@ -50,6 +59,9 @@ def airflow_env(sandbox_info: dict, home: Path, store_url: str, extra_settings: 
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        # `airflow standalone` starts its components (scheduler, api-server, ...) as the bare command `airflow`:
+        # without the virtualenv's bin first on PATH they die with FileNotFoundError.
+        "PATH": venv_path(os.environ.get("PATH", "")),
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
         "AIRFLOW_VAR_AWSGOV_EXTERNAL_ID": sandbox_info["external_id"],
         "AIRFLOW_VAR_AWSGOV_SETTINGS": json.dumps(settings),
