@@ -2,18 +2,23 @@
 ### Governance events: the central event bus drives this DAG (event-based monitoring)
 
 Member accounts forward security events and API calls to the admin account's central bus (baseline StackSet); the
-central stack's rule delivers every event on that bus to an SQS queue (dead-letter queue attached, queue policy
-admitting only that rule). This DAG is scheduled on the asset `awsgov_events_queue`, fed by an **AssetWatcher**:
-the common-messaging provider's `MessageQueueTrigger` (scheme `sqs`) polls the queue in the triggerer with the
-`aws_default` connection (its `endpoint_url` included), deletes what it receives and starts a run carrying the
-messages in the asset event. The queue URL is read at parse time from `AWSGOV_EVENTS_QUEUE_URL` or
-`include/config/ingest.yaml` `queue_url`; without one the DAG has no watcher and only runs by hand.
+central stack's rule delivers each event to two SQS queues: the **events queue** `governance-events` (dead-letter
+queue attached by its redrive policy) and the **wake queue** `governance-events-wake` (a small message per event,
+no event in it). This DAG is scheduled on the asset `awsgov_events_queue` **or** every 10 minutes (a sweep). The
+asset's **AssetWatcher** (the common-messaging provider's `MessageQueueTrigger`, scheme `sqs`, in the triggerer,
+through the `aws_default` connection) polls only the wake queue: it deletes wake messages and starts a run; it never
+touches an event, and no event body enters Airflow's metadata DB. The events queue URL is read at parse time from
+`AWSGOV_EVENTS_QUEUE_URL` or `include/config/events.yaml` `queue_url` (the wake queue is that URL + `-wake`);
+without one the DAG has no watcher and runs on its sweep and by hand.
 
-1. **store_events** (`aws_pool`): takes the messages of the triggering asset events (a manual run instead drains
-   the queue itself, up to `max_messages`, and deletes only after storing). Poison messages (oversized, malformed
-   JSON, unknown source) go to the dead-letter queue and are counted in `event_rejects`; the rest are normalised
-   (id, source, account, region, time, type, resource, actor, severity), routed by the rules of
-   `include/config/ingest.yaml`, and merged into `events` by event id (a redelivered message is stored once).
+1. **store_events** (`aws_pool`): every run (woken, sweep, manual) drains the events queue until it is empty (up to
+   `max_messages`), chunk by chunk: receive, store, then delete. Nothing is deleted before it is stored; a chunk
+   whose storing fails stays in the queue, fails the run, and comes back (dead-letter queue after 5 receives).
+   Because every run empties the queue, a wake that Airflow's scheduler leaves without a run (apache/airflow#56050,
+   `max_active_runs=1`) strands nothing: the run that skipped it started after its event was queued. Poison messages
+   (oversized, not parseable, unknown source) go to the dead-letter queue and are counted in `event_rejects`; the
+   rest are normalised, routed by the rules of `include/config/events.yaml`, and stored by event id (a redelivered
+   message is stored once).
 2. **send_event_alerts** (`aws_pool`): events routed to `alert` (root sign-in, console sign-in without MFA,
    high-severity GuardDuty finding, Config rule turning NON_COMPLIANT in a prod account, red Trusted Advisor
    security check, CloudTrail trail stopped or deleted, IAM user created in a member account) are mailed at once
@@ -25,7 +30,7 @@ messages in the asset event. The queue URL is read at parse time from `AWSGOV_EV
    the days touched and runs the anomaly detector on each account's categories (IAM changes, security-group
    changes...); bursts are stored in `anomalies` and mailed through the metric alert path.
 
-See docs/ingest.md.
+See docs/events.md.
 """
 
 from __future__ import annotations
@@ -33,7 +38,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
-from airflow.sdk import Asset, AssetWatcher, Param, dag, get_current_context, task
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    AssetWatcher,
+    CronTriggerTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
 
 from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS
 from include.awsgov.core.settings import load_settings
@@ -42,43 +56,46 @@ from include.awsgov.events.ingest import events_config, watcher_queue_url
 # Parse time reads only files and the environment (no Variable, no connection, no AWS call).
 _SETTINGS = load_settings()
 _CFG = events_config()
-QUEUE_URL = watcher_queue_url(_CFG)
+WAKE_QUEUE_URL = watcher_queue_url(_CFG)
 EVENTS_QUEUE_ASSET = Asset(
     name="awsgov_events_queue",
     uri=f"sqs://awsgov/{_CFG['queue_name']}",
     watchers=[
         AssetWatcher(
             name="awsgov_events_sqs",
+            # Wake messages only: deleting them on reception loses nothing (the events stay in the events queue).
             trigger=MessageQueueTrigger(
-                scheme="sqs", sqs_queue=QUEUE_URL, aws_conn_id=_SETTINGS["aws_conn_id"],
-                max_messages=int(_CFG["max_messages"]), num_batches=int(_CFG["num_batches"]),
-                waiter_delay=int(_CFG["poll_seconds"]),
+                scheme="sqs", sqs_queue=WAKE_QUEUE_URL, aws_conn_id=_SETTINGS["aws_conn_id"],
+                max_messages=int(_CFG["wake_max_messages"]), num_batches=int(_CFG["wake_num_batches"]),
+                wait_time_seconds=int(_CFG["wake_wait_seconds"]), waiter_delay=int(_CFG["poll_seconds"]),
             ),
         )
-    ] if QUEUE_URL else [],
+    ] if WAKE_QUEUE_URL else [],
 )
 
 
 @dag(
     dag_id="governance_events",
     doc_md=__doc__,
-    schedule=[EVENTS_QUEUE_ASSET],
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(_CFG["sweep_cron"], timezone="UTC"), assets=[EVENTS_QUEUE_ASSET]),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
-    max_active_runs=1,  # runs merge into the same day files one after the other
+    max_active_runs=1,  # one drainer at a time; wakes that arrive meanwhile become the next run
     default_args=DEFAULT_ARGS,
     tags=["governance", "events", "security"],
     params={
         "max_messages": Param(
             int(_CFG["drain_max_messages"]), type="integer", minimum=1, maximum=100000,
-            description="Manual runs only: drain at most this many messages from the queue.",
+            description="Drain at most this many messages from the events queue (the rest: the next run).",
         ),
     },
 )
 def governance_events():
     @task(pool=AWS_POOL)
     def store_events() -> dict:
-        """Messages of the run -> dead-letter queue (poison) or `events` (normalised, routed, once per id)."""
+        """Drain the events queue until empty: each chunk -> `events` (normalised, routed, once per id) or the
+        dead-letter queue (poison), then deleted from SQS; a failed store fails the task (red run)."""
         import logging
 
         from include.awsgov.airflow_conn import aws_access, settings
@@ -88,19 +105,12 @@ def governance_events():
         log = logging.getLogger("airflow.task")
         context = get_current_context()
         cfg, ecfg = settings(), ingest.events_config()
-        extras = [e.extra for evs in context["triggering_asset_events"].values() for e in evs]
+        wakes = ingest.wake_count(e.extra for evs in context["triggering_asset_events"].values() for e in evs)
         access = aws_access(cfg, context)
         store = Store(cfg["store_url"])
-        received_at = datetime.now(UTC)
-        if extras:
-            messages = ingest.messages_from_asset_events(extras)
-            log.info("events: %d messages from %d asset events", len(messages), len(extras))
-            rows, fresh, rejects = ingest.ingest(access, store, messages, ecfg, received_at)
-            received = len(messages)
-        else:
-            received, rows, fresh, rejects = ingest.drain_and_ingest(
-                access, store, ecfg, int(context["params"]["max_messages"]), received_at)
-            log.info("events: manual run, %d messages drained from %s", received, ecfg["queue_name"])
+        received, rows, fresh, rejects = ingest.drain_and_ingest(
+            access, store, ecfg, int(context["params"]["max_messages"]), datetime.now(UTC))
+        log.info("events: %d wake message(s); %d messages drained from %s", wakes, received, ecfg["queue_name"])
         summary = ingest.summarise(rows, fresh, rejects, received)
         log.info("events: %s; %d alert events, %d day(s), %d hour(s) of API activity",
                  {k: summary[k] for k in ("received", "stored", "duplicates", "rejected")},

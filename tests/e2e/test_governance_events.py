@@ -182,21 +182,22 @@ def delivered(env):
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"pad": "x" * 70_000}))
     depth_before = _queue_depth(sb, url)
 
+    wake_url = env["outputs"]["EventsWakeQueueUrl"]
+    wakes_before = _queue_depth(sb, wake_url)
     asset, trigger = _watcher_trigger()
-    assert trigger.serialize()[1]["sqs_queue"] == url
+    assert trigger.serialize()[1]["sqs_queue"] == wake_url
     event = asyncio.run(_first_event(trigger, timeout=60))
     return {"sent": sent, "payload": event.payload, "dev": dev["id"], "prod": prod["id"], "depth_before": depth_before,
-            "depth_after": _queue_depth(sb, url)}
+            "depth_after": _queue_depth(sb, url), "wakes_before": wakes_before,
+            "wakes_after": _queue_depth(sb, wake_url)}
 
 
-def test_watcher_trigger_receives_events_forwarded_from_member_accounts(delivered):
-    assert delivered["depth_before"] == 8
-    sent, batch = delivered["sent"], delivered["payload"]["message_batch"]
-    bodies = [json.loads(m["Body"]) for m in batch if m["Body"].startswith('{"version"')]
-    # EventBridge's envelope survives the forwarding: the member's event id, account and time.
-    assert {b["id"] for b in bodies} >= set(sent.values())
-    assert {b["account"] for b in bodies if b["id"] in sent.values()} == {delivered["dev"], delivered["prod"]}
-    assert len(batch) == 8 and delivered["depth_after"] == 0  # the trigger deletes what it hands over
+def test_watcher_trigger_is_woken_by_events_forwarded_from_member_accounts_and_leaves_them_queued(delivered):
+    # Five member events and one unknown source reached the central rule: six wakes, which the trigger takes; the
+    # eight messages of the events queue (those six and two poison bodies sent to it directly) stay for the run.
+    assert delivered["depth_before"] == 8 and delivered["wakes_before"] == 6
+    assert len(delivered["payload"]["message_batch"]) == 6 and delivered["wakes_after"] == 0
+    assert delivered["depth_after"] == 8
 
 
 @pytest.fixture(scope="module")
@@ -223,8 +224,10 @@ def test_dag_stores_routes_and_dead_letters_the_watchers_messages(env, delivered
         "config_prod": ("alert", "events_config_noncompliant_prod"),
         "report_only": ("report", ""),
     }
+    # EventBridge's envelope survives the forwarding: the member's event id and account.
     assert stored.loc[sent["iam_user"], "account_id"] == delivered["dev"]
     assert stored.loc[sent["config_prod"], "account_id"] == delivered["prod"]
+    assert _queue_depth(sb, env["outputs"]["EventsQueueUrl"]) == 0  # deleted once stored
 
     rejects = _read(env["store_url"], "event_rejects")
     assert sorted(rejects["reason"]) == ["malformed", "oversized", "unknown_source"]
@@ -237,6 +240,17 @@ def test_dag_stores_routes_and_dead_letters_the_watchers_messages(env, delivered
 
 
 def test_redelivered_messages_are_stored_and_mailed_once(env, delivered, first_run):
+    """SQS delivers at least once: the same events again (new message ids, same event ids) are stored and mailed
+    once."""
+    sqs = env["sb"].client("sqs")
+    for name in ("root", "iam_user", "report_only"):
+        account = delivered["prod"] if name == "report_only" else delivered["dev"]
+        again = {"version": "0", "id": delivered["sent"][name], "detail-type": "AWS API Call via CloudTrail",
+                 "source": "aws.iam", "account": account, "time": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 "region": "us-east-1", "resources": [],
+                 "detail": {"eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
+                            "requestParameters": {"userName": "bob<script>"}}}
+        sqs.send_message(QueueUrl=env["outputs"]["EventsQueueUrl"], MessageBody=json.dumps(again))
     with asset_event_attached({"from_trigger": True, "payload": delivered["payload"]}):
         run = run_dag("governance_events")
     assert str(run.state) == "success", task_states(run)
@@ -323,3 +337,26 @@ def test_manual_run_refuses_a_bad_param_before_any_aws_call(env):
     with pytest.raises(ParamValidationError, match="max_messages"):
         run_dag("governance_events", conf={"max_messages": 0})
     assert sum(r["count"] for r in env["sb"].calls()["calls"]) == 0
+
+
+def test_a_burst_then_nothing_is_stored_whole_by_one_woken_run(env):
+    """The stuck batch (apache/airflow#56050, open in 3.3): with max_active_runs=1, asset events that arrive while a
+    run is queued or running are past the next run's cut-off and their queue row is deleted with it, so no run is
+    created for them until another event arrives. A burst is put, then nothing: the scheduler gives a run only the
+    watcher's first asset event (the later ones are the stranded ones). That run must store the whole burst, and
+    nothing may be left in the queue or sent to the dead-letter queue."""
+    sb, outputs = env["sb"], env["outputs"]
+    member = env["members"][1]["id"]
+    dlq_before = _queue_depth(sb, outputs["EventsDeadLetterQueueUrl"])
+    ids = _put(sb, member, [_api("iam", "CreateUser", {"userName": f"burst-{k}"}) for k in range(120)])
+
+    _asset, trigger = _watcher_trigger()
+    first = asyncio.run(_first_event(trigger, timeout=60))
+    with asset_event_attached({"from_trigger": True, "payload": first.payload}):
+        run = run_dag("governance_events")
+    assert str(run.state) == "success", task_states(run)
+
+    stored = _read(env["store_url"], "events")
+    assert set(ids) <= set(stored["event_id"])
+    assert _queue_depth(sb, outputs["EventsQueueUrl"]) == 0
+    assert _queue_depth(sb, outputs["EventsDeadLetterQueueUrl"]) == dlq_before

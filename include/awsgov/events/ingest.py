@@ -1,8 +1,13 @@
 """Event-based monitoring: SQS messages from the central bus -> normalised events, routed, stored once.
 
-Member accounts forward events to the admin account's central bus; its rule delivers them to an SQS queue that the
-governance_events DAG watches (include/templates/cloudformation/central.yaml). Each message body is one EventBridge
-event. Here it is:
+Member accounts forward events to the admin account's central bus; its rule delivers each event to two SQS queues
+(include/templates/cloudformation/central.yaml): the **events queue** ``queue_name``, which only the DAG reads, and
+the **wake queue** ``<queue_name>-wake``, which the governance_events DAG's AssetWatcher watches. A wake message
+carries no event (on AWS its body is ``{"wake": "<event id>"}``); the watcher's trigger deletes it and starts a run.
+Every run (woken, scheduled sweep, or manual) drains the events queue until it is empty (:func:`drain_and_ingest`):
+receive a chunk, store it, then delete it, so nothing leaves SQS before it is stored, and a message whose run fails
+comes back and, after ``maxReceiveCount`` receives, goes to the dead-letter queue by the queue's redrive policy.
+Each message body is one EventBridge event. Here it is:
 
 - **checked** (:func:`parse_message`): a body larger than ``max_message_bytes``, not a JSON object with the
   EventBridge envelope (id, source, detail-type, account, time, region, detail), or from a source not in
@@ -15,7 +20,7 @@ event. Here it is:
 - **stored once** (:func:`store_events`): ``events`` is partitioned by the event's day, one chunk per day; a
   redelivered message (same event id) is not stored or routed again.
 
-Airflow-free; the DAG passes in the messages (from the AssetWatcher's asset events or from :func:`drain`).
+Airflow-free; the DAG only calls :func:`drain_and_ingest`.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ API_CALL = "AWS API Call via CloudTrail"
 SEVERITIES = ("low", "medium", "high")
 REASONS = ("oversized", "malformed", "unknown_source")
 _ENVELOPE = ("id", "source", "detail-type", "account", "time", "region", "detail")
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_ACCOUNT_RE = re.compile(r"^\d{12}\Z")
 # SQS's own limit for what we forward to the dead-letter queue.
 _SQS_MAX_BYTES = 262_144
 
@@ -59,37 +64,32 @@ def events_config() -> dict[str, Any]:
 
 
 def watcher_queue_url(cfg: Mapping[str, Any] | None = None) -> str | None:
-    """The queue URL the DAG's AssetWatcher polls: env ``AWSGOV_EVENTS_QUEUE_URL``, else ``queue_url``; or None."""
+    """The URL of the wake queue the DAG's AssetWatcher polls, or None (no watcher).
+
+    The events queue's URL comes from env ``AWSGOV_EVENTS_QUEUE_URL``, else ``queue_url``; its wake queue is the same
+    URL with ``wake_queue_suffix`` (the central stack names it so).
+    """
     cfg = cfg or events_config()
-    return os.environ.get(QUEUE_URL_ENV) or cfg.get("queue_url") or None
+    url = os.environ.get(QUEUE_URL_ENV) or cfg.get("queue_url") or None
+    return f"{url}{cfg['wake_queue_suffix']}" if url else None
 
 
 # --- messages ------------------------------------------------------------------------------------------------------
-def messages_from_asset_events(extras: Iterable[Mapping[str, Any] | None]) -> list[dict[str, str]]:
-    """SQS messages carried by the asset events of a run (the trigger's ``message_batch`` payloads), once each.
-
-    The AssetWatcher's trigger deletes what it receives and hands it over in the event's ``extra``
-    (``{"from_trigger": True, "payload": {"status": "success", "message_batch": [...]}}``), so the messages live in
-    Airflow's metadata DB until a run stores them: a failed run can be cleared and loses nothing.
+def wake_count(extras: Iterable[Mapping[str, Any] | None]) -> int:
+    """How many wake messages the asset events of a run carry (for the log; nothing else of them is used).
 
     :param extras: the ``extra`` of each triggering asset event.
     """
-    out: dict[str, dict[str, str]] = {}
-    for extra in extras:
-        payload = (extra or {}).get("payload") or {}
-        for message in payload.get("message_batch") or []:
-            message_id = str(message.get("MessageId") or "")
-            if message_id and message_id not in out:
-                out[message_id] = {"MessageId": message_id, "Body": message.get("Body") or ""}
-    return list(out.values())
+    return sum(len(((extra or {}).get("payload") or {}).get("message_batch") or []) for extra in extras)
 
 
-def drain(sqs: Any, queue_url: str, limit: int, wait_seconds: int = 0,
+def drain(sqs: Any, queue_url: str, limit: int, wait_seconds: int = 1,
           visibility_timeout: int = 300) -> tuple[list[dict[str, str]], list[dict]]:
-    """Receive up to ``limit`` messages (``ReceiveMessage``), without deleting them; for manual runs.
+    """Receive up to ``limit`` messages (``ReceiveMessage``), without deleting them.
 
-    Receiving stops after a third of ``visibility_timeout``, so the receipt handles are still valid when the caller
-    has stored the messages and deletes them; :func:`drain_chunks` drains again for the rest.
+    Receiving stops at the first empty answer (``wait_seconds`` > 0 is long polling, which asks every SQS server, so
+    an empty answer means an empty queue, unlike short polling), or after a third of ``visibility_timeout``, so the
+    receipt handles are still valid when the caller has stored the messages and deletes them.
 
     :returns: (messages, delete entries for :func:`delete` once they are stored).
     """
@@ -111,16 +111,17 @@ def drain(sqs: Any, queue_url: str, limit: int, wait_seconds: int = 0,
     return messages, handles
 
 
-def drain_chunks(sqs: Any, queue_url: str, limit: int, chunk: int,
-                 visibility_timeout: int = 300) -> Iterator[tuple[list[dict[str, str]], list[dict]]]:
-    """:func:`drain` the queue chunk by chunk, up to ``limit`` messages in all.
+def drain_chunks(sqs: Any, queue_url: str, limit: int, chunk: int, visibility_timeout: int = 300,
+                 wait_seconds: int = 1) -> Iterator[tuple[list[dict[str, str]], list[dict]]]:
+    """:func:`drain` the queue chunk by chunk until it is empty, up to ``limit`` messages in all.
 
-    The caller stores and deletes each chunk before asking for the next, so no receipt handle of a long manual
-    drain expires before its message is deleted.
+    The caller stores and deletes each chunk before asking for the next, so no receipt handle of a long drain
+    expires before its message is deleted.
     """
     left = limit
     while left > 0:
-        messages, handles = drain(sqs, queue_url, min(chunk, left), visibility_timeout=visibility_timeout)
+        messages, handles = drain(sqs, queue_url, min(chunk, left), wait_seconds=wait_seconds,
+                                  visibility_timeout=visibility_timeout)
         if not handles:
             return
         left -= len(messages)
@@ -555,8 +556,11 @@ def ingest(access: Any, store: Any, messages: Sequence[Mapping[str, str]], cfg: 
 
 def drain_and_ingest(access: Any, store: Any, cfg: Mapping[str, Any], limit: int,
                      received_at: dt.datetime) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], list[Reject]]:
-    """A manual run: drain the queue chunk by chunk (``drain_chunk_messages``), each chunk stored before it is
-    deleted; up to ``limit`` messages.
+    """Every run: drain the events queue until it is empty (up to ``limit`` messages), chunk by chunk
+    (``drain_chunk_messages``); each chunk is stored before it is deleted.
+
+    A chunk whose storing raises is not deleted: the exception fails the run, and its messages come back after the
+    visibility timeout (to the dead-letter queue after the redrive policy's ``maxReceiveCount``).
 
     :returns: (messages received, rows, rows not stored before, poison messages).
     """
@@ -564,7 +568,7 @@ def drain_and_ingest(access: Any, store: Any, cfg: Mapping[str, Any], limit: int
     queue_url = sqs.get_queue_url(QueueName=cfg["queue_name"])["QueueUrl"]
     received, rows, fresh, rejects = 0, [], [], []
     for messages, handles in drain_chunks(sqs, queue_url, limit, int(cfg["drain_chunk_messages"]),
-                                          int(cfg["drain_visibility_seconds"])):
+                                          int(cfg["drain_visibility_seconds"]), int(cfg["drain_wait_seconds"])):
         chunk_rows, chunk_fresh, chunk_rejects = ingest(access, store, messages, cfg, received_at)
         not_deleted = delete(sqs, queue_url, handles)
         received += len(messages)

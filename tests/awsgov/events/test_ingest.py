@@ -195,12 +195,69 @@ def test_same_event_twice_in_one_batch_is_one_row():
     assert len(rows) == 1
 
 
-def test_messages_of_asset_events_are_taken_once_each():
-    batch = [{"MessageId": "a", "Body": "{}", "ReceiptHandle": "r"}, {"MessageId": "b", "Body": "[]"}]
+def test_wake_messages_are_only_counted():
+    batch = [{"MessageId": "a", "Body": '{"wake": "e-1"}', "ReceiptHandle": "r"}, {"MessageId": "b", "Body": "x"}]
     extras = [{"from_trigger": True, "payload": {"status": "success", "message_batch": batch}},
               {"from_trigger": True, "payload": {"status": "success", "message_batch": batch[:1]}}, None]
-    assert ingest.messages_from_asset_events(extras) == [{"MessageId": "a", "Body": "{}"},
-                                                         {"MessageId": "b", "Body": "[]"}]
+    assert ingest.wake_count(extras) == 3
+
+
+def test_watcher_polls_the_wake_queue_of_the_events_queue(monkeypatch):
+    monkeypatch.setenv(ingest.QUEUE_URL_ENV, "https://sqs.us-east-1.amazonaws.com/123456789012/governance-events")
+    assert ingest.watcher_queue_url(CFG) == "https://sqs.us-east-1.amazonaws.com/123456789012/governance-events-wake"
+    monkeypatch.delenv(ingest.QUEUE_URL_ENV)
+    assert ingest.watcher_queue_url({**CFG, "queue_url": None}) is None
+
+
+# --- draining: receive, store, then delete ------------------------------------------------------------------------
+@pytest.fixture
+def events_queue():
+    """An in-process moto SQS events queue (and its DLQ) and an admin access layer pointed at it."""
+    import boto3
+    from moto import mock_aws
+
+    from include.awsgov.core.aws import AwsAccess
+
+    with mock_aws():
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                region_name="us-east-1")
+        sqs = session.client("sqs")
+        url = sqs.create_queue(QueueName=CFG["queue_name"])["QueueUrl"]
+        sqs.create_queue(QueueName=f"{CFG['queue_name']}-dlq")
+        yield AwsAccess(session=session, admin_account_id=ADMIN), sqs, url
+
+
+def _depth(sqs, url: str) -> tuple[int, int]:
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+class _FailingStore(Store):
+    def write(self, *args, **kwargs):
+        raise OSError("store unavailable")
+
+
+def test_drain_stores_every_message_then_deletes_it(events_queue, tmp_path):
+    access, sqs, url = events_queue
+    for k in range(23):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(api_call("iam", "CreateUser", {"userName": f"u{k}"},
+                                                                       event_id=f"e-{k}")))
+    cfg = {**CFG, "drain_chunk_messages": 10}
+    received, rows, fresh, rejects = ingest.drain_and_ingest(access, Store(str(tmp_path)), cfg, 1000, T0)
+    assert (received, len(fresh), rejects) == (23, 23, [])
+    assert sorted(Store(str(tmp_path)).read("events", schema=tables.EVENTS)["event_id"]) == \
+        sorted(f"e-{k}" for k in range(23))
+    assert _depth(sqs, url) == (0, 0)
+
+
+def test_drain_deletes_nothing_whose_storing_failed(events_queue, tmp_path):
+    access, sqs, url = events_queue
+    for k in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(api_call("iam", "CreateUser", event_id=f"e-{k}")))
+    with pytest.raises(OSError, match="store unavailable"):
+        ingest.drain_and_ingest(access, _FailingStore(str(tmp_path)), CFG, 1000, T0)
+    assert _depth(sqs, url) == (0, 3)  # received, in flight, not deleted: back after the visibility timeout
 
 
 # --- alert de-duplication -----------------------------------------------------------------------------------------
