@@ -368,3 +368,30 @@ def finding_id(source: str, account_id: str, region: str, check: str, resource: 
     """
     key = "\x1f".join((source, account_id, region or "", check, resource or ""))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+# The registry: every table of the store by its stored name. Writers and readers name tables by these keys; a test
+# (tests/awsgov/core/test_tables.py) fails on a table name in the code that is not here.
+SCHEMAS: dict[str, pa.Schema] = {
+    "accounts": ACCOUNTS,
+    ONBOARDED_ACCOUNTS_TABLE: ONBOARDED_ACCOUNTS,
+    "coverage": COVERAGE,
+    "metric_coverage": COVERAGE,  # CloudWatch checks (anomaly/findings.py), same columns as the collection's
+    "ta_checks": TA_CHECKS,
+    "ta_findings": TA_FINDINGS,
+    "config_rules": CONFIG_RULES,
+    "config_findings": CONFIG_FINDINGS,
+    "collection_runs": COLLECTION_RUNS,
+    "anomalies": ANOMALIES,
+    "send_ledger": SEND_LEDGER,
+    "alert_ledger": ALERT_LEDGER,
+    "software_inventory": SOFTWARE_INVENTORY,
+    "package_findings": PACKAGE_FINDINGS,
+    "change_history": CHANGE_HISTORY,
+    "guardduty_findings": GUARDDUTY_FINDINGS,
+    "macie_findings": MACIE_FINDINGS,
+    "securityhub_imports": SECURITYHUB_IMPORTS,
+    "events": EVENTS,
+    "event_rejects": EVENT_REJECTS,
+    "account_activity": ACCOUNT_ACTIVITY,
+}
