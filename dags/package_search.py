@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
         "versions": Param(None, type=["null", "string"], pattern=CONSTRAINT_CHARS, title="Version constraint",
                           description="Optional PEP 440 comparison, e.g. <2.17.1, >=2.0,<3, ==3.0.*; "
                           "a bare version means =="),
-        "accounts": Param([], type="array", items={"type": "string", "pattern": r"^\d{12}$"}, title="Accounts",
+        "accounts": Param([], type="array", items={"type": "string", "pattern": r"^\d{12}\Z"}, title="Accounts",
                           description="Only these account ids (empty: every account)."),
         "ous": Param([], type="array", items={"type": "string", "pattern": OU_CHARS}, title="OUs",
                      description="Only accounts in these OUs, by name (e.g. Prod); empty: every OU."),

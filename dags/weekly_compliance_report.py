@@ -87,7 +87,7 @@ def _mailer_factory(cfg: dict, context: dict):
     doc_md=__doc__,
     tags=["governance", "report", "email"],
     params={
-        "week": Param(None, type=["null", "string"], pattern=r"^\d{4}-W(0[1-9]|[1-4][0-9]|5[0-3])$",
+        "week": Param(None, type=["null", "string"], pattern=r"^\d{4}-W(0[1-9]|[1-4][0-9]|5[0-3])\Z",
                       title="ISO week", description="e.g. 2026-W48; empty: the last complete week before the run."),
         "resend": Param(False, type="boolean", title="Resend",
                         description="Send again to owners the ledger lists as already sent for that week."),

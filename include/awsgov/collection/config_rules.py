@@ -1,15 +1,40 @@
-"""AWS Config rule compliance, per rule and per resource: through the admin account's aggregator, else per account.
+"""AWS Config rule compliance of the whole organization from the daily configuration snapshots in the central bucket.
 
-The aggregator path (``describe_configuration_aggregators``, ``describe_aggregate_compliance_by_config_rules``,
-``get_aggregate_compliance_details_by_config_rule``) runs in the admin account once per run and serves every
-account and region the aggregator's sources cover. Whatever it does not cover (or failed on) is read in the account
-itself through the read role (``describe_compliance_by_config_rule``, ``get_compliance_details_by_config_rule``).
+Every account's delivery channel writes one configuration snapshot a day per region into the central bucket
+(``<prefix>/AWSLogs/<account>/Config/<region>/<y>/<m>/<d>/ConfigSnapshot/...json.gz``, AWS Config Developer Guide,
+*Delivering Configuration Snapshots*). It holds one ``AWS::Config::ResourceCompliance`` configuration item per
+evaluated resource, listing every rule that evaluated it and the result (``configRuleList``). Reading it costs two
+S3 calls per account and region (``ListObjectsV2`` of the day's folder, ``GetObject``) whatever the number of rules,
+with the admin account's own credentials: no read role, no per-rule call, no throttled Config endpoint. The former
+design (``GetAggregateComplianceDetailsByConfigRule`` per account x region x rule) made 400-1,200 calls per account
+at 100-300 rules.
+
+What the bulk source lacks, and why no per-rule detail call is made for it:
+
+- ``Annotation`` (the rule's free-text reason) is not part of a ResourceCompliance item. Only
+  ``GetComplianceDetailsByConfigRule`` / ``GetAggregateComplianceDetailsByConfigRule`` return it, one call per rule
+  (per account and region): the cost this design removes. ``config_findings.annotation`` stays empty; the report and
+  the exports fall back to "Non-compliant with <rule>".
+- ``ResultRecordedTime`` of each rule's result: the item's ``configurationItemCaptureTime`` (when Config recorded
+  the resource's compliance state) is stored in ``recorded_at`` instead.
+- Rules that evaluated no resource at all appear in no ResourceCompliance item, so they get no ``config_rules`` row
+  (an API read would call them INSUFFICIENT_DATA).
+
+The aggregator is still read once per run, for coverage only: ``DescribeConfigurationAggregatorSourcesStatus``
+(paged, 100 rows a page) tells why an account and region has no snapshot (a FAILED source, Config off there).
+
+Advanced queries: this module sends none. Any query string the collection sends must name only properties AWS
+lists for its resource type (tests/awsgov/collection/test_query_schema.py checks every ``SELECT`` in the package
+against ../shared/reference/aws-config-resource-schema/).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
+import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +43,11 @@ from include.awsgov.core.aws import AwsAccess, paginate
 
 log = logging.getLogger(__name__)
 
-# Evaluation results worth keeping; INSUFFICIENT_DATA cannot be used as a filter (the API refuses it).
-DETAIL_COMPLIANCE_TYPES = ("COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE")
-# Rule compliance values that have evaluations behind them in the aggregate API.
-EVALUATED = frozenset({"COMPLIANT", "NON_COMPLIANT"})
-VIA_AGGREGATOR = "aggregator"
-VIA_ACCOUNT = "account"
+VIA_SNAPSHOT = "snapshot"
+RESOURCE_COMPLIANCE = "AWS::Config::ResourceCompliance"
+# A resource's or rule's compliance from its results, worst first (AWS's rule summary: NON_COMPLIANT when one
+# resource is, COMPLIANT when one is and none is not, else INSUFFICIENT_DATA).
+RESULT_TYPES = ("COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE", "INSUFFICIENT_DATA")
 
 
 @dataclass(frozen=True)
@@ -97,115 +121,107 @@ def find_aggregator(access: AwsAccess, region: str, preferred: str | None = None
     return next((a for a in found if a.org_wide), found[0])
 
 
-def aggregate_rule_compliance(access: AwsAccess, agg: Aggregator) -> Iterator[dict[str, Any]]:
-    """Compliance of every rule in every source account and region
-    (``config:DescribeAggregateComplianceByConfigRules``).
+def source_statuses(access: AwsAccess, agg: Aggregator) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every source's last update (``config:DescribeConfigurationAggregatorSourcesStatus``, paged), by
+    (account, region).
 
     :param access: the admin account's access layer.
     :param agg: the aggregator.
     """
     client = access.client("config", agg.region)
-    yield from paginate(client, "describe_aggregate_compliance_by_config_rules", "AggregateComplianceByConfigRules",
-                        ConfigurationAggregatorName=agg.name)
+    return {(str(s.get("SourceId")), str(s.get("AwsRegion"))): dict(s)
+            for s in paginate(client, "describe_configuration_aggregator_sources_status",
+                              "AggregatedSourceStatusList", ConfigurationAggregatorName=agg.name,
+                              PaginationConfig={"PageSize": 100})}
 
 
-def aggregate_rule_details(
-    access: AwsAccess, agg: Aggregator, rule_name: str, account_id: str, region: str
-) -> Iterator[dict[str, Any]]:
-    """Evaluation results of one rule in one source account and region
-    (``config:GetAggregateComplianceDetailsByConfigRule``).
+def source_problem(status: Mapping[str, Any] | None) -> str:
+    """Why an aggregator source is not current, in one line; '' when it SUCCEEDED (or is unknown).
 
-    :param access: the admin account's access layer.
-    :param agg: the aggregator.
-    :param rule_name: the Config rule.
-    :param account_id: source account.
-    :param region: source region.
+    :param status: one row of :func:`source_statuses`.
     """
-    client = access.client("config", agg.region)
-    yield from paginate(client, "get_aggregate_compliance_details_by_config_rule", "AggregateEvaluationResults",
-                        ConfigurationAggregatorName=agg.name, ConfigRuleName=rule_name, AccountId=account_id,
-                        AwsRegion=region, PaginationConfig={"PageSize": 100})
+    if not status or status.get("LastUpdateStatus") == "SUCCEEDED":
+        return ""
+    text = f"aggregator source {status.get('LastUpdateStatus')}"
+    if status.get("LastErrorCode"):
+        text += f" ({status['LastErrorCode']}: {status.get('LastErrorMessage') or ''})".rstrip(": )") + ")"
+    return text
 
 
-def account_rule_compliance(client: Any) -> Iterator[dict[str, Any]]:
-    """Compliance of every rule of one account and region (``config:DescribeComplianceByConfigRule``).
+# -- snapshots in the central bucket ---------------------------------------------------------------------------------
+def snapshot_folder(key_prefix: str, account_id: str, region: str, day: dt.date) -> str:
+    """The S3 folder of one account's, region's and day's configuration snapshot (month and day not zero-padded,
+    as AWS writes them).
 
-    :param client: a Config client of the account and region.
+    :param key_prefix: the delivery channel's s3KeyPrefix ('' for none); ``{account_id}`` is filled in.
     """
-    yield from paginate(client, "describe_compliance_by_config_rule", "ComplianceByConfigRules")
+    prefix = key_prefix.format(account_id=account_id).strip("/")
+    parts = ([prefix] if prefix else []) + ["AWSLogs", account_id, "Config", region, str(day.year), str(day.month),
+                                             str(day.day), "ConfigSnapshot", ""]
+    return "/".join(parts)
 
 
-def account_rule_details(client: Any, rule_name: str) -> Iterator[dict[str, Any]]:
-    """Evaluation results of one rule in one account and region (``config:GetComplianceDetailsByConfigRule``).
+def find_snapshot(s3: Any, bucket: str, folder: str) -> str | None:
+    """The key of the day's snapshot in ``folder`` (the latest when there are several), None when none was delivered
+    (``s3:ListObjectsV2``).
 
-    :param client: a Config client of the account and region.
-    :param rule_name: the Config rule.
+    :param s3: an S3 client of the bucket's account.
     """
-    yield from paginate(client, "get_compliance_details_by_config_rule", "EvaluationResults",
-                        ConfigRuleName=rule_name, ComplianceTypes=list(DETAIL_COMPLIANCE_TYPES),
-                        PaginationConfig={"PageSize": 100})
+    keys = [o["Key"] for o in paginate(s3, "list_objects_v2", "Contents", Bucket=bucket, Prefix=folder)
+            if o["Key"].endswith(".json.gz") and "_ConfigSnapshot_" in o["Key"]]
+    return max(keys) if keys else None
 
 
-def rule_row(account_id: str, region: str, item: Mapping[str, Any], via: str) -> dict[str, Any]:
-    """A ``tables.CONFIG_RULES`` row from a ComplianceByConfigRule (or aggregate) item.
+def read_snapshot(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    """The configuration items of one snapshot (``s3:GetObject``, gzip'd JSON)."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return list(json.loads(gzip.decompress(body)).get("configurationItems") or [])
+
+
+def _target(item: Mapping[str, Any]) -> tuple[str, str]:
+    conf = item.get("configuration") or {}
+    rtype = conf.get("targetResourceType") or conf.get("resourceType")
+    rid = conf.get("targetResourceId") or conf.get("resourceId")
+    if not rtype or rid is None:  # the item's own id is "<type>/<id>"; a type holds no "/"
+        rtype, _, rid = str(item.get("resourceId") or "").partition("/")
+    return str(rtype), str(rid)
+
+
+def _time(text: Any) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(dt.UTC)
+
+
+def compliance_rows(account_id: str, region: str,
+                    items: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(``config_rules`` rows, ``config_findings`` rows) of one snapshot's ResourceCompliance items.
 
     :param account_id: the account.
     :param region: the region.
-    :param item: ``{"ConfigRuleName", "Compliance": {"ComplianceType", "ComplianceContributorCount"}}``.
-    :param via: aggregator | account.
+    :param items: the snapshot's configuration items (other types are skipped).
     """
-    compliance = item.get("Compliance") or {}
-    ctype = compliance.get("ComplianceType") or "INSUFFICIENT_DATA"
-    count = (compliance.get("ComplianceContributorCount") or {}).get("CappedCount") or 0
-    return {"account_id": account_id, "region": region, "rule_name": item["ConfigRuleName"], "compliance": ctype,
-            "noncompliant_resources": int(count) if ctype == "NON_COMPLIANT" else 0, "via": via}
-
-
-def finding_row(account_id: str, region: str, result: Mapping[str, Any], via: str) -> dict[str, Any]:
-    """A ``tables.CONFIG_FINDINGS`` row from an EvaluationResult (or AggregateEvaluationResult).
-
-    :param account_id: the account.
-    :param region: the region.
-    :param result: the evaluation result.
-    :param via: aggregator | account.
-    """
-    qualifier = result["EvaluationResultIdentifier"]["EvaluationResultQualifier"]
-    rule, rtype, rid = qualifier["ConfigRuleName"], qualifier.get("ResourceType", ""), qualifier.get("ResourceId", "")
-    return {
-        "finding_id": tables.finding_id("config", account_id, region, rule, f"{rtype}/{rid}"),
-        "account_id": account_id,
-        "region": region,
-        "rule_name": rule,
-        "resource_type": rtype,
-        "resource_id": rid,
-        "compliance": result.get("ComplianceType", ""),
-        "annotation": result.get("Annotation") or "",
-        "recorded_at": result.get("ResultRecordedTime"),
-        "via": via,
-    }
-
-
-def group_by_account(items: Iterable[Mapping[str, Any]], agg: Aggregator, accounts: Iterable[str],
-                     regions: Iterable[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Aggregate rule items grouped as account -> region -> items, for the accounts and regions to collect that the
-    aggregator covers; every covered pair is present, even with no rules (so "nothing there" is recorded).
-
-    :param items: from :func:`aggregate_rule_compliance`.
-    :param agg: the aggregator.
-    :param accounts: accounts to collect.
-    :param regions: regions to collect.
-    """
-    regions = list(regions)
-    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for account_id in accounts:
-        covered = [r for r in regions if agg.covers(account_id, r)]
-        if covered:
-            out[account_id] = {r: [] for r in covered}
+    findings: dict[str, dict[str, Any]] = {}
     for item in items:
-        slot = out.get(item.get("AccountId", ""), {}).get(item.get("AwsRegion", ""))
-        if slot is not None:
-            slot.append(dict(item))
-    for per_region in out.values():
-        for rules in per_region.values():
-            rules.sort(key=lambda i: i["ConfigRuleName"])
-    return out
+        if item.get("resourceType") != RESOURCE_COMPLIANCE:
+            continue
+        rtype, rid = _target(item)
+        recorded = _time(item.get("configurationItemCaptureTime"))
+        for result in (item.get("configuration") or {}).get("configRuleList") or []:
+            rule = str(result.get("configRuleName") or "")
+            fid = tables.finding_id("config", account_id, region, rule, f"{rtype}/{rid}")
+            findings[fid] = {"finding_id": fid, "account_id": account_id, "region": region, "rule_name": rule,
+                             "resource_type": rtype, "resource_id": rid,
+                             "compliance": str(result.get("complianceType") or ""),
+                             "annotation": "", "recorded_at": recorded, "via": VIA_SNAPSHOT}
+    per_rule: dict[str, list[str]] = {}
+    for row in findings.values():
+        per_rule.setdefault(row["rule_name"], []).append(row["compliance"])
+    rules = []
+    for rule, kinds in sorted(per_rule.items()):
+        bad = kinds.count("NON_COMPLIANT")
+        compliance = "NON_COMPLIANT" if bad else "COMPLIANT" if "COMPLIANT" in kinds else "INSUFFICIENT_DATA"
+        rules.append({"account_id": account_id, "region": region, "rule_name": rule, "compliance": compliance,
+                      "noncompliant_resources": bad, "via": VIA_SNAPSHOT})
+    return rules, list(findings.values())
+

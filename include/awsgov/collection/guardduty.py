@@ -154,3 +154,47 @@ def collect_region(client: Any, account_id: str, region: str, admin_id: str | No
     via = VIA_ADMIN if admin_id else VIA_ACCOUNT
     found = get_findings(client, detector, finding_ids(client, detector, account_id if admin_id else None))
     return "ok", "", [finding_row(f, via) for f in found if f.get("AccountId") == account_id]
+
+
+def members(client: Any, detector: str) -> dict[str, str]:
+    """Every member of the administrator with its RelationshipStatus (``ListMembers``, paged, 50 a page; associated
+    or not, so that an invited or removed account is seen as such).
+
+    :param client: the administrator's GuardDuty client.
+    :param detector: the administrator's detector id.
+    """
+    return {str(m["AccountId"]): str(m.get("RelationshipStatus") or "")
+            for m in paginate(client, "list_members", "Members", DetectorId=detector, OnlyAssociated="false",
+                              PaginationConfig={"PageSize": 50})}
+
+
+def collect_org_region(client: Any, region: str, admin_id: str,
+                       account_ids: Iterable[str]) -> dict[str, tuple[str, str, list[dict]]]:
+    """GuardDuty findings of every account in one region through the delegated administrator: the members listed
+    once, the findings listed once for the organization (not per account).
+
+    :param client: the delegated administrator's GuardDuty client in ``region``.
+    :param region: the region.
+    :param admin_id: the delegated administrator's account id.
+    :param account_ids: accounts collected this run.
+    :returns: {account: (coverage status ``ok`` or ``not_enabled``, why not, rows)}.
+    """
+    accounts = sorted(set(account_ids))
+    detector = detector_id(client)
+    if detector is None:
+        why = f"GuardDuty is not enabled in {region} in the delegated administrator {admin_id}"
+        return {a: (NOT_ENABLED, why, []) for a in accounts}
+    relation = members(client, detector)
+    found = get_findings(client, detector, finding_ids(client, detector))
+    rows: dict[str, list[dict]] = {}
+    for finding in found:
+        rows.setdefault(str(finding.get("AccountId")), []).append(finding_row(finding, VIA_ADMIN))
+    out = {}
+    for account in accounts:
+        status = "Enabled" if account == admin_id else relation.get(account)
+        if status != "Enabled":
+            out[account] = (NOT_ENABLED, f"GuardDuty is not enabled for the account as a member of {admin_id} in "
+                                         f"{region} (relationship: {status or 'none'})", [])
+        else:
+            out[account] = ("ok", "", rows.get(account, []))
+    return out

@@ -1,14 +1,19 @@
-"""Daily collection: Trusted Advisor and AWS Config compliance of accounts, streamed to the store per account.
+"""Daily collection: Trusted Advisor, AWS Config compliance, GuardDuty, Macie and the SSM inventory of every account,
+streamed to the store per account.
 
-Work is cut into small units (one Trusted Advisor probe, one check result, one region's rule list, one rule's
-details) run by a bounded thread pool; each account's rows are written as soon as its last unit finishes, so
-memory holds only the accounts in flight. Three phases, each usable alone (the DAG maps the second over accounts):
+Work is cut into small units (one Trusted Advisor probe, one check result, one region's snapshot, one instance's
+inventory) run by a bounded thread pool; each account's rows are written as soon as its last unit finishes, so
+memory holds only the accounts in flight. Three phases, each usable alone (the DAG maps the second over batches):
 
-1. :func:`collect_aggregate` (admin account, once per run): the Config aggregator's data, staged per account under
-   ``_staging/`` (hidden from queries) together with which account/region pairs it served.
-2. :func:`collect_accounts`: per account, Trusted Advisor through the read role, the staged aggregator slice, and
-   per-account Config reads for regions the aggregator did not serve. Expected AWS errors become COVERAGE rows;
-   anything else is a bug and raises.
+1. :func:`collect_aggregate` (admin account, once per run): organization-level reads whose cost does not grow with
+   the accounts' contents -- the Config aggregator's source status (coverage reasons), the Trusted Advisor check
+   catalogue, GuardDuty and Macie through their delegated administrators (one org-wide listing per region) --
+   staged per account under ``_staging/`` (hidden from queries).
+2. :func:`collect_accounts`: per account, Config compliance from the day's configuration snapshots and the SSM
+   inventory from the resource data sync, both in the central bucket (admin credentials, a fixed number of S3 calls
+   whatever the number of rules), the staged slices, and through the read role Trusted Advisor (and GuardDuty/Macie
+   where no delegated administrator is configured). Expected AWS errors and missing deliveries become COVERAGE rows
+   with their reason; anything else is a bug and raises.
 3. :func:`finish_run`: prune chunks of accounts that are not in this run and write the COLLECTION_RUNS row.
 
 Rows are sorted and carry no wall-clock time, so a rerun of a day writes identical data.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import logging
 import queue
 import time
@@ -56,7 +62,11 @@ ACCOUNT_TABLES = {
 }
 # Threat and sensitive-data sources (docs/threats.md): source name -> module with collect_region().
 THREAT_SOURCES = {guardduty.SOURCE: guardduty, macie.SOURCE: macie}
-STAGING = {name: f"_staging/{name}" for name in ("config_rules", "config_findings", "coverage")}
+# Staged by phase 1 for phase 2, per account (chunk = account id), except the catalogue (one JSON file per day).
+STAGING = {name: f"_staging/{name}" for name in ("config_sources", "threat_coverage", "ta_catalogue",
+                                                  *(m.TABLE for m in THREAT_SOURCES.values()))}
+# Coverage status of an account and region whose source delivered nothing for the day (no Config snapshot).
+NOT_DELIVERED = "not_delivered"
 # SSM inventory (inventory.py): per-account tables like the others, written and pruned with them.
 ACCOUNT_TABLES.update(inv.ACCOUNT_TABLES)
 
@@ -73,7 +83,10 @@ class Options:
     :param refresh_skip_categories: check categories AWS refreshes by itself (never asked).
     :param savings_columns: metadata column prefixes holding a resource's estimated monthly savings.
     :param aggregator: preferred aggregator name; None picks the organization-wide one.
-    :param use_aggregator: read Config through the admin account's aggregator when there is one.
+    :param use_aggregator: read the aggregator's source status (why a snapshot is missing) when there is one.
+    :param central_bucket: the central bucket (``{admin_account_id}`` filled in): Config snapshots, SSM data sync.
+    :param snapshot_prefix: the Config delivery channels' s3KeyPrefix (``{account_id}`` filled in).
+    :param inventory_sync_prefix: the SSM resource data sync's prefix in the central bucket.
     :param home_region: region of the admin account's aggregator.
     :param inventory: settings ``inventory`` (SSM inventory, prohibited packages); None: no inventory collected.
     :param sources: what to collect: trusted_advisor, config, guardduty, macie.
@@ -93,6 +106,9 @@ class Options:
     inventory: Mapping[str, Any] | None = None
     sources: tuple[str, ...] = ("trusted_advisor", "config")
     delegated_admins: tuple[tuple[str, str], ...] = ()
+    central_bucket: str = "governance-logs-{admin_account_id}"
+    snapshot_prefix: str = "config/{account_id}"
+    inventory_sync_prefix: str = "inventory"
 
     @classmethod
     def from_settings(cls, cfg: Mapping[str, Any], regions: Iterable[str] | None = None) -> Options:
@@ -118,6 +134,9 @@ class Options:
             sources=tuple(col.get("sources", cls.sources)),
             delegated_admins=tuple((s, str(col[s]["delegated_admin"])) for s in THREAT_SOURCES
                                    if (col.get(s) or {}).get("delegated_admin")),
+            central_bucket=(cfg.get("central") or {}).get("log_bucket", cls.central_bucket),
+            snapshot_prefix=col.get("config_snapshot_prefix", cls.snapshot_prefix),
+            inventory_sync_prefix=col.get("inventory_sync_prefix", cls.inventory_sync_prefix),
         )
 
 
@@ -199,66 +218,135 @@ def run_jobs(jobs: Iterable[Job], finalize: Callable[[Job], None], *, workers: i
                 fut.cancel()
 
 
-# -- phase 1: the aggregator, once per run ----------------------------------------------------------------------
-def _aggregate_details(access: AwsAccess, agg: cfgc.Aggregator, account_id: str, region: str, rule: str) -> Outcome:
-    counted_client(access, "config", agg.region, None)
-    found = [cfgc.finding_row(account_id, region, r, cfgc.VIA_AGGREGATOR)
-             for r in cfgc.aggregate_rule_details(access, agg, rule, account_id, region)]
-    return Outcome(rows={"config_findings": found})
+# -- phase 1: org-level sources, once per run -------------------------------------------------------------------
+def central_bucket(access: AwsAccess, opts: Options) -> str:
+    """The central bucket (settings ``central.log_bucket``, ``{admin_account_id}`` filled in)."""
+    return opts.central_bucket.format(admin_account_id=access.admin_id())
+
+
+def _stage_config_sources(access: AwsAccess, store: Store, day: Any, account_ids: list[str],
+                          opts: Options) -> dict[str, Any]:
+    # DescribeConfigurationAggregatorSourcesStatus, once: why an account and region has no snapshot (coverage).
+    summary: dict[str, Any] = {"aggregator": None, "status": "absent", "error": "", "sources": 0}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    try:
+        agg = cfgc.find_aggregator(access, opts.home_region, opts.aggregator) if opts.use_aggregator else None
+        statuses = cfgc.source_statuses(access, agg) if agg else {}
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("config aggregator source status unreadable: %s", exc)
+        agg, statuses = None, {}
+        summary.update(status=classify_error(exc), error=error_text(exc))
+    if agg is not None:
+        summary.update(aggregator=agg.name, status="ok", sources=len(statuses))
+        wanted = set(account_ids)
+        for (account, region), row in statuses.items():
+            if account in wanted and region in opts.regions:
+                rows.setdefault(account, []).append(
+                    {"account_id": account, "region": region, "source": CONFIG,
+                     "status": str(row.get("LastUpdateStatus") or ""), "error": cfgc.source_problem(row),
+                     "api_calls": 0})
+    for account, staged in rows.items():
+        store.write(STAGING["config_sources"], day, pa.Table.from_pylist(staged, schema=tables.COVERAGE),
+                    chunk=account, schema=tables.COVERAGE)
+    store.prune(STAGING["config_sources"], day, list(rows))
+    return summary
+
+
+def _stage_ta_catalogue(access: AwsAccess, store: Store, day: Any, opts: Options) -> dict[str, Any]:
+    # DescribeTrustedAdvisorChecks once per run (the catalogue is the same for every account), in the admin account.
+    path = _catalogue_path(day, opts)
+    try:
+        checks = ta.describe_checks(access.client("support", ta.SUPPORT_REGION), opts.language)
+    except (ClientError, BotoCoreError) as exc:
+        # e.g. no support plan in the admin account: each account then reads the catalogue itself.
+        log.warning("Trusted Advisor catalogue unreadable in the admin account, read per account: %s", exc)
+        if store.exists(path):
+            store.put_text(path, "null")
+        return {"status": classify_error(exc), "checks": 0, "error": error_text(exc)}
+    store.put_text(path, json.dumps(checks, sort_keys=True))
+    return {"status": "ok", "checks": len(checks), "error": ""}
+
+
+def _catalogue_path(day: Any, opts: Options) -> str:
+    return f"{STAGING['ta_catalogue']}/dt={_as_date(day).isoformat()}/checks-{opts.language}.json"
+
+
+def _load_catalogue(store: Store, day: Any, opts: Options) -> list[dict[str, Any]] | None:
+    path = _catalogue_path(day, opts)
+    return json.loads(store.get_text(path)) if store.exists(path) else None
+
+
+def _stage_threats(access: AwsAccess, store: Store, day: Any, account_ids: list[str],
+                   opts: Options) -> dict[str, Any]:
+    """GuardDuty and Macie through their delegated administrators: one org-wide listing per source and region."""
+    admins = {s: a for s, a in opts.delegated_admins if s in opts.sources}
+    pairs = [(source, region) for source in admins for region in opts.regions]
+    per_account: dict[str, dict[str, Any]] = {a: {"rows": {}, "coverage": []} for a in account_ids}
+
+    def one(pair: tuple[str, str]) -> tuple[str, str, dict[str, tuple[str, str, list[dict]]] | BaseException]:
+        source, region = pair
+        module = THREAT_SOURCES[source]
+        try:
+            client = access.client(module.SERVICE, region, account_id=admins[source])
+            return source, region, module.collect_org_region(client, region, admins[source], account_ids)
+        except (ClientError, BotoCoreError) as exc:
+            return source, region, exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(opts.workers, len(pairs) or 1))) as pool:
+        results = list(pool.map(one, pairs))
+    summary: dict[str, Any] = {}
+    for source, region, found in results:
+        module = THREAT_SOURCES[source]
+        summary.setdefault(source, {"admin": admins[source], "regions": 0, "errors": 0})
+        for account in account_ids:
+            if isinstance(found, BaseException):
+                status, why, rows = classify_error(found), f"delegated administrator: {error_text(found)}", []
+            else:
+                status, why, rows = found[account]
+            slot = per_account[account]
+            slot["rows"].setdefault(module.TABLE, []).extend(rows)
+            slot["coverage"].append({"account_id": account, "region": region, "source": source, "status": status,
+                                     "error": why[:MAX_ERROR_CHARS], "api_calls": 0})
+        summary[source]["errors" if isinstance(found, BaseException) else "regions"] += 1
+    staged = []
+    for account, slot in per_account.items():
+        if not slot["coverage"]:
+            continue
+        for source in admins:
+            table = THREAT_SOURCES[source].TABLE
+            schema, sort_by = ACCOUNT_TABLES[table]
+            store.write(STAGING[table], day, pa.Table.from_pylist(sorted_rows(slot["rows"].get(table, []), sort_by),
+                                                                  schema=schema), chunk=account, schema=schema)
+        store.write(STAGING["threat_coverage"], day, pa.Table.from_pylist(slot["coverage"], schema=tables.COVERAGE),
+                    chunk=account, schema=tables.COVERAGE)
+        staged.append(account)
+    for name in ("threat_coverage", *(THREAT_SOURCES[s].TABLE for s in THREAT_SOURCES)):
+        store.prune(STAGING[name], day, staged)
+    return summary
 
 
 def collect_aggregate(access: AwsAccess, store: Store, day: Any, account_ids: Iterable[str],
                       opts: Options) -> dict[str, Any]:
-    """Stage, per account, the Config data the admin account's aggregator holds for the accounts and regions.
+    """The organization-level reads, once per run in the admin account, staged per account under ``_staging/``:
+    the Config aggregator's source status (coverage reasons), the Trusted Advisor check catalogue and GuardDuty and
+    Macie through their delegated administrators.
 
     :param access: the admin account's access layer.
     :param store: the history store.
     :param day: partition day.
     :param account_ids: accounts collected this run.
     :param opts: run options.
-    :returns: a small summary (aggregator name, status, accounts staged, error).
+    :returns: a small summary per part (an XCom value).
     """
     account_ids = sorted(account_ids)
-    staged: list[str] = []
-    summary: dict[str, Any] = {"aggregator": None, "status": "absent", "accounts": 0, "error": ""}
-    try:
-        wanted = opts.use_aggregator and CONFIG in opts.sources
-        agg = cfgc.find_aggregator(access, opts.home_region, opts.aggregator) if wanted else None
-        items = list(cfgc.aggregate_rule_compliance(access, agg)) if agg else []
-    except (ClientError, BotoCoreError) as exc:
-        # No usable aggregator: every account falls back to its own Config reads.
-        log.warning("config aggregator unusable, falling back to per-account reads: %s", exc)
-        agg, items = None, []
-        summary.update(status=classify_error(exc), error=error_text(exc))
-    if agg is not None:
-        grouped = cfgc.group_by_account(items, agg, account_ids, opts.regions)
-        del items
-        summary.update(aggregator=agg.name, status="ok")
-
-        def jobs() -> Iterator[Job]:
-            for account_id, per_region in grouped.items():
-                job = Job(account_id, [], [(r, CONFIG) for r in per_region])
-                for region, rules in per_region.items():
-                    job.rows["config_rules"] += [cfgc.rule_row(account_id, region, i, cfgc.VIA_AGGREGATOR)
-                                                 for i in rules]
-                    # The aggregate details hold COMPLIANT and NON_COMPLIANT evaluations only, and a rule with
-                    # neither is INSUFFICIENT_DATA: nothing to fetch for it.
-                    job.units += [Unit(region, CONFIG, partial(_aggregate_details, access, agg, account_id, region,
-                                                              i["ConfigRuleName"]))
-                                  for i in rules if (i.get("Compliance") or {}).get("ComplianceType") in cfgc.EVALUATED]
-                yield job
-
-        def finalize(job: Job) -> None:
-            _write_account(store, day, job, staging=True)
-            staged.append(job.account_id)
-
-        run_jobs(jobs(), finalize, workers=opts.workers, unit_retries=opts.unit_retries)
-    for table in STAGING.values():
-        store.prune(table, day, staged)
-    summary["accounts"] = len(staged)
-    log.info("config aggregator %s: staged %d accounts", summary["aggregator"], len(staged))
-    if inv.enabled(opts):
-        summary["inventory"] = inv.stage_aggregate(access, store, day, account_ids, opts)
+    access.admin_id()  # so that a delegated administrator that is the admin account is read with its own credentials
+    summary: dict[str, Any] = {"aggregator": None, "status": "absent", "accounts": len(account_ids), "error": ""}
+    if CONFIG in opts.sources:
+        summary.update(_stage_config_sources(access, store, day, account_ids, opts))
+    if TA in opts.sources:
+        summary["trusted_advisor"] = _stage_ta_catalogue(access, store, day, opts)
+    summary["threats"] = _stage_threats(access, store, day, account_ids, opts)
+    log.info("organization-level reads: %s", summary)
     return summary
 
 
@@ -267,9 +355,11 @@ def _as_date(day: Any) -> dt.date:
     return day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
 
 
-def _ta_probe(access: AwsAccess, account_id: str, day: dt.date, opts: Options) -> Outcome:
+def _ta_probe(access: AwsAccess, account_id: str, day: dt.date, opts: Options,
+              catalogue: list[dict[str, Any]] | None) -> Outcome:
     client = counted_client(access, "support", ta.SUPPORT_REGION, account_id)
-    checks = ta.describe_checks(client, opts.language)
+    # With the run's catalogue, the summaries call is the probe (SubscriptionRequiredException without a plan).
+    checks = catalogue if catalogue is not None else ta.describe_checks(client, opts.language)
     found = ta.summaries(client, [c["id"] for c in checks])
     out = Outcome(rows={"ta_checks": ta.check_rows(account_id, checks, found)})
     for check in checks:
@@ -296,26 +386,36 @@ def _ta_refresh(client: Any, check_ids: list[str]) -> Outcome:
     return Outcome()
 
 
-def _config_region(access: AwsAccess, account_id: str, region: str) -> Outcome:
-    client = counted_client(access, "config", region, account_id)
-    items = list(cfgc.account_rule_compliance(client))
-    out = Outcome(rows={"config_rules": [cfgc.rule_row(account_id, region, i, cfgc.VIA_ACCOUNT) for i in items]})
-    out.follow = [Unit(region, CONFIG, partial(_config_rule, client, account_id, region, i["ConfigRuleName"]))
-                  for i in items]
-    return out
+def _config_snapshot(job: Job, access: AwsAccess, bucket: str, day: dt.date, region: str, opts: Options,
+                     why_not: str) -> Unit:
+    """The unit reading one account's and region's configuration snapshot of the day from the central bucket."""
+    gaps: dict[str, str] = {}
+
+    def fn() -> Outcome:
+        s3 = counted_client(access, "s3", opts.home_region, None)
+        folder = cfgc.snapshot_folder(opts.snapshot_prefix, job.account_id, region, day)
+        key = cfgc.find_snapshot(s3, bucket, folder)
+        if key is None:
+            gaps[region] = f"no Config snapshot for {day} under s3://{bucket}/{folder}" + (
+                f"; {why_not}" if why_not else "")
+            return Outcome()
+        rules, found = cfgc.compliance_rows(job.account_id, region, cfgc.read_snapshot(s3, bucket, key))
+        return Outcome(rows={"config_rules": rules, "config_findings": found})
+
+    def then(status: str, exc: BaseException | None) -> list[Unit]:
+        if region in gaps:
+            job.record(region, CONFIG, NOT_DELIVERED, gaps[region][:MAX_ERROR_CHARS])
+        return []
+
+    return Unit(region, CONFIG, fn, then=then)
 
 
-def _config_rule(client: Any, account_id: str, region: str, rule: str) -> Outcome:
-    found = [cfgc.finding_row(account_id, region, r, cfgc.VIA_ACCOUNT) for r in cfgc.account_rule_details(client, rule)]
-    return Outcome(rows={"config_findings": found})
-
-
-def _threat_region(access: AwsAccess, job: Job, source: str, region: str, admin_id: str | None) -> Unit:
+def _threat_region(access: AwsAccess, job: Job, source: str, region: str) -> Unit:
     module = THREAT_SOURCES[source]
 
     def fn() -> Outcome:
-        client = counted_client(access, module.SERVICE, region, admin_id or job.account_id)
-        status, why, rows = module.collect_region(client, job.account_id, region, admin_id)
+        client = counted_client(access, module.SERVICE, region, job.account_id)
+        status, why, rows = module.collect_region(client, job.account_id, region, None)
         if status != "ok":
             gaps[region] = why
         return Outcome(rows={module.TABLE: rows})
@@ -329,61 +429,62 @@ def _threat_region(access: AwsAccess, job: Job, source: str, region: str, admin_
     return Unit(region, source, fn, then=then)
 
 
-def _threat_units(access: AwsAccess, job: Job, opts: Options) -> tuple[list[Unit], list[Unit]]:
-    """GuardDuty and Macie units of an account: (read through a delegated administrator, read in the account)."""
-    admins = dict(opts.delegated_admins)
-    direct, own = [], []
-    for source in (s for s in THREAT_SOURCES if s in opts.sources):
-        units = [_threat_region(access, job, source, r, admins.get(source)) for r in opts.regions]
-        (direct if source in admins else own).extend(units)
-    return direct, own
-
-
 def _role_unreachable(exc: BaseException | None) -> bool:
     # AssumeRole itself was refused: nothing can be read in the account, so other reads are not attempted.
     return isinstance(exc, ClientError) and exc.operation_name == "AssumeRole"
 
 
-def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts: Options) -> Job:
-    """The units of one account: the Trusted Advisor probe first, then Config for regions the aggregator missed.
+def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts: Options,
+                catalogue: list[dict[str, Any]] | None = None) -> Job:
+    """The units of one account: Config snapshots and the SSM inventory from the central bucket (admin
+    credentials), the staged delegated-administrator slices, and, through the read role, Trusted Advisor and the
+    threat sources read per account (after the Trusted Advisor probe, which tells whether the role works).
 
     :param access: the admin account's access layer.
-    :param store: the history store (for the staged aggregator slice).
+    :param store: the history store (for the staged slices).
     :param day: partition day.
     :param account_id: the account.
     :param opts: run options.
+    :param catalogue: the run's Trusted Advisor catalogue; None: read in the account.
     """
+    date = _as_date(day)
+    admins = dict(opts.delegated_admins)
     regions = list(opts.regions) if CONFIG in opts.sources else []
-    staged_cov = {r["region"]: r for r in store.read_chunk(STAGING["coverage"], day, account_id).to_pylist()
-                  if r["status"] == "ok" and r["region"] in regions}
-    own_regions = [r for r in regions if r not in staged_cov]
     keys = ([(ta.GLOBAL_REGION, TA)] if TA in opts.sources else []) + [(r, CONFIG) for r in regions]
     keys += [(r, s) for s in THREAT_SOURCES if s in opts.sources for r in opts.regions]
     job = Job(account_id, [], keys)
-    # Through a delegated administrator nothing waits for the read role; in the account, after the probe.
-    threat_direct, threat_own = _threat_units(access, job, opts)
-    job.units += threat_direct
-    for region, cov in staged_cov.items():
-        job.record(region, CONFIG, "ok", calls=int(cov["api_calls"] or 0))
-    for table in ("config_rules", "config_findings"):
-        staged = store.read_chunk(STAGING[table], day, account_id).to_pylist()
-        job.rows[table] += [r for r in staged if r["region"] in staged_cov]
-    inv.add_units(job, access, store, day, account_id, opts)  # SSM inventory: staged aggregator slice, else SSM
-    config_units = [Unit(r, CONFIG, partial(_config_region, access, account_id, r)) for r in own_regions]
+    bucket = central_bucket(access, opts) if regions or inv.enabled(opts) else ""
+    if regions:
+        sources = {r["region"]: r["error"] for r in store.read_chunk(STAGING["config_sources"], day, account_id)
+                   .to_pylist()}
+        job.units += [_config_snapshot(job, access, bucket, date, r, opts, sources.get(r, "")) for r in regions]
+    inv.add_units(job, partial(counted_client, access, "s3", opts.home_region, None), bucket, account_id, opts)
+    delegated = [s for s in THREAT_SOURCES if s in opts.sources and s in admins]
+    if delegated:
+        staged = store.read_chunk(STAGING["threat_coverage"], day, account_id).to_pylist()
+        for row in staged:
+            if row["source"] in delegated:
+                job.record(row["region"], row["source"], row["status"], row["error"])
+        for source in delegated:
+            table = THREAT_SOURCES[source].TABLE
+            job.rows[table] += store.read_chunk(STAGING[table], day, account_id).to_pylist()
+        missing = {(r, s) for r in opts.regions for s in delegated} - {(c["region"], c["source"]) for c in staged}
+        for region, source in sorted(missing):  # staging did not run for this account: never a silent "ok"
+            job.record(region, source, "error", "delegated administrator listing missing for this run")
+    threat_own = [_threat_region(access, job, s, r) for s in THREAT_SOURCES
+                  if s in opts.sources and s not in admins for r in opts.regions]
     if TA not in opts.sources:
-        job.units += config_units + threat_own
+        job.units += threat_own
         return job
 
     def then(status: str, exc: BaseException | None) -> list[Unit]:
         if _role_unreachable(exc):
-            for region in own_regions:
-                job.record(region, CONFIG, status, error_text(exc))
             for unit in threat_own:
                 job.record(unit.region, unit.source, status, error_text(exc))
             return []
-        return config_units + threat_own
+        return threat_own
 
-    probe = partial(_ta_probe, access, account_id, _as_date(day), opts)
+    probe = partial(_ta_probe, access, account_id, date, opts, catalogue)
     job.units.append(Unit(ta.GLOBAL_REGION, TA, probe, then=then))
     return job
 
@@ -431,10 +532,9 @@ def _drop_chunk(store: Store, table: str, day: Any, chunk: str) -> None:
         store.prune(table, day, [c for c in store.chunks(table, day) if c != chunk])
 
 
-def _write_account(store: Store, day: Any, job: Job, *, staging: bool = False,
-                   only: Iterable[str] | None = None) -> None:
+def _write_account(store: Store, day: Any, job: Job, *, only: Iterable[str] | None = None) -> None:
     job.rows["coverage"] = job.coverage_rows()
-    names = STAGING if staging else {t: t for t in ACCOUNT_TABLES}
+    names = {t: t for t in ACCOUNT_TABLES}
     if only is not None:
         wanted = set(only)
         for table in [t for t in names if t not in wanted]:
@@ -462,6 +562,7 @@ def collect_accounts(access: AwsAccess, store: Store, day: Any, account_ids: Ite
     done = {"accounts": 0, "gaps": 0}
 
     only = written_tables(opts)
+    catalogue = _load_catalogue(store, day, opts) if TA in opts.sources else None
 
     def finalize(job: Job) -> None:
         _write_account(store, day, job, only=only)
@@ -469,7 +570,7 @@ def collect_accounts(access: AwsAccess, store: Store, day: Any, account_ids: Ite
         done["accounts"] += 1
         done["gaps"] += sum(c["status"] != "ok" for c in job.coverage.values())
 
-    run_jobs((account_job(access, store, day, a, opts) for a in account_ids), finalize, workers=opts.workers,
+    run_jobs((account_job(access, store, day, a, opts, catalogue) for a in account_ids), finalize, workers=opts.workers,
              unit_retries=opts.unit_retries)
     return {**done, "api_calls": access.total_calls()}
 
@@ -511,7 +612,7 @@ def collect_org(access: AwsAccess, store: Store, day: Any, opts: Options, run_id
     :param run_id: label of the run.
     """
     started = dt.datetime.now(dt.UTC)
-    rows = org.collect_accounts(access, store, day, workers=opts.workers)
+    rows = org.snapshot_accounts(access, store, day, workers=opts.workers)
     targets = [a["account_id"] for a in org.collectable(rows)]
     aggregate = collect_aggregate(access, store, day, targets, opts)
     result = collect_accounts(access, store, day, targets, opts)

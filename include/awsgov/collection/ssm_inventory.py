@@ -1,20 +1,22 @@
 """SSM inventory across accounts and regions: what is installed on each managed instance, daily, into the store.
 
-Two ways in, like Config compliance (collection.py):
+Read from the SSM resource data sync in the central bucket (Systems Manager User Guide, *Configuring resource data
+sync for Inventory*): one object per managed instance and inventory type, ``<sync prefix>/<type>/accountid=<account>/
+region=<region>/resourcetype=ManagedInstanceInventory/<instance id>.json``, one JSON record a line. The collection
+reads ``AWS:InstanceInformation`` (platform, computer name) and ``AWS:Application`` (name, version, publisher) with
+the admin account's own credentials: per account two ``ListObjectsV2`` (one per type, every region at once) and one
+``GetObject`` per instance and type. No read role and no SSM API call is involved.
 
-1. Through the admin account's Config aggregator, once per run: the advanced query
-   ``SelectAggregateResourceConfig`` over ``AWS::SSM::ManagedInstanceInventory`` returns every instance's
-   ``AWS:InstanceInformation`` and ``AWS:Application`` for all accounts and regions the aggregator covers, with no
-   read role involved. The rows are staged per account under ``_staging/`` (hidden from queries) together with the
-   account/region pairs served.
-2. For account/region pairs the aggregator did not serve (no aggregator, an aggregator error, regions it does not
-   cover): SSM in the account through the read role, ``GetInventory`` (instances) then ``ListInventoryEntries``
-   (``AWS:Application``) per instance.
+Why not the Config aggregator's advanced query (the former design): ``AWS::SSM::ManagedInstanceInventory`` has no
+queryable ``configuration.*`` property in AWS's published schema (../shared/reference/aws-config-resource-schema/),
+so ``SELECT configuration WHERE resourceType = 'AWS::SSM::ManagedInstanceInventory'`` cannot return the
+applications on real AWS.
 
-Every account/region gets a ``coverage`` row with source ``ssm_inventory``. Rows go to ``software_inventory`` (one per
-instance and application, stable ``item_id``); applications matching the settings' ``inventory.prohibited_packages``
-become ``package_findings`` that the weekly report treats like Config and Trusted Advisor findings (source
-``inventory``: owners, exceptions, deltas, ranking).
+Every account/region collected gets a ``coverage`` row with source ``ssm_inventory``: ``ok`` when the sync's folders
+could be listed (an empty folder cannot be told from "no managed instance there"), else the S3 error. Rows go to
+``software_inventory`` (one per instance and application, stable ``item_id``); applications matching the settings'
+``inventory.prohibited_packages`` become ``package_findings`` that the weekly report treats like Config and Trusted
+Advisor findings (source ``inventory``: owners, exceptions, deltas, ranking).
 """
 
 from __future__ import annotations
@@ -22,21 +24,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
-import pyarrow as pa
-from botocore.exceptions import BotoCoreError, ClientError
-
-from include.awsgov.collection import config_rules as cfgc
-from include.awsgov.collection.units import Outcome, Unit, counted_client
+from include.awsgov.collection.units import Outcome, Unit, error_text
 from include.awsgov.core import tables
-from include.awsgov.core.aws import AwsAccess, classify_error, paginate, paginate_token
-from include.awsgov.core.store import Store
+from include.awsgov.core.aws import paginate
 from include.awsgov.software.findings import (
     COVERAGE_SOURCE,
-    RESOURCE_TYPE,
     ProhibitedRule,
     finding_rows,
     prohibited_rules,
@@ -45,15 +41,14 @@ from include.awsgov.software.findings import (
 log = logging.getLogger(__name__)
 
 SOURCE = COVERAGE_SOURCE  # coverage source
-VIA_AGGREGATOR, VIA_ACCOUNT = "aggregator", "account"
-QUERY = (f"SELECT resourceId, accountId, awsRegion, configuration WHERE resourceType = '{RESOURCE_TYPE}'")
+VIA_SYNC = "data_sync"
 INSTANCE_INFORMATION, APPLICATION = "AWS:InstanceInformation", "AWS:Application"
+SYNC_RESOURCE_TYPE = "ManagedInstanceInventory"
 # Per-account tables (chunk = account id), registered with collection.py's writer and pruning.
 ACCOUNT_TABLES = {
     "software_inventory": (tables.SOFTWARE_INVENTORY, ["region", "instance_id", "name", "version", "item_id"]),
     "package_findings": (tables.PACKAGE_FINDINGS, ["region", "rule_id", "instance_id", "name", "finding_id"]),
 }
-STAGED_ROWS, STAGED_COVERAGE = "_staging/software_inventory", "_staging/inventory_coverage"
 
 
 def enabled(opts: Any) -> bool:
@@ -88,148 +83,85 @@ def application_rows(account_id: str, region: str, info: Mapping[str, Any], apps
     } for a in apps]
 
 
-def rows_from_config_item(item: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """``software_inventory`` rows of one ``AWS::SSM::ManagedInstanceInventory`` configuration item."""
-    conf = item.get("configuration") or {}
-    if isinstance(conf, str):
-        conf = json.loads(conf)
-    info_block = conf.get(INSTANCE_INFORMATION) or {}
-    infos = list((info_block.get("Content") or {}).values()) or [{"InstanceId": item.get("resourceId", "")}]
-    info = {"InstanceId": item.get("resourceId", ""), **infos[0]}
-    app_block = conf.get(APPLICATION) or {}
-    content = app_block.get("Content") or {}
-    apps = content.values() if isinstance(content, dict) else content
-    captured = str(app_block.get("CaptureTime") or info_block.get("CaptureTime") or "")
-    return application_rows(str(item.get("accountId", "")), str(item.get("awsRegion", "")), info, apps, captured,
-                            VIA_AGGREGATOR)
+# -- the resource data sync in the central bucket ---------------------------------------------------------------------
+def sync_folder(prefix: str, type_name: str, account_id: str) -> str:
+    """The sync's folder of one inventory type and account (every region below it).
 
-
-# -- AWS reads ------------------------------------------------------------------------------------------------------
-def aggregate_items(access: AwsAccess, agg: cfgc.Aggregator) -> Iterator[dict[str, Any]]:
-    """Inventory configuration items of every account/region of the aggregator
-    (``config:SelectAggregateResourceConfig``)."""
-    client = access.client("config", agg.region)
-    for result in paginate_token(client, "select_aggregate_resource_config", "Results", Expression=QUERY,
-                                 ConfigurationAggregatorName=agg.name, Limit=100):
-        yield json.loads(result)
-
-
-def instance_infos(client: Any) -> list[dict[str, Any]]:
-    """Managed instances of one account and region with their ``AWS:InstanceInformation`` and capture time
-    (``ssm:GetInventory``)."""
-    out = []
-    for entity in paginate(client, "get_inventory", "Entities",
-                           ResultAttributes=[{"TypeName": INSTANCE_INFORMATION}]):
-        block = (entity.get("Data") or {}).get(INSTANCE_INFORMATION) or {}
-        content = (block.get("Content") or [{}])[0]
-        out.append({"InstanceId": entity.get("Id", ""), **content, "_captured": block.get("CaptureTime", "")})
-    return out
-
-
-def application_entries(client: Any, instance_id: str) -> tuple[list[dict[str, Any]], str]:
-    """(applications, capture time) of one instance (``ssm:ListInventoryEntries``, AWS:Application)."""
-    entries: list[dict[str, Any]] = []
-    captured, token = "", None
-    while True:
-        page = client.list_inventory_entries(InstanceId=instance_id, TypeName=APPLICATION, MaxResults=50,
-                                             **({"NextToken": token} if token else {}))
-        entries += page.get("Entries") or []
-        captured = page.get("CaptureTime") or captured
-        token = page.get("NextToken")
-        if not token:
-            return entries, captured
-
-
-# -- collection phases (called from collection.py) -----------------------------------------------------------------
-def _write(store: Store, table: str, day: Any, chunk: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
-    data = [{c: r.get(c) for c in schema.names} for r in rows]
-    store.write(table, day, pa.Table.from_pylist(data, schema=schema), chunk=chunk, schema=schema)
-
-
-def stage_aggregate(access: AwsAccess, store: Store, day: Any, account_ids: Iterable[str],
-                    opts: Any) -> dict[str, Any]:
-    """Stage, per account, the inventory the admin account's aggregator holds (once per run).
-
-    :param access: the admin account's access layer.
-    :param store: the history store.
-    :param day: partition day.
-    :param account_ids: accounts collected this run.
-    :param opts: collection.Options (regions, aggregator, home_region, use_aggregator).
-    :returns: a small summary (aggregator, status, accounts staged, rows, error).
+    :param prefix: the sync's S3 prefix ('' for none).
+    :param type_name: ``AWS:Application`` or ``AWS:InstanceInformation``.
     """
-    account_ids = sorted(account_ids)
-    summary: dict[str, Any] = {"aggregator": None, "status": "absent", "accounts": 0, "rows": 0, "error": ""}
-    staged: list[str] = []
-    try:
-        agg = cfgc.find_aggregator(access, opts.home_region, opts.aggregator) if opts.use_aggregator else None
-        items = list(aggregate_items(access, agg)) if agg else []
-    except (ClientError, BotoCoreError) as exc:
-        log.warning("config aggregator unusable for the inventory, reading SSM per account: %s", exc)
-        agg, items = None, []
-        summary.update(status=classify_error(exc), error=str(exc).splitlines()[0][:300])
-    if agg is not None:
-        wanted = set(account_ids)
-        per_account: dict[str, list[dict[str, Any]]] = {a: [] for a in account_ids}
-        for item in items:
-            if item.get("accountId") in wanted and item.get("awsRegion") in opts.regions:
-                per_account[item["accountId"]] += rows_from_config_item(item)
-        for account_id in account_ids:
-            served = [r for r in opts.regions if agg.covers(account_id, r)]
-            if not served:
-                continue
-            _write(store, STAGED_ROWS, day, account_id, per_account[account_id], tables.SOFTWARE_INVENTORY)
-            _write(store, STAGED_COVERAGE, day, account_id,
-                   [{"account_id": account_id, "region": r, "source": SOURCE, "status": "ok", "error": "",
-                     "api_calls": 0} for r in served], tables.COVERAGE)
-            staged.append(account_id)
-            summary["rows"] += len(per_account[account_id])
-        summary.update(aggregator=agg.name, status="ok")
-    for table in (STAGED_ROWS, STAGED_COVERAGE):
-        store.prune(table, day, staged)
-    summary["accounts"] = len(staged)
-    log.info("inventory via aggregator %s: staged %d accounts, %d rows", summary["aggregator"], len(staged),
-             summary["rows"])
-    return summary
+    parts = [prefix.strip("/")] if prefix and prefix.strip("/") else []
+    return "/".join([*parts, type_name, f"accountid={account_id}", ""])
 
 
-def add_units(job: Any, access: AwsAccess, store: Store, day: Any, account_id: str, opts: Any) -> None:
-    """Add an account's inventory to its collection job: the staged aggregator slice, and SSM units (through the
-    read role) for the regions the aggregator did not serve. No-op unless the inventory is enabled.
+def region_and_instance(key: str) -> tuple[str, str] | None:
+    """(region, instance id) of a sync object key, None for a key of another layout."""
+    parts = key.split("/")
+    if len(parts) < 3 or not parts[-3].startswith("region=") or parts[-2] != f"resourcetype={SYNC_RESOURCE_TYPE}" \
+            or not parts[-1].endswith(".json"):
+        return None
+    return parts[-3][len("region="):], parts[-1][: -len(".json")]
 
-    :param job: the account's collection.Job.
-    :param access: the admin account's access layer.
-    :param store: the history store (staged slice).
-    :param day: partition day.
+
+def list_sync(s3: Any, bucket: str, folder: str) -> list[str]:
+    """Object keys under one sync folder (``s3:ListObjectsV2``, paged)."""
+    return [o["Key"] for o in paginate(s3, "list_objects_v2", "Contents", Bucket=bucket, Prefix=folder)]
+
+
+def read_records(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    """The JSON records of one sync object (``s3:GetObject``, one record a line)."""
+    text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# -- collection (called from runner.py) -----------------------------------------------------------------------------
+def add_units(job: Any, s3: Callable[[], Any], bucket: str, account_id: str, opts: Any) -> None:
+    """Add an account's inventory to its collection job: one unit listing the sync's folders of the account, then one
+    unit per instance reading its objects. No-op unless the inventory is enabled.
+
+    :param job: the account's units.Job.
+    :param s3: returns the admin account's S3 client (counted).
+    :param bucket: the central bucket.
     :param account_id: the account.
-    :param opts: collection.Options.
+    :param opts: runner.Options (regions, inventory, inventory_sync_prefix).
     """
     if not enabled(opts):
         return
     rules = prohibited_rules(opts.inventory)
-    served = {r["region"] for r in store.read_chunk(STAGED_COVERAGE, day, account_id).to_pylist()
-              if r["status"] == "ok" and r["region"] in opts.regions}
-    staged = [r for r in store.read_chunk(STAGED_ROWS, day, account_id).to_pylist() if r["region"] in served]
-    for region in sorted(served):
-        job.record(region, SOURCE, "ok")
-    job.rows["software_inventory"] += staged
-    job.rows["package_findings"] += finding_rows(staged, rules)
-    for region in (r for r in opts.regions if r not in served):
-        job.record(region, SOURCE, "ok")  # the coverage row exists even if the region's unit never runs
-        job.units.append(Unit(region, SOURCE, partial(_region_unit, access, account_id, region, rules)))
+    regions = tuple(opts.regions)
+    for region in regions:
+        job.record(region, SOURCE, "ok")  # the coverage row exists even if the listing fails
+
+    def then(status: str, exc: BaseException | None) -> list[Unit]:
+        # The listing covers every region at once: its failure is each region's gap (the runner records the first).
+        for region in regions[1:]:
+            job.record(region, SOURCE, status, error_text(exc))
+        return []
+
+    job.units.append(Unit(regions[0], SOURCE, partial(_list_unit, s3, bucket, account_id, regions, rules,
+                                                      opts.inventory_sync_prefix), then=then))
 
 
-def _region_unit(access: AwsAccess, account_id: str, region: str, rules: list[ProhibitedRule]) -> Any:
-    client = counted_client(access, "ssm", region, account_id)
-    out = Outcome()
-    out.follow = [Unit(region, SOURCE, partial(_instance_unit, client, account_id, region, info, rules))
-                  for info in instance_infos(client)]
-    return out
+def _list_unit(s3: Callable[[], Any], bucket: str, account_id: str, regions: tuple[str, ...],
+               rules: list[ProhibitedRule], prefix: str) -> Outcome:
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    client = s3()
+    for type_name in (INSTANCE_INFORMATION, APPLICATION):
+        for key in list_sync(client, bucket, sync_folder(prefix, type_name, account_id)):
+            where = region_and_instance(key)
+            if where is not None and where[0] in regions:
+                found.setdefault(where, {})[type_name] = key
+    return Outcome(follow=[Unit(region, SOURCE, partial(_instance_unit, s3, bucket, account_id, region, keys, rules))
+                           for (region, _), keys in sorted(found.items())])
 
 
-def _instance_unit(client: Any, account_id: str, region: str, info: Mapping[str, Any],
-                   rules: list[ProhibitedRule]) -> Any:
-    apps, captured = application_entries(client, str(info["InstanceId"]))
-    rows = application_rows(account_id, region, info, apps, captured or info.get("_captured", ""), VIA_ACCOUNT)
+def _instance_unit(s3: Callable[[], Any], bucket: str, account_id: str, region: str, keys: Mapping[str, str],
+                   rules: list[ProhibitedRule]) -> Outcome:
+    client = s3()
+    info_records = read_records(client, bucket, keys[INSTANCE_INFORMATION]) if INSTANCE_INFORMATION in keys else []
+    apps = read_records(client, bucket, keys[APPLICATION]) if APPLICATION in keys else []
+    instance_id = keys.get(APPLICATION, keys.get(INSTANCE_INFORMATION, "")).rsplit("/", 1)[-1][: -len(".json")]
+    info = {"InstanceId": instance_id, **(info_records[0] if info_records else {})}
+    captured = str((apps[0] if apps else info).get("captureTime") or "")
+    rows = application_rows(account_id, region, info, apps, captured, VIA_SYNC)
     return Outcome(rows={"software_inventory": rows, "package_findings": finding_rows(rows, rules)})
-
-

@@ -1,7 +1,6 @@
-"""Config compliance: aggregator discovery and coverage, and parsing of real response shapes (botocore Stubber checks
-requests and responses against the Config service model; moto implements none of the compliance APIs), then the
-collection's Config part against the sandbox under faults, through the aggregator and per account, compared with
-the sandbox's truth."""
+"""Config compliance: aggregator discovery and source status, the snapshot layout and its ResourceCompliance items
+(botocore Stubber checks requests and responses against the service models), then the collection's Config part
+against the sandbox's central bucket under faults, compared with the sandbox's truth."""
 
 from __future__ import annotations
 
@@ -19,15 +18,6 @@ from include.awsgov.core.aws import AwsAccess
 TEST_ACCOUNT = "210987654321"
 TEST_OTHER = "310987654321"
 TEST_TIME = dt.datetime(2026, 11, 23, 4, 30, tzinfo=dt.UTC)
-
-
-def _evaluation(rule: str, rtype: str, rid: str, compliance: str, annotation: str | None = None) -> dict:
-    out = {"EvaluationResultIdentifier": {"EvaluationResultQualifier": {
-        "ConfigRuleName": rule, "ResourceType": rtype, "ResourceId": rid}, "OrderingTimestamp": TEST_TIME},
-        "ComplianceType": compliance, "ResultRecordedTime": TEST_TIME, "ConfigRuleInvokedTime": TEST_TIME}
-    if annotation:
-        out["Annotation"] = annotation
-    return out
 
 
 @pytest.fixture
@@ -72,75 +62,73 @@ def test_find_aggregator_falls_back_to_org_wide_then_none(access):
     assert cfgc.find_aggregator(acc, "us-east-1") is None
 
 
-def test_aggregate_items_group_by_covered_account_and_region(access):
-    acc, stub = access
-    agg = cfgc.Aggregator("org", "us-east-1", True, frozenset(), frozenset({"us-east-1", "eu-west-1"}))
-    items = [
-        {"ConfigRuleName": "s3-public", "AccountId": TEST_ACCOUNT, "AwsRegion": "us-east-1",
-         "Compliance": {"ComplianceType": "NON_COMPLIANT",
-                        "ComplianceContributorCount": {"CappedCount": 3, "CapExceeded": False}}},
-        {"ConfigRuleName": "ebs-encrypted", "AccountId": TEST_ACCOUNT, "AwsRegion": "us-east-1",
-         "Compliance": {"ComplianceType": "COMPLIANT"}},
-        {"ConfigRuleName": "s3-public", "AccountId": "999999999999", "AwsRegion": "us-east-1",
-         "Compliance": {"ComplianceType": "COMPLIANT"}},
-    ]
-    stub.add_response("describe_aggregate_compliance_by_config_rules",
-                      {"AggregateComplianceByConfigRules": items[:2], "NextToken": "t1"},
-                      expected_params={"ConfigurationAggregatorName": "org"})
-    stub.add_response("describe_aggregate_compliance_by_config_rules",
-                      {"AggregateComplianceByConfigRules": items[2:]},
-                      expected_params={"ConfigurationAggregatorName": "org", "NextToken": "t1"})
-    listed = list(cfgc.aggregate_rule_compliance(acc, agg))
-    grouped = cfgc.group_by_account(listed, agg, [TEST_ACCOUNT, TEST_OTHER], ["us-east-1", "eu-west-1",
-                                                                           "ap-northeast-1"])
-    assert set(grouped) == {TEST_ACCOUNT, TEST_OTHER}  # the account not collected this run is left out
-    assert [i["ConfigRuleName"] for i in grouped[TEST_ACCOUNT]["us-east-1"]] == ["ebs-encrypted", "s3-public"]
-    assert grouped[TEST_ACCOUNT]["eu-west-1"] == []  # covered, nothing there: recorded as such
-    assert "ap-northeast-1" not in grouped[TEST_ACCOUNT]  # not covered: read in the account instead
-    rows = [cfgc.rule_row(TEST_ACCOUNT, "us-east-1", i, cfgc.VIA_AGGREGATOR)
-            for i in grouped[TEST_ACCOUNT]["us-east-1"]]
-    assert [(r["rule_name"], r["compliance"], r["noncompliant_resources"]) for r in rows] == [
-        ("ebs-encrypted", "COMPLIANT", 0), ("s3-public", "NON_COMPLIANT", 3)]
-
-
-def test_aggregate_details_of_one_rule_account_region(access):
+def test_source_status_pages_and_explains_failed_sources(access):
     acc, stub = access
     agg = cfgc.Aggregator("org", "us-east-1", True, frozenset(), None)
-    result = {**_evaluation("s3-public", "AWS::S3::Bucket", "logs", "NON_COMPLIANT", "Bucket policy allows *"),
-              "AccountId": TEST_ACCOUNT, "AwsRegion": "eu-west-1"}
-    stub.add_response("get_aggregate_compliance_details_by_config_rule", {"AggregateEvaluationResults": [result]},
-                      expected_params={"ConfigurationAggregatorName": "org", "ConfigRuleName": "s3-public",
-                                       "AccountId": TEST_ACCOUNT, "AwsRegion": "eu-west-1", "Limit": 100})
-    found = list(cfgc.aggregate_rule_details(acc, agg, "s3-public", TEST_ACCOUNT, "eu-west-1"))
-    row = cfgc.finding_row(TEST_ACCOUNT, "eu-west-1", found[0], cfgc.VIA_AGGREGATOR)
-    assert row == {
-        "finding_id": tables.finding_id("config", TEST_ACCOUNT, "eu-west-1", "s3-public", "AWS::S3::Bucket/logs"),
-        "account_id": TEST_ACCOUNT, "region": "eu-west-1", "rule_name": "s3-public",
+    ok = {"SourceId": TEST_ACCOUNT, "SourceType": "ACCOUNT", "AwsRegion": "us-east-1", "LastUpdateStatus": "SUCCEEDED"}
+    failed = {"SourceId": TEST_ACCOUNT, "SourceType": "ACCOUNT", "AwsRegion": "ca-central-1",
+              "LastUpdateStatus": "FAILED", "LastErrorCode": "NoAvailableConfigurationRecorder",
+              "LastErrorMessage": "Config is not recording"}
+    stub.add_response("describe_configuration_aggregator_sources_status",
+                      {"AggregatedSourceStatusList": [ok], "NextToken": "t1"},
+                      expected_params={"ConfigurationAggregatorName": "org", "Limit": 100})
+    stub.add_response("describe_configuration_aggregator_sources_status",
+                      {"AggregatedSourceStatusList": [failed]},
+                      expected_params={"ConfigurationAggregatorName": "org", "Limit": 100, "NextToken": "t1"})
+    found = cfgc.source_statuses(acc, agg)
+    assert set(found) == {(TEST_ACCOUNT, "us-east-1"), (TEST_ACCOUNT, "ca-central-1")}
+    assert cfgc.source_problem(found[(TEST_ACCOUNT, "us-east-1")]) == ""
+    assert cfgc.source_problem(found[(TEST_ACCOUNT, "ca-central-1")]) == (
+        "aggregator source FAILED (NoAvailableConfigurationRecorder: Config is not recording)")
+
+
+def test_snapshot_folder_follows_aws_layout_without_zero_padding():
+    folder = cfgc.snapshot_folder("config/{account_id}", TEST_ACCOUNT, "eu-west-1", dt.date(2026, 3, 7))
+    assert folder == f"config/{TEST_ACCOUNT}/AWSLogs/{TEST_ACCOUNT}/Config/eu-west-1/2026/3/7/ConfigSnapshot/"
+    assert cfgc.snapshot_folder("", TEST_ACCOUNT, "eu-west-1", dt.date(2026, 11, 23)).startswith("AWSLogs/")
+
+
+def test_find_snapshot_takes_the_latest_snapshot_file_of_the_folder():
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    folder = cfgc.snapshot_folder("", TEST_ACCOUNT, "us-east-1", dt.date(2026, 11, 23))
+    name = f"{TEST_ACCOUNT}_Config_us-east-1_ConfigSnapshot_"
+    keys = [f"{folder}{name}20261123T061247Z_a.json.gz", f"{folder}{name}20261123T181247Z_b.json.gz",
+            f"{folder}ConfigWritabilityCheckFile"]
+    with Stubber(s3) as stub:
+        stub.add_response("list_objects_v2", {"Contents": [{"Key": k} for k in keys]},
+                          expected_params={"Bucket": "central", "Prefix": folder})
+        stub.add_response("list_objects_v2", {"KeyCount": 0}, expected_params={"Bucket": "central", "Prefix": folder})
+        assert cfgc.find_snapshot(s3, "central", folder) == keys[1]
+        assert cfgc.find_snapshot(s3, "central", folder) is None
+
+
+def _compliance_item(rtype, rid, results, target_keys=False):
+    conf = {"configRuleList": [{"configRuleName": r, "complianceType": c} for r, c in results]}
+    conf.update({"targetResourceType": rtype, "targetResourceId": rid} if target_keys
+                else {"resourceType": rtype, "resourceId": rid})
+    return {"resourceType": "AWS::Config::ResourceCompliance", "resourceId": f"{rtype}/{rid}",
+            "configurationItemCaptureTime": "2026-11-23T05:00:00.000Z", "configuration": conf}
+
+
+def test_compliance_rows_from_resource_compliance_items():
+    items = [
+        {"resourceType": "AWS::S3::Bucket", "resourceId": "logs", "configuration": {}},  # not a compliance item
+        _compliance_item("AWS::S3::Bucket", "logs", [("s3-public", "NON_COMPLIANT"), ("s3-encrypted", "COMPLIANT")]),
+        _compliance_item("AWS::S3::Bucket", "web/site", [("s3-public", "COMPLIANT")], target_keys=True),
+        _compliance_item("AWS::EC2::Volume", "vol-1", [("ebs-encrypted", "NOT_APPLICABLE")]),
+    ]
+    rules, found = cfgc.compliance_rows(TEST_ACCOUNT, "us-east-1", items)
+    assert [(r["rule_name"], r["compliance"], r["noncompliant_resources"]) for r in rules] == [
+        ("ebs-encrypted", "INSUFFICIENT_DATA", 0), ("s3-encrypted", "COMPLIANT", 0), ("s3-public", "NON_COMPLIANT", 1)]
+    assert sorted((f["rule_name"], f["resource_id"], f["compliance"]) for f in found) == [
+        ("ebs-encrypted", "vol-1", "NOT_APPLICABLE"), ("s3-encrypted", "logs", "COMPLIANT"),
+        ("s3-public", "logs", "NON_COMPLIANT"), ("s3-public", "web/site", "COMPLIANT")]
+    first = next(f for f in found if f["rule_name"] == "s3-public" and f["resource_id"] == "logs")
+    assert first == {
+        "finding_id": tables.finding_id("config", TEST_ACCOUNT, "us-east-1", "s3-public", "AWS::S3::Bucket/logs"),
+        "account_id": TEST_ACCOUNT, "region": "us-east-1", "rule_name": "s3-public",
         "resource_type": "AWS::S3::Bucket", "resource_id": "logs", "compliance": "NON_COMPLIANT",
-        "annotation": "Bucket policy allows *", "recorded_at": TEST_TIME, "via": "aggregator"}
-
-
-def test_account_details_ask_for_every_evaluated_compliance_type_and_follow_pages():
-    client = boto3.client("config", region_name="eu-west-1", aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
-    with Stubber(client) as stub:
-        base = {"ConfigRuleName": "ebs-encrypted", "ComplianceTypes": list(cfgc.DETAIL_COMPLIANCE_TYPES),
-                "Limit": 100}
-        stub.add_response("get_compliance_details_by_config_rule", {
-            "EvaluationResults": [_evaluation("ebs-encrypted", "AWS::EC2::Volume", "vol-1", "COMPLIANT")],
-            "NextToken": "n"}, expected_params=base)
-        stub.add_response("get_compliance_details_by_config_rule", {
-            "EvaluationResults": [_evaluation("ebs-encrypted", "AWS::EC2::Volume", "vol-2", "NOT_APPLICABLE")]},
-            expected_params={**base, "NextToken": "n"})
-        rows = [cfgc.finding_row(TEST_ACCOUNT, "eu-west-1", r, cfgc.VIA_ACCOUNT)
-                for r in cfgc.account_rule_details(client, "ebs-encrypted")]
-    assert [(r["resource_id"], r["compliance"], r["annotation"]) for r in rows] == [
-        ("vol-1", "COMPLIANT", ""), ("vol-2", "NOT_APPLICABLE", "")]
-
-
-def test_rule_without_evaluations_is_insufficient_data():
-    row = cfgc.rule_row(TEST_ACCOUNT, "us-east-1", {"ConfigRuleName": "new-rule", "Compliance": {}}, "account")
-    assert (row["compliance"], row["noncompliant_resources"]) == ("INSUFFICIENT_DATA", 0)
+        "annotation": "", "recorded_at": dt.datetime(2026, 11, 23, 5, tzinfo=dt.UTC), "via": "snapshot"}
 
 
 # -- against the sandbox: the collection's Config part under faults ---------------------------------------------------
@@ -150,105 +138,83 @@ def _sandbox_access(sandbox):
                                session_name="test-config", retry_mode="standard")
 
 
-def _config_run(sandbox, store, day, account_ids, **options) -> dict:
-    from include.awsgov.collection import runner
-
-    opts = runner.Options(sources=("config",), **{"regions": tuple(sandbox.info["regions"]), **options})
-    sandbox.reset_calls()
-    aggregate = runner.collect_aggregate(_sandbox_access(sandbox), store, day, account_ids, opts)
-    result = runner.collect_accounts(_sandbox_access(sandbox), store, day, account_ids, opts)
-    return {"aggregate": aggregate, "result": result, "calls": sandbox.calls()["calls"], "regions": opts.regions}
-
-
 @pytest.fixture(scope="module")
 def faulted(sandbox, tmp_path_factory):
-    """Config of the organization through the aggregator, then per account (two regions), under throttling,
-    latency and two accounts whose read role refuses AssumeRole; and the truth of the day."""
+    """Config of the organization from the central bucket's snapshots, under throttling, latency and two accounts
+    whose read role refuses AssumeRole (the snapshots need none); and the truth of the day."""
+    from include.awsgov.collection import runner
     from include.awsgov.core.store import Store
 
     logging.getLogger("botocore.credentials").setLevel(logging.CRITICAL)  # tracebacks of refused AssumeRole
     members = [a["id"] for a in sandbox.info["accounts"] if a["read_role"] and a["status"] == "ACTIVE"]
     active = [a["id"] for a in sandbox.info["accounts"] if a["status"] == "ACTIVE"]
     targets = sorted([sandbox.info["management_account_id"], *active])
-    denied = members[:2] + [a["id"] for a in sandbox.info["accounts"] if not a["read_role"] and a["id"] in active]
     day = sandbox.today()
+    regions = tuple(sandbox.info["regions"])
+    opts = runner.Options(sources=("config",), regions=regions)
+    store = Store(tmp_path_factory.mktemp("config") / "store")
     sandbox.set_faults(throttle_rate=0.3, latency_ms=10, deny_assume_accounts=members[:2], seed=9)
-    runs = {}
+    sandbox.reset_calls()
     try:
-        for key, options in (("aggregator", {}),
-                             ("account", {"use_aggregator": False, "regions": ("us-east-1", "eu-west-1")})):
-            store = Store(tmp_path_factory.mktemp(key) / "store")
-            runs[key] = {**_config_run(sandbox, store, day, targets, **options), "store": store}
+        aggregate = runner.collect_aggregate(_sandbox_access(sandbox), store, day, targets, opts)
+        result = runner.collect_accounts(_sandbox_access(sandbox), store, day, targets, opts)
     finally:
         sandbox.clear_faults()
-    return {"runs": runs, "day": day, "targets": targets, "denied": denied,
-            "mgmt": sandbox.info["management_account_id"],
-            "truth": sandbox.truth(date=day, sections=["config"])["config"]}
+    truth = sandbox.truth(date=day, sections=["config"])["config"]
+    return {"store": store, "day": day, "targets": targets, "regions": regions, "aggregate": aggregate,
+            "result": result, "calls": sandbox.calls()["calls"], "mgmt": sandbox.info["management_account_id"],
+            "denied": members[:2], "truth": truth}
 
 
-def _frames(faulted, via):
-    run = faulted["runs"][via]
+def _frames(faulted):
     day = faulted["day"]
-    return [run["store"].read(t, day, day, schema=getattr(tables, t.upper()))
+    return [faulted["store"].read(t, day, day, schema=getattr(tables, t.upper()))
             for t in ("config_rules", "config_findings", "coverage")]
 
 
-def _expected(truth, accounts, regions, with_not_applicable):
-    rules, found = set(), set()
-    for account in accounts:
-        for region in regions:
-            for rule, evaluations in truth.get(account, {}).get(region, {}).items():
+def test_every_evaluation_of_the_day_is_stored_once_nothing_lost(faulted):
+    rules, findings, _ = _frames(faulted)
+    want_rules, want_found = set(), set()
+    for account, regions in faulted["truth"].items():
+        for region, per_rule in regions.items():
+            for rule, evaluations in per_rule.items():
                 kinds = {e["compliance"] for e in evaluations}
-                compliance = ("NON_COMPLIANT" if "NON_COMPLIANT" in kinds else "COMPLIANT" if "COMPLIANT" in kinds
-                              else "INSUFFICIENT_DATA")
-                rules.add((account, region, rule, compliance))
-                found |= {(account, region, rule, e["resource_type"], e["resource_id"], e["compliance"],
-                           e["annotation"] or "") for e in evaluations
-                          if with_not_applicable or e["compliance"] != "NOT_APPLICABLE"}
-    return rules, found
-
-
-@pytest.mark.parametrize("via", [pytest.param("aggregator", id="aggregator"), pytest.param("account", id="account")])
-def test_reachable_accounts_equal_the_truth_nothing_lost_nothing_duplicated(faulted, via):
-    run = faulted["runs"][via]
-    rules, findings, coverage = _frames(faulted, via)
-    ok = coverage[coverage["status"] == "ok"]
-    reachable = [a for a in faulted["targets"] if len(ok[ok["account_id"] == a]) == len(run["regions"])]
-    # The aggregate API returns COMPLIANT and NON_COMPLIANT evaluations only, as AWS documents.
-    want_rules, want_found = _expected(faulted["truth"], reachable, run["regions"], via == "account")
-    assert want_found, "the sandbox seeds evaluations in reachable accounts"
+                if evaluations:  # a rule that evaluated nothing is in no snapshot item (docstring of config_rules)
+                    want_rules.add((account, region, rule, "NON_COMPLIANT" if "NON_COMPLIANT" in kinds else
+                                    "COMPLIANT" if "COMPLIANT" in kinds else "INSUFFICIENT_DATA"))
+                want_found |= {(account, region, rule, e["resource_type"], e["resource_id"], e["compliance"])
+                               for e in evaluations}
+    assert want_found, "the sandbox seeds evaluations"
     assert set(zip(rules["account_id"], rules["region"], rules["rule_name"], rules["compliance"],
                    strict=True)) == want_rules
     assert set(zip(findings["account_id"], findings["region"], findings["rule_name"], findings["resource_type"],
-                   findings["resource_id"], findings["compliance"], findings["annotation"],
-                   strict=True)) == want_found
+                   findings["resource_id"], findings["compliance"], strict=True)) == want_found
     assert len(findings) == len(want_found) and not findings["finding_id"].duplicated().any()
-    assert set(rules["via"]) == set(findings["via"]) == {via}
+    assert set(rules["via"]) == set(findings["via"]) == {"snapshot"}
 
 
-def test_aggregator_serves_every_account_even_where_the_read_role_is_refused(faulted):
-    _, _, coverage = _frames(faulted, "aggregator")
-    assert len(coverage) == len(faulted["targets"]) * len(faulted["runs"]["aggregator"]["regions"])
-    assert set(coverage["status"]) == {"ok"} and set(coverage["source"]) == {"config"}
-    assert faulted["runs"]["aggregator"]["aggregate"]["accounts"] == len(faulted["targets"])
-
-
-def test_aggregator_is_read_once_per_run_in_the_admin_account_only(faulted):
-    calls = [c for c in faulted["runs"]["aggregator"]["calls"] if c["service"] == "config"]
-    assert {c["account"] for c in calls} == {faulted["mgmt"]}  # no per-account Config reads
-    described = [c for c in calls if c["action"] == "DescribeConfigurationAggregators"]
-    assert sum(c["count"] - c["throttled"] for c in described) == 1
-
-
-def test_per_account_reads_record_refused_roles_per_region(faulted):
-    _, _, coverage = _frames(faulted, "account")
-    status = {(r.account_id, r.region): (r.status, r.error) for r in coverage.itertuples()}
-    assert len(status) == len(faulted["targets"]) * 2
-    for (account, region), (state, error) in status.items():
-        if account in faulted["denied"]:
-            assert state == "access_denied" and "AssumeRole" in error, (account, region)
+def test_refused_read_roles_do_not_matter_and_only_missing_snapshots_are_gaps(faulted):
+    _, _, coverage = _frames(faulted)
+    assert len(coverage) == len(faulted["targets"]) * len(faulted["regions"])
+    delivered = set(faulted["truth"])  # accounts whose Config records rules: the ones with a delivery channel
+    assert set(faulted["denied"]) <= delivered
+    for row in coverage.itertuples():
+        if row.account_id in delivered:
+            assert (row.status, row.error) == ("ok", ""), row
         else:
-            assert (state, error) == ("ok", ""), (account, region, error)
+            assert row.status == "not_delivered" and f"no Config snapshot for {faulted['day']}" in row.error, row
+            assert f"/AWSLogs/{row.account_id}/Config/{row.region}/" in row.error
+
+
+def test_no_call_per_rule_two_bucket_reads_per_account_and_region(faulted):
+    calls = faulted["calls"]
+    config = {c["action"] for c in calls if c["service"] == "config"}
+    assert config == {"DescribeConfigurationAggregators", "DescribeConfigurationAggregatorSourcesStatus"}
+    assert {c["account"] for c in calls if c["service"] in ("config", "s3")} == {faulted["mgmt"]}
+    served = sum(c["count"] - c["throttled"] for c in calls if c["action"] in ("ListObjectsV2", "GetObject"))
+    pairs = len(faulted["targets"]) * len(faulted["regions"])
+    delivered = sum(len(regions) for regions in faulted["truth"].values())
+    assert served == pairs + delivered  # one listing per account and region, one read per snapshot
 
 
 def test_finish_run_prunes_accounts_that_left_and_records_the_run(faulted, tmp_path):
@@ -257,11 +223,11 @@ def test_finish_run_prunes_accounts_that_left_and_records_the_run(faulted, tmp_p
     from include.awsgov.collection import runner
     from include.awsgov.core.store import Store
 
-    shutil.copytree(faulted["runs"]["account"]["store"].root, tmp_path / "store")
+    shutil.copytree(faulted["store"].root, tmp_path / "store")
     store = Store(tmp_path / "store")
     stayed = faulted["targets"][:3]
     row = runner.finish_run(store, faulted["day"], stayed, run_id="r1", started_at=TEST_TIME,
-                                regions=["us-east-1", "eu-west-1"], api_calls=7)
+                                regions=list(faulted["regions"]), api_calls=7)
     for table in ("config_rules", "config_findings", "coverage", "ta_checks", "ta_findings"):
         assert set(store.chunks(table, faulted["day"])) <= set(stayed), table
     assert set(store.chunks("coverage", faulted["day"])) == set(stayed)

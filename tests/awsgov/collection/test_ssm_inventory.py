@@ -1,6 +1,6 @@
-"""SSM inventory in the daily collection, against the sandbox over HTTP: through the aggregator's advanced query and
-per account through the read role, under throttling and a refused read role, compared with the sandbox's truth;
-prohibited packages become findings with stable ids."""
+"""SSM inventory in the daily collection, against the sandbox over HTTP: from the SSM resource data sync in the
+central bucket, under throttling and a refused read role (which the bucket does not need), compared with the
+sandbox's truth; prohibited packages become findings with stable ids."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import fnmatch
 import logging
 
 import pytest
+from botocore.exceptions import ClientError
 from packaging.version import Version
 
 from include.awsgov.collection import ssm_inventory
@@ -32,8 +33,8 @@ def _access(sandbox) -> AwsAccess:
 
 @pytest.fixture(scope="module")
 def runs(sandbox, tmp_path_factory):
-    """One collection of the inventory only, through the aggregator and then per account, with 20 % throttling and
-    one member whose read role refuses AssumeRole; and the truth."""
+    """One collection of the inventory only, from the data sync, with 20 % throttling and one member whose read role
+    refuses AssumeRole, then a rerun of the day into the same store; and the truth."""
     from include.awsgov.collection import runner
     from include.awsgov.core.store import Store
 
@@ -45,16 +46,14 @@ def runs(sandbox, tmp_path_factory):
     section = {"collect": True, "prohibited_packages": TEST_RULES}
     out = {"day": day, "denied": denied, "truth": truth, "mgmt": sandbox.info["management_account_id"]}
     sandbox.set_faults(throttle_rate=0.2, deny_assume_accounts=[denied], seed=11)
+    sandbox.reset_calls()
     try:
-        for via, use_aggregator in (("aggregator", True), ("account", False)):
-            opts = runner.Options(regions=tuple(sandbox.info["regions"]), sources=(), inventory=section,
-                                      use_aggregator=use_aggregator)
-            store = Store(tmp_path_factory.mktemp(via) / "store")
-            result = runner.collect_org(_access(sandbox), store, day, opts, run_id=f"test-{via}")
-            out[via] = {"store": store, "result": result}
-        # The per-account path again into the same store: the day is replaced by identical files.
+        opts = runner.Options(regions=tuple(sandbox.info["regions"]), sources=(), inventory=section)
+        store = Store(tmp_path_factory.mktemp("sync") / "store")
+        result = runner.collect_org(_access(sandbox), store, day, opts, run_id="test-sync")
+        out["sync"] = {"store": store, "result": result, "calls": sandbox.calls()["calls"]}
         before = _files(store)
-        runner.collect_org(_access(sandbox), store, day, opts, run_id="test-account")
+        runner.collect_org(_access(sandbox), store, day, opts, run_id="test-sync")
         out["rerun"] = (before, _files(store))
     finally:
         sandbox.clear_faults()
@@ -77,38 +76,43 @@ def _stored_rows(store, day):
                       frame["name"], frame["version"], frame["publisher"], strict=True)), frame
 
 
-def test_aggregator_serves_every_account_even_with_its_read_role_refused(runs):
-    rows, frame = _stored_rows(runs["aggregator"]["store"], runs["day"])
+def test_data_sync_serves_every_account_even_with_its_read_role_refused(runs):
+    rows, frame = _stored_rows(runs["sync"]["store"], runs["day"])
     assert rows == _truth_rows(runs["truth"]) and rows
-    assert set(frame["via"]) == {"aggregator"}
+    assert set(frame["via"]) == {"data_sync"}
     assert runs["denied"] in set(frame["account_id"])
-    assert runs["aggregator"]["result"]["aggregate"]["inventory"]["status"] == "ok"
-    cov = runs["aggregator"]["store"].read("coverage", runs["day"], runs["day"], schema=tables.COVERAGE)
+    assert frame["item_id"].is_unique
+    cov = runs["sync"]["store"].read("coverage", runs["day"], runs["day"], schema=tables.COVERAGE)
     cov = cov[cov["source"] == ssm_inventory.SOURCE]
     assert set(cov["status"]) == {"ok"}
     assert len(cov) == len(set(cov["account_id"])) * 3
 
 
-def test_per_account_reads_equal_the_truth_and_a_refused_role_is_a_coverage_gap(runs):
-    rows, frame = _stored_rows(runs["account"]["store"], runs["day"])
-    assert rows == _truth_rows(runs["truth"], skip={runs["denied"]}) and rows
-    assert set(frame["via"]) == {"account"}
-    cov = runs["account"]["store"].read("coverage", runs["day"], runs["day"], schema=tables.COVERAGE)
-    cov = cov[cov["source"] == ssm_inventory.SOURCE]
-    gaps = cov[cov["status"] != "ok"]
-    assert set(gaps["status"]) >= {"access_denied"}
-    assert set(gaps.loc[gaps["status"] == "access_denied", "account_id"]) >= {runs["denied"]}
-    assert set(cov.loc[cov["account_id"] == runs["denied"], "status"]) == {"access_denied"}
-    ok = cov[(cov["status"] == "ok") & cov["account_id"].isin(list(runs["truth"]))]
-    assert (ok["api_calls"] > 0).all()  # GetInventory at least, counted for the account and region
+def test_inventory_reads_only_the_central_bucket_never_ssm_or_the_aggregator(runs):
+    calls = runs["sync"]["calls"]
+    assert not [c for c in calls if c["service"] == "ssm" or c["action"] == "SelectAggregateResourceConfig"]
+    reads = {c["account"] for c in calls if c["service"] == "s3"}
+    assert reads == {runs["mgmt"]}  # the admin account's own credentials
 
 
-def test_item_ids_are_stable_and_identical_whichever_way_the_data_came(runs):
-    _, agg = _stored_rows(runs["aggregator"]["store"], runs["day"])
-    _, acc = _stored_rows(runs["account"]["store"], runs["day"])
-    agg = agg[agg["account_id"] != runs["denied"]]
-    assert sorted(agg["item_id"]) == sorted(acc["item_id"])
-    assert agg["item_id"].is_unique
+def test_a_failed_listing_is_a_gap_in_every_region_of_the_account():
+    from include.awsgov.collection import units
+
+    class Refusing:
+        def get_paginator(self, operation):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ListObjectsV2")
+
+    job = units.Job("111122223333", [], [])
+    opts = type("Opts", (), {"inventory": {"collect": True}, "regions": ("us-east-1", "eu-west-1"),
+                             "inventory_sync_prefix": "inventory"})()
+    ssm_inventory.add_units(job, Refusing, "central", "111122223333", opts)
+    (unit,) = job.units
+    out, exc, _ = units.run_counted(unit.fn)
+    assert out is None and isinstance(exc, ClientError)
+    job.record(unit.region, unit.source, "access_denied", units.error_text(exc))
+    assert unit.then("access_denied", exc) == []
+    assert {(r["region"], r["status"]) for r in job.coverage_rows()} == {("us-east-1", "access_denied"),
+                                                                         ("eu-west-1", "access_denied")}
 
 
 def _expected_findings(truth, skip=()):
@@ -138,7 +142,7 @@ def _found_findings(store, day):
 
 def test_prohibited_packages_become_findings_matching_the_truth(runs):
     expected = _expected_findings(runs["truth"])
-    store = runs["aggregator"]["store"]
+    store = runs["sync"]["store"]
     got, found = _found_findings(store, runs["day"])
     assert expected and got == expected and len(found) == len(expected)
     row = found.iloc[0]
@@ -152,7 +156,7 @@ def test_two_versions_of_a_prohibited_package_are_one_finding_listing_both(runs)
     expected = _expected_findings(runs["truth"])
     doubled = {k: v for k, v in expected.items() if ", " in v}
     assert doubled, "the sandbox seeds instances with two log4j versions side by side"
-    for via, skip in (("aggregator", set()), ("account", {runs["denied"]})):
+    for via, skip in (("sync", set()),):
         got, found = _found_findings(runs[via]["store"], runs["day"])
         assert found["finding_id"].is_unique, via
         assert got == _expected_findings(runs["truth"], skip), via
@@ -177,7 +181,7 @@ def test_search_answers_from_the_last_day_with_an_inventory(runs, sandbox, tmp_p
     from include.awsgov.software import search as ps
 
     day = dt.date.fromisoformat(str(runs["day"]))
-    shutil.copytree(runs["aggregator"]["store"].root, tmp_path / "store")
+    shutil.copytree(runs["sync"]["store"].root, tmp_path / "store")
     store = Store(str(tmp_path / "store"))
     off = runner.Options(regions=tuple(sandbox.info["regions"]), sources=())  # inventory not collected
     runner.collect_org(_access(sandbox), store, day + dt.timedelta(days=1), off, run_id="test-off")
@@ -217,7 +221,7 @@ def test_prohibited_packages_flow_into_the_weekly_report_with_owners_and_excepti
     from include.awsgov.report.suppressions import parse
     from include.awsgov.report.week import Week, build_week
 
-    store, day = runs["aggregator"]["store"], runs["day"]
+    store, day = runs["sync"]["store"], runs["day"]
     found = store.read("package_findings", day, day, schema=tables.PACKAGE_FINDINGS)
     telnet = found[found["rule_id"] == "telnet"].iloc[0]
     exceptions = parse({"version": 1, "exceptions": [{

@@ -63,6 +63,7 @@ def _run(sandbox, store, day, targets, admin: str | None) -> None:
 
     admins = tuple((s, admin) for s in SOURCES) if admin else ()
     opts = runner.Options(regions=tuple(sandbox.info["regions"]), sources=SOURCES, delegated_admins=admins)
+    runner.collect_aggregate(_access(sandbox), store, day, targets, opts)  # the delegated administrators' listings
     runner.collect_accounts(_access(sandbox), store, day, targets, opts)
 
 
@@ -89,12 +90,14 @@ def threats(sandbox, tmp_path_factory):
     try:
         _run(sandbox, stores["account"], day, targets, None)
         _run(sandbox, stores["rerun"], day, targets, None)
+        sandbox.reset_calls()
         _run(sandbox, stores["admin"], day, targets, mgmt)
+        admin_calls = sandbox.calls()["calls"]
     finally:
         sandbox.clear_faults()
     truth = sandbox.truth(date=day, sections=list(SOURCES))
     return {"stores": stores, "day": day, "targets": targets, "denied": denied, "mgmt": mgmt, "truth": truth,
-            "regions": sandbox.info["regions"]}
+            "regions": sandbox.info["regions"], "admin_calls": admin_calls}
 
 
 def _read(threats, mode, table):
@@ -169,6 +172,21 @@ def test_delegated_administrator_reads_accounts_whose_role_is_refused(threats):
     refused = [a for a in threats["denied"] if a in threats["targets"]]
     rows = admin[admin["account_id"].isin(refused)]
     assert not rows.empty and "access_denied" not in set(rows["status"])
+
+
+def test_delegated_administrator_lists_each_region_once_not_each_account(threats):
+    calls = [c for c in threats["admin_calls"] if c["service"] in ("guardduty", "macie2")]
+    assert {c["account"] for c in calls} == {threats["mgmt"]}  # nothing through the members' read roles
+    served: dict[tuple[str, str], int] = {}
+    for c in calls:
+        key = (c["service"], c["action"])
+        served[key] = served.get(key, 0) + c["count"] - c["throttled"]
+    regions = len(threats["regions"])
+    for service in ("guardduty", "macie2"):
+        assert served[(service, "ListMembers")] == regions, served
+        # One listing per region for the whole organization: pages of 50, not one listing per account.
+        assert served[(service, "ListFindings")] < len(threats["targets"]) * regions / 2, served
+    assert ("guardduty", "GetMembers") not in served
 
 
 def test_rerun_of_the_day_under_throttling_writes_identical_files(threats):
