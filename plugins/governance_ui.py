@@ -1,10 +1,13 @@
 """Governance pages inside the Airflow UI: organization posture, per-account and per-owner drill-down, onboarding.
 
 A FastAPI app mounted by the api-server under ``/governance`` (Airflow 3 plugin ``fastapi_apps``) and shown in the
-UI's navigation as "Governance" (``external_views``, rendered in an iframe). Pages are server-rendered from the
-history store (include/awsgov/report/posture.py computes the figures) with Jinja autoescape on; no JavaScript, no
-external assets. Airflow mounts plugin apps without any authentication, so every route here depends on
-:func:`require_user`, which applies Airflow's own check (the JWT from the Authorization header or the UI's session
+UI's navigation as "Governance" (``react_apps``: governance_ui/static/governance.js, a small component rendered by the
+UI itself). Pages are server-rendered from the history store (include/awsgov/report/posture.py computes the figures)
+with Jinja autoescape on; the pages carry no JavaScript and no external assets. The React app shows them natively
+(not in an ``external_views`` iframe, whose sandbox has no ``allow-top-navigation`` and so swallows every link into
+Airflow) and routes their links: Governance pages stay in the view, DAG and run links go through the UI's router.
+Airflow mounts plugin apps without any authentication, so every route here depends on :func:`require_user`, which
+applies Airflow's own check (the JWT from the Authorization header or the UI's session
 cookie, as the core API does) and asks the auth manager whether the user may view the website.
 
 With ``make airflow``: the "Governance" entry of the UI's navigation (``http://localhost:8080/plugin/governance``),
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 
 URL_PREFIX = "/governance"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "governance_ui" / "templates"
+# The React app's bundle: plain JavaScript on the UI's own React (no build step), served by the app below.
+BUNDLE = Path(__file__).resolve().parent / "governance_ui" / "static" / "governance.js"
 # DAGs whose runs produce what the pages show (links into the Airflow UI).
 DAG_IDS = {"collection": "governance_collection", "onboarding": "account_onboarding",
            "anomalies": "metric_anomaly_checks", "report": "weekly_compliance_report"}
@@ -208,11 +213,18 @@ def archived_report(week: str, slug: str) -> HTMLResponse:
                                                         "X-Content-Type-Options": "nosniff"})
 
 
+@app.get("/static/governance.js")
+def react_bundle() -> Response:
+    """The React app's module (loaded by the Airflow UI with the user's session, like the pages)."""
+    return Response(BUNDLE.read_text(encoding="utf-8"), media_type="text/javascript",
+                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+
 class GovernanceUiPlugin(AirflowPlugin):
     """Registers the Governance app and its navigation entry."""
 
     name = "governance_ui"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Governance"}]
-    # Top-level nav entry; the UI shows the app in an iframe at /plugin/governance.
-    external_views = [{"name": "Governance", "href": f"{URL_PREFIX}/", "destination": "nav",
-                       "url_route": "governance", "nav_top_level": True}]
+    # Top-level nav entry; the UI renders the component at /plugin/governance/<page path>.
+    react_apps = [{"name": "Governance", "bundle_url": f"{URL_PREFIX}/static/governance.js", "destination": "nav",
+                   "url_route": "governance", "nav_top_level": True}]

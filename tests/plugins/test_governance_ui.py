@@ -90,8 +90,11 @@ def test_owner_page_escapes_owner_and_failures(plugin, store):
 def test_plugin_registers_app_and_nav_entry(plugin):
     (entry,) = plugin.GovernanceUiPlugin.fastapi_apps
     assert entry["url_prefix"] == "/governance" and entry["app"] is plugin.app
-    (view,) = plugin.GovernanceUiPlugin.external_views
-    assert view["name"] == "Governance" and view["href"] == "/governance/"
+    # A React app, rendered by the UI itself: an external view's iframe sandbox blocks links into Airflow.
+    assert not getattr(plugin.GovernanceUiPlugin, "external_views", [])
+    (view,) = plugin.GovernanceUiPlugin.react_apps
+    assert view["name"] == "Governance" and view["bundle_url"] == "/governance/static/governance.js"
+    assert view["url_route"] == "governance" and view["destination"] == "nav"
 
 
 # -- the real api-server --------------------------------------------------------------------------------------------
@@ -230,9 +233,69 @@ def test_server_lists_nav_entry(server):
     status, _, body = _get(f"{server['base']}/api/v2/plugins", {"Authorization": f"Bearer {server['token']}"})
     assert status == 200
     plugin = next(p for p in json.loads(body)["plugins"] if p["name"] == "governance_ui")
-    assert plugin["external_views"][0]["href"] == "/governance/"
-    assert plugin["external_views"][0]["nav_top_level"] is True
+    assert plugin["external_views"] == []
+    assert plugin["react_apps"][0]["bundle_url"] == "/governance/static/governance.js"
+    assert plugin["react_apps"][0]["nav_top_level"] is True
     assert plugin["fastapi_apps"][0]["url_prefix"] == "/governance"
+
+
+@pytest.mark.e2e
+def test_server_serves_the_react_bundle_to_users_only(server):
+    assert _get(f"{server['base']}/governance/static/governance.js")[0] == 401
+    status, headers, body = _get(f"{server['base']}/governance/static/governance.js",
+                                 {"Cookie": f"_token={server['token']}"})
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+    assert "globalThis.AirflowPlugin = Governance" in body
+
+
+# Launch flags for Debian's chromium driven by Playwright (no browser download, no background traffic).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def browser_page(server):
+    """A Playwright page in Debian's chromium, logged in to the test api-server through Airflow's login form."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium not installed")
+    password = json.loads((server["tmp"] / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{server['base']}/auth/login")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", password["admin"])
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.mark.e2e
+def test_browser_governance_links_lead_into_airflow(server, browser_page):
+    page = browser_page
+    page.goto(f"{server['base']}/plugin/governance")
+    view = page.get_by_test_id("governance-view")
+    # Rendered by the UI itself (no iframe); the page's own links stay in the view.
+    view.get_by_role("heading", name="Governance posture").wait_for(timeout=60_000)
+    assert page.locator("iframe").count() == 0
+    view.get_by_role("link", name=TEST_ACCT_A).first.click()
+    page.wait_for_url(f"**/plugin/governance/accounts/{TEST_ACCT_A}", timeout=30_000)
+    view.get_by_text("MFA on root").wait_for(timeout=30_000)
+    # Back on the posture page, a collection run's link opens Airflow's run page in the same tab.
+    page.go_back()
+    view.get_by_role("link", name=TEST_RUN_ID).click()
+    run = urllib.parse.quote(TEST_RUN_ID, safe="")
+    page.wait_for_url(f"{server['base']}/dags/governance_collection/runs/{run}", timeout=30_000)
+    page.get_by_test_id("governance-view").wait_for(state="detached", timeout=30_000)  # Airflow's page replaced it
+    # And the DAGs link of the view's navigation bar leads to Airflow's DAG list.
+    page.goto(f"{server['base']}/plugin/governance")
+    page.get_by_test_id("governance-view").get_by_role("link", name="DAGs", exact=True).click()
+    page.wait_for_url(f"{server['base']}/dags", timeout=30_000)
+    page.screenshot(path=str(server["tmp"] / "governance-to-dags.png"))
 
 
 @pytest.mark.e2e
