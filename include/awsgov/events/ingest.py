@@ -52,7 +52,10 @@ API_CALL = "AWS API Call via CloudTrail"
 SEVERITIES = ("low", "medium", "high")
 REASONS = ("oversized", "malformed", "unknown_source")
 _ENVELOPE = ("id", "source", "detail-type", "account", "time", "region", "detail")
-_ACCOUNT_RE = re.compile(r"^\d{12}\Z")
+_ACCOUNT_RE = re.compile(r"\d{12}")  # fullmatch only: "$" would accept a trailing newline
+# Everything json.loads may raise on a hostile body: ValueError (bad JSON), RecursionError (deep nesting: the
+# C scanner recurses per level), MemoryError, TypeError.
+_PARSE_ERRORS = (ValueError, RecursionError, MemoryError, TypeError)
 # SQS's own limit for what we forward to the dead-letter queue.
 _SQS_MAX_BYTES = 262_144
 
@@ -178,15 +181,32 @@ def account_environments(access: Any, account_ids: Iterable[str], workers: int =
         return dict(pool.map(one, ids))
 
 
-def accounts_in(messages: Iterable[Mapping[str, str]]) -> set[str]:
+def decode_body(body: str, max_bytes: int) -> tuple[Any, str | None]:
+    """The JSON value of a message body, or why it cannot be had: ("oversized"|"malformed", detail) as the error.
+
+    The size is checked before parsing, and every failure of the parser is caught (a deeply nested body raises
+    RecursionError, not ValueError), so no body can crash a batch.
+
+    :param body: the SQS message body.
+    :param max_bytes: the largest body (UTF-8 bytes) that is parsed at all.
+    :returns: (value, None) or (None, "<reason>: <detail>").
+    """
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        return None, f"oversized: {size} bytes > {max_bytes}"
+    try:
+        return json.loads(body), None
+    except _PARSE_ERRORS as exc:
+        return None, f"malformed: not JSON: {type(exc).__name__}: {exc}"
+
+
+def accounts_in(messages: Iterable[Mapping[str, str]], max_bytes: int = 262_144) -> set[str]:
     """Accounts named by the readable messages of a batch (whose tags the routing needs)."""
     out = set()
     for message in messages:
-        try:
-            account = json.loads(message.get("Body") or "").get("account")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(account, str) and _ACCOUNT_RE.match(account):
+        event, error = decode_body(message.get("Body") or "", max_bytes)
+        account = event.get("account") if error is None and isinstance(event, dict) else None
+        if isinstance(account, str) and _ACCOUNT_RE.fullmatch(account):
             out.add(account)
     return out
 
@@ -218,25 +238,29 @@ def parse_message(message: Mapping[str, str], cfg: Mapping[str, Any]) -> tuple[d
         return None, Reject(str(message.get("MessageId", "")), reason, detail[:300], len(raw),
                             hashlib.sha256(raw).hexdigest(), source[:256], body)
 
-    if len(raw) > int(cfg["max_message_bytes"]):
-        return reject("oversized", f"{len(raw)} bytes > {cfg['max_message_bytes']}")
-    try:
-        event = json.loads(body)
-    except ValueError as exc:
-        return reject("malformed", f"not JSON: {exc}")
+    event, error = decode_body(body, int(cfg["max_message_bytes"]))
+    if error is not None:
+        reason, detail = error.split(": ", 1)
+        return reject(reason, detail)
     if not isinstance(event, dict):
         return reject("malformed", f"a JSON {type(event).__name__}, not an object")
     missing = [k for k in _ENVELOPE if k not in event]
+    source = event.get("source")
     if missing:
-        return reject("malformed", "missing " + ", ".join(missing), str(event.get("source", "")))
-    if not isinstance(event["detail"], dict) or not _ACCOUNT_RE.match(str(event["account"])):
-        return reject("malformed", "detail is not an object or account is not 12 digits", str(event["source"]))
+        return reject("malformed", "missing " + ", ".join(missing), str(source)[:256])
+    if not isinstance(source, str) or not isinstance(event["detail-type"], str):
+        return reject("malformed", "source or detail-type is not a string", str(source)[:256])
+    if not isinstance(event["id"], str) or not 0 < len(event["id"]) <= 128:
+        return reject("malformed", "id is not a string of 1-128 characters", source)
+    if not isinstance(event["detail"], dict) or not isinstance(event["account"], str) \
+            or not _ACCOUNT_RE.fullmatch(event["account"]):
+        return reject("malformed", "detail is not an object or account is not 12 digits", source)
     try:
         _time(event["time"])
-    except (TypeError, ValueError):
-        return reject("malformed", f"bad time {str(event['time'])[:40]!r}", str(event["source"]))
-    if event["source"] not in cfg["sources"]:
-        return reject("unknown_source", f"source {str(event['source'])[:100]!r} is not known", str(event["source"]))
+    except (TypeError, ValueError, OverflowError):
+        return reject("malformed", f"bad time {str(event['time'])[:40]!r}", source)
+    if source not in cfg["sources"]:
+        return reject("unknown_source", f"source {source[:100]!r} is not known", source)
     return event, None
 
 
@@ -417,7 +441,7 @@ def process(messages: Sequence[Mapping[str, str]], *, admin_account_id: str, env
             continue
         try:
             record = normalise(event, cfg)
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError, OverflowError) as exc:
             # A known source whose detail is not shaped as documented: poison too, never a crashed run.
             raw = (message.get("Body") or "").encode("utf-8", "surrogatepass")
             rejects.append(Reject(str(message.get("MessageId", "")), "malformed",
@@ -544,7 +568,7 @@ def ingest(access: Any, store: Any, messages: Sequence[Mapping[str, str]], cfg: 
     :param received_at: when the run received them.
     :returns: (rows of the batch, rows not stored before, poison messages).
     """
-    environments = account_environments(access, accounts_in(messages))
+    environments = account_environments(access, accounts_in(messages, int(cfg["max_message_bytes"])))
     rows, rejects = process(messages, admin_account_id=access.admin_id(), environments=environments, cfg=cfg,
                             received_at=received_at)
     if rejects:

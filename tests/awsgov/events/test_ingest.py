@@ -1,4 +1,4 @@
-"""events.py, activity.py, alerts.py: checking, normalising, routing and storing central-bus events."""
+"""ingest.py, activity.py, alerts.py: checking, normalising, routing, draining and storing central-bus events."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from include.awsgov.core import tables
 from include.awsgov.core.store import Store
@@ -166,6 +168,36 @@ def test_detail_of_an_unexpected_shape_is_poison_not_a_crash(detail):
                                    environments={}, cfg=CFG, received_at=T0)
     assert len(rows) + len(rejects) == 1
     assert all(r.reason == "malformed" for r in rejects)
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param("[" * 30_000 + "]" * 30_000, id="nested-arrays"),
+    pytest.param("{\"a\":" * 10_000 + "1" + "}" * 10_000, id="nested-objects"),
+    pytest.param(json.dumps({**signin("Root", "No")})[:-1] + ', "x": ' + "[" * 30_000 + "]" * 30_000 + "}",
+                 id="nested-inside-an-envelope"),
+])
+def test_deeply_nested_body_is_poison_not_a_crash(body):
+    """json.loads raises RecursionError (not ValueError) on deep nesting: the message is dead-lettered, the batch
+    goes on (issue #19 item 7)."""
+    assert len(body.encode()) <= CFG["max_message_bytes"]
+    msgs = [message(body, "deep"), message(guardduty(8.0), "fine")]
+    assert ingest.accounts_in(msgs) == {MEMBER}
+    rows, rejects = ingest.process(msgs, admin_account_id=ADMIN, environments={}, cfg=CFG, received_at=T0)
+    assert [r["message_id"] for r in rows] == ["fine"]
+    assert [(r.message_id, r.reason) for r in rejects] == [("deep", "malformed")]
+    assert rejects[0].body == body  # kept whole for the dead-letter queue
+
+
+@pytest.mark.parametrize("patch", [
+    pytest.param({"account": MEMBER + "\n"}, id="account-with-trailing-newline"),
+    pytest.param({"time": "0001-01-01T00:00:00+01:00"}, id="time-before-year-one-in-utc"),
+    pytest.param({"id": ""}, id="empty-id"),
+    pytest.param({"id": {"not": "a string"}}, id="id-not-a-string"),
+])
+def test_envelope_field_out_of_range_is_poison_not_a_crash(patch):
+    rows, rejects = ingest.process([message({**guardduty(8.0), **patch})], admin_account_id=ADMIN, environments={},
+                                   cfg=CFG, received_at=T0)
+    assert (rows, [r.reason for r in rejects]) == ([], ["malformed"])
 
 
 def test_poison_is_counted_once_per_message_id(tmp_path):
@@ -329,3 +361,71 @@ def test_ordinary_activity_is_no_burst(tmp_path):
     counts = [(i * 7) % 3 for i in range(24 * 6 + 1)]
     _activity(store, start, counts)
     assert activity.detect_bursts(store, [start + dt.timedelta(hours=24 * 6)], CFG["activity"]) == []
+
+
+# --- properties of the event-body parser (Hypothesis) -------------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20)
+_KINDS = [("aws.signin", "AWS Console Sign In via CloudTrail"), ("aws.guardduty", "GuardDuty Finding"),
+          ("aws.config", "Config Rules Compliance Change"),
+          ("aws.trustedadvisor", "Trusted Advisor Check Item Refresh Notification"),
+          ("aws.iam", ingest.API_CALL), ("aws.ec2", ingest.API_CALL), ("custom.app", "Order")]
+_PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _accounted_for(msgs: list[dict]) -> tuple[list, list]:
+    """Run a batch; every message must end as exactly one row (or a duplicate of one) or one reject."""
+    rows, rejects = ingest.process(msgs, admin_account_id=ADMIN, environments={}, cfg=CFG, received_at=T0)
+    stored = {r["message_id"] for r in rows}
+    rejected = {r.message_id for r in rejects}
+    assert not stored & rejected
+    assert {r.reason for r in rejects} <= set(ingest.REASONS)
+    assert len(rows) + len(rejects) <= len(msgs)
+    return rows, rejects
+
+
+@_PROPERTY
+@given(st.text(max_size=300))
+def test_any_text_body_is_a_row_or_poison(body):
+    rows, rejects = _accounted_for([message(body)])
+    assert len(rows) + len(rejects) == 1
+
+
+@_PROPERTY
+@given(st.integers(min_value=1, max_value=40_000), st.sampled_from(["[", '{"a":']))
+def test_any_nesting_depth_is_a_row_or_poison(depth, opener):
+    body = opener * depth + ("1" if opener != "[" else "") + ("]" if opener == "[" else "}") * depth
+    rows, rejects = _accounted_for([message(body)])
+    assert rows == [] and [r.reason for r in rejects] in (["malformed"], ["oversized"])
+
+
+@_PROPERTY
+@given(st.sampled_from(["id", "source", "detail-type", "account", "time", "region", "detail", "resources"]), _JSON)
+def test_any_value_in_an_envelope_field_is_a_row_or_poison(key, value):
+    rows, rejects = _accounted_for([message({**guardduty(8.0), key: value})])
+    assert len(rows) + len(rejects) == 1
+    if rows:  # what is stored keeps the envelope's identity
+        assert rows[0]["event_id"] == guardduty(8.0, **({"event_id": value} if key == "id" else {}))["id"]
+
+
+@_PROPERTY
+@given(st.sampled_from(_KINDS), st.dictionaries(st.text(max_size=12), _JSON, max_size=8))
+def test_any_detail_of_a_known_kind_is_a_row_or_malformed(kind, detail):
+    source, detail_type = kind
+    rows, rejects = _accounted_for([message(envelope(source, detail_type, detail))])
+    assert len(rows) + len(rejects) == 1
+    if source.startswith("aws."):
+        assert {r.reason for r in rejects} <= {"malformed"}
+        assert all(r["severity"] in ingest.SEVERITIES and r["route"] in ("alert", "report") for r in rows)
+    else:
+        assert [r.reason for r in rejects] == ["unknown_source"]
+
+
+@_PROPERTY
+@given(st.lists(st.sampled_from(["e-1", "e-2", "e-3"]), min_size=1, max_size=12))
+def test_redelivered_events_in_one_batch_are_one_row_each(ids):
+    rows, rejects = _accounted_for([message(guardduty(8.0, event_id=i), f"m-{k}") for k, i in enumerate(ids)])
+    assert rejects == [] and sorted(r["event_id"] for r in rows) == sorted(set(ids))
