@@ -5,7 +5,8 @@ scores per view). As whole-array numpy operations that was some forty passes ove
 loops do each step while the point's values are in registers. The arithmetic is that numpy version's, operation for
 operation and in float32 where it was float32: its results are reproduced to the last bit (checked on the NAB corpus
 and on synthetic series when the loops replaced it; tests/awsgov/anomaly/test_kernels.py checks them against plain
-per-point Python).
+per-point Python). One exception since: the mean views add the whole blocks inside a window first (once per block),
+then the partial ones, so windows of three or more blocks may differ from it in the last bit of a float32.
 
 Written for the compiler: inner loops run over contiguous 1-D rows, or accumulate in a local variable, and the number
 of views is a tuple length known when compiling. Each of these made a loop 5-20 times faster than 4-D indexing did.
