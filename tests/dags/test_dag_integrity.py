@@ -114,3 +114,35 @@ def test_dag_file_loads_no_heavy_module_at_parse_time(path, tmp_path):
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     ours = {module: where["by"] for module, where in loaded.items() if not where["via_airflow"]}
     assert not ours, f"{path.name} loads at parse time: {ours}"
+
+
+def _schema_patterns(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                yield value
+            yield from _schema_patterns(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _schema_patterns(item)
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_param_patterns_refuse_a_trailing_newline(path):
+    """Airflow validates Params with Python's jsonschema (re.search), where `$` also matches before a final newline:
+    a valid value plus "\\n" must still be refused, through the Param itself."""
+    from airflow.sdk import Param
+    from airflow.sdk.exceptions import ParamValidationError
+    from hypothesis import find
+    from hypothesis import strategies as st
+
+    bag, _, _ = _parse(path)
+    for dag in bag.dags.values():
+        for name, param in dag.params.items():
+            for pattern in _schema_patterns(param.schema):
+                if not pattern.startswith("^"):
+                    continue
+                valid = find(st.from_regex(pattern, fullmatch=True).filter(lambda v: "\n" not in v), lambda v: True)
+                with pytest.raises(ParamValidationError):
+                    Param(valid + "\n", type="string", pattern=pattern).resolve()
+                assert Param(valid, type="string", pattern=pattern).resolve() == valid, (name, pattern)

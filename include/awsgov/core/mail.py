@@ -35,7 +35,7 @@ SES, SMTP = "ses", "smtp"
 RESERVED_HEADERS = frozenset({"from", "to", "cc", "bcc", "subject", "date", "message-id", "mime-version",
                               "content-type", "content-transfer-encoding", "content-disposition", "sender",
                               "reply-to", "return-path"})
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,75}$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,75}\Z")
 # C0 controls and DEL: a line break adds a header; the others have no business in a header either.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Headers are stored as the strings we checked (compat32) rather than parsed by the header registry of the newer
@@ -52,8 +52,8 @@ class _Compat32(email.policy.Compat32):
 
 _POLICY = _Compat32(linesep="\r\n")
 _NEWLINE = re.compile(r"\r\n|\r|\n")  # what email.generator splits lines on
-_FILENAME = re.compile(r"^[\w .()+-]{1,120}$")
-_MIME_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
+_FILENAME = re.compile(r"^[\w .()+-]{1,120}\Z")
+_MIME_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+\Z")
 # SES errors a retry cannot fix (the message or an address is refused for good).
 SES_PERMANENT_CODES = frozenset({"MessageRejected", "MailFromDomainNotVerifiedException",
                                  "ConfigurationSetDoesNotExistException", "AccountSendingPausedException",

@@ -37,9 +37,9 @@ from include.awsgov.onboarding.stacksets import (
 
 log = logging.getLogger(__name__)
 
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_TEAM_RE = re.compile(r"^[\w .-]{1,64}$")
-_OU_RE = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
+_ACCOUNT_RE = re.compile(r"^\d{12}\Z")
+_TEAM_RE = re.compile(r"^[\w .-]{1,64}\Z")
+_OU_RE = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}\Z")
 ENVIRONMENTS = ("prod", "dev", "sandbox")
 PERMISSION_MODELS = ("SELF_MANAGED", "SERVICE_MANAGED")
 

@@ -30,7 +30,7 @@ SEVERITIES = ("critical", "high", "medium", "low", "informational")
 _TA_CONSOLE_PAGE = {"cost_optimizing": "cost-optimizing", "fault_tolerance": "fault-tolerance",
                     "service_limits": "service-limits", "security": "security", "performance": "performance"}
 # A region goes into the console link's host name: anything that is not a region name falls back to the default.
-_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d\Z")
 DEFAULT_CONSOLE_REGION = "us-east-1"
 
 

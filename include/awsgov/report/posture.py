@@ -31,8 +31,8 @@ from include.awsgov.core import owners, tables
 from include.awsgov.core.accounts import latest_onboarding
 from include.awsgov.core.store import Store
 
-WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
-SLUG_RE = re.compile(r"^[a-z0-9-]{1,80}$")
+WEEK_RE = re.compile(r"^\d{4}-W\d{2}\Z")
+SLUG_RE = re.compile(r"^[a-z0-9-]{1,80}\Z")
 ANOMALY_WINDOW_DAYS = 7
 RED, YELLOW = "error", "warning"
 # Slug of the organization summary in the report archive (report_delivery.ORG_SLUG).

@@ -196,3 +196,14 @@ def test_mailer_from_settings_needs_what_its_transport_needs():
     smtp = mail.mailer_from_settings({"mail": {"transport": "smtp"}}, None,
                                      {"host": "mail.example.com", "port": 587, "starttls": True, "password": "pw"})
     assert isinstance(smtp, mail.SmtpMailer) and smtp.starttls and "pw" not in repr(smtp)
+
+
+@pytest.mark.parametrize(("headers", "attachment"), [
+    pytest.param({"X-Week\n": "1"}, ("report.csv", b"", "text/csv"), id="header-name"),
+    pytest.param({}, ("report.csv\n", b"", "text/csv"), id="attachment-name"),
+    pytest.param({}, ("report.csv", b"", "text/csv\n"), id="attachment-type"),
+])
+def test_build_message_refuses_a_trailing_newline_in_names(headers, attachment):
+    # `$` in the validating regexes matched before a final newline, so these passed the check (issue #19 item 9).
+    with pytest.raises(mail.InvalidHeader, match="not allowed"):
+        mail.build_message(TEST_SENDER, "a@example.com", "s", "t", headers=headers, attachments=[attachment])

@@ -9,6 +9,8 @@ import warnings
 import boto3
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from include.awsgov.core import accounts, tables
@@ -97,7 +99,7 @@ def test_param_specs_match_the_validator_fields():
     assert set(specs) == {"account_ids", "regions", "owner_email", "team", "environment", "permission_model",
                           "ou_ids", "failure_tolerance_percent", "max_concurrency_percent", "dry_run", "force",
                           "enable_guardduty", "enable_macie", "findings_import_role", "delegated_admin"}
-    assert specs["account_ids"]["items"]["pattern"] == r"^\d{12}$"
+    assert specs["account_ids"]["items"]["pattern"] == r"^\d{12}\Z"
     assert specs["environment"]["enum"] == list(onboarding.ENVIRONMENTS)
 
 
@@ -356,3 +358,33 @@ def test_write_inventory_replaces_the_accounts_chunk(tmp_path):
     frame = store.read(tables.ONBOARDED_ACCOUNTS_TABLE, schema=ONBOARDED_ACCOUNTS)
     assert sorted(frame["account_id"]) == request["account_ids"]
     assert store.chunks(tables.ONBOARDED_ACCOUNTS_TABLE, day) == request["account_ids"]
+
+
+# -- trailing newlines and arbitrary input (issue #19 item 9, Hypothesis) ---------------------------------------------
+@pytest.mark.parametrize("changes", [
+    pytest.param({"account_ids": ["111111111111\n"]}, id="account"),
+    pytest.param({"team": "Payments\n"}, id="team"),
+    pytest.param({"permission_model": "SERVICE_MANAGED", "ou_ids": ["ou-abcd-12345678\n"]}, id="ou"),
+])
+def test_a_trailing_newline_is_refused(changes):
+    with pytest.raises(onboarding.InvalidRequest):
+        _static(**changes)
+
+
+_PARAM_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 200), st.text(max_size=70),
+                          st.lists(st.text(max_size=20), max_size=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from(["account_ids", "regions", "owner_email", "team", "environment",
+                                                "permission_model", "ou_ids", "failure_tolerance_percent",
+                                                "max_concurrency_percent", "dry_run", "force", "bogus"]),
+                               _PARAM_VALUES, max_size=5))
+def test_any_form_input_is_normalized_or_refused_in_plain_words(changes):
+    try:
+        request = _static(**changes)
+    except onboarding.InvalidRequest as exc:
+        assert str(exc).strip()
+        return
+    assert all(len(a) == 12 and a.isdigit() for a in request["account_ids"])
+    assert "\n" not in request["team"] and "\n" not in request["owner_email"]
