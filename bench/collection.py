@@ -1,22 +1,27 @@
-"""Benchmark of the daily collection against the sandbox: API calls, wall time against the latency bound, memory.
+"""Benchmark of the daily collection against the sandbox: API calls per account, wall time against the latency and
+quota bounds, rows against the sandbox's truth, memory.
 
-For each size (default 100 and 500 accounts) a child process starts a sandbox of that size with added latency per
-call, runs one whole collection (``runner.collect_org``: accounts, aggregator, every account, run row) into a
-temporary store, and prints:
+Each case (size x profile x delegated administrators) runs in a child process that starts its own sandbox, runs one
+whole collection (``runner.collect_org``: accounts, organization-level reads, every account, run row) into a
+temporary store, and reports:
 
-- total API calls (the collector's count and the sandbox's count) and calls per account;
-- wall time, and the ratio of wall time to the bound ``calls x latency / concurrency`` at the configured
-  concurrency (``runner.max_workers``): 1.0 would mean every worker waited on the network all the time;
-- peak RSS of the collector process (each size in a fresh process, so peaks do not carry over);
-- the CPU time of the sandbox server and of the collector during the run, per call, and the machine's load: when
-  their sum per call exceeds ``latency / concurrency`` on the cores available, or either one alone exceeds
-  ``latency / concurrency`` (a Python process spends nearly all its CPU under its one GIL, on about one core),
-  CPU (not network latency) is the bottleneck and the ratio cannot reach 1.
-- the floor: after the run, against the same sandbox (latency off), the CPU per call of a bare botocore loop
-  (one cached client, ``FLOOR_CALLS`` trivial calls) in this process and in the server, and the best ratio those
-  two allow at the same workers, latency and cores: what this machine allows whatever our own code does.
+- API calls (the collector's count and the sandbox's count), per account, and by operation;
+- wall time; the latency bound ``calls x latency / workers`` and its ratio (None at ``--latency-ms 0``); the quota
+  bound: the least time the sandbox's modelled request-rate quotas allow for the calls made (each token bucket --
+  account x region x operation -- starts full with its burst and refills at its rate, so a bucket that served ``n``
+  calls needs at least ``(n - burst) / rate`` seconds; buckets run in parallel, the bound is the slowest one) and
+  the ratio of wall time to it;
+- rows against the sandbox's truth (``GET /_sandbox/truth``, read in slices of accounts): Config evaluations, GuardDuty
+  and Macie open findings, SSM inventory applications -- lost, duplicated, unexpected -- and coverage gaps against the
+  seeded ones (accounts without a Config delivery, without a read role, GuardDuty/Macie off or not an enabled
+  member);
+- peak RSS; server and collector CPU, and the bare-call floor (see :func:`best_ratio`).
 
-    .venv/bin/python bench/runner.py [--sizes 100,500] [--latency-ms 20] [--workers 16] [--regions 4]
+Figures are measured; nothing is extrapolated here. ``--quota-scale 0`` switches the quotas off (the quota bound is
+then not computed).
+
+    .venv/bin/python bench/collection.py [--sizes 100,500] [--profiles default,realistic] [--admins on,off]
+        [--latency-ms 20] [--workers 16] [--regions 4] [--quota-scale 1]
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -38,6 +45,7 @@ if str(REPO) not in sys.path:
 REGIONS = ["us-east-1", "eu-west-1", "ap-northeast-1", "eu-central-1", "us-west-2", "ap-southeast-2"]
 DAY = "2026-11-23"
 FLOOR_CALLS = 500
+TRUTH_SLICE = 40  # accounts per truth request (the realistic profile's Config truth is large)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -51,8 +59,9 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def best_ratio(latency_ms: float, workers: int, cores: int, server_ms: float, client_ms: float) -> float:
-    """The lowest ratio of wall time to ``calls x latency / workers`` that these CPU costs per call allow.
+def best_ratio(latency_ms: float, workers: int, cores: int, server_ms: float, client_ms: float) -> float | None:
+    """The lowest ratio of wall time to ``calls x latency / workers`` that these CPU costs per call allow; None
+    without added latency (there is no latency bound to compare with).
 
     Each call costs its latency plus the CPU spent on it (server and client) on its critical path, all the CPU must
     fit on the machine's cores, and each process spends nearly all of its CPU holding its one GIL, so on about one
@@ -64,15 +73,62 @@ def best_ratio(latency_ms: float, workers: int, cores: int, server_ms: float, cl
     :param server_ms: server CPU per call.
     :param client_ms: client CPU per call.
     """
+    if latency_ms <= 0:
+        return None
     cpu, one_core = server_ms + client_ms, max(server_ms, client_ms)
     per_call = max((latency_ms + cpu) / workers, cpu / cores, one_core)  # ms of wall per call, at best
     return per_call / (latency_ms / workers)
 
 
-def bare_floor(sb: object, access: object, region: str) -> dict:
+def quota_bound(buckets: dict[tuple[str, str, str, str], int], model: dict[str, Any]) -> tuple[float, str]:
+    """(seconds, slowest bucket) the modelled quotas need at least for these calls.
+
+    :param buckets: calls per (account, region, service, operation).
+    :param model: ``GET /_sandbox/quotas`` (rates before scaling, ``scale``).
+    """
+    scale = float(model.get("scale") or 0.0)
+    if not model.get("active", model.get("enabled")) or scale <= 0:
+        return 0.0, "quotas off"
+    best, where = 0.0, ""
+    for (account, region, service, operation), n in buckets.items():
+        spec = model["services"].get(service) or {}
+        quota = (spec.get("operations") or {}).get(operation) or spec.get("default") or model["default"]
+        rate, burst = float(quota["rate"]) * scale, float(quota["burst"]) * scale
+        if rate <= 0:
+            continue
+        need = max(0.0, (n - burst) / rate)
+        if need > best:
+            best, where = need, f"{service}.{operation} {account} {region}: {n} calls at {rate:g}/s burst {burst:g}"
+    return best, where
+
+
+def _counting_access(access_cls: Any) -> Any:
+    """An AwsAccess that also counts calls per account, region, service and operation (the quota buckets)."""
+
+    class Counting(access_cls):
+        def client(self, service: str, region: str | None = None, account_id: str | None = None) -> Any:
+            client = super().client(service, region, account_id)
+            if not getattr(client, "_bench_counted", False):
+                client._bench_counted = True
+                owner = account_id if account_id and account_id != self.admin_account_id else None
+                where = (owner, client.meta.region_name, client.meta.service_model.service_name)
+
+                def count(model: Any, **_: Any) -> None:
+                    account = where[0] or self.admin_account_id or "admin"
+                    service = {"macie2": "macie2"}.get(where[2], where[2])
+                    self.buckets[(account, where[1], service, model.name)] += 1
+
+                client.meta.events.register("before-call", count)
+            return client
+
+    return Counting
+
+
+def bare_floor(sb: Any, access: Any, region: str) -> dict:
     """CPU per call of a bare botocore loop (one cached GuardDuty client, ListDetectors) here and in the server."""
     client = access.client("guardduty", region)
     sb.clear_faults()  # latency costs no CPU and would only make the loop slow
+    sb.set_quotas(enabled=False)
     for _ in range(20):  # warm: connection, model and caches
         client.list_detectors()
     cpu0, own0 = _cpu_seconds(sb.pid), _own_cpu()
@@ -83,7 +139,98 @@ def bare_floor(sb: object, access: object, region: str) -> dict:
             "server_ms_per_call": round(1000 * server / FLOOR_CALLS, 2)}
 
 
-def child(accounts: int, latency_ms: float, workers: int, regions: int) -> dict:
+def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], admins: dict[str, str]) -> dict:
+    """Stored rows and gaps against the sandbox's truth, a slice of accounts at a time."""
+    from include.awsgov.core import tables
+
+    def frame(table: str) -> Any:
+        return store.read(table, DAY, DAY, schema=getattr(tables, table.upper()))
+
+    config, gd, macie, inv, cov = (frame(t) for t in ("config_findings", "guardduty_findings", "macie_findings",
+                                                      "software_inventory", "coverage"))
+    got = {
+        "config": Counter(zip(config["account_id"], config["region"], config["rule_name"], config["resource_type"],
+                              config["resource_id"], strict=True)),
+        "guardduty": Counter(zip(gd["account_id"], gd["region"], gd["guardduty_id"], strict=True)),
+        "macie": Counter(zip(macie["account_id"], macie["region"], macie["macie_id"], strict=True)),
+        "inventory": Counter(zip(inv["account_id"], inv["region"], inv["instance_id"], inv["name"], inv["version"],
+                                 strict=True)),
+    }
+    gaps = {(r.account_id, r.region, r.source): r.status for r in cov.itertuples() if r.status != "ok"}
+    want: dict[str, set] = {k: set() for k in got}
+    # The sandbox's truth can list one rule evaluating one resource several times (hostile resource ids drawn twice),
+    # which AWS cannot: such a key is one row, whose compliance must be one of the truth's.
+    compliance: dict[tuple, set[str]] = {}
+    stored_compliance = dict(zip(zip(config["account_id"], config["region"], config["rule_name"],
+                                     config["resource_type"], config["resource_id"], strict=True),
+                                 config["compliance"], strict=True))
+    unknown: set[str] = set()
+    want_gaps: dict[tuple[str, str, str], str] = {}
+    info = sb.info
+    no_role = {a["id"] for a in info["accounts"] if not a["read_role"]}
+    for start in range(0, len(targets), TRUTH_SLICE):
+        part = targets[start:start + TRUTH_SLICE]
+        truth = sb.truth(date=DAY, sections=["config", "guardduty", "macie", "inventory"], accounts=part)
+        for account in part:
+            per_region = truth["config"].get(account, {})
+            for region in regions:
+                rules = per_region.get(region)
+                if rules is None:
+                    want_gaps[(account, region, "config")] = "not_delivered"
+                for rule, evaluations in (rules or {}).items():
+                    for e in evaluations:
+                        key = (account, region, rule, e["resource_type"], e["resource_id"])
+                        want["config"].add(key)
+                        compliance.setdefault(key, set()).add(e["compliance"])
+            for region, instances in truth["inventory"].get(account, {}).items():
+                if region in regions:
+                    want["inventory"] |= {(account, region, i["instance_id"], a["name"], a["version"])
+                                          for i in instances for a in i["applications"]}
+            for source in ("guardduty", "macie"):
+                if account not in truth[source]["accounts"]:
+                    unknown.add(account)  # the realistic profile's truth leaves the management account out
+                    continue
+                for region in regions:
+                    state = truth[source]["accounts"].get(account, {}).get(region)
+                    if source in admins and account != admins[source]:
+                        ok = bool(state) and state["relationship"] == "Enabled"
+                    elif source in admins:
+                        ok = bool(state) and state["enabled"]
+                    elif account in no_role:
+                        want_gaps[(account, region, source)] = "access_denied"
+                        continue
+                    else:
+                        ok = bool(state) and state["enabled"]
+                    if not ok:
+                        want_gaps[(account, region, source)] = "not_enabled"
+                        continue
+                    archived = (lambda f: f["service"]["archived"]) if source == "guardduty" else (
+                        lambda f: f["archived"])
+                    want[source] |= {(account, region, f["id"]) for f in state["findings"] if not archived(f)}
+        if account in no_role:
+            want_gaps[(account, "global", "trusted_advisor")] = "access_denied"
+    for account in targets:
+        if account in no_role:
+            want_gaps[(account, "global", "trusted_advisor")] = "access_denied"
+    for account in unknown:  # nothing to compare with: left out of the threat comparison, and said so
+        for name in ("guardduty", "macie"):
+            got[name] = Counter({k: n for k, n in got[name].items() if k[0] != account})
+        gaps = {k: v for k, v in gaps.items() if not (k[0] == account and k[2] in ("guardduty", "macie"))}
+    out: dict[str, Any] = {"not_in_truth": sorted(unknown), "config_wrong_compliance": sum(
+        1 for k, v in stored_compliance.items() if k in compliance and v not in compliance[k])}
+    for name, counts in got.items():
+        have = set(counts)
+        out[name] = {"truth": len(want[name]), "stored": sum(counts.values()), "lost": len(want[name] - have),
+                     "unexpected": len(have - want[name]), "duplicated": sum(n - 1 for n in counts.values() if n > 1)}
+    out["gaps"] = {"stored": len(gaps), "seeded": len(want_gaps),
+                   "unexpected": sorted(f"{k}: {v}" for k, v in gaps.items() if want_gaps.get(k) != v)[:5],
+                   "missing": sorted(f"{k}: {v}" for k, v in want_gaps.items() if gaps.get(k) != v)[:5],
+                   "equal": gaps == want_gaps, "by_status": dict(Counter(gaps.values()))}
+    return out
+
+
+def child(accounts: int, profile: str, admins_on: bool, latency_ms: float, workers: int, regions: int,
+          quota_scale: float) -> dict:
     """One measured run in this process; returns the figures."""
     import logging
 
@@ -96,102 +243,144 @@ def child(accounts: int, latency_ms: float, workers: int, regions: int) -> dict:
     logging.basicConfig(level=logging.ERROR)
     region_list = REGIONS[:regions]
     with tempfile.TemporaryDirectory(prefix="bench-collection-") as tmp, \
-            Sandbox(accounts=accounts, date=DAY, regions=region_list, seed_metrics_accounts=0,
-                    state_dir=Path(tmp) / "sandbox") as sb:
-        cfg = load_settings({"regions": region_list})
-        # The retry mode the DAG configures (settings runner.retry_mode), not AwsAccess's default.
-        access = AwsAccess.from_args(endpoint_url=sb.endpoint, aws_access_key_id="AKIABENCHADMIN000001",
-                                     aws_secret_access_key="bench", external_id=sb.info["external_id"],
-                                     session_name="bench-collection", retry_mode=cfg["collection"]["retry_mode"])
+            Sandbox(accounts=accounts, date=DAY, regions=region_list, seed_metrics_accounts=0, profile=profile,
+                    quota_scale=quota_scale, state_dir=Path(tmp) / "sandbox") as sb:
+        admins: dict[str, str] = {}
+        if admins_on:
+            truth = sb.truth(date=DAY, sections=["guardduty", "macie"], accounts=[sb.info["management_account_id"]])
+            admins = {"guardduty": truth["guardduty"]["admin"], "macie": truth["macie"]["admin"]}
+        cfg = load_settings({"regions": region_list, "collection": {s: {"delegated_admin": a}
+                                                                    for s, a in admins.items()}})
+        access = _counting_access(AwsAccess).from_args(
+            endpoint_url=sb.endpoint, aws_access_key_id="AKIABENCHADMIN000001", aws_secret_access_key="bench",
+            external_id=sb.info["external_id"], session_name="bench-collection",
+            retry_mode=cfg["collection"]["retry_mode"])
+        access.buckets = Counter()
         opts = runner.Options.from_settings(cfg)
         if workers:
             opts = runner.Options(**{**opts.__dict__, "workers": workers})
+        sb.deliver(DAY)  # the day's deliveries exist before the run, as on AWS (not timed)
         sb.set_faults(latency_ms=latency_ms)
         sb.reset_calls()
+        sb.refill_quotas()
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        cpu0 = _cpu_seconds(sb.pid)
-        own0 = _own_cpu()
-        load0 = os.getloadavg()[0]
+        cpu0, own0, load0 = _cpu_seconds(sb.pid), _own_cpu(), os.getloadavg()[0]
         started = time.perf_counter()
-        run = runner.collect_org(access, Store(Path(tmp) / "store"), DAY, opts, run_id="bench")
+        store = Store(Path(tmp) / "store")
+        run = runner.collect_org(access, store, DAY, opts, run_id="bench")
         wall = time.perf_counter() - started
-        server_cpu = _cpu_seconds(sb.pid) - cpu0
-        own_cpu = _own_cpu() - own0
-        load1 = os.getloadavg()[0]
-        server_calls = sb.calls()["total"]
+        server_cpu, own_cpu, load1 = _cpu_seconds(sb.pid) - cpu0, _own_cpu() - own0, os.getloadavg()[0]
+        sandbox_calls = sb.calls()
+        quotas = sb.quotas()
+        bound_q, slowest = quota_bound(dict(access.buckets), quotas)
         calls, by_operation = access.total_calls(), dict(sorted(access.calls.items()))
+        sb.clear_faults()
+        targets = sorted(store.read("coverage", DAY, DAY)["account_id"].unique())
+        check = truth_check(sb, store, list(targets), region_list, admins)
         floor = bare_floor(sb, access, region_list[0])  # after the run's figures: its calls are not the run's
     bound = calls * latency_ms / 1000 / opts.workers
     return {
-        "accounts": accounts,
-        "collected": run["collected"],
-        "regions": len(region_list),
-        "workers": opts.workers,
-        "latency_ms": latency_ms,
-        "api_calls": calls,
-        "sandbox_calls": server_calls,
-        "calls_per_account": round(calls / max(1, run["collected"]), 1),
-        "wall_s": round(wall, 2),
-        "bound_s": round(bound, 2),
-        "ratio": round(wall / bound, 2) if bound else None,
-        "gaps": run["gaps"],
+        "accounts": accounts, "profile": profile, "admins": admins_on, "collected": run["collected"],
+        "regions": len(region_list), "workers": opts.workers, "latency_ms": latency_ms, "quota_scale": quota_scale,
+        "api_calls": calls, "sandbox_calls": sandbox_calls["total"], "throttled": sandbox_calls["throttled"],
+        "calls_per_account": round(calls / max(1, run["collected"]), 2),
+        "wall_s": round(wall, 2), "bound_s": round(bound, 2), "ratio": round(wall / bound, 2) if bound else None,
+        "quota_bound_s": round(bound_q, 2), "quota_ratio": round(wall / bound_q, 2) if bound_q else None,
+        "quota_slowest": slowest, "quota_throttled": quotas.get("throttled_calls"),
+        "gaps": run["gaps"], "truth": check,
         "peak_rss_mb_before_run": round(rss_before / 1024, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "sandbox_cpu_s": round(server_cpu, 2),
-        "sandbox_cpu_share_of_wall": round(server_cpu / wall, 2),
-        "sandbox_cpu_ms_per_call": round(1000 * server_cpu / max(1, server_calls), 2),
-        "collector_cpu_s": round(own_cpu, 2),
-        "collector_cpu_ms_per_call": round(1000 * own_cpu / max(1, calls), 2),
-        "cores": os.cpu_count(),
-        "loadavg_start_end": [round(load0, 2), round(load1, 2)],
-        "by_operation": by_operation,
-        "bare_call_floor": floor,
+        "sandbox_cpu_s": round(server_cpu, 2), "sandbox_cpu_share_of_wall": round(server_cpu / wall, 2),
+        "sandbox_cpu_ms_per_call": round(1000 * server_cpu / max(1, sandbox_calls["total"]), 2),
+        "collector_cpu_s": round(own_cpu, 2), "collector_cpu_ms_per_call": round(1000 * own_cpu / max(1, calls), 2),
+        "cores": os.cpu_count(), "loadavg_start_end": [round(load0, 2), round(load1, 2)],
+        "by_operation": by_operation, "bare_call_floor": floor,
     }
+
+
+def _print(fig: dict) -> None:
+    admins = "delegated admins" if fig["admins"] else "no delegated admins"
+    print(f"\n== {fig['accounts']} accounts ({fig['collected']} collected) x {fig['regions']} regions, "
+          f"{fig['profile']} profile, {admins}, {fig['latency_ms']:.0f} ms latency, {fig['workers']} workers, "
+          f"quota scale {fig['quota_scale']:g}")
+    print(f"api calls            {fig['api_calls']} (sandbox counted {fig['sandbox_calls']}, throttled "
+          f"{fig['throttled']}), {fig['calls_per_account']} per account")
+    print(f"wall time            {fig['wall_s']} s; latency bound calls x latency / workers = {fig['bound_s']} s; "
+          f"ratio {fig['ratio']}")
+    print(f"quota bound          {fig['quota_bound_s']} s ({fig['quota_slowest']}); wall / quota bound "
+          f"{fig['quota_ratio']}; calls refused by quotas {fig['quota_throttled']}")
+    print(f"truth notes          Config rows whose compliance is not the truth's: "
+          f"{fig['truth']['config_wrong_compliance']}; accounts absent from the threat truth (not compared): "
+          f"{fig['truth']['not_in_truth']}")
+    for name in ("config", "guardduty", "macie", "inventory"):
+        t = fig["truth"][name]
+        print(f"truth {name:<14} {t['stored']} stored / {t['truth']} in truth: lost {t['lost']}, duplicated "
+              f"{t['duplicated']}, unexpected {t['unexpected']}")
+    g = fig["truth"]["gaps"]
+    print(f"coverage gaps        {g['stored']} stored / {g['seeded']} seeded, equal: {g['equal']} {g['by_status']}"
+          + (f"; unexpected {g['unexpected']} missing {g['missing']}" if not g["equal"] else ""))
+    print(f"peak RSS             {fig['peak_rss_mb']} MB (before the run: {fig['peak_rss_mb_before_run']} MB)")
+    print(f"sandbox server CPU   {fig['sandbox_cpu_s']} s ({fig['sandbox_cpu_share_of_wall']:.0%} of wall), "
+          f"{fig['sandbox_cpu_ms_per_call']} ms per call; collector CPU {fig['collector_cpu_s']} s, "
+          f"{fig['collector_cpu_ms_per_call']} ms per call; {fig['cores']} cores, load "
+          f"{fig['loadavg_start_end'][0]} -> {fig['loadavg_start_end'][1]}")
+    server_ms, client_ms = fig["sandbox_cpu_ms_per_call"], fig["collector_cpu_ms_per_call"]
+    ratio = best_ratio(fig["latency_ms"], fig["workers"], fig["cores"], server_ms, client_ms)
+    floor = "n/a (no added latency)" if ratio is None else (
+        f"wall >= {ratio * fig['bound_s']:.1f} s, ratio >= {ratio:.2f} on an idle machine")
+    print(f"cpu floor            {server_ms + client_ms:.1f} ms of CPU per call (server + collector) -> {floor}")
+    bare = fig["bare_call_floor"]
+    bare_ratio = best_ratio(fig["latency_ms"], fig["workers"], fig["cores"], bare["server_ms_per_call"],
+                            bare["client_ms_per_call"])
+    print(f"bare-call floor      client {bare['client_ms_per_call']} ms, server {bare['server_ms_per_call']} ms CPU "
+          f"per call -> ratio >= {'n/a' if bare_ratio is None else f'{bare_ratio:.2f}'}")
+    print("calls by operation   " + ", ".join(f"{k}={v}" for k, v in fig["by_operation"].items()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,500", help="comma-separated account counts")
+    parser.add_argument("--profiles", default="default,realistic", help="sandbox profiles: default, realistic")
+    parser.add_argument("--admins", default="on,off", help="GuardDuty/Macie delegated administrators: on, off")
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=0, help="threads (default: settings runner.max_workers)")
+    parser.add_argument("--workers", type=int, default=0, help="threads (default: settings collection.max_workers)")
     parser.add_argument("--regions", type=int, default=4)
-    parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--quota-scale", type=float, default=1.0, help="sandbox quotas: 1 = AWS's rates, 0 = off")
+    parser.add_argument("--json", help="also write every case's figures to this file")
+    parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.latency_ms, args.workers, args.regions)))
+        size, profile, admins = args.child.split(":")
+        print(json.dumps(child(int(size), profile, admins == "on", args.latency_ms, args.workers, args.regions,
+                               args.quota_scale)))
         return
+    figures = []
     for size in (int(s) for s in args.sizes.split(",")):
-        out = subprocess.run([sys.executable, __file__, "--child", str(size), "--latency-ms", str(args.latency_ms),
-                              "--workers", str(args.workers), "--regions", str(args.regions)],
-                             capture_output=True, text=True, check=True, cwd=REPO)
-        fig = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"\n== {fig['accounts']} accounts ({fig['collected']} collected) x {fig['regions']} regions, "
-              f"{fig['latency_ms']:.0f} ms latency, {fig['workers']} workers")
-        print(f"api calls            {fig['api_calls']} (sandbox counted {fig['sandbox_calls']}), "
-              f"{fig['calls_per_account']} per account")
-        print(f"wall time            {fig['wall_s']} s; bound calls x latency / workers = {fig['bound_s']} s; "
-              f"ratio {fig['ratio']}")
-        print(f"peak RSS             {fig['peak_rss_mb']} MB (before the run: {fig['peak_rss_mb_before_run']} MB)")
-        print(f"sandbox server CPU   {fig['sandbox_cpu_s']} s ({fig['sandbox_cpu_share_of_wall']:.0%} of wall), "
-              f"{fig['sandbox_cpu_ms_per_call']} ms per call")
-        print(f"collector CPU        {fig['collector_cpu_s']} s, {fig['collector_cpu_ms_per_call']} ms per call; "
-              f"{fig['cores']} cores, load average {fig['loadavg_start_end'][0]} -> {fig['loadavg_start_end'][1]}")
-        # The best wall time this machine allows at these CPU costs, even unloaded (see best_ratio).
-        server_ms, client_ms = fig["sandbox_cpu_ms_per_call"], fig["collector_cpu_ms_per_call"]
-        ratio = best_ratio(fig["latency_ms"], fig["workers"], fig["cores"], server_ms, client_ms)
-        print(f"cpu floor            {server_ms + client_ms:.1f} ms of CPU per call (server + collector) on "
-              f"{fig['cores']} cores, {max(server_ms, client_ms):.1f} ms in the busier process (one core) -> "
-              f"wall >= {ratio * fig['bound_s']:.1f} s, ratio >= {ratio:.2f} on an idle machine")
-        print(f"coverage gaps        {fig['gaps']}")
-        print("calls by operation   " + ", ".join(f"{k}={v}" for k, v in fig["by_operation"].items()))
-        # What botocore and the sandbox cost without our code: the collector's CPU per call above, against this.
-        bare = fig["bare_call_floor"]
-        bare_ratio = best_ratio(fig["latency_ms"], fig["workers"], fig["cores"], bare["server_ms_per_call"],
-                                bare["client_ms_per_call"])
-        print(f"bare-call floor      {bare['calls']} x guardduty.list_detectors on one cached client: "
-              f"client {bare['client_ms_per_call']} ms, server {bare['server_ms_per_call']} ms CPU per call -> "
-              f"ratio >= {bare_ratio:.2f} at {fig['workers']} workers, {fig['latency_ms']:.0f} ms latency, "
-              f"{fig['cores']} cores")
+        for profile in args.profiles.split(","):
+            for admins in args.admins.split(","):
+                out = subprocess.run([sys.executable, __file__, "--child", f"{size}:{profile}:{admins}",
+                                      "--latency-ms", str(args.latency_ms), "--workers", str(args.workers),
+                                      "--regions", str(args.regions), "--quota-scale", str(args.quota_scale)],
+                                     capture_output=True, text=True, cwd=REPO)
+                if out.returncode:
+                    print(f"\n== {size} accounts, {profile}, admins {admins}: FAILED\n{out.stderr[-3000:]}")
+                    continue
+                fig = json.loads(out.stdout.strip().splitlines()[-1])
+                figures.append(fig)
+                _print(fig)
+    print("\n== side by side (measured)")
+    print(f"{'accounts':>8} {'profile':>9} {'admins':>6} {'calls/acct':>10} {'wall s':>8} {'quota s':>8} "
+          f"{'wall/quota':>10} {'lost':>5} {'dup':>4} {'gaps=seeded':>11}")
+    for f in figures:
+        lost = sum(f["truth"][k]["lost"] + f["truth"][k]["unexpected"] for k in ("config", "guardduty", "macie",
+                                                                                 "inventory"))
+        lost += f["truth"]["config_wrong_compliance"]
+        dup = sum(f["truth"][k]["duplicated"] for k in ("config", "guardduty", "macie", "inventory"))
+        print(f"{f['accounts']:>8} {f['profile']:>9} {'on' if f['admins'] else 'off':>6} "
+              f"{f['calls_per_account']:>10} {f['wall_s']:>8} {f['quota_bound_s']:>8} {str(f['quota_ratio']):>10} "
+              f"{lost:>5} {dup:>4} {str(f['truth']['gaps']['equal']):>11}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

@@ -184,6 +184,7 @@ def _collect(sandbox, store, day, account_ids, **options):
     from include.awsgov.collection import runner
 
     opts = runner.Options(regions=(), sources=("trusted_advisor",), **options)
+    runner.collect_aggregate(_access(sandbox), store, day, account_ids, opts)  # the run's check catalogue
     return runner.collect_accounts(_access(sandbox), store, day, account_ids, opts)
 
 
@@ -208,18 +209,29 @@ def faulted(sandbox, tmp_path_factory):
     try:
         targets = [a["account_id"] for a in accounts.collectable(accounts.snapshot_accounts(_access(sandbox), store,
                                                                                            day))]
+        sandbox.reset_calls()
         first = _collect(sandbox, store, day, targets)
+        first_calls = sandbox.calls()["calls"]
         files = _parquet(store)
         second = _collect(sandbox, store, day, targets)
     finally:
         sandbox.clear_faults()
     no_role = [a["id"] for a in sandbox.info["accounts"] if not a["read_role"] and a["status"] == "ACTIVE"]
     return {"store": store, "day": day, "targets": targets, "denied": denied + no_role, "no_support": no_support,
-            "runs": (first, second), "files": files, "truth": sandbox.truth(date=day, sections=["trusted_advisor"])}
+            "runs": (first, second), "files": files, "truth": sandbox.truth(date=day, sections=["trusted_advisor"]),
+            "first_calls": first_calls, "mgmt": sandbox.info["management_account_id"]}
 
 
 def _table(faulted, name):
     return faulted["store"].read(name, faulted["day"], faulted["day"], schema=getattr(tables, name.upper()))
+
+
+def test_check_catalogue_is_read_once_per_run_in_the_admin_account(faulted):
+    described = [c for c in faulted["first_calls"] if c["action"] == "DescribeTrustedAdvisorChecks"]
+    assert sum(c["count"] - c["throttled"] for c in described) == 1
+    assert {c["account"] for c in described} == {faulted["mgmt"]}
+    summaries = [c for c in faulted["first_calls"] if c["action"] == "DescribeTrustedAdvisorCheckSummaries"]
+    assert len({c["account"] for c in summaries}) > 3  # each account still answers for its own checks
 
 
 def test_collection_skips_suspended_and_includes_management(faulted, sandbox):
