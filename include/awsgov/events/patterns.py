@@ -12,7 +12,7 @@ kind            raw event                                                   fiel
 api             detail-type "AWS API Call via CloudTrail"                   type (eventSource prefix : eventName),
                                                                             actor_type, error_code
 signin          source aws.signin, any other detail-type                    type, actor_type, mfa_used, login_result
-guardduty       source aws.guardduty, any other detail-type                 type (detail.type), severity (detail.severity)
+guardduty       source aws.guardduty, any other detail-type                 type (detail.type), severity
 config          source aws.config, any other detail-type                    type, new_compliance, old_compliance, rule
 trustedadvisor  source aws.trustedadvisor, any other detail-type            type, ta_status, ta_security (check-name)
 ==============  ==========================================================  ============================================

@@ -89,7 +89,8 @@ def _api(service: str, name: str, identity: str = "AssumedRole", error: str | No
 def corpus() -> list[dict]:
     shapes = (
         [_guardduty(s, t) for s, t in itertools.product(
-            [1.0, 4.0, 5.5, 6.9, 7.0, 8.0, 8.9], ["Recon:EC2/PortProbeUnprotectedPort", "CryptoCurrency:EC2/BitcoinTool.B!DNS"])]
+            [1.0, 4.0, 5.5, 6.9, 7.0, 8.0, 8.9],
+            ["Recon:EC2/PortProbeUnprotectedPort", "CryptoCurrency:EC2/BitcoinTool.B!DNS"])]
         + [_config(n, o) for n, o in itertools.product(
             ["NON_COMPLIANT", "COMPLIANT", "NOT_APPLICABLE", "INSUFFICIENT_DATA", None],
             ["NON_COMPLIANT", "COMPLIANT", "NOT_APPLICABLE", None])]
@@ -118,7 +119,8 @@ def matcher() -> EventPattern:
 def test_the_pattern_and_the_python_routing_agree_on_every_event_of_the_corpus(matcher):
     events = corpus()
     disagree = [(e["source"], e["detail-type"], e["detail"]) for e in events
-                if matcher.matches_event(e) != patterns.is_candidate({"MessageId": e["id"], "Body": json.dumps(e)}, CFG)]
+                if matcher.matches_event(e) != patterns.is_candidate({"MessageId": e["id"], "Body": json.dumps(e)},
+                                                                     CFG)]
     assert disagree == []
     # The corpus exercises both sides: every rule has a candidate, and most events are filtered out at the bus.
     candidates = [e for e in events if matcher.matches_event(e)]
