@@ -315,6 +315,18 @@ def test_posture_page_screenshot(server):
     shutil.rmtree(profile, ignore_errors=True)
 
 
+@pytest.mark.parametrize(("values", "drawn"), [
+    pytest.param([None] * 7 + [4], False, id="one-point"),
+    pytest.param([None] * 8, False, id="no-data"),
+    pytest.param([None] * 6 + [3, 4], True, id="two-points"),
+])
+def test_sparkline_needs_two_weeks_of_history(plugin, values, drawn):
+    macro = plugin.ENV.from_string('{% import "_macros.html.j2" as m %}{{ m.sparkline(values, "Gaps", weeks) }}')
+    html = macro.render(values=values, weeks=[f"2026-W{w}" for w in range(41, 49)])
+    assert ("<svg" in html) is drawn
+    assert ("not enough history yet" in html) is not drawn
+
+
 def test_views_are_cached_then_recomputed(plugin, monkeypatch):
     calls = []
     assert plugin._cached(("t", 1), lambda: calls.append(1) or len(calls)) == 1
