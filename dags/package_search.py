@@ -7,7 +7,8 @@ Triggered from the form. It searches the SSM inventory that `governance_collecti
 1. **validate_query**: refuses a bad query before anything is read or sent, naming the field: a `pattern` outside
    the safe glob (letters, digits, space, `. _ + : @ / ( ) -` and the wildcards `*` `?`; at most 4 `*`; at least
    2 literal characters), a `versions` constraint that is not PEP 440 (`<2.17.1`, `>=2.0,<3`, `==3.0.*`, or a bare
-   version), malformed account ids or OU names, an invalid `mail_to` address.
+   version), malformed account ids or OU names, an invalid `mail_to` address or one outside the allowed recipient
+   domains (settings `mail.allowed_recipient_domains`).
 2. **search_inventory**: reads the latest collected day (or `day`), keeps the accounts and OUs asked for, matches
    name and version, writes the answer to the store under `package_search/<run id>/` (`results.html`, an
    autoescaped table; `results.csv`; `results.txt`; `query.json`) and logs a summary. Accounts and regions whose
@@ -59,14 +60,18 @@ def package_search():
     @task(retries=0)
     def validate_query(params: dict | None = None) -> dict:
         """Refuse a bad query (pattern, constraint, accounts, OUs, address) before anything is read or sent."""
-        from include.awsgov.core.mail import InvalidHeader, validate_address
+        from include.awsgov.airflow_conn import settings
+        from include.awsgov.core import mail
         from include.awsgov.software.search import QueryError, SearchQuery
 
         params = params or {}
         try:
             query = SearchQuery.from_params(params)
-            mail_to = validate_address(params["mail_to"]) if params.get("mail_to") else None
-        except (QueryError, InvalidHeader) as exc:
+            mail_to = None
+            if params.get("mail_to"):
+                domains = mail.allowed_recipient_domains(settings())
+                mail_to = mail.check_recipient_allowed(mail.validate_address(params["mail_to"]), domains)
+        except (QueryError, mail.InvalidHeader) as exc:
             fail_now(exc)
         return {"query": query.to_dict(), "mail_to": mail_to}
 

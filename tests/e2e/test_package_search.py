@@ -139,6 +139,8 @@ def test_the_form_refuses_unsafe_input_before_any_aws_call(airflow_sandbox_env, 
     pytest.param({"pattern": "a*b*c*d*e*f"}, "at most 4", id="too-many-stars"),
     pytest.param({"pattern": "log4j", "versions": "<<2"}, "not valid", id="bad-constraint"),
     pytest.param({"pattern": "log4j", "mail_to": "x@y\nBcc: z@example.com"}, "invalid address", id="header-inject"),
+    pytest.param({"pattern": "log4j", "mail_to": "eve@attacker.net"}, "allowed recipient domains",
+                 id="mail-to-outside-the-allowed-domains"),
 ])
 def test_validate_query_refuses_with_a_clear_message_before_any_aws_call(airflow_sandbox_env, clean_sandbox,
                                                                            conf, message, capfd):

@@ -6,6 +6,14 @@ add a header or a recipient. Transports are context managers with ``send(msg) ->
 admin account's ``ses`` client (``ses:SendRawEmail``), SMTP over one connection that is opened on first use and
 reused for every message until ``close()`` (reopened once if the server drops it between messages). Failures are
 classified by :func:`is_transient` so that callers retry only what a retry can fix. Nothing is written to disk.
+
+Recipients are screened in the transport, the one place every message passes (weekly reports, alerts, package
+search): an address whose domain is not in the settings' ``mail.allowed_recipient_domains`` (default: the domains of
+``mail.sender`` and ``mail.governance_address``; a listed domain also allows its subdomains) is never sent to. Owner
+addresses come from resource data (Owner tags, Trusted Advisor details) that member accounts control, so without
+this a tag could redirect an account's findings anywhere. The refused addresses are reported the way an SMTP server's
+refusals are (``last_refused``, or :class:`RecipientsNotAllowed` when no recipient is left), so the send ledger and
+the alert ledger record them as ``refused`` with the reason.
 """
 
 from __future__ import annotations
@@ -243,13 +251,96 @@ def is_transient(exc: BaseException) -> bool:
     return type(exc).__module__.startswith(("botocore", "urllib3"))  # connection errors of the SDK
 
 
+class RecipientsNotAllowed(smtplib.SMTPRecipientsRefused):
+    """Every recipient of a message is outside the allowed recipient domains: nothing was sent (a permanent refusal,
+    shaped like an SMTP server's 550 for all recipients so that every caller records it as ``refused``).
+
+    :param refused: ``{address: (550, reason bytes)}``.
+    """
+
+    def __str__(self) -> str:
+        return "; ".join(f"{addr}: {text.decode('utf-8', 'replace')}" for addr, (_, text) in self.recipients.items())
+
+
+NOT_ALLOWED_CODE = 550
+
+
+def address_domain(address: str) -> str:
+    """The lower-cased domain of a bare address ('' without one)."""
+    return address.rpartition("@")[2].strip().rstrip(".").lower() if "@" in address else ""
+
+
+def allowed_recipient_domains(cfg: Mapping[str, Any]) -> frozenset[str] | None:
+    """The domains mail may go to (settings ``mail.allowed_recipient_domains``; empty or absent: the domains of
+    ``mail.sender`` and ``mail.governance_address``); None only when the settings name none of them at all.
+
+    :param cfg: settings (``mail``).
+    """
+    mail = cfg.get("mail") or {}
+    listed = [str(d) for d in mail.get("allowed_recipient_domains") or []]
+    if not listed:
+        listed = [address_domain(email.utils.parseaddr(str(mail.get(key) or ""))[1])
+                  for key in ("sender", "governance_address")]
+    domains = frozenset(d.strip().strip(".").lower() for d in listed if d and d.strip().strip("."))
+    return domains or None
+
+
+def domain_allowed(address: str, domains: Iterable[str] | None) -> bool:
+    """Whether ``address`` is in one of ``domains`` or a subdomain of one (always, for ``None``: no policy).
+
+    :param address: a bare address.
+    :param domains: from :func:`allowed_recipient_domains`.
+    """
+    if domains is None:
+        return True
+    domain = address_domain(address)
+    return bool(domain) and any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+def check_recipient_allowed(address: str, domains: Iterable[str] | None) -> str:
+    """Return ``address`` if its domain is allowed, else raise :class:`InvalidRecipient` saying so (for refusing a
+    requested address, such as package_search's ``mail_to``, before anything runs)."""
+    if not domain_allowed(address, domains):
+        raise InvalidRecipient(address, _not_allowed_reason(domains))
+    return address
+
+
+def _not_allowed_reason(domains: Iterable[str] | None) -> str:
+    return (f"domain not in the allowed recipient domains ({', '.join(sorted(domains or ()))}; settings "
+            "mail.allowed_recipient_domains)")
+
+
 class Mailer:
     """A transport; use as a context manager so that its connection is closed.
 
     :param transport: ``ses`` or ``smtp``.
+    :param allowed_domains: recipient domains mail may go to (None: any); set by :func:`mailer_from_settings`.
     """
 
     transport = ""
+    allowed_domains: frozenset[str] | None = None
+    # Recipients of the last message that were not sent to, with (code, reason): screened out here or refused by
+    # the server while it accepted the others.
+    last_refused: dict[str, tuple[int, str]] = {}  # noqa: RUF012 - replaced, never mutated
+
+    def screen(self, msg: EmailMessage) -> dict[str, tuple[int, str]]:
+        """Drop the recipients outside :attr:`allowed_domains` from ``msg`` (its To header); return them with the
+        reason. Raise :class:`RecipientsNotAllowed` when none is left.
+
+        :param msg: a message from :func:`build_message` (changed in place when a recipient is dropped).
+        """
+        recipients = message_recipients(msg)
+        refused = {a: (NOT_ALLOWED_CODE, _not_allowed_reason(self.allowed_domains))
+                   for a in recipients if not domain_allowed(a, self.allowed_domains)}
+        if refused:
+            kept = [a for a in recipients if a not in refused]
+            log.warning("mail: %d recipient(s) outside the allowed domains not sent to: %s", len(refused),
+                        ", ".join(sorted(refused)))
+            if not kept:
+                raise RecipientsNotAllowed({a: (c, t.encode()) for a, (c, t) in refused.items()})
+            del msg["Cc"]
+            msg.replace_header("To", ", ".join(kept))
+        return refused
 
     def __enter__(self) -> Mailer:
         return self
@@ -287,10 +378,13 @@ class SesMailer(Mailer):
         self.sent = 0
 
     def send(self, msg: EmailMessage) -> str:
-        """Send one message; returns the SES MessageId."""
+        """Send one message to its allowed recipients; returns the SES MessageId (screened-out recipients are in
+        ``last_refused``)."""
+        refused = self.screen(msg)
         response = self.client.send_raw_email(Source=message_sender(msg), Destinations=message_recipients(msg),
                                               RawMessage={"Data": to_bytes(msg)})
         self.sent += 1
+        self.last_refused = refused
         return str(response["MessageId"])
 
 
@@ -396,6 +490,7 @@ class SmtpMailer(Mailer):
 
     def begin(self, msg: EmailMessage) -> Callable[[], str]:
         """Send one message up to the end of its data, leaving the server's final reply to the returned callable."""
+        screened = self.screen(msg)
         for attempt in (1, 2):
             conn = self._connect()
             try:
@@ -417,7 +512,8 @@ class SmtpMailer(Mailer):
                 raise
             if code != 250:
                 raise smtplib.SMTPDataError(code, text)
-            self.last_refused = {k: (c, t.decode("utf-8", "replace")) for k, (c, t) in refused.items()}
+            self.last_refused = {**screened,
+                                 **{k: (c, t.decode("utf-8", "replace")) for k, (c, t) in refused.items()}}
             self.sent += 1
             return str(msg["Message-ID"])
 
@@ -441,20 +537,25 @@ def mailer_from_settings(cfg: Mapping[str, Any], access: Any | None, smtp: Mappi
     :param access: an ``AwsAccess`` for SES (the admin account's ``ses`` client in ``home_region``).
     :param smtp: SMTP parameters (host, port, login, password, starttls, ssl, timeout), e.g. from an Airflow SMTP
         connection; required for SMTP.
+    :returns: the mailer, screening recipients by :func:`allowed_recipient_domains` of ``cfg``.
     """
     mail = cfg.get("mail") or {}
+    mailer: Mailer
     if mail.get("transport", SES) == SES:
         if access is None:
             raise MailError("mail transport ses needs AWS access")
-        return SesMailer(access.client("ses", region=cfg.get("home_region")))
-    if not smtp or not smtp.get("host"):
-        raise MailError("mail transport smtp needs SMTP parameters with a host (the smtp_conn_id connection)")
-    return SmtpMailer(
-        host=str(smtp["host"]),
-        port=int(smtp.get("port") or 25),
-        login=smtp.get("login") or None,
-        password=smtp.get("password") or None,
-        starttls=bool(smtp.get("starttls", False)),
-        use_ssl=bool(smtp.get("ssl", False)),
-        timeout=float(smtp.get("timeout") or 30),
-    )
+        mailer = SesMailer(access.client("ses", region=cfg.get("home_region")))
+    else:
+        if not smtp or not smtp.get("host"):
+            raise MailError("mail transport smtp needs SMTP parameters with a host (the smtp_conn_id connection)")
+        mailer = SmtpMailer(
+            host=str(smtp["host"]),
+            port=int(smtp.get("port") or 25),
+            login=smtp.get("login") or None,
+            password=smtp.get("password") or None,
+            starttls=bool(smtp.get("starttls", False)),
+            use_ssl=bool(smtp.get("ssl", False)),
+            timeout=float(smtp.get("timeout") or 30),
+        )
+    mailer.allowed_domains = allowed_recipient_domains(cfg)
+    return mailer

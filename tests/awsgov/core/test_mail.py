@@ -207,3 +207,70 @@ def test_build_message_refuses_a_trailing_newline_in_names(headers, attachment):
     # `$` in the validating regexes matched before a final newline, so these passed the check (issue #19 item 9).
     with pytest.raises(mail.InvalidHeader, match="not allowed"):
         mail.build_message(TEST_SENDER, "a@example.com", "s", "t", headers=headers, attachments=[attachment])
+
+
+# -- allowed recipient domains (issue #19 item 10) --------------------------------------------------------------------
+TEST_POLICY = {"mail": {"transport": "smtp", "sender": "governance@example.com",
+                        "governance_address": "governance-team@example.com"}}
+
+
+@pytest.mark.parametrize(("cfg", "domains"), [
+    pytest.param(TEST_POLICY, {"example.com"}, id="default-sender-and-governance-domains"),
+    pytest.param({"mail": {**TEST_POLICY["mail"], "allowed_recipient_domains": ["Corp.Example", "example.org."]}},
+                 {"corp.example", "example.org"}, id="listed"),
+    pytest.param({"mail": {"sender": "AWS Governance <gov@Ops.Example.com>"}}, {"ops.example.com"}, id="named-sender"),
+])
+def test_allowed_domains_come_from_the_settings(cfg, domains):
+    assert mail.allowed_recipient_domains(cfg) == domains
+
+
+@pytest.mark.parametrize(("address", "allowed"), [
+    pytest.param("alice@example.com", True, id="listed"),
+    pytest.param("bob@eu.example.com", True, id="subdomain"),
+    pytest.param("eve@notexample.com", False, id="suffix-without-dot"),
+    pytest.param("eve@example.com.attacker.net", False, id="listed-as-prefix"),
+    pytest.param("eve@attacker.net", False, id="elsewhere"),
+])
+def test_domain_allowed(address, allowed):
+    assert mail.domain_allowed(address, frozenset({"example.com"})) is allowed
+
+
+def test_smtp_sends_only_to_allowed_domains_and_reports_the_others(sink):
+    with mail.mailer_from_settings(TEST_POLICY, None, sink.params) as mailer:
+        mailer.send(_message(to=["alice@example.com", "eve@attacker.net"]))
+        refused = dict(mailer.last_refused)
+    assert [rcpts for _, rcpts, _ in sink.messages] == [["alice@example.com"]]
+    assert sink.parsed()[0]["To"] == "alice@example.com"  # the refused address is not shown to the others either
+    assert list(refused) == ["eve@attacker.net"]
+    code, reason = refused["eve@attacker.net"]
+    assert code == 550 and "allowed recipient domains (example.com" in reason
+
+
+def test_smtp_refuses_a_message_with_no_allowed_recipient_for_good(sink):
+    with mail.mailer_from_settings(TEST_POLICY, None, sink.params) as mailer, \
+            pytest.raises(mail.RecipientsNotAllowed) as caught:
+        mailer.send(_message(to=["eve@attacker.net"]))
+    assert sink.messages == [] and mail.is_transient(caught.value) is False
+    assert "eve@attacker.net: domain not in the allowed recipient domains" in str(caught.value)
+
+
+@mock_aws
+def test_ses_sends_only_to_allowed_domains():
+    access = AwsAccess.from_args(region=TEST_REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    access.client("ses", region=TEST_REGION).verify_email_identity(EmailAddress="governance@example.com")
+    cfg = {"mail": {**TEST_POLICY["mail"], "transport": "ses"}, "home_region": TEST_REGION}
+    with mail.mailer_from_settings(cfg, access) as mailer:
+        mailer.send(_message(to=["alice@example.com", "eve@attacker.net"]))
+        with pytest.raises(mail.RecipientsNotAllowed):
+            mailer.send(_message(to=["eve@attacker.net"]))
+    from moto.ses.models import ses_backends
+
+    sent = ses_backends[TEST_ACCOUNT][TEST_REGION].sent_messages
+    assert [set(m.destinations) for m in sent] == [{"alice@example.com"}]  # moto lists the To header's too
+    assert list(mailer.last_refused) == ["eve@attacker.net"]
+
+
+def test_a_requested_address_outside_the_domains_is_refused_before_anything_runs():
+    with pytest.raises(mail.InvalidRecipient, match="allowed recipient domains"):
+        mail.check_recipient_allowed("eve@attacker.net", mail.allowed_recipient_domains(TEST_POLICY))
+    assert mail.check_recipient_allowed("alice@example.com", frozenset({"example.com"})) == "alice@example.com"
