@@ -17,8 +17,9 @@ Each message body is one EventBridge event. Here it is:
   few source-specific attributes that the alert rules read;
 - **routed** (:func:`route`): the rules of include/config/events.yaml pick what goes to the owner at once
   (events_alerts.py); everything else waits for the weekly report's "events of the week";
-- **stored once** (:func:`store_events`): ``events`` is partitioned by the event's day, one chunk per day; a
-  redelivered message (same event id) is not stored or routed again.
+- **stored once** (:func:`store_events`): ``events`` is partitioned by the event's day, one new chunk per batch
+  and day (nothing stored is rewritten; days compacted every ``COMPACT_EVERY_CHUNKS`` chunks); a redelivered
+  message (same event id) is not stored or routed again.
 
 Airflow-free; the DAG only calls :func:`drain_and_ingest`.
 """
@@ -48,6 +49,9 @@ QUEUE_URL_ENV = "AWSGOV_EVENTS_QUEUE_URL"
 EVENTS_TABLE = "events"
 REJECTS_TABLE = "event_rejects"
 CHUNK = "all"
+# A day of ``events`` is compacted (store.compact: one read cache) each time its chunk count crosses a multiple of
+# this: a run adds one small chunk per day it touched, so the compaction's cost is spread over this many runs.
+COMPACT_EVERY_CHUNKS = 48
 API_CALL = "AWS API Call via CloudTrail"
 SEVERITIES = ("low", "medium", "high")
 REASONS = ("oversized", "malformed", "unknown_source")
@@ -468,8 +472,18 @@ def process(messages: Sequence[Mapping[str, str]], *, admin_account_id: str, env
 
 
 # --- store ----------------------------------------------------------------------------------------------------------
+def batch_chunk(received_at: dt.datetime, keys: Iterable[str]) -> str:
+    """Chunk name of one batch's rows: when it was received and a hash of what it holds (sorts by time)."""
+    digest = hashlib.sha256("\x1f".join(sorted(keys)).encode("utf-8")).hexdigest()[:12]
+    return f"b{received_at.astimezone(dt.UTC):%Y%m%dT%H%M%S%f}-{digest}"
+
+
 def store_events(store: Any, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Merge rows into ``events`` (partition = the event's UTC day); return only the rows not stored before.
+    """Add a batch's new rows to ``events`` as one chunk per day (partition = the event's UTC day); return them.
+
+    Nothing stored before is rewritten: the day's event ids are read (one column) to drop redelivered events, and
+    the rest is written as a new chunk named by :func:`batch_chunk`. A day is compacted when its chunk count crosses
+    a multiple of :data:`COMPACT_EVERY_CHUNKS`.
 
     :param store: the history store.
     :param rows: :func:`process` rows.
@@ -483,22 +497,25 @@ def store_events(store: Any, rows: Sequence[Mapping[str, Any]]) -> list[dict[str
     for row in rows:
         by_day.setdefault(row["time"].date(), []).append(row)
     for day, part in sorted(by_day.items()):
-        existing = store.read_chunk(EVENTS_TABLE, day, CHUNK, tables.EVENTS).to_pandas()
-        known = set(existing["event_id"])
+        known = set(store.read(EVENTS_TABLE, day, day, columns=["event_id"], schema=tables.EVENTS)["event_id"])
         new = [dict(r) for r in part if r["event_id"] not in known]
         if not new:
             continue
-        merged = pd.concat([existing, pd.DataFrame(new, columns=tables.EVENTS.names)], ignore_index=True) \
-            if len(existing) else pd.DataFrame(new, columns=tables.EVENTS.names)
-        merged["time"] = pd.to_datetime(merged["time"], utc=True)
-        merged["received_at"] = pd.to_datetime(merged["received_at"], utc=True)
-        store.write(EVENTS_TABLE, day, merged, chunk=CHUNK, schema=tables.EVENTS, sort_by=["time", "event_id"])
+        frame = pd.DataFrame(new, columns=tables.EVENTS.names)
+        frame["time"] = pd.to_datetime(frame["time"], utc=True)
+        frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
+        before = len(store.chunks(EVENTS_TABLE, day))
+        store.write(EVENTS_TABLE, day, frame, chunk=batch_chunk(new[0]["received_at"], (r["event_id"] for r in new)),
+                    schema=tables.EVENTS, sort_by=["time", "event_id"])
+        if (before + 1) // COMPACT_EVERY_CHUNKS > before // COMPACT_EVERY_CHUNKS:
+            store.compact(EVENTS_TABLE, day)
         fresh.extend(new)
     return fresh
 
 
 def store_rejects(store: Any, rejects: Sequence[Reject], received_at: dt.datetime) -> int:
-    """Count poison messages in ``event_rejects`` (partition = the day received, one row per message id).
+    """Count poison messages in ``event_rejects`` (partition = the day received, one row per message id), as one
+    new chunk per batch (nothing stored before is rewritten).
 
     :returns: how many were not recorded before.
     """
@@ -509,16 +526,15 @@ def store_rejects(store: Any, rejects: Sequence[Reject], received_at: dt.datetim
     if not rejects:
         return 0
     day = received_at.date()
-    existing = store.read_chunk(REJECTS_TABLE, day, CHUNK, tables.EVENT_REJECTS).to_pandas()
-    known = set(existing["message_id"])
+    known = set(store.read(REJECTS_TABLE, day, day, columns=["message_id"], schema=tables.EVENT_REJECTS)["message_id"])
     new = [{"message_id": r.message_id, "reason": r.reason, "detail": r.detail, "size_bytes": r.size_bytes,
             "body_sha256": r.body_sha256, "source": r.source, "received_at": received_at}
            for r in rejects if r.message_id not in known]
     if new:
-        frame = pd.concat([existing, pd.DataFrame(new)], ignore_index=True) if len(existing) else pd.DataFrame(new)
+        frame = pd.DataFrame(new)
         frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
-        store.write(REJECTS_TABLE, day, frame, chunk=CHUNK, schema=tables.EVENT_REJECTS,
-                    sort_by=["received_at", "message_id"])
+        store.write(REJECTS_TABLE, day, frame, chunk=batch_chunk(received_at, (r["message_id"] for r in new)),
+                    schema=tables.EVENT_REJECTS, sort_by=["received_at", "message_id"])
     return len(new)
 
 

@@ -222,6 +222,31 @@ def test_redelivered_event_is_stored_once(tmp_path):
     assert sorted(stored["event_id"]) == ["e-1", "e-2", "e-3"]
 
 
+def test_each_batch_is_its_own_chunk_and_earlier_files_are_not_rewritten(tmp_path):
+    """#22: no read-and-rewrite of the day's file per run; a batch adds a chunk, de-duplicated by event id."""
+    store = Store(str(tmp_path))
+    first, _ = run(guardduty(8.0, event_id="e-1"), guardduty(8.0, event_id="e-2"))
+    assert len(ingest.store_events(store, first)) == 2
+    [chunk] = store.chunks("events", T0.date())
+    path = tmp_path / "events" / f"dt={T0.date()}" / f"part-{chunk}.parquet"
+    before = (path.stat().st_mtime_ns, path.read_bytes())
+    second, _ = run(guardduty(8.0, event_id="e-2"), guardduty(8.0, event_id="e-3"))
+    assert [r["event_id"] for r in ingest.store_events(store, second)] == ["e-3"]
+    assert (path.stat().st_mtime_ns, path.read_bytes()) == before
+    assert len(store.chunks("events", T0.date())) == 2
+    assert sorted(store.read("events", schema=tables.EVENTS)["event_id"]) == ["e-1", "e-2", "e-3"]
+
+
+def test_a_day_of_many_batch_chunks_is_compacted_and_reads_the_same(tmp_path):
+    store = Store(str(tmp_path))
+    for k in range(ingest.COMPACT_EVERY_CHUNKS):
+        rows, _ = run(guardduty(8.0, event_id=f"e-{k}"))
+        ingest.store_events(store, rows)
+    assert (tmp_path / "events" / f"dt={T0.date()}" / "_compact.parquet").exists()
+    assert sorted(store.read("events", schema=tables.EVENTS)["event_id"]) == sorted(
+        f"e-{k}" for k in range(ingest.COMPACT_EVERY_CHUNKS))
+
+
 def test_same_event_twice_in_one_batch_is_one_row():
     rows, _ = run(guardduty(8.0, event_id="dup"), guardduty(8.0, event_id="dup"))
     assert len(rows) == 1
