@@ -1,16 +1,21 @@
 """
-### Governance collection: Trusted Advisor and AWS Config compliance of every account, daily, into the store
+### Governance collection: Trusted Advisor, AWS Config, GuardDuty, Macie and SSM inventory of every account, daily
 
 1. **list_accounts** (admin account, once): Organizations accounts with tags and parent OU, merged with the
    onboarding inventory, written to `accounts`. Suspended accounts are recorded there and not collected; the
-   management account is collected like any other.
-2. **collect_config_aggregate** (admin account, once): the Config aggregator's rule and resource compliance for all
-   accounts and regions it covers, staged per account.
-3. **collect_account** (mapped: one task per account, or per batch of accounts above
-   `runner.max_mapped_tasks`): Trusted Advisor through the account's read role (check refreshes are requested,
-   never awaited), the staged aggregator slice, and Config read in the account for regions the aggregator missed.
-   AWS errors (AccessDenied, no Business/Enterprise support plan, throttling beyond retries) become `coverage` rows
-   and the task succeeds; only bugs fail it. A failed account can be cleared alone from the grid.
+   management account is collected like any other. Returns the accounts to collect in **batches**: by default as
+   many batches as `collection.max_mapped_tasks` (size it to the `aws_api` pool's slots) with at least
+   `collection.max_workers` accounts each, so that every task keeps its threads busy and pays its start-up once for
+   many accounts; `collection.accounts_per_task` fixes the batch size instead.
+2. **collect_config_aggregate** (admin account, once): the organization-level reads -- the Config aggregator's
+   source status (the reason shown when a snapshot is missing), the Trusted Advisor check catalogue, GuardDuty and
+   Macie through their delegated administrators (one org-wide listing per region) -- staged per account.
+3. **collect_account** (mapped over the batches): Config compliance from the day's configuration snapshots and the
+   SSM inventory from the resource data sync (central bucket, admin credentials), the staged slices, and Trusted
+   Advisor through each account's read role (refreshes requested, never awaited). AWS errors and missing deliveries
+   (AccessDenied, no support plan, no snapshot, service off) become `coverage` rows with their reason and the task
+   succeeds: a denied account is a coverage gap, not a failure. Only bugs fail a batch, and a failed batch fails
+   the run (red): clear it in the grid to rerun it.
 4. **finish_run**: drops chunks of accounts that are no longer collected, compacts each per-account table's day
    into one read-cache file (`_compact.parquet`, see docs/store.md), writes the `collection_runs` row and updates
    the `awsgov_findings` asset, which schedules the weekly report.
@@ -18,17 +23,18 @@
    ASFF files in the store (`exports.export`) and, when `exports.securityhub_import` is on, imported into Security
    Hub with BatchImportFindings (docs/threats.md).
 
-**SSM inventory** (`inventory.collect`, `docs/inventory.md`): step 2 also stages every managed instance's
-applications from the aggregator's advanced query, step 3 reads SSM through the read role where the aggregator did
-not serve; tables `software_inventory` and `package_findings` (settings `inventory.prohibited_packages`), coverage
-source `ssm_inventory`.
+**Rerun of some accounts**: trigger with the `accounts` param (account ids) and the `date` of the day to redo: only
+those accounts are collected again (their chunks replaced), every other account's data of the day is kept.
+
+**SSM inventory** (`inventory.collect`, `docs/inventory.md`): tables `software_inventory` and `package_findings`
+(settings `inventory.prohibited_packages`), coverage source `ssm_inventory`.
 
 **Which day a run writes.** The `date` param (YYYY-MM-DD) wins, so any past day can be re-collected; otherwise the
 scheduled run's logical date; otherwise (manual and CLI runs have no logical date in Airflow 3) the day the run was
-requested (`run_after`). AWS serves current state only: re-collecting a past day stores today's findings under that
-day. A rerun of a day replaces that day's data (one file per account and table), it never adds to it.
+requested (`run_after`). A rerun of a day replaces that day's data (one file per account and table), it never adds
+to it.
 
-Tables and columns: `docs/store.md`. Concurrency: the `aws_pool` pool bounds tasks, `runner.max_workers`
+Tables and columns: `docs/store.md`. Concurrency: the `aws_pool` pool bounds tasks, `collection.max_workers`
 bounds calls inside a task.
 """
 
@@ -69,23 +75,38 @@ def _run_context(params: dict) -> tuple:
             format="date",
             title="Partition day",
             description="YYYY-MM-DD to (re)collect into; empty: the run's own day.",
-        )
+        ),
+        "accounts": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "pattern": r"^[0-9]{12}\Z"},
+            uniqueItems=True,
+            title="Only these accounts",
+            description="Account ids to collect again (e.g. one that failed); empty: every account. The other "
+                        "accounts' data of the day is kept.",
+        ),
     },
     default_args=DEFAULT_ARGS,
 )
 def governance_collection():
     @task(pool=AWS_POOL)
     def list_accounts(params: dict | None = None) -> list[list[dict]]:
-        """Write the day's accounts table; return the collectable accounts in batches (the mapping input)."""
-        from include.awsgov.airflow_conn import aws_access
+        """Write the day's accounts table; return the accounts to collect in batches (the mapping input)."""
+        from include.awsgov.airflow_conn import aws_access, fail_now
+        from include.awsgov.collection import runner
         from include.awsgov.core import accounts
 
         cfg, store, day, context = _run_context(params)
         access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
         rows = accounts.snapshot_accounts(access, store, day, workers=cfg["collection"]["max_workers"])
         targets = accounts.collectable(rows)
+        try:
+            chosen = runner.rerun_targets(targets, (params or {}).get("accounts"))
+        except ValueError as exc:
+            fail_now(exc)
         context["ti"].xcom_push(key="api_calls", value=access.total_calls())
-        return accounts.batches(targets, cfg["collection"]["max_mapped_tasks"])
+        context["ti"].xcom_push(key="collectable", value=[a["account_id"] for a in targets])
+        return runner.account_batches(chosen, cfg["collection"])
 
     @task(pool=AWS_POOL)
     def collect_config_aggregate(batches: list[list[dict]], params: dict | None = None) -> dict:
@@ -125,7 +146,9 @@ def governance_collection():
         listed_calls = context["ti"].xcom_pull(task_ids="list_accounts", key="api_calls") or 0
         # Index by position: iterating a mapped task's lazy results probes one past the end (a logged 404).
         calls = listed_calls + aggregate["api_calls"] + sum(results[i]["api_calls"] for i in range(len(results)))
-        account_ids = [a["account_id"] for batch in batches for a in batch]
+        # Every collectable account is kept, also those a rerun of some accounts did not collect again.
+        account_ids = context["ti"].xcom_pull(task_ids="list_accounts", key="collectable") or [
+            a["account_id"] for batch in batches for a in batch]
         return runner.finish_run(store, day, account_ids, run_id=context["run_id"], started_at=started,
                                      regions=cfg["regions"], api_calls=calls)
 

@@ -1,8 +1,10 @@
 """governance_collection end to end: the real Airflow (``dag.test()``) against the session sandbox over HTTP.
 
 One run of the DAG with two faults (an account whose read role refuses AssumeRole, one without a support plan),
-one mapped task per account; then a rerun of the same day with the accounts batched three to a task, which must
-leave byte-identical partitions (chunks are per account whatever the batching). The library's behaviour under
+one mapped task per account; then a rerun of the same day with the default batching (sized to max_mapped_tasks and
+max_workers), and a rerun of one account through the ``accounts`` param, which must leave byte-identical partitions
+(chunks are per account whatever the batching, and a rerun of one account keeps every other account's data); an
+account that is not collectable is refused and the run is red. The library's behaviour under
 heavier faults (30 % throttling, latency) is tested against the sandbox's truth in tests/awsgov (no Airflow).
 """
 
@@ -53,30 +55,40 @@ def test_dag_run_collects_every_account_and_a_rerun_writes_identical_partitions(
     sandbox.set_faults(deny_assume_accounts=[denied], no_support_accounts=[no_support])
     day = sandbox.today()
     try:
-        _settings(airflow_sandbox_env, monkeypatch)
+        _settings(airflow_sandbox_env, monkeypatch, accounts_per_task=1)
         first = run_dag("governance_collection", {"date": day})
         first_states = _states(first)
         files = _files(airflow_sandbox_env["store_url"])
         assert f"coverage/dt={day}/_compact.parquet" in files  # finish_run compacted the day for readers
-        _settings(airflow_sandbox_env, monkeypatch, max_mapped_tasks=4)
+        _settings(airflow_sandbox_env, monkeypatch)
         second = run_dag("governance_collection", {"date": day})
         second_states = _states(second)
+        second_files = _files(airflow_sandbox_env["store_url"])
+        third = run_dag("governance_collection", {"date": day, "accounts": [denied]})
+        third_states = _states(third)
+        refused = run_dag("governance_collection", {"date": day, "accounts": ["999999999999"]})
+        refused_states = _states(refused)
     finally:
         sandbox.clear_faults()
 
-    for run, states in ((first, first_states), (second, second_states)):
+    for run, states in ((first, first_states), (second, second_states), (third, third_states)):
         assert str(run.state) == "success", states
         assert {state for state, _ in states.values()} == {"success"}, states
     labels = [label for key, (_, label) in first_states.items() if key.startswith("collect_account[")]
     assert len(labels) == len(active) + 1  # one mapped task per account, the management account included
     assert f"{sandbox.info['management_account_id']} management" in labels
     batches = [label for key, (_, label) in second_states.items() if key.startswith("collect_account[")]
-    assert len(batches) == 4 and all("(3 accounts)" in b for b in batches), batches
-    assert _files(airflow_sandbox_env["store_url"]) == files
+    # Default: batches of at least max_workers (8) accounts, so a task process serves many accounts.
+    assert len(batches) == -(-(len(active) + 1) // 8) and "(8 accounts)" in batches[0], batches
+    assert second_files == files
+    (one,) = [label for key, (_, label) in third_states.items() if key.startswith("collect_account[")]
+    assert one.startswith(denied)
+    assert _files(airflow_sandbox_env["store_url"]) == files  # the other accounts' data of the day is kept
+    assert str(refused.state) == "failed" and refused_states["list_accounts"][0] == "failed", refused_states
 
     store = Store(airflow_sandbox_env["store_url"])
     runs = store.read("collection_runs", day, day, schema=tables.COLLECTION_RUNS)
-    assert list(runs["run_id"]) == [second.run_id]
+    assert list(runs["run_id"]) == [third.run_id]
     cov = store.read("coverage", day, day, schema=tables.COVERAGE)
     gaps = {(r.account_id, r.source, r.status) for r in cov.itertuples() if r.status != "ok"}
     assert (denied, "trusted_advisor", "access_denied") in gaps

@@ -575,6 +575,40 @@ def collect_accounts(access: AwsAccess, store: Store, day: Any, account_ids: Ite
     return {**done, "api_calls": access.total_calls()}
 
 
+# -- the DAG's mapping: batches and reruns -------------------------------------------------------------------------
+def account_batches(accounts: list[dict[str, str]], col: Mapping[str, Any]) -> list[list[dict[str, str]]]:
+    """The accounts cut into the DAG's mapped tasks: ``accounts_per_task`` each when set, else at most
+    ``max_mapped_tasks`` batches (size it to the aws_api pool's slots) of at least ``max_workers`` accounts, so that
+    a task keeps its threads busy and pays its process start-up (about 1 CPU-s) once for many accounts.
+
+    :param accounts: collectable accounts, in a stable order.
+    :param col: settings ``collection``.
+    """
+    if not accounts:
+        return []
+    tasks = max(1, int(col.get("max_mapped_tasks") or 1))
+    size = col.get("accounts_per_task") or max(int(col.get("max_workers") or 1), -(-len(accounts) // tasks))
+    size = max(int(size), -(-len(accounts) // tasks))  # never more tasks than max_mapped_tasks
+    return [accounts[i:i + size] for i in range(0, len(accounts), size)]
+
+
+def rerun_targets(accounts: list[dict[str, str]], wanted: Iterable[str] | None) -> list[dict[str, str]]:
+    """The accounts a run collects: all, or only ``wanted`` (a rerun of some accounts).
+
+    :param accounts: collectable accounts.
+    :param wanted: account ids from the DAG's ``accounts`` param; None or empty: all.
+    :raises ValueError: an id that is not a collectable (ACTIVE, organization) account.
+    """
+    wanted = sorted(set(wanted or ()))
+    if not wanted:
+        return accounts
+    known = {a["account_id"] for a in accounts}
+    unknown = [a for a in wanted if a not in known]
+    if unknown:
+        raise ValueError(f"not collectable (not an ACTIVE account of the organization): {', '.join(unknown)}")
+    return [a for a in accounts if a["account_id"] in set(wanted)]
+
+
 # -- phase 3: the run row ---------------------------------------------------------------------------------------
 def finish_run(store: Store, day: Any, account_ids: Iterable[str], *, run_id: str, started_at: dt.datetime,
                regions: Iterable[str], api_calls: int) -> dict[str, Any]:
