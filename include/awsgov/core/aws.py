@@ -186,7 +186,7 @@ class AwsAccess:
     endpoint_url: str | None = None
     service_endpoints: Mapping[str, str] = field(default_factory=dict)
     read_role_name: str = "GovernanceReadRole"
-    external_id: str | None = None
+    external_id: str | None = field(default=None, repr=False)  # a secret: never in a repr, a log line or XCom
     session_name: str = "awsgov"
     admin_account_id: str | None = None
     max_attempts: int = 8

@@ -13,6 +13,7 @@ without holding a worker between polls.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -21,9 +22,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from secrets import token_hex as secrets_token
 from typing import Any
 
 import botocore.waiter
+import yaml
 from botocore.exceptions import ClientError
 
 from include.awsgov.core.aws import error_code, paginate
@@ -33,6 +36,12 @@ WAITER_MODEL = Path(__file__).with_name("waiters") / "stack_set_operation.json"
 log = logging.getLogger(__name__)
 
 VERSION_TAG = "awsgov:baseline-version"
+# Fingerprint of the NoEcho parameters (the ExternalId) the StackSet was last given: DescribeStackSet masks their
+# values, so without it a rotated ExternalId never reached the member accounts. A salted, slow hash (PBKDF2), never
+# the value: the tag is readable by anyone who may describe the StackSet.
+SECRETS_TAG = "awsgov:noecho-digest"
+_DIGEST_SCHEME, _DIGEST_ITERATIONS = "pbkdf2-sha256", 200_000
+MASKED = "****"
 CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
 # Instance statuses; failed results of an operation (per instance) and what counts as "done" for an instance.
 CURRENT = "CURRENT"
@@ -124,23 +133,76 @@ def recorded_version(stack_set: Mapping[str, Any] | None) -> str | None:
 
 
 def _visible_params(items: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    # NoEcho values come back masked ("****"): they cannot be compared, so they never trigger an update.
-    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in items if p.get("ParameterValue") != "****"}
+    # NoEcho values come back masked ("****"): they are compared through SECRETS_TAG instead.
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in items if p.get("ParameterValue") != MASKED}
 
 
-def stack_set_action(stack_set: Mapping[str, Any] | None, version: str, values: Mapping[str, str]) -> str:
-    """What ensuring the StackSet would do: ``create``, ``update`` (new version or changed parameters) or ``none``.
+class _IgnoreTags(yaml.SafeLoader):
+    """YAML loader for CloudFormation templates: intrinsic-function tags (!Ref, !Sub ...) load as None."""
+
+
+_IgnoreTags.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def noecho_parameters(template_body: str) -> frozenset[str]:
+    """Names of the template's parameters declared ``NoEcho: true`` (their values come back masked).
+
+    :param template_body: CloudFormation YAML or JSON.
+    """
+    params = (yaml.load(template_body, Loader=_IgnoreTags) or {}).get("Parameters") or {}  # noqa: S506 - SafeLoader
+    return frozenset(k for k, v in params.items() if isinstance(v, Mapping) and str(v.get("NoEcho")).lower() == "true")
+
+
+def secrets_digest(secrets: Mapping[str, str], salt: str | None = None) -> str:
+    """The tag value fingerprinting ``secrets``: ``pbkdf2-sha256:<iterations>:<salt hex>:<digest hex>``.
+
+    :param secrets: NoEcho parameter values by name.
+    :param salt: hex salt (a new random one when None).
+    """
+    salt = salt or secrets_token(16)
+    material = "\n".join(f"{k}={secrets[k]}" for k in sorted(secrets)).encode("utf-8")
+    digest = hashlib.pbkdf2_hmac("sha256", material, bytes.fromhex(salt), _DIGEST_ITERATIONS).hex()
+    return f"{_DIGEST_SCHEME}:{_DIGEST_ITERATIONS}:{salt}:{digest}"
+
+
+def secrets_match(tag_value: str | None, secrets: Mapping[str, str]) -> bool:
+    """Whether a recorded :func:`secrets_digest` was made from exactly ``secrets`` (False without a record)."""
+    scheme, _, rest = (tag_value or "").partition(":")
+    iterations, _, rest = rest.partition(":")
+    salt, _, _ = rest.partition(":")
+    if scheme != _DIGEST_SCHEME or iterations != str(_DIGEST_ITERATIONS) or not salt:
+        return False
+    try:
+        expected = secrets_digest(secrets, salt)
+    except ValueError:  # a salt that is not hex: not ours
+        return False
+    return hmac.compare_digest(expected, str(tag_value))
+
+
+def _tag(stack_set: Mapping[str, Any], key: str) -> str | None:
+    return next((t.get("Value") for t in stack_set.get("Tags") or [] if t.get("Key") == key), None)
+
+
+def stack_set_action(stack_set: Mapping[str, Any] | None, version: str, values: Mapping[str, str],
+                     secret_keys: Iterable[str] = ()) -> str:
+    """What ensuring the StackSet would do: ``create``, ``update`` (new version, changed parameters, or changed
+    NoEcho parameters) or ``none``.
 
     :param stack_set: ``describe_stack_set`` result or None.
     :param version: the template's baseline version.
-    :param values: the parameters we would pass (NoEcho ones are not compared).
+    :param values: the parameters we would pass.
+    :param secret_keys: the NoEcho ones among them: compared with the StackSet's :data:`SECRETS_TAG`, since their
+        values come back masked; a StackSet without that tag is updated once to record it.
     """
     if stack_set is None:
         return "create"
     if recorded_version(stack_set) != version:
         return "update"
+    secrets = {k: str(values[k]) for k in secret_keys if k in values}
+    if secrets and not secrets_match(_tag(stack_set, SECRETS_TAG), secrets):
+        return "update"
     current = _visible_params(stack_set.get("Parameters") or [])
-    wanted = {k: str(v) for k, v in values.items() if k in current}
+    wanted = {k: str(v) for k, v in values.items() if k in current and k not in secrets}
     return "update" if wanted != {k: current[k] for k in wanted} else "none"
 
 
@@ -157,7 +219,8 @@ def ensure_stack_set(
     preferences: Mapping[str, Any] | None = None,
     op_id: str | None = None,
 ) -> dict[str, Any]:
-    """Create the StackSet, or update it when its version or parameters differ (``CreateStackSet``/``UpdateStackSet``).
+    """Create the StackSet, or update it when its version or parameters differ (``CreateStackSet``/``UpdateStackSet``);
+    a rotated NoEcho parameter (the ExternalId) counts as a difference (:data:`SECRETS_TAG`).
 
     An update re-deploys every existing instance (one operation); its id is returned so it can be waited for
     before the run's next operation starts (:func:`drive_operations`).
@@ -173,14 +236,18 @@ def ensure_stack_set(
     """
     values = {**values, "BaselineVersion": version}
     existing = describe_stack_set(cf, name)
-    action = stack_set_action(existing, version, values)
+    secret_keys = noecho_parameters(template_body) & set(values)
+    action = stack_set_action(existing, version, values, secret_keys)
+    tags = [{"Key": VERSION_TAG, "Value": version}, {"Key": "awsgov:managed-by", "Value": "account_onboarding"}]
+    if secret_keys:
+        tags.append({"Key": SECRETS_TAG, "Value": secrets_digest({k: str(values[k]) for k in secret_keys})})
     common: dict[str, Any] = {
         "StackSetName": name,
         "TemplateBody": template_body,
         "Description": f"Governance baseline v{version} (managed by the account_onboarding DAG)",
         "Parameters": parameters(values),
         "Capabilities": CAPABILITIES,
-        "Tags": [{"Key": VERSION_TAG, "Value": version}, {"Key": "awsgov:managed-by", "Value": "account_onboarding"}],
+        "Tags": tags,
     }
     if permission_model == "SELF_MANAGED":
         if admin_role_arn:

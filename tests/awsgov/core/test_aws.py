@@ -214,3 +214,9 @@ def test_role_session_name_is_valid_for_sts():
     name = role_session_name("awsgov", "governance_collection", "manual__2026-11-29T05:00:00+00:00")
     assert len(name) <= 64
     assert all(c.isalnum() or c in "_+=,.@-" for c in name)
+
+
+def test_the_external_id_is_not_in_the_repr(access):
+    # The dataclass repr printed every field, so a log line or a traceback showing the access object leaked it.
+    assert access.external_id == TEST_EXTERNAL_ID
+    assert TEST_EXTERNAL_ID not in repr(access) and TEST_EXTERNAL_ID not in str(access)

@@ -175,3 +175,63 @@ def test_poke_operations_failed_operation_without_instance_results_still_fails()
     cf = _stubbed("FAILED", [])
     with pytest.raises(stacksets.StackSetOperationFailed, match="op-1 FAILED"):
         stacksets.poke_operations(cf, TEST_NAME, ["op-1"])
+
+
+# -- ExternalId rotation (issue #19 item 11) ------------------------------------------------------------------------
+TEST_ROTATED_ID = "rotated-ext-id-2"
+
+
+def _described(secret_tag: str | None) -> dict:
+    # What DescribeStackSet returns on AWS: the NoEcho ExternalId masked, the other parameters as given.
+    params = [{"ParameterKey": k, "ParameterValue": "****" if k == "ExternalId" else v}
+              for k, v in {**_values(), "BaselineVersion": "1.0.0"}.items()]
+    tags = [{"Key": stacksets.VERSION_TAG, "Value": "1.0.0"}]
+    if secret_tag is not None:
+        tags.append({"Key": stacksets.SECRETS_TAG, "Value": secret_tag})
+    return {"StackSetName": TEST_NAME, "Status": "ACTIVE", "Parameters": params, "Tags": tags}
+
+
+def test_the_baseline_external_id_is_its_only_noecho_parameter():
+    body, _ = workflow.load_template("baseline")
+    assert stacksets.noecho_parameters(body) == {"ExternalId"}
+
+
+@pytest.mark.parametrize(("external_id", "action"), [
+    pytest.param(TEST_EXTERNAL_ID, "none", id="same-id"),
+    pytest.param(TEST_ROTATED_ID, "update", id="rotated-id"),
+])
+def test_a_rotated_external_id_updates_the_stack_set_although_aws_masks_it(external_id, action):
+    recorded = stacksets.secrets_digest({"ExternalId": TEST_EXTERNAL_ID})
+    values = {**_values(), "ExternalId": external_id, "BaselineVersion": "1.0.0"}
+    assert stacksets.stack_set_action(_described(recorded), "1.0.0", values, {"ExternalId"}) == action
+
+
+def test_a_stack_set_without_a_recorded_digest_is_updated_once_to_record_it():
+    values = {**_values(), "BaselineVersion": "1.0.0"}
+    assert stacksets.stack_set_action(_described(None), "1.0.0", values, {"ExternalId"}) == "update"
+    assert stacksets.stack_set_action(_described("sha256:abc"), "1.0.0", values, {"ExternalId"}) == "update"
+
+
+def test_the_digest_is_salted_and_never_holds_the_secret():
+    one, two = (stacksets.secrets_digest({"ExternalId": TEST_EXTERNAL_ID}) for _ in range(2))
+    assert one != two  # a fresh salt each time: equal ExternalIds do not show as equal tags
+    assert stacksets.secrets_match(one, {"ExternalId": TEST_EXTERNAL_ID})
+    assert stacksets.secrets_match(two, {"ExternalId": TEST_EXTERNAL_ID})
+    assert not stacksets.secrets_match(one, {"ExternalId": TEST_ROTATED_ID})
+    assert TEST_EXTERNAL_ID not in one and len(one) <= 256  # a tag value holds at most 256 characters
+    assert set(one) <= set("abcdefghijklmnopqrstuvwxyz0123456789-:")  # characters a tag value may hold
+
+
+def test_ensure_stack_set_records_the_digest_and_deploys_a_rotation(aws):
+    cf = aws["cf"]
+    body, _ = workflow.load_template("baseline")
+    ensure = lambda external_id: stacksets.ensure_stack_set(  # noqa: E731
+        cf, TEST_NAME, template_body=body, version="1.0.0", values={**_values(), "ExternalId": external_id},
+        preferences=TEST_PREFS)
+    assert ensure(TEST_EXTERNAL_ID)["action"] == "created"
+    tags = {t["Key"]: t["Value"] for t in stacksets.describe_stack_set(cf, TEST_NAME)["Tags"]}
+    assert stacksets.secrets_match(tags[stacksets.SECRETS_TAG], {"ExternalId": TEST_EXTERNAL_ID})
+    assert ensure(TEST_EXTERNAL_ID)["action"] == "unchanged"
+    assert ensure(TEST_ROTATED_ID)["action"] == "updated"
+    tags = {t["Key"]: t["Value"] for t in stacksets.describe_stack_set(cf, TEST_NAME)["Tags"]}
+    assert stacksets.secrets_match(tags[stacksets.SECRETS_TAG], {"ExternalId": TEST_ROTATED_ID})
