@@ -15,6 +15,8 @@
 4. **send_alerts**: new anomalies at or above `alerts.min_severity` (high) are mailed at once to the account's
    `Owner` tag (else `mail.governance_address`), one message per account, each anomaly at most once (alert
    ledger). Updates the `awsgov_anomalies` asset; the weekly report reads every stored anomaly.
+5. **run_outcome** (trigger rule `one_failed`): fails the run when any task failed (an account whose check failed
+   after its retries, or the alerts), so a run is green only when every account was checked and alerted.
 
 **Window.** A scheduled run checks its data interval (the previous hour), shifted back by `window.lag_minutes`
 so the last 5-minute period is published. A manual run checks the `hours` (default `window.manual_hours`) before
@@ -30,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from include.awsgov.airflow_conn import ANOMALIES_ASSET, AWS_POOL, DEFAULT_ARGS
+from include.awsgov.airflow_conn import ANOMALIES_ASSET, AWS_POOL, DEFAULT_ARGS, run_outcome
 
 # Statuses of check_account worth a retry (transient); denied accounts and missing plans are not.
 RETRYABLE = ("throttled_out", "error")
@@ -122,7 +124,10 @@ def metric_anomaly_checks():
     accounts = list_accounts()
     plan >> accounts
     checked = check_account.partial(plan=plan).expand(account=accounts)
-    checked >> send_alerts(accounts, plan)
+    alerted = send_alerts(accounts, plan)
+    checked >> alerted
+    # send_alerts also runs when some accounts failed (their alerts must not wait): without this, such a run is green.
+    run_outcome(plan, accounts, checked, alerted)
 
 
 metric_anomaly_checks()

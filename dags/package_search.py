@@ -14,7 +14,8 @@ Triggered from the form. It searches the SSM inventory that `governance_collecti
    autoescaped table; `results.csv`; `results.txt`; `query.json`) and logs a summary. Accounts and regions whose
    inventory could not be read that day are listed as not searched.
 3. **mail_results** (only with `mail_to`): sends the answer (HTML, text, CSV attached) through the configured
-   transport (SES or SMTP, `mail.py`).
+   transport (SES or SMTP, `mail.py`), once: the outcome is recorded next to the answer (`mail.json`), so a retry
+   never mails it twice; a refused address fails the task without retries, a transient failure is retried.
 """
 
 from __future__ import annotations
@@ -116,10 +117,15 @@ def package_search():
         query = ps.SearchQuery(**request["query"])
         result = {"day": answer["summary"]["day"], "summary": answer["summary"]}
         msg = ps.message(store, answer["search_id"], query, result, cfg["mail"]["sender"], request["mail_to"])
-        with mailer(cfg, get_current_context()) as transport:
-            message_id = transport.send(msg)
-        log.info("answer mailed to %s (message %s)", request["mail_to"], message_id)
-        return {"to": request["mail_to"], "message_id": message_id}
+        context = get_current_context()
+        outcome = ps.mail_once(store, answer["search_id"], msg, lambda: mailer(cfg, context))
+        if outcome["status"] == "refused":
+            fail_now(RuntimeError(f"the answer was not mailed to {outcome['to']}: {outcome['error']}"))
+        if outcome["status"] == "failed":  # recorded; a retry sends it (and only it)
+            raise RuntimeError(f"mailing the answer to {outcome['to']} failed, retrying: {outcome['error']}")
+        log.info("answer %s %s (message %s)", "was already mailed to" if outcome["already"] else "mailed to",
+                 outcome["to"], outcome["message_id"])
+        return {"to": outcome["to"], "message_id": outcome["message_id"]}
 
     request = validate_query()
     answer = search_inventory(request)

@@ -18,10 +18,16 @@ Reads **only the history store** (no AWS call except SES when that is the transp
    message per owner over SES or SMTP (`mail.transport`; SMTP parameters from the Airflow connection
    `mail.smtp_conn_id`). Malformed or header-injecting addresses are refused and recorded, the others still
    sent; transient failures are retried with backoff, then recorded as failed and the task fails so that Airflow
-   retries it (the ledger makes a retry send only what is missing).
+   retries it: the retry reads the ledger first and sends only what is missing, never an address already sent or
+   refused.
 3. **send_org_summary** (trigger rule `all_done`): the organization summary, including each owner's delivery
    outcome read from the ledger, to `mail.governance_address`, once per week. It runs even when sending failed, so
    failures are reported; it is skipped only when `build_reports` failed.
+4. **run_outcome** (trigger rule `one_failed`): fails the run when any task failed, so a run is green only when
+   its reports went out (the summary above runs whatever happened, and would otherwise leave a failed run green).
+
+**No data.** A week in which nothing was collected (a fresh install catching up) fails `build_reports` at once,
+without retries, with a message naming the week and the last collected day.
 
 **Which week.** The `week` Param (ISO week, e.g. `2026-W48`) wins: any past week can be (re)sent. Otherwise the
 last complete ISO week before the run: the Monday 06:00 run reports the week that just ended.
@@ -37,7 +43,8 @@ week whose sending failed (SMTP down) is retried by the next day's asset-trigger
 
 **Params.** `week`; `resend` (send again even if the ledger says sent); `dry_run` (render and archive under
 `dry-run/`, write .eml files, send nothing, leave the ledger alone); `out_dir` (also write `reports/*.html` and
-`emails/*.eml` there; default: settings `report.out_dir`).
+`emails/*.eml` there; default: settings `report.out_dir`; it must be inside that folder, and without it set the Param
+is refused).
 """
 
 from __future__ import annotations
@@ -46,13 +53,14 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
-from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS, FINDINGS_ASSET
+from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS, FINDINGS_ASSET, fail_now, run_outcome
 
 
 def _context(params: dict | None) -> tuple:
     """Settings, store, the week to report, the output folder and the task context of the running task."""
     from include.awsgov.airflow_conn import settings
     from include.awsgov.core.store import Store
+    from include.awsgov.report.delivery import checked_out_dir
     from include.awsgov.report.week import Week, last_complete_week
 
     context = get_current_context()
@@ -64,7 +72,10 @@ def _context(params: dict | None) -> tuple:
         reference = (context.get("data_interval_end") or context.get("logical_date")
                      or context["dag_run"].run_after)
         week = last_complete_week(reference)
-    out_dir = params.get("out_dir") or (cfg.get("report") or {}).get("out_dir")
+    try:
+        out_dir = checked_out_dir(params.get("out_dir"), (cfg.get("report") or {}).get("out_dir"))
+    except ValueError as exc:
+        fail_now(exc)  # every task starts here: a refused folder stops the run before any work
     return cfg, Store(cfg["store_url"]), week, out_dir, context
 
 
@@ -94,7 +105,8 @@ def _mailer_factory(cfg: dict, context: dict):
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Render and archive everything (under dry-run/), send nothing."),
         "out_dir": Param(None, type=["null", "string"], title="Output folder",
-                         description="Also write reports/*.html and emails/*.eml here (local path)."),
+                         description="Also write reports/*.html and emails/*.eml here: a folder inside the "
+                         "settings' report.out_dir (others are refused before any work)."),
     },
     default_args={**DEFAULT_ARGS, "retry_delay": timedelta(minutes=1), "max_retry_delay": timedelta(minutes=30)},
 )
@@ -105,10 +117,14 @@ def weekly_compliance_report():
     def build_reports(params: dict | None = None) -> list[int]:
         """Render and archive every pending owner's report and its manifest; return the send batches."""
         from include.awsgov.report.delivery import build_reports as build
+        from include.awsgov.report.week import NoDataError
 
         cfg, store, week, _, context = _context(params)
-        summary = build(store, week, cfg, resend=bool((params or {}).get("resend")),
-                        dry_run=bool((params or {}).get("dry_run")))
+        try:
+            summary = build(store, week, cfg, resend=bool((params or {}).get("resend")),
+                            dry_run=bool((params or {}).get("dry_run")))
+        except NoDataError as exc:  # retrying cannot create a week's data: say so at once
+            fail_now(NoDataError(f"no report: {exc}. Reports need governance_collection to have run in the week"))
         context["ti"].xcom_push(key="summary", value=summary)
         size = int(cfg["report"]["send_batch_size"])
         return list(range((summary["rendered"] + size - 1) // size))
@@ -157,7 +173,9 @@ def weekly_compliance_report():
     batches = build_reports()
     lookup_changes() >> batches
     sent = send_reports.expand(batch=batches)
-    [batches, sent] >> send_org_summary()
+    summary = send_org_summary()
+    [batches, sent] >> summary
+    run_outcome(batches, sent, summary)  # the summary runs whatever happened: without this a failed run is green
 
 
 weekly_compliance_report()

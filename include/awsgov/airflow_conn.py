@@ -58,6 +58,29 @@ def fail_now(exc: BaseException) -> NoReturn:
     raise AirflowFailException(str(exc)) from exc
 
 
+def run_outcome(*upstream: Any) -> Any:
+    """A leaf task downstream of ``upstream`` (every other task of the DAG) that fails the run when any of them
+    failed: a run is green only if its work was done.
+
+    Airflow takes a run's state from its leaf tasks, so a run whose failure is absorbed by an ``all_done`` task
+    (the weekly org summary, the metric alerts) or ends in a skipped leaf would otherwise show green. Trigger rule
+    ``one_failed``: it runs (and fails) as soon as one upstream task failed or could not
+    run because of a failure, and is skipped, leaving the run green, when none did.
+    """
+    from airflow.sdk import task
+    from airflow.sdk.exceptions import AirflowFailException
+
+    @task(task_id="run_outcome", trigger_rule="one_failed", retries=0)
+    def run_outcome_task() -> None:
+        """Fail the run: a task of it failed (the red task in the grid says why)."""
+        raise AirflowFailException("this run did not do its work: a task of it failed or could not run")
+
+    watcher = run_outcome_task()
+    for item in upstream:
+        item >> watcher
+    return watcher
+
+
 def settings() -> dict[str, Any]:
     """Validated settings: file defaults overridden by the Airflow Variable ``awsgov_settings`` (JSON)."""
     from airflow.sdk import Variable

@@ -77,6 +77,7 @@ def checked(airflow_db, sandbox_fixed, tmp_path_factory):
                 mp.setenv(key, value)
         mails_before = len(_ses_alerts(sandbox.endpoint))
         first = run_dag("metric_anomaly_checks", conf)
+        first_states = task_states(first)  # now: the next dag.test of this DAG replaces this run in the DB
         after_first = _anomalies(store_url)
         mails_first = _ses_alerts(sandbox.endpoint)[mails_before:]
         second = run_dag("metric_anomaly_checks", conf)
@@ -84,6 +85,7 @@ def checked(airflow_db, sandbox_fixed, tmp_path_factory):
         mails_second = _ses_alerts(sandbox.endpoint)[mails_before + len(mails_first):]
     yield {"sandbox": sandbox, "truth": truth, "injected": injected,
            "window": (anchor - dt.timedelta(hours=hours), anchor), "first": first, "second": second,
+           "first_states": first_states,
            "after_first": after_first, "after_second": after_second, "mails_first": mails_first,
            "mails_second": mails_second, "store_url": store_url}
 
@@ -112,8 +114,9 @@ def test_every_task_succeeds_and_unreadable_accounts_are_recorded(checked):
     from include.awsgov.core.store import Store
     from include.awsgov.core.tables import COVERAGE
 
-    states = task_states(checked["first"])
+    states = dict(checked["first_states"])
     assert str(checked["first"].state) == "success", states
+    assert states.pop("run_outcome") == "skipped"  # nothing failed: the watcher had nothing to report
     assert all(s == "success" for s in states.values()), states
     members = {a["id"]: a for a in checked["truth"]["accounts"]}
     management = checked["truth"]["management_account_id"]
@@ -181,3 +184,37 @@ def test_unknown_rule_is_refused_before_any_aws_call(checked, monkeypatch):
     assert states["validate_rules"] == "failed"
     assert states["list_accounts"] == "upstream_failed"
     assert sum(r["count"] for r in sandbox.calls()["calls"]) == 0
+
+
+def test_a_run_with_an_account_that_failed_is_failed_though_alerts_went_out(checked, monkeypatch):
+    # send_alerts runs after a partial failure (trigger rule all_done_min_one_success); before, such a run was green.
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from include.awsgov.anomaly import findings
+    from scripts.localenv import airflow_env
+    from tests.conftest import REPO
+
+    sandbox = checked["sandbox"]
+    for key, value in airflow_env(sandbox.info, AIRFLOW_HOME, checked["store_url"]).items():
+        if key.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AWS_")):
+            monkeypatch.setenv(key, value)
+    readable = sorted(a["id"] for a in checked["truth"]["accounts"] if a["status"] == "ACTIVE" and a["assumable"])
+    broken, fine = readable[:2]
+    real = findings.check_account
+
+    def check_account(access, store, ruleset, account_id, *args, **kwargs):
+        if account_id == broken:
+            raise RuntimeError("this account's check fails on every try")
+        return real(access, store, ruleset, account_id, *args, **kwargs)
+
+    monkeypatch.setattr(findings, "check_account", check_account)  # dag.test runs the tasks in this process
+    dag = DagBag(dag_folder=str(REPO / "dags" / "metric_anomaly_checks.py")).get_dag("metric_anomaly_checks")
+    for t in dag.tasks:
+        t.retries, t.retry_delay = 0, timedelta(0)
+    run = dag.test(run_conf={"accounts": [broken, fine], "hours": 1, "end": checked["window"][1].isoformat()})
+    states = task_states(run)
+    assert str(run.state) == "failed", states
+    assert sorted(v for k, v in states.items() if k.startswith("check_account")) == ["failed", "success"]
+    assert (states["send_alerts"], states["run_outcome"]) == ("success", "failed")

@@ -30,7 +30,7 @@ def _settings(tmp_path, **extra) -> dict:
     exceptions.write_text(yaml.safe_dump(rs.EXCEPTIONS))
     rs.scenario_copy(tmp_path / "store")
     return {**rs.SETTINGS, "store_url": str(tmp_path / "store"), **extra,
-            "report": {"send_retry_seconds": 0, "exceptions_file": str(exceptions)}}
+            "report": {"send_retry_seconds": 0, "exceptions_file": str(exceptions), "out_dir": str(tmp_path)}}
 
 
 @pytest.fixture
@@ -53,7 +53,8 @@ def test_smtp_run_sends_one_mail_per_owner_and_a_rerun_sends_none(smtp_env):
     run = run_dag(DAG_ID, {"week": rs.WEEK, "out_dir": str(out)})
     assert str(run.state) == "success", task_states(run)
     assert task_states(run) == {"lookup_changes": "success", "build_reports": "success",
-                                "send_reports[0]": "success", "send_org_summary": "success"}
+                                "send_reports[0]": "success", "send_org_summary": "success",
+                                "run_outcome": "skipped"}
     assert len(sink.messages) == 6 and sink.connections == 2
     parsed = {m["X-Awsgov-Report"]: m for m in sink.parsed()}
     alice = parsed["alice-example-com-ff8d9819"]
@@ -105,3 +106,73 @@ def test_ses_run_against_the_sandbox(airflow_sandbox_env, sandbox, tmp_path, mon
     ledger = Store(settings["store_url"]).read("send_ledger", schema=tables.SEND_LEDGER)
     assert set(ledger["transport"]) == {"ses"} and sorted(ledger["status"]) == ["refused"] + ["sent"] * 6
     assert set(ledger.loc[ledger["status"] == "sent", "message_id"]) == {m["id"] for m in mine}
+
+
+def _run_fast(conf: dict, retries: int | None = None):
+    """run_dag, with the retries of the DAG's tasks due at once (and ``retries`` of them, when given)."""
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import REPO
+
+    dag = DagBag(dag_folder=str(REPO / "dags" / f"{DAG_ID}.py")).get_dag(DAG_ID)
+    for t in dag.tasks:
+        t.retry_delay = timedelta(0)
+        t.retry_exponential_backoff = 0
+        if retries is not None:
+            t.retries = retries
+    return dag.test(run_conf=conf)
+
+
+def _tries(run) -> dict[str, int]:
+    return {ti.task_id: ti.try_number for ti in run.get_task_instances()}
+
+
+def test_a_retried_send_task_mails_no_report_twice(smtp_env):
+    # One flaky address makes the batch fail its first try; Airflow's retry must send that one report only.
+    sink, _ = smtp_env
+    sink.flaky["alice@example.com"] = 4  # 451 more often than the 3 attempts of one try
+    run = _run_fast({"week": rs.WEEK})
+    assert str(run.state) == "success", task_states(run)
+    assert _tries(run)["send_reports"] == 2
+    seen = [(m["X-Awsgov-Report"], rcpt) for m, (_, rcpts, _) in zip(sink.parsed(), sink.messages, strict=True)
+            for rcpt in rcpts]
+    sent_twice = len(seen) - len(set(seen))
+    assert sent_twice == 0 and len(sink.messages) == 6  # 5 owners (alice on the retry) + the org summary
+
+
+def test_a_run_whose_reports_were_not_built_is_failed_not_green(smtp_env):
+    sink, tmp_path = smtp_env
+    # A findings file that cannot be read: build_reports fails every try (before: the run ended green).
+    day = next((tmp_path / "store" / "ta_findings").glob("dt=*"))
+    (day / "part-broken.parquet").write_bytes(b"not parquet")
+    run = _run_fast({"week": rs.WEEK}, retries=1)
+    states = task_states(run)
+    assert str(run.state) == "failed", states
+    assert (states["build_reports"], states["send_org_summary"], states["run_outcome"]) == (
+        "failed", "skipped", "failed")
+    assert _tries(run)["build_reports"] == 2 and sink.messages == []
+
+
+def test_a_week_without_data_fails_at_once_without_retries(airflow_db, tmp_path, monkeypatch):
+    # A fresh install catching up a week before any collection: a clear failure, not 4.5 minutes of retries.
+    settings = {**_settings(tmp_path), "store_url": str(tmp_path / "empty-store")}
+    settings["report"]["change_history"] = {"max_items": 0}
+    monkeypatch.setenv("AIRFLOW_VAR_AWSGOV_SETTINGS", json.dumps(settings))
+    run = run_dag(DAG_ID, {"week": rs.WEEK})  # the DAG's own retries (2) and delays: none may be used
+    states = task_states(run)
+    assert str(run.state) == "failed", states
+    assert states["build_reports"] == "failed" and _tries(run)["build_reports"] == 1
+    assert states["run_outcome"] == "failed"
+
+
+@pytest.mark.parametrize("where", ["/tmp/elsewhere", "../outside", "inside/../../outside"])
+def test_an_out_dir_outside_the_configured_folder_is_refused_before_any_work(smtp_env, where):
+    sink, tmp_path = smtp_env
+    run = run_dag(DAG_ID, {"week": rs.WEEK, "out_dir": where})
+    states = task_states(run)
+    assert str(run.state) == "failed", states
+    assert states["lookup_changes"] == "failed" and states["build_reports"] == "failed"
+    assert _tries(run)["lookup_changes"] == 1 and sink.messages == []
+    assert not (tmp_path / "store" / "reports").exists()  # nothing built

@@ -8,13 +8,16 @@
 2. :func:`send_reports` sends one slice of the manifest over one transport connection. Each address is validated
    first: malformed or header-injecting ones are refused and recorded, the others still get the message.
    Transient failures (4xx, throttling, network) are retried with backoff, permanent ones are not; recipients a
-   server refuses (5xx) are recorded as refused; after three failed messages in a row the rest of the slice is
-   recorded as failed without trying (transport down). Every outcome is written to the send ledger
+   server refuses (5xx) are recorded as refused, those it defers (4xx) as failed; after three failed messages in a
+   row the rest of the slice is recorded as failed without trying (transport down). The ledger is read first: an
+   address it lists as sent or refused (for this manifest, when ``resend``) is never mailed again, so a retry of
+   the task sends only what is missing. Every outcome is written to the send ledger
    (``tables.SEND_LEDGER``, partition = the week's Monday, one chunk per owner slug, written right after each
    message so that a crash never causes a second mail; parallel tasks never write the same file and a rerun
    replaces rather than adds). A ``failed`` owner is tried again by the next run; ``sent`` and ``refused`` are done.
 3. :func:`send_org_summary` renders the organization summary with every owner's delivery outcome read back from
-   the ledger and sends it to the governance address (ledger chunk ``org-summary``).
+   the ledger and sends it to the governance address (ledger chunk ``org-summary``), unless the ledger lists it as
+   done (a retry after it went out).
 
 Optionally (``out_dir``) the HTML reports and the messages (``.eml``, also in dry runs) are written to a local folder.
 """
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 LEDGER_TABLE = "send_ledger"
 ORG_SLUG = "org-summary"
 SENT, FAILED, REFUSED, DRY_RUN = "sent", "failed", "refused", "dry-run"
+ALREADY = "already-done"  # an outcome, never a ledger status: the ledger listed the report as delivered
 # Ledger statuses that close an owner's report for the week ("failed" is tried again by the next run).
 DONE = (SENT, REFUSED)
 # After this many messages in a row failed (transport down, credentials refused), the rest of the batch is not
@@ -97,6 +101,16 @@ def done_slugs(store: Store, week: Week) -> set[str]:
             if rows and all(r["status"] in DONE for r in rows)}
 
 
+def done_addresses(rows: Sequence[Mapping[str, Any]], since: dt.datetime | None = None) -> set[str]:
+    """Addresses of one report's ledger rows that are closed (sent or refused), recorded at or after ``since``.
+
+    :param rows: the report's ledger rows (:func:`ledger_status`).
+    :param since: only rows this recent count (a ``resend`` run: what this run's manifest already sent).
+    """
+    return {r["recipient"] for r in rows
+            if r["status"] in DONE and (since is None or (r["sent_at"] is not None and r["sent_at"] >= since))}
+
+
 def build_reports(store: Store, week: Week, cfg: Mapping[str, Any], *, resend: bool = False, dry_run: bool = False,
                   catalog: Catalog | None = None, exceptions: Exceptions | None = None) -> dict[str, Any]:
     """Build the week, render and archive each pending owner's report and write the manifest; return a summary.
@@ -137,7 +151,8 @@ def build_reports(store: Store, week: Week, cfg: Mapping[str, Any], *, resend: b
     store.put_bytes(f"{base}/{ORG_SLUG}.csv", views.findings_csv(recs))
     manifest = {"week": week.label, "as_of": data.as_of.isoformat(), "dry_run": dry_run, "resend": resend,
                 "owners": [{"slug": own.slug(o), "owner": o} for o in data.owners], "entries": entries,
-                "skipped": skipped, "org_view": org, "org_done": ORG_SLUG in done}
+                "skipped": skipped, "org_view": org, "org_done": ORG_SLUG in done,
+                "built_at": dt.datetime.now(dt.UTC).isoformat()}
     path = manifest_path(week, dry_run)
     store.put_text(path, json.dumps(manifest, default=_json_default, ensure_ascii=False))
     log.info("report %s: %d owners, %d rendered, %d already sent; read %.1fs, rendered %.1fs", week.label,
@@ -198,6 +213,27 @@ def _deliver(mailer: mail.Mailer, msg: EmailMessage, attempts: int, pause: float
     return FAILED, "", "no attempt made"
 
 
+def checked_out_dir(requested: str | None, base: str | None) -> str | None:
+    """The folder a run may write its HTML and .eml copies to: ``requested`` (the DAG's ``out_dir`` Param) only when
+    it lies inside ``base`` (settings ``report.out_dir``), else ``base`` itself; None for neither.
+
+    The Param is a path on the worker: without this, anyone who can trigger the DAG could have files written
+    anywhere the worker may write.
+
+    :raises ValueError: ``requested`` is outside ``base``, or there is no ``base`` to hold it.
+    """
+    if not requested:
+        return base or None
+    if not base:
+        raise ValueError(f"out_dir {requested!r} refused: set the folder that may hold report copies in the "
+                         "settings (report.out_dir) first; out_dir must be inside it")
+    root, path = Path(base).resolve(), (Path(base) / requested).resolve()  # a relative out_dir is inside base
+    if not path.is_relative_to(root):
+        raise ValueError(f"out_dir {requested!r} refused: it must be a folder inside {str(root)!r} "
+                         "(settings report.out_dir)")
+    return str(path)
+
+
 def _write_out(out_dir: str | None, folder: str, name: str, data: Callable[[], bytes]) -> None:
     """Write ``data()`` to ``<out_dir>/<folder>/<name>``; ``data`` is only called when there is an out_dir."""
     if not out_dir:
@@ -221,28 +257,58 @@ class _Prepared:
     valid: list[str]
     refused: list[tuple[str, str]]
     msg: EmailMessage | None
+    kept: list[dict[str, Any]]  # the report's ledger rows already closed: kept as they are, never sent again
+
+    @property
+    def done(self) -> bool:
+        """Nothing left to send or record: every address is already closed in the ledger."""
+        return not self.valid and not self.refused and bool(self.kept)
+
+
+def _pending_addresses(owner: str, closed: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The addresses of an owner key that the closed ledger rows do not list (raw or as validated)."""
+    done = {r["recipient"] for r in closed}
+    out = []
+    for address in own.recipients(owner):
+        try:
+            checked = mail.validate_address(address)
+        except mail.InvalidRecipient:
+            checked = address
+        if address not in done and checked not in done:
+            out.append(address)
+    return out
 
 
 def _prepare(store: Store, base: str, entry: Mapping[str, Any], week: Week, opts: Mapping[str, Any],
-             out_dir: str | None) -> _Prepared:
-    """Validate the addresses of one report and build its message (and the out_dir copies)."""
+             out_dir: str | None, closed: Sequence[Mapping[str, Any]] = ()) -> _Prepared:
+    """Validate the addresses of one report and build its message (and the out_dir copies).
+
+    :param closed: the report's ledger rows that are closed (sent or refused): their addresses are left out.
+    """
     valid, refused = [], []
-    for address in own.recipients(entry["owner"]):
+    for address in _pending_addresses(entry["owner"], closed):
         try:
             valid.append(mail.validate_address(address))
         except mail.InvalidRecipient as exc:
             refused.append((address, str(exc)))
+    kept = [dict(r) for r in closed]
+    if not valid and not refused and kept:  # a retry after this report went out: nothing to build or write
+        return _Prepared(entry, [], [], None, kept)
     msg = _message(store, base, entry, week.label, opts["sender"], valid) if valid else None
     if msg is not None:
         _write_out(out_dir, "emails", f"{entry['slug']}.eml", lambda: mail.to_bytes(msg))
     _write_out(out_dir, "reports", f"{entry['slug']}.html", lambda: store.get_bytes(f"{base}/{entry['slug']}.html"))
-    return _Prepared(entry, valid, refused, msg)
+    return _Prepared(entry, valid, refused, msg, kept)
 
 
 def _finish(store: Store, prep: _Prepared, week: Week, opts: Mapping[str, Any], mailer: mail.Mailer | None,
             dry_run: bool, started: Callable[[], str] | None = None) -> dict[str, Any]:
     """Send (or not) one prepared report and record every address's outcome in the ledger."""
     entry, valid, refused = prep.entry, list(prep.valid), list(prep.refused)
+    if prep.done:
+        log.info("mail: report %s already delivered (ledger): not sent again", entry["slug"])
+        return {"slug": entry["slug"], "status": ALREADY, "refused": [], "error": ""}
+    deferred: list[tuple[str, str]] = []  # addresses the server deferred (4xx) while accepting the others
     status, message_id, error = REFUSED, "", "; ".join(e for _, e in refused)[:500]
     if prep.msg is not None:
         if dry_run or mailer is None:
@@ -255,7 +321,7 @@ def _finish(store: Store, prep: _Prepared, week: Week, opts: Mapping[str, Any], 
                 for address, (code, text) in (getattr(mailer, "last_refused", None) or {}).items():
                     if address in valid:
                         valid.remove(address)
-                        refused.append((address, f"{code} {text}"))
+                        (deferred if 400 <= int(code) < 500 else refused).append((address, f"{code} {text}"))
     if refused:
         log.warning("mail: report %s: refused %d address(es): %s", entry["slug"], len(refused),
                     "; ".join(e for _, e in refused))
@@ -266,16 +332,22 @@ def _finish(store: Store, prep: _Prepared, week: Week, opts: Mapping[str, Any], 
         rows += [{"week": week.label, "recipient": a, "subject": entry["subject"], "message_id": "",
                   "transport": opts["transport"], "status": REFUSED, "error": e[:500], "sent_at": now}
                  for a, e in refused]
-        _write_ledger(store, week, entry["slug"], rows)
+        rows += [{"week": week.label, "recipient": a, "subject": entry["subject"], "message_id": "",
+                  "transport": opts["transport"], "status": FAILED, "error": e[:500], "sent_at": now}
+                 for a, e in deferred]
+        _write_ledger(store, week, entry["slug"], prep.kept + rows)
+    if deferred:  # sent to the others; the deferred addresses make the task fail and be retried
+        status, error = FAILED, "; ".join(e for _, e in deferred)[:500]
     return {"slug": entry["slug"], "status": status, "refused": [a for a, _ in refused], "error": error}
 
 
-def _not_attempted(store: Store, entry: Mapping[str, Any], week: Week, opts: Mapping[str, Any]) -> dict[str, Any]:
+def _not_attempted(store: Store, prep: _Prepared, week: Week, opts: Mapping[str, Any]) -> dict[str, Any]:
+    entry = prep.entry
     error = f"not attempted: the previous {MAX_CONSECUTIVE_FAILURES} messages failed"
     rows = [{"week": week.label, "recipient": a, "subject": entry["subject"], "message_id": "",
              "transport": opts["transport"], "status": FAILED, "error": error, "sent_at": dt.datetime.now(dt.UTC)}
-            for a in own.recipients(entry["owner"])]
-    _write_ledger(store, week, entry["slug"], rows)
+            for a in prep.valid + [a for a, _ in prep.refused]]
+    _write_ledger(store, week, entry["slug"], prep.kept + rows)
     return {"slug": entry["slug"], "status": FAILED, "refused": [], "error": error}
 
 
@@ -300,9 +372,10 @@ def send_reports(store: Store, manifest: str, cfg: Mapping[str, Any], mailer_fac
     base = prefix(week, dry_run)
     outcomes = []
     started = time.perf_counter()
+    closed = {} if dry_run else _closed(store, week, manifest)
     # One thread, one message in flight: the next message is built while the server digests the previous one
     # (Mailer.begin). A helper thread building ahead was measured slower: the two threads convoy on the GIL.
-    prepared = (_prepare(store, base, e, week, opts, out_dir) for e in entries)
+    prepared = (_prepare(store, base, e, week, opts, out_dir, closed.get(e["slug"], ())) for e in entries)
     if dry_run or not entries:
         outcomes = [_finish(store, p, week, opts, None, dry_run) for p in prepared]
     else:
@@ -312,21 +385,35 @@ def send_reports(store: Store, manifest: str, cfg: Mapping[str, Any], mailer_fac
                 if inflight is not None:
                     outcomes.append(_finish(store, inflight[0], week, opts, mailer, False, inflight[1]))
                     inflight = None
-                if len(outcomes) >= MAX_CONSECUTIVE_FAILURES and all(
+                if prep.done:
+                    outcomes.append(_finish(store, prep, week, opts, mailer, False))
+                elif len(outcomes) >= MAX_CONSECUTIVE_FAILURES and all(
                         o["status"] == FAILED for o in outcomes[-MAX_CONSECUTIVE_FAILURES:]):
-                    outcomes.append(_not_attempted(store, prep.entry, week, opts))
+                    outcomes.append(_not_attempted(store, prep, week, opts))
                 elif prep.msg is None:
                     outcomes.append(_finish(store, prep, week, opts, mailer, False))  # every address refused
                 else:
                     inflight = (prep, _begin(mailer, prep.msg))
             if inflight is not None:
                 outcomes.append(_finish(store, inflight[0], week, opts, mailer, False, inflight[1]))
-    summary = {s: sum(o["status"] == s for o in outcomes) for s in (SENT, FAILED, REFUSED, DRY_RUN)}
+    summary = {s: sum(o["status"] == s for o in outcomes) for s in (SENT, FAILED, REFUSED, DRY_RUN, ALREADY)}
     summary.update({"week": week.label, "batch": batch, "messages": len(entries),
                     "seconds": round(time.perf_counter() - started, 2),
                     "failed_slugs": [o["slug"] for o in outcomes if o["status"] == FAILED][:50]})
     log.info("report %s batch %s: %s", week.label, batch, summary)
     return summary
+
+
+def _closed(store: Store, week: Week, manifest: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Closed ledger rows by report slug that a send of this manifest must not send again: every closed row, or
+    with ``resend`` only those recorded since the manifest was built (an earlier try of this run)."""
+    since = dt.datetime.fromisoformat(manifest["built_at"]) if manifest.get("resend") else None
+    out = {}
+    for slug, rows in ledger_status(store, week).items():
+        done = done_addresses(rows, since)
+        if done:
+            out[slug] = [r for r in rows if r["recipient"] in done]
+    return out
 
 
 def delivery_by_owner(store: Store, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -364,14 +451,16 @@ def send_org_summary(store: Store, manifest: str, cfg: Mapping[str, Any],
     week, dry_run = Week.parse(manifest["week"]), bool(manifest["dry_run"])
     view = views.with_delivery(manifest["org_view"], delivery_by_owner(store, manifest))
     base = prefix(week, dry_run)
-    if manifest["org_done"] and not manifest["resend"]:
+    owner = own.canonical(opts["governance_address"])
+    closed = [] if dry_run else _closed(store, week, manifest).get(ORG_SLUG, [])
+    if closed and _pending_addresses(owner, closed) == []:
         log.info("report %s: org summary already sent", week.label)
         return {"week": week.label, "status": "skipped", "delivery": view["delivery_counts"]}
     store.put_text(f"{base}/{ORG_SLUG}.html", render.render("org_summary", "html", **view))
     store.put_text(f"{base}/{ORG_SLUG}.txt", render.render("org_summary", "txt", **view))
-    entry = {"slug": ORG_SLUG, "owner": own.canonical(opts["governance_address"]),
+    entry = {"slug": ORG_SLUG, "owner": owner,
              "subject": render.subject("org_summary", **view)}
-    prep = _prepare(store, base, entry, week, opts, out_dir)
+    prep = _prepare(store, base, entry, week, opts, out_dir, closed)
     if dry_run:
         outcome = _finish(store, prep, week, opts, None, True)
     else:

@@ -384,3 +384,38 @@ def summary_text(query: SearchQuery, result: Mapping[str, Any]) -> str:
             f"{s['instances_searched']} instance(s) in {s['accounts_searched']} account(s), inventory of {s['day']}; "
             f"{s['gaps']} account/region(s) not inventoried")
 
+
+
+MAIL_RECORD = "mail.json"  # under package_search/<sid>/: the outcome of mailing the answer
+
+
+def mail_once(store: Store, sid: str, msg: Any, open_mailer: Callable[[], Any]) -> dict[str, Any]:
+    """Mail the answer unless this search's record says it was sent or refused; record the outcome at once.
+
+    A retry of the mailing task therefore never mails the requester twice, and never tries a refused address
+    again. ``status`` is ``sent``, ``refused`` (permanent: bad address, 5xx) or ``failed`` (transient: worth a
+    retry); ``already`` is True when the record answered without sending.
+
+    :param store: the history store.
+    :param sid: search id (:func:`search_id`).
+    :param msg: the message (:func:`message`).
+    :param open_mailer: opens the transport (mail.py); not called when the record says done.
+    """
+    from include.awsgov.core import mail
+
+    path = f"{PREFIX}/{check_search_id(sid)}/{MAIL_RECORD}"
+    if store.exists(path):
+        done = json.loads(store.get_text(path))
+        if done.get("status") in ("sent", "refused"):
+            return {**done, "already": True}
+    outcome = {"to": str(msg["To"]), "status": "sent", "message_id": "", "error": "",
+               "at": dt.datetime.now(dt.UTC).isoformat()}
+    try:
+        with open_mailer() as transport:
+            outcome["message_id"] = transport.send(msg)
+    except Exception as exc:  # noqa: BLE001 - recorded and classified; the caller decides whether to retry
+        if not outcome["message_id"]:  # an error closing the connection after the send changes nothing
+            outcome["status"] = "failed" if mail.is_transient(exc) else "refused"
+            outcome["error"] = f"{type(exc).__name__}: {exc}"[:500]
+    store.put_text(path, json.dumps(outcome))
+    return {**outcome, "already": False}

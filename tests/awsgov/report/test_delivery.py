@@ -168,3 +168,66 @@ def test_failures_after_the_body_are_charged_to_their_own_message(tmp_path):
     assert errors["alice@example.com"].startswith("SMTPDataError: (554")
     assert (second["sent"]["sent"], second["sent"]["failed"]) == (1, 0)
     assert (first["connections"], second["connections"]) == (2, 3)  # one per send task (+1 for the first summary)
+
+
+def _sent_twice(sink) -> int:
+    """Messages an address received more than once for the same report (the number the README quotes)."""
+    seen: dict[tuple[str, str], int] = {}
+    for msg, (_, rcpts, _) in zip(sink.parsed(), sink.messages, strict=True):
+        for rcpt in rcpts:
+            key = (msg["X-Awsgov-Report"], rcpt)
+            seen[key] = seen.get(key, 0) + 1
+    return sum(n - 1 for n in seen.values())
+
+
+def test_a_retry_of_a_send_task_sends_nothing_already_sent_or_refused(tmp_path):
+    # A batch with a flaky owner fails the task (Airflow retries it); the retry is the same call on the same
+    # manifest. Before: every report of the batch went out again (4 duplicates here).
+    store, cfg = _setup(tmp_path)
+    with SmtpSink() as sink:
+        sink.flaky["alice@example.com"] = 4  # more than the 3 attempts of one try
+        built = rd.build_reports(store, WEEK, cfg)
+        factory = lambda: mail.mailer_from_settings(cfg, None, sink.params)  # noqa: E731
+        first = rd.send_reports(store, built["manifest"], cfg, factory, batch=0)
+        retry = rd.send_reports(store, built["manifest"], cfg, factory, batch=0)
+        again = rd.send_reports(store, built["manifest"], cfg, factory, batch=0)
+        org = [rd.send_org_summary(store, built["manifest"], cfg, factory) for _ in range(2)]  # and its retry
+        assert (first["sent"], first["failed"], first["refused"]) == (4, 1, 1)
+        assert (retry["sent"], retry["failed"], retry["already-done"]) == (1, 0, 5)  # alice only; refused not redone
+        assert (again["sent"], again["failed"], again["already-done"]) == (0, 0, 6)
+        assert [o["status"] for o in org] == ["sent", "skipped"]
+        assert len(sink.messages) == 6 and _sent_twice(sink) == 0
+    ledger = store.read(rd.LEDGER_TABLE, WEEK.monday, WEEK.monday, schema=tables.SEND_LEDGER)
+    assert sorted(ledger["status"]) == ["refused"] + ["sent"] * 6  # one row per owner address and the summary
+
+
+def test_an_address_the_server_defers_is_retried_alone_and_the_others_are_not_mailed_again(tmp_path):
+    # One owner with two addresses: the server takes one and answers 451 for the other, more often than the tries.
+    owners = "sandbox-owners@example.com; later@example.com"
+    store, cfg = _setup(tmp_path, ou_owners={"Sandbox": owners})
+    with SmtpSink() as sink:
+        sink.flaky["later@example.com"] = 1
+        built = rd.build_reports(store, WEEK, cfg)
+        factory = lambda: mail.mailer_from_settings(cfg, None, sink.params)  # noqa: E731
+        first = rd.send_reports(store, built["manifest"], cfg, factory)
+        retry = rd.send_reports(store, built["manifest"], cfg, factory)
+        to_sandbox = [rcpts for _, rcpts, _ in sink.messages if set(rcpts) & {"sandbox-owners@example.com",
+                                                                              "later@example.com"}]
+        assert _sent_twice(sink) == 0
+    assert first["failed"] == 1 and retry["sent"] == 1  # a deferred address fails the task (so it is retried)
+    assert to_sandbox == [["sandbox-owners@example.com"], ["later@example.com"]]
+    ledger = store.read(rd.LEDGER_TABLE, WEEK.monday, WEEK.monday, schema=tables.SEND_LEDGER)
+    status = dict(zip(ledger["recipient"], ledger["status"], strict=True))
+    assert status["sandbox-owners@example.com"] == status["later@example.com"] == "sent"
+
+
+def test_a_resend_run_sends_once_even_when_its_send_task_is_retried(tmp_path):
+    store, cfg = _setup(tmp_path)
+    with SmtpSink() as sink:
+        _run(store, cfg, sink)
+        built = rd.build_reports(store, WEEK, cfg, resend=True)
+        factory = lambda: mail.mailer_from_settings(cfg, None, sink.params)  # noqa: E731
+        resent = rd.send_reports(store, built["manifest"], cfg, factory)
+        retry = rd.send_reports(store, built["manifest"], cfg, factory)
+        assert (resent["sent"], retry["sent"], retry["already-done"]) == (5, 0, 6)
+        assert len(sink.messages) == 6 + 5
