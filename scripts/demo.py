@@ -240,7 +240,8 @@ def demo(out: Path, home: Path, args: argparse.Namespace, term: Terminal) -> int
         info = sb.info
         console.print(f"sandbox: {info['endpoint']} management account {info['management_account_id']}, "
                       f"{len(info['member_account_ids'])} member accounts")
-        env = airflow_env(info, home, str(out / "store"), {"mail": {"transport": "ses"}})
+        env = airflow_env(info, home, str(out / "store"), {"mail": {"transport": "ses"},
+                                                              "report": {"out_dir": str(out)}})  # may hold copies
         os.environ.update(env)
         migrate_db(env)
 
