@@ -16,6 +16,7 @@ or the bare pages at ``http://localhost:8080/governance/``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -39,7 +40,9 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "governance_ui" / "templates"
 BUNDLE = Path(__file__).resolve().parent / "governance_ui" / "static" / "governance.js"
 # DAGs whose runs produce what the pages show (links into the Airflow UI).
 DAG_IDS = {"collection": "governance_collection", "onboarding": "account_onboarding",
-           "anomalies": "metric_anomaly_checks", "report": "weekly_compliance_report"}
+           "anomalies": "metric_anomaly_checks", "report": "weekly_compliance_report", "search": "package_search"}
+# Past package searches listed on the searches page, newest first.
+SEARCHES_SHOWN = 200
 # Views are recomputed at most once a minute (the collection writes once a day); at most this many are kept.
 CACHE_SECONDS = 60
 CACHE_ENTRIES = 64
@@ -213,6 +216,78 @@ def archived_report(week: str, slug: str) -> HTMLResponse:
                                                         "X-Content-Type-Options": "nosniff"})
 
 
+def _searches(store) -> list[dict[str, Any]]:
+    """Past package_search answers in the store (``package_search/<sid>/query.json``), newest first."""
+    import json
+
+    from include.awsgov.software.search import PREFIX
+
+    found = []
+    for path in store.fs.glob(store.path(PREFIX, "*", "query.json")):
+        sid = path.rstrip("/").split("/")[-2]
+        try:
+            doc = json.loads(store.get_text(f"{PREFIX}/{sid}/query.json"))
+            mtime = store.fs.info(path).get("mtime") or store.fs.info(path).get("LastModified")
+        except (OSError, ValueError) as exc:
+            log.warning("governance_ui: search %s unreadable (%s)", sid, type(exc).__name__)
+            continue
+        mailed = None
+        if store.exists(f"{PREFIX}/{sid}/mail.json"):
+            with contextlib.suppress(OSError, ValueError):
+                mailed = json.loads(store.get_text(f"{PREFIX}/{sid}/mail.json"))
+        found.append({"sid": sid, "query": doc.get("query", {}), "summary": doc.get("summary", {}),
+                      "mailed": mailed, "when": _stamp(mtime)})
+    found.sort(key=lambda s: (s["when"] is None, s["when"]), reverse=True)
+    return found[:SEARCHES_SHOWN]
+
+
+def _stamp(value: Any) -> dt.datetime | None:
+    """A file's modification time (epoch seconds or datetime, as fsspec gives it) as an aware datetime."""
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    return value if isinstance(value, dt.datetime) else None
+
+
+@app.get("/searches", response_class=HTMLResponse)
+def searches_page(request: Request) -> HTMLResponse:
+    """Past package searches: query, answer summary, links to the answer, the CSV and the Airflow run."""
+    store = _store()
+    return _page(request, "searches.html.j2", searches=_cached(("searches", store.url), lambda: _searches(store)))
+
+
+@app.get("/searches/{sid}/results.{kind}")
+def search_answer(sid: str, kind: str) -> Response:
+    """One search's answer as the DAG archived it: ``results.html`` (no-script CSP) or ``results.csv``."""
+    from include.awsgov.software.search import PREFIX, check_search_id
+
+    try:
+        check_search_id(sid)
+    except ValueError:
+        raise HTTPException(status_code=404, detail="no such search") from None
+    store = _store()
+    path = f"{PREFIX}/{sid}/results.{kind}"
+    if kind not in ("html", "csv") or not store.exists(path):
+        raise HTTPException(status_code=404, detail="no such search")
+    if kind == "csv":
+        return Response(store.get_bytes(path), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="package-search-{sid}.csv"',
+                                 "X-Content-Type-Options": "nosniff"})
+    return HTMLResponse(store.get_text(path), headers={"Content-Security-Policy": CSP,
+                                                       "X-Content-Type-Options": "nosniff"})
+
+
+@app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
+    """What the Governance view holds for one DAG run (the run page's "Governance" tab): a package search's answer."""
+    from include.awsgov.software.search import PREFIX, search_id
+
+    store = _store()
+    sid = search_id(run_id) if dag_id == DAG_IDS["search"] else None
+    found = sid is not None and store.exists(f"{PREFIX}/{sid}/query.json")
+    search = next((s for s in _searches(store) if s["sid"] == sid), None) if found else None
+    return _page(request, "run.html.j2", dag_id=dag_id, run_id=run_id, search=search)
+
+
 @app.get("/static/governance.js")
 def react_bundle() -> Response:
     """The React app's module (loaded by the Airflow UI with the user's session, like the pages)."""
@@ -228,3 +303,7 @@ class GovernanceUiPlugin(AirflowPlugin):
     # Top-level nav entry; the UI renders the component at /plugin/governance/<page path>.
     react_apps = [{"name": "Governance", "bundle_url": f"{URL_PREFIX}/static/governance.js", "destination": "nav",
                    "url_route": "governance", "nav_top_level": True}]
+    # A tab on every DAG run's page: a package_search run's answer (other runs say there is nothing for them).
+    # An iframe is enough there: the tab shows the answer; its links to Governance pages open in the tab.
+    external_views = [{"name": "Governance", "href": f"{URL_PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}",
+                       "destination": "dag_run", "url_route": "governance-run"}]

@@ -91,7 +91,7 @@ def test_plugin_registers_app_and_nav_entry(plugin):
     (entry,) = plugin.GovernanceUiPlugin.fastapi_apps
     assert entry["url_prefix"] == "/governance" and entry["app"] is plugin.app
     # A React app, rendered by the UI itself: an external view's iframe sandbox blocks links into Airflow.
-    assert not getattr(plugin.GovernanceUiPlugin, "external_views", [])
+    assert [v["destination"] for v in plugin.GovernanceUiPlugin.external_views] == ["dag_run"]
     (view,) = plugin.GovernanceUiPlugin.react_apps
     assert view["name"] == "Governance" and view["bundle_url"] == "/governance/static/governance.js"
     assert view["url_route"] == "governance" and view["destination"] == "nav"
@@ -233,7 +233,7 @@ def test_server_lists_nav_entry(server):
     status, _, body = _get(f"{server['base']}/api/v2/plugins", {"Authorization": f"Bearer {server['token']}"})
     assert status == 200
     plugin = next(p for p in json.loads(body)["plugins"] if p["name"] == "governance_ui")
-    assert plugin["external_views"] == []
+    assert [v["destination"] for v in plugin["external_views"]] == ["dag_run"]
     assert plugin["react_apps"][0]["bundle_url"] == "/governance/static/governance.js"
     assert plugin["react_apps"][0]["nav_top_level"] is True
     assert plugin["fastapi_apps"][0]["url_prefix"] == "/governance"
@@ -325,6 +325,55 @@ def test_sparkline_needs_two_weeks_of_history(plugin, values, drawn):
     html = macro.render(values=values, weeks=[f"2026-W{w}" for w in range(41, 49)])
     assert ("<svg" in html) is drawn
     assert ("not enough history yet" in html) is not drawn
+
+
+TEST_SEARCH_ID = "manual__2026-12-06T10_00_00_00_00"
+TEST_SEARCH_RUN = "manual__2026-12-06T10:00:00+00:00"
+
+
+@pytest.fixture
+def search_store(tmp_path):
+    from include.awsgov.core.store import Store
+
+    store = Store(str(tmp_path / "store"))
+    base = f"package_search/{TEST_SEARCH_ID}"
+    store.put_text(f"{base}/query.json", json.dumps({
+        "query": {"pattern": f"log4j{TEST_EVIL}", "versions": "<2.17.1"},
+        "summary": {"instances": 3, "accounts": 2, "day": "2026-12-05"}}))
+    store.put_text(f"{base}/results.html", "<p>answer</p>")
+    store.put_bytes(f"{base}/results.csv", b"account_id,instance_id\n111111111111,i-1\n")
+    store.put_text(f"{base}/mail.json", json.dumps({"status": "sent", "to": "requester@example.com"}))
+    return store
+
+
+def test_searches_page_lists_past_answers_escaped(plugin, search_store, monkeypatch):
+    monkeypatch.setattr(plugin, "_store", lambda: search_store)
+    html = _body(plugin.searches_page(_Req()))
+    assert "3 instance(s) in 2 account(s)" in html and "&lt;2.17.1" in html and "sent" in html
+    assert f'href="/governance/searches/{TEST_SEARCH_ID}/results.html"' in html
+    assert f'href="/governance/searches/{TEST_SEARCH_ID}/results.csv"' in html
+    assert EVIL_ESCAPED in html and TEST_EVIL not in html
+
+
+def test_run_page_shows_a_package_search_runs_answer(plugin, search_store, monkeypatch):
+    monkeypatch.setattr(plugin, "_store", lambda: search_store)
+    html = _body(plugin.run_page(_Req(), "package_search", TEST_SEARCH_RUN))
+    assert "Package search answer" in html and "3 instance(s) in 2 account(s)" in html
+    other = _body(plugin.run_page(_Req(), "governance_collection", "scheduled__x"))
+    assert "holds nothing for runs of governance_collection" in other
+
+
+def test_search_answer_serves_html_and_csv_and_refuses_other_paths(plugin, search_store, monkeypatch):
+    from fastapi import HTTPException
+
+    monkeypatch.setattr(plugin, "_store", lambda: search_store)
+    answer = plugin.search_answer(TEST_SEARCH_ID, "html")
+    assert answer.body == b"<p>answer</p>" and "default-src 'none'" in answer.headers["Content-Security-Policy"]
+    assert plugin.search_answer(TEST_SEARCH_ID, "csv").media_type == "text/csv"
+    for sid, kind in (("..", "html"), (TEST_SEARCH_ID, "json"), ("nope", "html")):
+        with pytest.raises(HTTPException) as caught:
+            plugin.search_answer(sid, kind)
+        assert caught.value.status_code == 404
 
 
 def test_views_are_cached_then_recomputed(plugin, monkeypatch):

@@ -36,7 +36,10 @@ function target(href) {
   if (url.origin !== window.location.origin) return null;
   const base = basePath();
   let path = url.pathname.startsWith(base + "/") ? url.pathname.slice(base.length) : url.pathname;
-  if (path.startsWith(APP + "/reports/")) return ["page", url.href];
+  // Archived reports and package search answers (HTML, CSV) are documents of their own.
+  if (path.startsWith(APP + "/reports/") || /^\/governance\/searches\/[^/]+\/results\.\w+$/u.test(path)) {
+    return ["page", url.href];
+  }
   if (path === APP || path.startsWith(APP + "/")) {
     return ["view", `/plugin/${ROUTE}${path.slice(APP.length) || "/"}${url.search}${url.hash}`];
   }
