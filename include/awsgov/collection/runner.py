@@ -396,7 +396,13 @@ def _config_snapshot(job: Job, access: AwsAccess, bucket: str, day: dt.date, reg
         folder = cfgc.snapshot_folder(opts.snapshot_prefix, job.account_id, region, day)
         key = cfgc.find_snapshot(s3, bucket, folder)
         if key is None:
-            gaps[region] = f"no Config snapshot for {day} under s3://{bucket}/{folder}" + (
+            # AWS delivers each channel's snapshot once in 24 hours, at an hour of its own: a run early in the day
+            # (the daily schedule starts at midnight) reads the one delivered the day before, the latest state there
+            # is. Its items carry their own capture times (recorded_at).
+            key = cfgc.find_snapshot(s3, bucket, cfgc.snapshot_folder(opts.snapshot_prefix, job.account_id, region,
+                                                                       day - dt.timedelta(days=1)))
+        if key is None:
+            gaps[region] = f"no Config snapshot for {day} or the day before under s3://{bucket}/{folder}" + (
                 f"; {why_not}" if why_not else "")
             return Outcome()
         rules, found = cfgc.compliance_rows(job.account_id, region, cfgc.read_snapshot(s3, bucket, key))

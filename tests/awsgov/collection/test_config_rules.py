@@ -202,7 +202,8 @@ def test_refused_read_roles_do_not_matter_and_only_missing_snapshots_are_gaps(fa
         if row.account_id in delivered:
             assert (row.status, row.error) == ("ok", ""), row
         else:
-            assert row.status == "not_delivered" and f"no Config snapshot for {faulted['day']}" in row.error, row
+            assert row.status == "not_delivered", row
+            assert f"no Config snapshot for {faulted['day']} or the day before" in row.error, row
             assert f"/AWSLogs/{row.account_id}/Config/{row.region}/" in row.error
 
 
@@ -214,7 +215,26 @@ def test_no_call_per_rule_two_bucket_reads_per_account_and_region(faulted):
     served = sum(c["count"] - c["throttled"] for c in calls if c["action"] in ("ListObjectsV2", "GetObject"))
     pairs = len(faulted["targets"]) * len(faulted["regions"])
     delivered = sum(len(regions) for regions in faulted["truth"].values())
-    assert served == pairs + delivered  # one listing per account and region, one read per snapshot
+    # One listing per account and region, a second one (the day before) where the day has none, one read per snapshot.
+    listings, reads = pairs + (pairs - delivered), delivered
+    assert served == listings + reads
+
+
+def test_a_run_before_the_days_delivery_reads_the_snapshot_of_the_day_before(faulted, sandbox, tmp_path):
+    from include.awsgov.collection import runner
+    from include.awsgov.core.store import Store
+
+    day = dt.date.fromisoformat(faulted["day"])
+    early = day + dt.timedelta(days=1)  # the daily run at midnight: that day's snapshots are not delivered yet
+    store = Store(tmp_path / "store")
+    opts = runner.Options(sources=("config",), regions=faulted["regions"])
+    runner.collect_accounts(_sandbox_access(sandbox), store, early, faulted["targets"], opts)
+    then = faulted["store"].read("config_findings", day, day, schema=tables.CONFIG_FINDINGS)
+    now = store.read("config_findings", early, early, schema=tables.CONFIG_FINDINGS)
+    assert len(now) == len(then) > 0
+    assert set(now["finding_id"]) == set(then["finding_id"])
+    cov = store.read("coverage", early, early, schema=tables.COVERAGE)
+    assert set(cov.loc[cov["account_id"].isin(list(faulted["truth"])), "status"]) == {"ok"}
 
 
 def test_finish_run_prunes_accounts_that_left_and_records_the_run(faulted, tmp_path):
