@@ -37,7 +37,8 @@ def test_a_good_request_has_no_problem():
 def test_every_bad_field_is_reported_at_once_in_plain_words():
     problems = form.explain({**TEST_GOOD, "account_ids": ["12345"], "owner_email": "nobody", "environment": "qa"})
     assert problems == [
-        "Account ids: '12345' is not in the expected form - Member accounts to bring under governance (12-digit ids).",
+        "Account ids: '12345' is not in the expected form - Member accounts to bring under governance, one 12-digit "
+        "account id per line (e.g. 123456789012).",
         "Owner e-mail: 'nobody' is not an e-mail address",
         "Environment: 'qa' is not one of prod, dev, sandbox",
     ]
