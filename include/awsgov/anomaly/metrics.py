@@ -41,6 +41,11 @@ SCHEMA_PATH = CONFIG_DIR / "schema" / "metric_rules.schema.json"
 MAX_QUERIES_PER_CALL = 500
 MAX_DATAPOINTS_PER_CALL = 100_800
 SEVERITIES = ("low", "medium", "high")
+# How long CloudWatch keeps datapoints of a period (CloudWatch User Guide, "Metrics retention"; GetMetricData API
+# reference): under 60 s for 3 hours, 60 s for 15 days, 300 s for 63 days, 3600 s for 455 days. A rule whose history
+# is older than its period's retention would be answered with nothing for that part: refused at load.
+RETENTION = ((60, dt.timedelta(hours=3)), (300, dt.timedelta(days=15)), (3600, dt.timedelta(days=63)))
+LONGEST_RETENTION = dt.timedelta(days=455)
 # Static rules fetch this many evaluation ranges before the window, so that a state kept by `ignore` (and the
 # first evaluations of the window) rest on real history rather than on the start of the fetch.
 STATIC_WARMUP_RANGES = 2
@@ -186,7 +191,29 @@ def _cross_problems(raw_rules: Sequence[Mapping[str, Any]]) -> list[str]:
             )
         if static and raw["period"] * static["evaluation_periods"] > 86_400:
             problems.append(f"{label} field 'static.evaluation_periods': period x evaluation_periods exceeds one day")
+        problems += _retention_problems(raw, label)
     return problems
+
+
+def retention(period: int) -> dt.timedelta:
+    """How long CloudWatch keeps datapoints of this period (``RETENTION``)."""
+    return next((kept for below, kept in RETENTION if period < below), LONGEST_RETENTION)
+
+
+def _retention_problems(raw: Mapping[str, Any], label: str) -> list[str]:
+    period, static, dynamic = int(raw["period"]), raw.get("static") or {}, raw.get("dynamic") or {}
+    if dynamic:
+        field, needed = "dynamic.history_days", dt.timedelta(days=int(dynamic["history_days"]))
+    elif static:
+        points = int(static["evaluation_periods"]) + EXTRA_EVALUATION_POINTS
+        field, needed = "static.evaluation_periods", dt.timedelta(seconds=period * points * (1 + STATIC_WARMUP_RANGES))
+    else:
+        return []
+    kept = retention(period)
+    if needed <= kept:
+        return []
+    return [f"{label} field '{field}': needs {needed} of {period}-second data, CloudWatch keeps {period}-second "
+            f"data for {kept} only (GetMetricData cannot serve older datapoints)"]
 
 
 def _rule(raw: Mapping[str, Any]) -> Rule:

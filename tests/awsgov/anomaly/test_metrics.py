@@ -12,7 +12,7 @@ import yaml
 from moto import mock_aws
 
 from include.awsgov.anomaly import metrics
-from include.awsgov.anomaly.metrics import RuleError, SeriesKey, load_rules, plan_batches
+from include.awsgov.anomaly.metrics import RuleError, SeriesKey, load_rules, plan_batches, retention
 from include.awsgov.core.aws import AwsAccess
 
 TEST_NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
@@ -88,6 +88,12 @@ def _bad(rule_patch=None, static_patch=None, drop=()):
         pytest.param(_bad({"dimensions": {"InstanceId": "i-1"}}), "dimensions/discover", "exactly one",
                      id="dimensions-and-discover"),
         pytest.param(_bad({"period": 120}), "period", "is not one of", id="bad-period"),
+        pytest.param(_bad({"period": 10}, static_patch={"evaluation_periods": 360, "datapoints_to_alarm": 3}),
+                     "static.evaluation_periods", "CloudWatch keeps 10-second data for 3:00:00 only",
+                     id="high-resolution-beyond-3-hours"),
+        pytest.param(_bad({"period": 60, "dynamic": {"sensitivity": "medium", "history_days": 16}},
+                          drop=("static",)), "dynamic.history_days",
+                     "CloudWatch keeps 60-second data for 15 days, 0:00:00 only", id="minute-data-beyond-15-days"),
     ],
 )
 def test_invalid_rule_is_refused_naming_rule_and_field(rule, field, detail):
@@ -97,6 +103,20 @@ def test_invalid_rule_is_refused_naming_rule_and_field(rule, field, detail):
     assert f"rule 'ec2_cpu_test_high' field '{field}'" in message, message
     assert detail in message, message
     assert "rds_cpu_test_anomalous" not in message
+
+
+@pytest.mark.parametrize(("period", "kept"), [
+    pytest.param(10, dt.timedelta(hours=3), id="10s"), pytest.param(30, dt.timedelta(hours=3), id="30s"),
+    pytest.param(60, dt.timedelta(days=15), id="60s"), pytest.param(300, dt.timedelta(days=63), id="300s"),
+    pytest.param(3600, dt.timedelta(days=455), id="3600s")])
+def test_retention_follows_cloudwatch(period, kept):
+    assert retention(period) == kept
+
+
+def test_rules_within_retention_are_accepted():
+    minute = {**copy.deepcopy(DYNAMIC_RULE), "period": 60}
+    minute["dynamic"]["history_days"] = 15
+    assert load_rules(data=_doc(minute, STATIC_RULE)).rules
 
 
 def test_unknown_top_level_key_is_refused():
