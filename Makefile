@@ -28,10 +28,13 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -q -m "not sandbox"
 
-## make lint: ruff (style, security, private-name imports) and import-linter (the package's layers, no cycles)
+## make lint: ruff (style, security, private-name imports), import-linter (the package's layers, no cycles) and
+## checkov on the CloudFormation templates (its own .venv-iac, requirements-iac.txt; exceptions justified in the templates)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	test -x .venv-iac/bin/checkov || ($(PYTHON) -m venv .venv-iac && .venv-iac/bin/pip install --quiet -r requirements-iac.txt -c constraints-iac.txt)
+	.venv-iac/bin/checkov --quiet --compact --skip-download --framework cloudformation -d include/templates/cloudformation
 
 ## make bench: the benchmarks, printing their figures (not part of make test)
 bench: $(STAMP)

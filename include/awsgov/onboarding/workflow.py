@@ -379,6 +379,7 @@ def stack_set_values(
         "GlobalRegion": cfg["home_region"],
         "ExternalId": external_id,
         "ReadRoleName": cfg["read_role_name"],
+        "ReaderPrincipalArn": cfg.get("read_role_trusted_principal") or "",
         "LogBucketName": central_outputs["LogBucketName"],
         "TrailKmsKeyArn": central_outputs["TrailKmsKeyArn"],
         "CentralEventBusArn": central_outputs["CentralEventBusArn"],

@@ -388,3 +388,16 @@ def test_any_form_input_is_normalized_or_refused_in_plain_words(changes):
         return
     assert all(len(a) == 12 and a.isdigit() for a in request["account_ids"])
     assert "\n" not in request["team"] and "\n" not in request["owner_email"]
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    pytest.param(None, "", id="unset-any-admin-principal"),
+    pytest.param("arn:aws:iam::123456789012:role/airflow-worker", "arn:aws:iam::123456789012:role/airflow-worker",
+                 id="airflow-role"),
+])
+def test_the_read_role_trusts_the_configured_reader(setting, value):
+    cfg = {**TEST_SETTINGS, "read_role_trusted_principal": setting}
+    outputs = {"LogBucketName": "b", "TrailKmsKeyArn": "k", "CentralEventBusArn": "e"}
+    values = onboarding.stack_set_values(cfg, admin_account_id="123456789012", central_outputs=outputs,
+                                         external_id=TEST_EXTERNAL_ID)
+    assert values["ReaderPrincipalArn"] == value
