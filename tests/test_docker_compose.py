@@ -90,3 +90,28 @@ def test_image_is_built_from_the_pinned_airflow_version_and_pins():
     assert "-c /opt/awsgov/constraints.txt" in dockerfile
     packages = [line for line in requirements.splitlines() if line.strip() and not line.startswith("#")]
     assert all("==" in line for line in packages), "every requirement must be pinned"
+
+
+# -- issue #19: broker, Flower and api-server access ---------------------------------------------------------------
+def test_redis_asks_for_a_password_that_every_airflow_service_gives():
+    redis = COMPOSE["services"]["redis"]
+    assert re.fullmatch(REQUIRED_FROM_ENV, redis["environment"]["REDIS_PASSWORD"])
+    assert "--requirepass" in " ".join(redis["command"]) and "$$REDIS_PASSWORD" in " ".join(redis["command"])
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])  # the health check authenticates too
+    for name, svc in {**AIRFLOW_SERVICES, "flower": COMPOSE["services"]["flower"]}.items():
+        broker = svc["environment"]["AIRFLOW__CELERY__BROKER_URL"]
+        assert re.fullmatch(r"redis://:\$\{REDIS_PASSWORD:\?[^}]+\}@redis:6379/0", broker), (name, broker)
+
+
+def test_flower_asks_for_a_login_and_listens_on_loopback_only():
+    flower = COMPOSE["services"]["flower"]
+    assert re.fullmatch(REQUIRED_FROM_ENV, flower["environment"]["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"])
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+
+
+def test_api_server_listens_on_loopback_and_its_tls_and_auth_options_are_documented():
+    assert COMPOSE["services"]["airflow-apiserver"]["ports"] == ["127.0.0.1:8080:8080"]
+    text = (REPO / "docker-compose.yaml").read_text()
+    deploy = (REPO / "docs" / "deploy.md").read_text()
+    for option in ("AIRFLOW__API__SSL_CERT", "AIRFLOW__API__SSL_KEY", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"):
+        assert option in text and option in deploy, option
