@@ -10,6 +10,8 @@ import logging
 import boto3
 import pytest
 from botocore.stub import Stubber
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from include.awsgov.collection import config_rules as cfgc
 from include.awsgov.core import tables
@@ -254,3 +256,30 @@ def test_finish_run_prunes_accounts_that_left_and_records_the_run(faulted, tmp_p
     runs = store.read("collection_runs", schema=tables.COLLECTION_RUNS)
     assert (len(runs), row["accounts"], row["api_calls"]) == (1, 3, 7)
     assert row["gaps"] == int((store.read("coverage", schema=tables.COVERAGE)["status"] != "ok").sum())
+
+
+# -- properties (Hypothesis, issue #19): any snapshot content is parsed into consistent rows or skipped -------------
+
+_TEXT = st.text(max_size=30)
+_RESULT = st.fixed_dictionaries({}, optional={"configRuleName": _TEXT, "complianceType": st.one_of(
+    st.sampled_from(["COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE", "INSUFFICIENT_DATA"]), _TEXT)})
+_ITEM = st.fixed_dictionaries(
+    {"resourceType": st.sampled_from([cfgc.RESOURCE_COMPLIANCE, "AWS::S3::Bucket", ""])},
+    optional={"resourceId": _TEXT,
+              "configurationItemCaptureTime": st.one_of(st.none(), st.datetimes(timezones=st.just(dt.UTC)).map(
+                  lambda d: d.isoformat().replace("+00:00", "Z"))),
+              "configuration": st.fixed_dictionaries({}, optional={
+                  "targetResourceType": _TEXT, "targetResourceId": _TEXT, "resourceType": _TEXT, "resourceId": _TEXT,
+                  "configRuleList": st.lists(_RESULT, max_size=4)})})
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(_ITEM, max_size=8))
+def test_any_snapshot_items_give_rules_that_count_their_findings(items):
+    rules, findings = cfgc.compliance_rows("111111111111", "us-east-1", items)
+    assert len({f["finding_id"] for f in findings}) == len(findings)
+    for rule in rules:
+        mine = [f for f in findings if f["rule_name"] == rule["rule_name"]]
+        assert rule["noncompliant_resources"] == sum(f["compliance"] == "NON_COMPLIANT" for f in mine)
+        assert (rule["compliance"] == "NON_COMPLIANT") == (rule["noncompliant_resources"] > 0)
+    assert {f["rule_name"] for f in findings} == {r["rule_name"] for r in rules}

@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from include.awsgov.collection import trusted_advisor as ta
@@ -337,3 +339,39 @@ def test_refresh_asks_only_for_stale_refreshable_checks_and_does_not_wait(clean_
             break
         time.sleep(0.5)
     assert {s["status"] for s in statuses} == {"success"}
+
+
+# -- properties (Hypothesis, issue #19): any Trusted Advisor payload gives rows, never a crash ------------------------
+
+_CELL = st.one_of(st.none(), st.text(max_size=20), st.from_regex(r"\$[0-9]{1,3}(,[0-9]{3})*(\.[0-9]{2})?",
+                                                                  fullmatch=True))
+_FLAGGED = st.fixed_dictionaries({}, optional={
+    "status": st.text(max_size=10), "region": st.one_of(st.none(), st.text(max_size=15)),
+    "resourceId": st.text(max_size=40), "isSuppressed": st.booleans(), "metadata": st.lists(_CELL, max_size=6)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(columns=st.lists(st.one_of(st.none(), st.text(max_size=30)), max_size=5),
+       flagged=st.lists(_FLAGGED, max_size=6))
+def test_any_flagged_resources_become_rows_with_json_details(columns, flagged):
+    check = {"id": "abc123", "name": "Check", "category": "cost_optimizing",
+             "metadata": [*columns, "Estimated Monthly Savings"]}
+    rows = ta.finding_rows("111111111111", check, {"flaggedResources": flagged}, ["Estimated Monthly Savings"])
+    assert len(rows) == len(flagged)
+    for row, res in zip(rows, flagged, strict=True):
+        assert isinstance(json.loads(row["details_json"]), dict)
+        assert row["estimated_monthly_savings"] is None or row["estimated_monthly_savings"] >= 0
+        assert row["region"] == (res.get("region") or ta.GLOBAL_REGION)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.none(), st.text(max_size=40), st.integers(0, 10**9), st.floats(0, 1e9)))
+def test_any_money_cell_is_an_amount_or_none(text):
+    amount = ta.parse_money(text)
+    assert amount is None or isinstance(amount, float)
+
+
+@settings(max_examples=200, deadline=None)
+@given(stamp=st.text(max_size=40))
+def test_any_summary_timestamp_is_stale_or_not(stamp):
+    assert ta.is_stale({"timestamp": stamp}, dt.date(2026, 12, 6)) in (True, False)

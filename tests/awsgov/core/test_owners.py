@@ -6,6 +6,8 @@ import json
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from include.awsgov.core import owners as own
 from include.awsgov.core import tables
@@ -100,3 +102,30 @@ def test_slug_is_file_safe_and_distinguishes_similar_owners():
 ])
 def test_owner_from_tags(obj, owner):
     assert own.owner_from_tags(obj) == owner
+
+
+# -- properties (Hypothesis, issue #19): tag values from member accounts -------------------------------------------
+
+_JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
+                     lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                             st.dictionaries(st.sampled_from(["Owner", "owner", "Tags", "tag:Owner",
+                                                                              "Key", "Value", "x"]), inner,
+                                                             max_size=4)),
+                     max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(st.none(), st.text(max_size=80)))
+def test_any_owner_tag_value_splits_only_on_commas_and_semicolons(value):
+    key = own.canonical(value)
+    parts = own.recipients(key)
+    assert all("," not in p and ";" not in p and p == p.strip() and p for p in parts)
+    assert own.canonical(key) == key  # canonical is a fixed point
+    assert own.slug(key) == own.slug(own.canonical(value)) and len(own.slug(key)) <= 80
+
+
+@settings(max_examples=300, deadline=None)
+@given(obj=_JSON)
+def test_any_tag_structure_gives_an_owner_string(obj):
+    found = own.owner_from_tags(obj)
+    assert isinstance(found, str)
