@@ -26,9 +26,12 @@ without one the DAG has no watcher and runs on its sweep and by hand.
    A send that failed is tried again by Airflow's retries (the task fails after recording it) and by every run
    while the event is younger than `alerts.retry_hours`. Everything else appears in the weekly report's "events of
    the week".
-3. **check_activity** (`aws_pool`): rewrites `account_activity` (hourly API calls per account and event type) for
-   the days touched and runs the anomaly detector on each account's categories (IAM changes, security-group
-   changes...); bursts are stored in `anomalies` and mailed through the metric alert path.
+3. **check_activity** (`aws_pool`): every complete hour not read yet (within `activity.lookback_hours`), reads in
+   bulk the CloudTrail log files delivered to the central bucket in that hour (one listing per account and
+   region, then the files) and stores API calls per hour, account and event type in `account_activity` (one chunk
+   per delivery hour: a rerun rewrites it); runs the anomaly detector on each account's categories (IAM changes,
+   security-group changes...); bursts are stored in `anomalies` and mailed through the metric alert path. No API
+   call travels through SQS for this: the bus forwards alert candidates only.
 
 See docs/events.md.
 """
@@ -143,8 +146,9 @@ def governance_events():
         return out
 
     @task(pool=AWS_POOL)
-    def check_activity(summary: dict) -> dict:
-        """Hourly API activity for the days touched; bursts -> `anomalies` -> the metric alert path."""
+    def check_activity() -> dict:
+        """Hourly API activity read in bulk from the CloudTrail log files of every hour not read yet; bursts ->
+        `anomalies` -> the metric alert path."""
         from include.awsgov.airflow_conn import aws_access, settings, smtp_params
         from include.awsgov.anomaly import alerts
         from include.awsgov.anomaly.metrics import load_rules
@@ -152,25 +156,37 @@ def governance_events():
         from include.awsgov.core.store import Store
         from include.awsgov.events import activity, ingest
 
-        if not summary["days"]:
-            return {"activity_rows": 0, "bursts": 0, "new_bursts": 0}
-        cfg = settings()
+        cfg, acfg = settings(), ingest.events_config()["activity"]
         store = Store(cfg["store_url"])
-        written = activity.refresh_activity(store, summary["days"])
-        bursts = activity.detect_bursts(store, summary["hours"], ingest.events_config()["activity"])
+        hours = activity.hours_to_read(store, datetime.now(UTC), int(acfg["lookback_hours"]),
+                                       int(acfg["settle_minutes"]))
+        if not hours:
+            return {"hours": 0, "activity_rows": 0, "bursts": 0, "new_bursts": 0}
+        access = aws_access(cfg, get_current_context())
+        org_accounts = accounts.list_org_accounts(access)
+        org_id = (access.client("organizations").describe_organization()["Organization"]["Id"]
+                  if acfg["organization_trail"] else None)
+        bucket = cfg["central"]["log_bucket"].format(admin_account_id=access.admin_id())
+        s3, written, files = access.client("s3"), 0, 0
+        for hour in hours:
+            rows, stats = activity.read_hour(s3, bucket, [a["Id"] for a in org_accounts], cfg["regions"], hour,
+                                             trail_prefix=acfg["trail_prefix"], org_id=org_id,
+                                             workers=int(acfg["workers"]))
+            written += activity.store_hour(store, hour, rows)
+            files += stats["files"]
+        bursts = activity.detect_bursts(store, hours, acfg)
         fresh = activity.store_bursts(store, bursts)
-        out = {"activity_rows": written, "bursts": len(bursts), "new_bursts": len(fresh)}
+        out = {"hours": len(hours), "files": files, "activity_rows": written, "bursts": len(bursts),
+               "new_bursts": len(fresh)}
         if fresh:
-            access = aws_access(cfg, get_current_context())
-            names = {a["Id"]: a.get("Name", "") for a in accounts.list_org_accounts(access)
-                     if a["Id"] in {r["account_id"] for r in fresh}}
+            names = {a["Id"]: a.get("Name", "") for a in org_accounts if a["Id"] in {r["account_id"] for r in fresh}}
             end = max(r["timestamp"] for r in fresh)
             out["alerts"] = alerts.send_alerts(access, store, cfg, load_rules(), end, names, smtp_params(cfg))
         return out
 
     summary = store_events()
     send_event_alerts(summary)
-    check_activity(summary)
+    check_activity()
 
 
 governance_events()

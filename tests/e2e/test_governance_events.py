@@ -303,31 +303,57 @@ def test_a_failed_alert_fails_the_task_and_a_later_run_sends_it_once(env, delive
         assert len(ledger) == 5 and set(ledger["status"]) == {"sent"}
 
 
-def test_manual_run_drains_the_queue_and_finds_a_burst_of_iam_changes(env):
-    sb, url = env["sb"], env["outputs"]["EventsQueueUrl"]
-    member = env["members"][0]["id"]
-    burst_hour = NOW.replace(minute=0, second=0) - dt.timedelta(hours=1)
+def test_activity_is_read_from_the_trail_files_and_a_burst_of_iam_changes_is_found(env, monkeypatch, tmp_path):
+    """API calls do not travel through SQS: a member's trail files in the central bucket (AWS's key layout and
+    format) are read in bulk per delivery hour, counted, and a burst of IAM changes is found in its hour. (A store
+    of its own: the earlier runs of this module have read the recent hours already, before these files existed.)"""
+    import gzip
+
+    from include.awsgov.events import ingest
+
+    sb, member = env["sb"], env["members"][0]["id"]
+    monkeypatch.setitem(ingest.events_config()["activity"], "lookback_hours", 120)
+    burst_hour = NOW.replace(minute=0, second=0) - dt.timedelta(hours=2)
     start = burst_hour - dt.timedelta(days=4)
-    entries = []
-    for i in range(4 * 24):
-        when = start + dt.timedelta(hours=i, minutes=5)
-        entries += [_api("iam", "CreateUser", {"userName": f"u{i}"}, when) for _ in range((i * 7) % 3)]
-    entries += [_api("iam", "CreateUser", {"userName": f"b{k}"}, burst_hour + dt.timedelta(minutes=k))
-                for k in range(40)]
-    _put(sb, member, entries)
-    assert _queue_depth(sb, url) == len(entries)
+    counts = {start + dt.timedelta(hours=i): (i * 7) % 3 for i in range(4 * 24)} | {burst_hour: 40}
+    # A bucket of the test's own: the central bucket's policy admits only the organization's trails and recorders.
+    import os
+
+    from include.awsgov.core.settings import load_settings
+
+    s3 = sb.client("s3")
+    bucket = f"activity-check-{env['mgmt']}"
+    s3.create_bucket(Bucket=bucket)
+    settings = json.loads(os.environ["AIRFLOW_VAR_AWSGOV_SETTINGS"])
+    central = {**load_settings()["central"], **settings.get("central", {}), "log_bucket": bucket}
+    store_url = str(tmp_path / "store")
+    monkeypatch.setenv("AIRFLOW_VAR_AWSGOV_SETTINGS", json.dumps({**settings, "central": central,
+                                                                  "store_url": store_url}))
+    for hour, n in counts.items():
+        delivered = hour + dt.timedelta(minutes=30)
+        records = [{"eventTime": (hour + dt.timedelta(minutes=k)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "eventSource": "iam.amazonaws.com", "eventName": "AttachUserPolicy", "awsRegion": "us-east-1",
+                    "recipientAccountId": member, "userIdentity": {"type": "AssumedRole", "accountId": member}}
+                   for k in range(n)]
+        key = (f"AWSLogs/{member}/CloudTrail/us-east-1/{delivered:%Y/%m/%d}/"
+               f"{member}_CloudTrail_us-east-1_{delivered:%Y%m%dT%H%M}Z_AbCdEfGh12345678.json.gz")
+        s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(json.dumps({"Records": records}).encode()))
 
     run = run_dag("governance_events", conf={"max_messages": 5000})
     assert str(run.state) == "success", task_states(run)
-    assert _queue_depth(sb, url) == 0
 
-    activity = _read(env["store_url"], "account_activity")
-    mine = activity[(activity["account_id"] == member) & (activity["event_type"] == "iam:CreateUser")]
-    assert int(mine["count"].sum()) == len(entries)
-    anomalies = _read(env["store_url"], "anomalies")
+    activity = _read(store_url, "account_activity")
+    mine = activity[(activity["account_id"] == member) & (activity["event_type"] == "iam:AttachUserPolicy")]
+    assert int(mine["count"].sum()) == sum(counts.values())
+    anomalies = _read(store_url, "anomalies")
     bursts = anomalies[(anomalies["namespace"] == "AWSGov/AccountActivity") & (anomalies["account_id"] == member)]
     assert "iam_changes" in set(bursts["metric_name"])
     assert set(bursts["timestamp"].dt.to_pydatetime()) == {burst_hour}
+
+    again = run_dag("governance_events", conf={"max_messages": 5000})  # every hour is read: nothing is counted twice
+    assert str(again.state) == "success", task_states(again)
+    activity = _read(store_url, "account_activity")
+    assert int(activity.loc[activity["account_id"] == member, "count"].sum()) == sum(counts.values())
 
 
 def test_manual_run_refuses_a_bad_param_before_any_aws_call(env):

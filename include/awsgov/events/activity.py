@@ -1,21 +1,38 @@
-"""Account activity: hourly API-call counts per account and event type, watched for bursts.
+"""Account activity: hourly API-call counts per account and event type, from the CloudTrail log files, watched for
+bursts.
 
-``account_activity`` is recomputed from the ``events`` table for each day a run touched (so it is idempotent and a
-late event corrects its hour). Bursts are found by the learned detector of anomaly.py (unchanged, hourly grid,
-missing hours = 0 calls) on one series per account and category (events.yaml ``activity.categories``: e.g. IAM
-changes, security-group changes); an alert at or above ``activity.min_count`` calls in one of the hours the run
-touched becomes an ``anomalies`` row (namespace ``AWSGov/AccountActivity``), so the existing alert path and the
-weekly report see it like a metric anomaly.
+Every account's trail writes gzip'd JSON log files (``{"Records": [...]}``) to the central bucket, one file per
+five-minute window, named by its delivery time (CloudTrail User Guide, "CloudTrail log file examples")::
+
+    [<trail prefix>/]AWSLogs/[<o-id>/]<account>/CloudTrail/<region>/<YYYY>/<MM>/<DD>/
+        <account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<UniqueString>.json.gz
+
+Each hour the DAG reads, in bulk, the files *delivered* in every complete hour not read yet (:func:`read_hour`:
+one ``ListObjectsV2`` per account and region with the hour's file-name prefix, then the files, in threads), counts
+their records per hour (of the record's ``eventTime``), account and event type (``<service>:<eventName>``), and
+writes the counts as the chunk ``h<delivery hour>`` of ``account_activity`` (partition = the records' day; an
+empty chunk in the delivery hour's own day marks the hour as read, so a rerun rewrites the same chunks and the next
+run skips it). No API call travels through SQS or Airflow for this.
+
+Bursts are found by the learned detector of anomaly/detector.py (unchanged, hourly grid, missing hours = 0 calls) on
+one series per account and category (events.yaml ``activity.categories``: e.g. IAM changes, security-group
+changes); an alert at or above ``activity.min_count`` calls in one of the hours just read becomes an ``anomalies``
+row (namespace ``AWSGov/AccountActivity``), so the existing alert path and the weekly report see it like a metric
+anomaly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import gzip
 import hashlib
 import json
 import logging
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -23,37 +40,124 @@ import pandas as pd
 
 from include.awsgov.anomaly.findings import merge_anomalies
 from include.awsgov.core import tables
-from include.awsgov.events.ingest import API_CALL, CHUNK, EVENTS_TABLE
 
 log = logging.getLogger(__name__)
 
 ACTIVITY_TABLE = "account_activity"
 NAMESPACE = "AWSGov/AccountActivity"
 RULE_ID = "events_activity_burst"
+_FILE_STAMP = re.compile(r"_CloudTrail_[a-z0-9-]+_(\d{8}T\d{4})Z_[A-Za-z0-9]+\.json\.gz\Z")
 
 
-def hourly_counts(events: pd.DataFrame) -> pd.DataFrame:
-    """ACCOUNT_ACTIVITY rows from ``events`` rows: API calls per hour, account and event type."""
-    calls = events[events["detail_type"] == API_CALL]
-    if calls.empty:
-        return pd.DataFrame({name: pd.Series(dtype="object") for name in tables.ACCOUNT_ACTIVITY.names})
-    hour = pd.to_datetime(calls["time"], utc=True).dt.floor("h")
-    out = (calls.assign(hour=hour).groupby(["hour", "account_id", "type"], sort=True).size()
-           .reset_index(name="count").rename(columns={"type": "event_type"}))
-    out["count"] = out["count"].astype("int64")
-    return out[tables.ACCOUNT_ACTIVITY.names]
+def hour_chunk(hour: dt.datetime) -> str:
+    """Chunk name of the counts read from the files delivered in ``hour``."""
+    return f"h{hour.astimezone(dt.UTC):%Y%m%dT%H}"
 
 
-def refresh_activity(store: Any, days: Iterable[str | dt.date]) -> int:
-    """Rewrite ``account_activity`` for these days from ``events``; returns the rows written."""
-    written = 0
-    for day in sorted({dt.date.fromisoformat(str(d)) for d in days}):
-        events = store.read(EVENTS_TABLE, day, day, schema=tables.EVENTS)
-        counts = hourly_counts(events)
-        store.write(ACTIVITY_TABLE, day, counts, chunk=CHUNK, schema=tables.ACCOUNT_ACTIVITY,
+def key_prefix(trail_prefix: str, org_id: str | None, account_id: str, region: str, hour: dt.datetime) -> str:
+    """The S3 key prefix of the log files an account's trail delivered in ``hour`` for ``region``.
+
+    :param trail_prefix: the trail's S3KeyPrefix ("" for none; ``{account_id}`` is filled in).
+    :param org_id: the organization id for an organization trail, else None.
+    """
+    h = hour.astimezone(dt.UTC)
+    parts = [trail_prefix.format(account_id=account_id).strip("/")] if trail_prefix.strip("/") else []
+    parts += ["AWSLogs", *([org_id] if org_id else []), account_id, "CloudTrail", region, f"{h:%Y}", f"{h:%m}",
+              f"{h:%d}", f"{account_id}_CloudTrail_{region}_{h:%Y%m%dT%H}"]
+    return "/".join(parts)
+
+
+def count_records(records: Iterable[Any], counts: Counter) -> int:
+    """Add API calls to ``counts`` keyed (hour, account, ``<service>:<eventName>``); returns the records skipped
+    (not an object, or without a readable eventTime)."""
+    skipped = 0
+    for r in records:
+        if not isinstance(r, dict):
+            skipped += 1
+            continue
+        try:
+            when = dt.datetime.fromisoformat(str(r.get("eventTime")).replace("Z", "+00:00"))
+            hour = when.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+        except (TypeError, ValueError, OverflowError):
+            skipped += 1
+            continue
+        account = str(r.get("recipientAccountId") or (r.get("userIdentity") or {}).get("accountId") or "")
+        service = str(r.get("eventSource") or "unknown").split(".", 1)[0]
+        counts[(hour, account, f"{service}:{r.get('eventName') or 'unknown'}")] += 1
+    return skipped
+
+
+def _read_file(s3: Any, bucket: str, key: str, max_bytes: int) -> list[Any]:
+    """The records of one log file; a file that is too big or cannot be read as gzip'd JSON is skipped (logged)."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(max_bytes + 1)
+    try:
+        if len(body) > max_bytes:
+            raise ValueError(f"larger than {max_bytes} bytes")
+        records = json.loads(gzip.decompress(body)).get("Records")
+    except (OSError, EOFError, ValueError, RecursionError, AttributeError) as exc:
+        log.warning("activity: log file %s skipped: %s: %s", key, type(exc).__name__, exc)
+        return []
+    return records if isinstance(records, list) else []
+
+
+def read_hour(s3: Any, bucket: str, accounts: Sequence[str], regions: Sequence[str], hour: dt.datetime, *,
+              trail_prefix: str = "", org_id: str | None = None, workers: int = 16,
+              max_file_bytes: int = 64 * 1024 * 1024) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Counts of the API calls in the log files delivered in ``hour`` (ACCOUNT_ACTIVITY rows), and what was read.
+
+    :param s3: an S3 client of the admin account (the central bucket).
+    :param accounts: the organization's account ids.
+    :param regions: the trail's regions.
+    :returns: (rows, {"files", "records", "skipped"}).
+    """
+    def keys(pair: tuple[str, str]) -> list[str]:
+        prefix = key_prefix(trail_prefix, org_id, pair[0], pair[1], hour)
+        out = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            out += [o["Key"] for o in page.get("Contents", []) if _FILE_STAMP.search(o["Key"])]
+        return out
+
+    pairs = [(a, r) for a in sorted(set(accounts)) for r in sorted(set(regions))]
+    counts: Counter = Counter()
+    stats = {"files": 0, "records": 0, "skipped": 0}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        files = [k for found in pool.map(keys, pairs) for k in found]
+        for records in pool.map(lambda k: _read_file(s3, bucket, k, max_file_bytes), files):
+            stats["files"] += 1
+            stats["records"] += len(records)
+            stats["skipped"] += count_records(records, counts)
+    rows = pd.DataFrame([{"hour": h, "account_id": a, "event_type": t, "count": n}
+                         for (h, a, t), n in sorted(counts.items())], columns=tables.ACCOUNT_ACTIVITY.names)
+    rows["count"] = rows["count"].astype("int64")
+    return rows, stats
+
+
+def hours_to_read(store: Any, now: dt.datetime, lookback_hours: int, settle_minutes: int) -> list[dt.datetime]:
+    """Delivery hours within ``lookback_hours`` that are complete (``settle_minutes`` past their end, for late
+    files) and not read yet (no marker chunk), oldest first."""
+    last = (now - dt.timedelta(minutes=settle_minutes)).astimezone(dt.UTC).replace(
+        minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+    hours = [last - dt.timedelta(hours=k) for k in range(int(lookback_hours))]
+    done: dict[dt.date, set[str]] = {}
+    out = []
+    for hour in sorted(hours):
+        if hour.date() not in done:
+            done[hour.date()] = set(store.chunks(ACTIVITY_TABLE, hour.date()))
+        if hour_chunk(hour) not in done[hour.date()]:
+            out.append(hour)
+    return out
+
+
+def store_hour(store: Any, hour: dt.datetime, rows: pd.DataFrame) -> int:
+    """Write one delivery hour's counts as chunk ``h<hour>`` of each day they fall in, and the (maybe empty) marker
+    in the delivery hour's own day; returns the rows written."""
+    chunk = hour_chunk(hour)
+    days = {hour.date()} | set(pd.to_datetime(rows["hour"], utc=True).dt.date)
+    for day in sorted(days):
+        part = rows[pd.to_datetime(rows["hour"], utc=True).dt.date == day] if len(rows) else rows
+        store.write(ACTIVITY_TABLE, day, part, chunk=chunk, schema=tables.ACCOUNT_ACTIVITY,
                     sort_by=["hour", "account_id", "event_type"])
-        written += len(counts)
-    return written
+    return len(rows)
 
 
 def _category_series(activity: pd.DataFrame, categories: Mapping[str, Sequence[str]], start: pd.Timestamp,

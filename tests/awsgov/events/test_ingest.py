@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from include.awsgov.core import tables
 from include.awsgov.core.store import Store
-from include.awsgov.events import activity, alerts, ingest
+from include.awsgov.events import alerts, ingest
 
 ADMIN = "123456789012"
 MEMBER = "210987654321"
@@ -348,44 +348,6 @@ def test_alert_mail_names_rule_resource_and_actor():
     subject, text = alerts.compose(CFG["alerts"], MEMBER, "payments\r\nprod", todo)
     assert subject == f"[governance] 1 security event(s) in payments prod ({MEMBER})"
     assert "IAM user created in a member account" in text and "bob" in text and "event 1" in text
-
-
-# --- account activity -----------------------------------------------------------------------------------------------
-def test_hourly_counts_count_api_calls_per_account_hour_and_type():
-    rows, _ = run(api_call("iam", "CreateUser", event_id="1"), api_call("iam", "CreateUser", event_id="2"),
-                  api_call("ec2", "RunInstances", event_id="3", when=T0 + dt.timedelta(hours=1)),
-                  guardduty(8.0, event_id="4"))
-    counts = activity.hourly_counts(pd.DataFrame(rows))
-    assert counts[["event_type", "count"]].values.tolist() == [["iam:CreateUser", 2], ["ec2:RunInstances", 1]]
-    assert list(counts["hour"]) == [pd.Timestamp("2026-11-27 10:00", tz="UTC"), pd.Timestamp("2026-11-27 11:00",
-                                                                                               tz="UTC")]
-
-
-def _activity(store: Store, start: dt.datetime, counts: list[int], event_type: str = "iam:AttachUserPolicy"):
-    frame = pd.DataFrame({"hour": [start + dt.timedelta(hours=i) for i in range(len(counts))],
-                          "account_id": MEMBER, "event_type": event_type, "count": counts})
-    for day, part in frame.groupby(frame["hour"].dt.date):
-        store.write("account_activity", day, part, schema=tables.ACCOUNT_ACTIVITY)
-
-
-def test_a_burst_of_iam_changes_is_detected_in_the_hour_it_happened(tmp_path):
-    store = Store(str(tmp_path))
-    start = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
-    quiet = [(i * 7) % 3 for i in range(24 * 6)]  # 0-2 calls an hour for six days
-    _activity(store, start, [*quiet, 40])
-    burst_hour = start + dt.timedelta(hours=len(quiet))
-    rows = activity.detect_bursts(store, [burst_hour], CFG["activity"])
-    assert {(r["metric_name"], r["timestamp"], r["value"]) for r in rows} >= {("iam_changes", burst_hour, 40.0)}
-    assert all(r["namespace"] == activity.NAMESPACE and r["account_id"] == MEMBER for r in rows)
-    assert activity.store_bursts(store, rows) and not activity.store_bursts(store, rows)
-
-
-def test_ordinary_activity_is_no_burst(tmp_path):
-    store = Store(str(tmp_path))
-    start = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
-    counts = [(i * 7) % 3 for i in range(24 * 6 + 1)]
-    _activity(store, start, counts)
-    assert activity.detect_bursts(store, [start + dt.timedelta(hours=24 * 6)], CFG["activity"]) == []
 
 
 # --- properties of the event-body parser (Hypothesis) -------------------------------------------------------------
