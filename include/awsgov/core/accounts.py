@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
+from botocore.exceptions import ClientError
 
 from include.awsgov.core import tables
-from include.awsgov.core.aws import AwsAccess, paginate
+from include.awsgov.core.aws import AwsAccess, classify_error, paginate
 from include.awsgov.core.store import Store
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,11 @@ def parent_ou_names(access: AwsAccess) -> dict[str, str]:
     return out
 
 
+# Attempts of one account's tag read when Organizations throttles beyond botocore's own retries, and the first pause.
+TAG_READ_ATTEMPTS = 6
+TAG_READ_BACKOFF = 1.0
+
+
 def account_tags(access: AwsAccess, account_ids: Iterable[str], workers: int = 8) -> dict[str, dict[str, str]]:
     """Tags of each account (``organizations:ListTagsForResource``), fetched with a few threads.
 
@@ -73,8 +80,18 @@ def account_tags(access: AwsAccess, account_ids: Iterable[str], workers: int = 8
     org = access.client("organizations")
 
     def one(account_id: str) -> tuple[str, dict[str, str]]:
-        tags = paginate(org, "list_tags_for_resource", "Tags", ResourceId=account_id)
-        return account_id, {t["Key"]: t["Value"] for t in tags}
+        # Organizations serves every account's tags from one throttled endpoint (one call per account): at hundreds
+        # of accounts botocore's retries (and its client-wide retry quota, shared by these threads) run out, so a
+        # throttled read waits and tries again here rather than failing the whole listing.
+        for attempt in range(TAG_READ_ATTEMPTS):
+            try:
+                tags = list(paginate(org, "list_tags_for_resource", "Tags", ResourceId=account_id))
+                return account_id, {t["Key"]: t["Value"] for t in tags}
+            except ClientError as exc:
+                if classify_error(exc) != "throttled_out" or attempt == TAG_READ_ATTEMPTS - 1:
+                    raise
+                time.sleep(min(TAG_READ_BACKOFF * 2 ** attempt, 30.0))
+        raise AssertionError("unreachable")
 
     ids = list(account_ids)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ids) or 1))) as pool:

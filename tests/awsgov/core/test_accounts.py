@@ -125,3 +125,48 @@ def test_batches_bound_the_number_of_mapped_tasks(count, max_tasks, sizes):
     out = accounts.batches(targets, max_tasks)
     assert [len(b) for b in out] == sizes
     assert [a for b in out for a in b] == targets
+
+
+def test_tag_reads_throttled_beyond_botocore_retries_wait_and_try_again(monkeypatch):
+    from botocore.exceptions import ClientError
+
+    throttled = ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}},
+                            "ListTagsForResource")
+    attempts: dict[str, int] = {}
+
+    class Paginator:
+        def paginate(self, ResourceId):  # noqa: N803 - boto3's parameter name
+            attempts[ResourceId] = attempts.get(ResourceId, 0) + 1
+            if attempts[ResourceId] < 3:
+                raise throttled
+            return [{"Tags": [{"Key": "Owner", "Value": f"{ResourceId}@example.com"}]}]
+
+    class Client:
+        def get_paginator(self, operation):
+            return Paginator()
+
+    class Access:
+        def client(self, service):
+            return Client()
+
+    monkeypatch.setattr(accounts, "TAG_READ_BACKOFF", 0.0)
+    tags = accounts.account_tags(Access(), ["111111111111", "222222222222"], workers=2)
+    assert tags == {a: {"Owner": f"{a}@example.com"} for a in ("111111111111", "222222222222")}
+    assert attempts == {"111111111111": 3, "222222222222": 3}
+
+
+def test_tag_reads_give_up_after_their_attempts(monkeypatch):
+    from botocore.exceptions import ClientError
+
+    class Client:
+        def get_paginator(self, operation):
+            raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}},
+                              "ListTagsForResource")
+
+    class Access:
+        def client(self, service):
+            return Client()
+
+    monkeypatch.setattr(accounts, "TAG_READ_BACKOFF", 0.0)
+    with pytest.raises(ClientError, match="TooManyRequestsException"):
+        accounts.account_tags(Access(), ["111111111111"], workers=1)
