@@ -8,6 +8,7 @@ administrator, ``GetMember`` (is the account an enabled member there?). Off, or 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from include.awsgov.collection.guardduty import utc_time
 from include.awsgov.core import tables
-from include.awsgov.core.aws import error_code, paginate
+from include.awsgov.core.aws import classify_error, error_code, paginate
 from include.awsgov.core.detectors import MACIE_SOURCE, session_status
 
 SOURCE = MACIE_SOURCE
@@ -24,6 +25,20 @@ TABLE = "macie_findings"
 VIA_ADMIN, VIA_ACCOUNT = "admin", "account"
 NOT_ENABLED = "not_enabled"
 GET_BATCH = 50
+PACED_ATTEMPTS, PACED_BACKOFF = 6, 1.0
+
+
+def _paced(call: Any, *args: Any) -> Any:
+    # One administrator's calls in a row share one throttled endpoint per region (one call per account here): a
+    # call throttled beyond botocore's retries waits and tries again rather than failing the region's listing.
+    for attempt in range(PACED_ATTEMPTS):
+        try:
+            return call(*args)
+        except ClientError as exc:
+            if classify_error(exc) != "throttled_out" or attempt == PACED_ATTEMPTS - 1:
+                raise
+            time.sleep(min(PACED_BACKOFF * 2 ** attempt, 30.0))
+    raise AssertionError("unreachable")
 
 
 def member_status(client: Any, account_id: str) -> str | None:
@@ -149,7 +164,7 @@ def collect_org_region(client: Any, region: str, admin_id: str,
     # invitations only and names none of its seeded members, which GetMember does answer.
     for account in accounts:
         if account != admin_id and account not in relation:
-            relation[account] = member_status(client, account) or ""
+            relation[account] = _paced(member_status, client, account) or ""
     rows: dict[str, list[dict]] = {}
     for finding in get_findings(client, finding_ids(client)):
         rows.setdefault(str(finding.get("accountId")), []).append(finding_row(finding, VIA_ADMIN))
