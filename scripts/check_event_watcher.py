@@ -1,6 +1,7 @@
 """Check Airflow's real event-driven path on the sandbox: `airflow standalone` (scheduler, triggerer, dag-processor,
 api-server) with only governance_events; an event put in a member account must come out of the store through an
-asset-triggered run started by the DAG's AssetWatcher. Too heavy for the test suite (about 2 minutes on 2 cores);
+asset-triggered run started by the DAG's AssetWatcher (which watches the wake queue; the run drains the events
+queue). Too heavy for the test suite (about 2 minutes on 2 cores);
 run it by hand after changing the Airflow, provider, aiobotocore or moto pins:
 
     .venv/bin/python scripts/check_event_watcher.py [--port 18093] [--timeout 240]
@@ -40,6 +41,19 @@ def deploy_central(sb) -> dict:
     values.update({"CreateLogBucket": "false", "CreateEventBus": "false", "CreateAggregator": "false"})
     return stacksets.ensure_stack(cf, "governance-central", template_body=body, version=version,
                                   values=values)["outputs"]
+
+
+def runs_of(env: dict) -> list[dict]:
+    """governance_events' runs (run_id, state...) as `airflow dags list-runs` lists them."""
+    out = subprocess.run([str(VENV_BIN / "airflow"), "dags", "list-runs", "governance_events", "-o", "json"],
+                         env=env, capture_output=True, text=True).stdout
+    # The JSON array starts on its own line; log lines before it may hold brackets too.
+    lines = out.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+    try:
+        return json.loads("\n".join(lines[start:]) or "[]")
+    except ValueError:
+        return []
 
 
 def main() -> int:
@@ -83,6 +97,14 @@ def main() -> int:
                 print(f"FAILED: the triggerer never started the watcher; see {root / 'standalone.log'}")
                 return 1
             time.sleep(2)
+        # The DAG's sweep schedule starts a run as soon as the DAG exists; with max_active_runs=1 the woken run
+        # waits for it. Put the event once no run is active, so the run that stores it is the woken one.
+        deadline = time.monotonic() + 240
+        while any(r["state"] in ("queued", "running") for r in runs_of(env)):
+            if time.monotonic() > deadline:
+                print("FAILED: the first sweep run did not finish within 240 s")
+                return 1
+            time.sleep(3)
         detail = {"eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
                   "requestParameters": {"userName": "watcher-check"},
                   "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/ci/check"}}
@@ -96,12 +118,7 @@ def main() -> int:
             stored = Store(store_url).read("events", schema=tables.EVENTS)
             if event_id in set(stored["event_id"]):
                 row = stored[stored["event_id"] == event_id].iloc[0]
-                runs = subprocess.run([str(VENV_BIN / "airflow"), "dags", "list-runs", "governance_events", "-o",
-                                       "json"], env=env, capture_output=True, text=True).stdout
-                # The JSON array starts on its own line; log lines before it may hold brackets too.
-                lines = runs.splitlines()
-                start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
-                run_ids = [r["run_id"] for r in json.loads("\n".join(lines[start:]) or "[]")]
+                run_ids = [r["run_id"] for r in runs_of(env)]
                 print(f"stored after {time.monotonic() - started:.0f}s: {row['type']} in {row['account_id']}, "
                       f"route {row['route']} ({row['alert_rules']}); runs {run_ids}")
                 return 0 if any(r.startswith("asset_triggered__") for r in run_ids) else 1
