@@ -46,12 +46,12 @@ import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
-_CHUNK_RE = re.compile(r"^[A-Za-z0-9_.=-]{1,128}$")
-_DT_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+_CHUNK_RE = re.compile(r"^[A-Za-z0-9_.=-]{1,128}\Z")
+_DT_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})\Z")
 COMPACT_FILE = "_compact.parquet"
 _CHUNK_COLUMN = "__chunk"  # in the compact file only: which chunk a row came from
 _SOURCES_KEY = b"awsgov.chunk_versions"  # compact file metadata: {chunk: version of the file it was made from}
-_TEMP_RE = re.compile(r"^\..+\.tmp-[0-9a-f]{32}$")  # put_bytes' temporaries: .<name>.tmp-<uuid4 hex>
+_TEMP_RE = re.compile(r"^\..+\.tmp-[0-9a-f]{32}\Z")  # put_bytes' temporaries: .<name>.tmp-<uuid4 hex>
 # A temporary older than this belongs to a writer that died (a live write takes well under a second).
 STALE_TEMP_SECONDS = 3600
 # Conflicting commits on an object store: attempts before update() gives up.

@@ -132,7 +132,7 @@ def test_read_range_is_inclusive_and_days_are_sorted(store):
 
 
 @pytest.mark.parametrize("chunk", [pytest.param("../escape", id="path"), pytest.param("", id="empty"),
-                                   pytest.param("a b", id="space")])
+                                   pytest.param("a b", id="space"), pytest.param("a\n", id="trailing-newline")])
 def test_chunk_names_that_could_escape_the_partition_are_refused(store, chunk):
     with pytest.raises(ValueError, match="invalid chunk name"):
         store.write("coverage", TEST_DAY, _coverage("a", ["us-east-1"]), chunk=chunk, schema=tables.COVERAGE)
