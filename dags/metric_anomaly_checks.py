@@ -15,7 +15,7 @@
 4. **send_alerts**: new anomalies at or above `alerts.min_severity` (high) are mailed at once to the account's
    `Owner` tag (else `mail.governance_address`), one message per account, each anomaly at most once (alert
    ledger). Updates the `awsgov_anomalies` asset; the weekly report reads every stored anomaly.
-5. **run_outcome** (trigger rule `one_failed`): fails the run when any task failed (an account whose check failed
+5. **check_run_outcome** (trigger rule `one_failed`): fails the run when any task failed (an account whose check failed
    after its retries, or the alerts), so a run is green only when every account was checked and alerted.
 
 **Window.** A scheduled run checks its data interval (the previous hour), shifted back by `window.lag_minutes`

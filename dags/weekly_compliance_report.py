@@ -23,7 +23,7 @@ Reads **only the history store** (no AWS call except SES when that is the transp
 3. **send_org_summary** (trigger rule `all_done`): the organization summary, including each owner's delivery
    outcome read from the ledger, to `mail.governance_address`, once per week. It runs even when sending failed, so
    failures are reported; it is skipped only when `build_reports` failed.
-4. **run_outcome** (trigger rule `one_failed`): fails the run when any task failed, so a run is green only when
+4. **check_run_outcome** (trigger rule `one_failed`): fails the run when any task failed, so a run is green only when
    its reports went out (the summary above runs whatever happened, and would otherwise leave a failed run green).
 
 **No data.** A week in which nothing was collected (a fresh install catching up) fails `build_reports` at once,

@@ -70,7 +70,7 @@ def run_outcome(*upstream: Any) -> Any:
     from airflow.sdk import task
     from airflow.sdk.exceptions import AirflowFailException
 
-    @task(task_id="run_outcome", trigger_rule="one_failed", retries=0)
+    @task(task_id="check_run_outcome", trigger_rule="one_failed", retries=0)
     def run_outcome_task() -> None:
         """Fail the run: a task of it failed (the red task in the grid says why)."""
         raise AirflowFailException("this run did not do its work: a task of it failed or could not run")

@@ -116,7 +116,7 @@ def test_every_task_succeeds_and_unreadable_accounts_are_recorded(checked):
 
     states = dict(checked["first_states"])
     assert str(checked["first"].state) == "success", states
-    assert states.pop("run_outcome") == "skipped"  # nothing failed: the watcher had nothing to report
+    assert states.pop("check_run_outcome") == "skipped"  # nothing failed: the watcher had nothing to report
     assert all(s == "success" for s in states.values()), states
     members = {a["id"]: a for a in checked["truth"]["accounts"]}
     management = checked["truth"]["management_account_id"]
@@ -217,4 +217,4 @@ def test_a_run_with_an_account_that_failed_is_failed_though_alerts_went_out(chec
     states = task_states(run)
     assert str(run.state) == "failed", states
     assert sorted(v for k, v in states.items() if k.startswith("check_account")) == ["failed", "success"]
-    assert (states["send_alerts"], states["run_outcome"]) == ("success", "failed")
+    assert (states["send_alerts"], states["check_run_outcome"]) == ("success", "failed")

@@ -54,7 +54,7 @@ def test_smtp_run_sends_one_mail_per_owner_and_a_rerun_sends_none(smtp_env):
     assert str(run.state) == "success", task_states(run)
     assert task_states(run) == {"lookup_changes": "success", "build_reports": "success",
                                 "send_reports[0]": "success", "send_org_summary": "success",
-                                "run_outcome": "skipped"}
+                                "check_run_outcome": "skipped"}
     assert len(sink.messages) == 6 and sink.connections == 2
     parsed = {m["X-Awsgov-Report"]: m for m in sink.parsed()}
     alice = parsed["alice-example-com-ff8d9819"]
@@ -150,7 +150,7 @@ def test_a_run_whose_reports_were_not_built_is_failed_not_green(smtp_env):
     run = _run_fast({"week": rs.WEEK}, retries=1)
     states = task_states(run)
     assert str(run.state) == "failed", states
-    assert (states["build_reports"], states["send_org_summary"], states["run_outcome"]) == (
+    assert (states["build_reports"], states["send_org_summary"], states["check_run_outcome"]) == (
         "failed", "skipped", "failed")
     assert _tries(run)["build_reports"] == 2 and sink.messages == []
 
@@ -164,7 +164,7 @@ def test_a_week_without_data_fails_at_once_without_retries(airflow_db, tmp_path,
     states = task_states(run)
     assert str(run.state) == "failed", states
     assert states["build_reports"] == "failed" and _tries(run)["build_reports"] == 1
-    assert states["run_outcome"] == "failed"
+    assert states["check_run_outcome"] == "failed"
 
 
 @pytest.mark.parametrize("where", ["/tmp/elsewhere", "../outside", "inside/../../outside"])

@@ -407,7 +407,8 @@ def send_reports(store: Store, manifest: str, cfg: Mapping[str, Any], mailer_fac
 def _closed(store: Store, week: Week, manifest: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Closed ledger rows by report slug that a send of this manifest must not send again: every closed row, or
     with ``resend`` only those recorded since the manifest was built (an earlier try of this run)."""
-    since = dt.datetime.fromisoformat(manifest["built_at"]) if manifest.get("resend") else None
+    built_at = manifest.get("built_at")  # absent from manifests of older code: then every closed row counts
+    since = dt.datetime.fromisoformat(built_at) if manifest.get("resend") and built_at else None
     out = {}
     for slug, rows in ledger_status(store, week).items():
         done = done_addresses(rows, since)
