@@ -88,6 +88,10 @@ def lookup(access: AwsAccess, account_id: str, region: str, resource_type: str, 
     try:
         account = None if account_id == access.admin_id() else account_id
         config = access.client("config", region, account_id=account)
+        if resource_type not in config.meta.service_model.shape_for("ResourceType").enum:
+            # Config keeps no configuration history for what its ResourceType enum does not list (account-level
+            # evaluations are "AWS::::Account"): GetResourceConfigHistory would refuse the call.
+            return row
         kwargs: dict[str, Any] = {"resourceType": resource_type, "resourceId": resource_id, "limit": 1}
         if evaluated_at is not None:
             kwargs["laterTime"] = evaluated_at

@@ -196,3 +196,18 @@ def test_the_report_is_built_whatever_became_of_the_change_lookup():
     build = dag.get_task("build_reports")
     assert build.upstream_task_ids == {"lookup_changes"}
     assert str(build.trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
+
+
+def test_account_level_findings_have_no_history_and_cost_no_call():
+    """Config evaluates some rules on the account itself (resource type AWS::::Account); GetResourceConfigHistory's
+    ResourceType enum does not list it, so AWS would refuse the lookup: no call, status no_history."""
+    from moto import mock_aws
+
+    from include.awsgov.report import change_history
+
+    with mock_aws():
+        access = AwsAccess.from_args(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                     session_name="test-change-history")
+        row = change_history.lookup(access, access.admin_id(), "us-east-1", "AWS::::Account", "123456789012", None,
+                                    dt.timedelta(minutes=30))
+    assert (row["status"], row["api_calls"]) == (change_history.NO_HISTORY, 0)
