@@ -211,11 +211,14 @@ def main() -> int:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     term = Terminal(out / "logs")
+    run = Demo(out, term)
     logging.basicConfig(level=logging.WARNING)
     try:
-        return demo(out, (REPO / args.airflow_home).resolve(), args, term)
+        return demo(out, (REPO / args.airflow_home).resolve(), args, run)
     except BaseException as exc:
         log.exception("the demo stopped")
+        if run.outcomes:
+            term.console.print(run.table())
         term.console.print(f"[red]the demo stopped: {type(exc).__name__}: {str(exc)[:300]}[/] "
                            f"(details in {term.logs}/)")
         return 1
@@ -223,10 +226,11 @@ def main() -> int:
         term.restore()
 
 
-def demo(out: Path, home: Path, args: argparse.Namespace, term: Terminal) -> int:
-    """The steps of the demo (see the module docstring); returns the exit code."""
+def demo(out: Path, home: Path, args: argparse.Namespace, run: Demo) -> int:
+    """The steps of the demo (see the module docstring), each DAG's outcome kept in ``run``; returns the exit code."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    term = run.term
     console = term.console
     shutil.rmtree(home, ignore_errors=True)
 
@@ -246,7 +250,6 @@ def demo(out: Path, home: Path, args: argparse.Namespace, term: Terminal) -> int
         migrate_db(env)
 
         dags = {p.stem for p in (REPO / "dags").glob("*.py")}
-        run = Demo(out, term)
 
         if "account_onboarding" in dags:
             new = [a["id"] for a in info["accounts"] if not a["read_role"] and a["status"] == "ACTIVE"]

@@ -69,3 +69,31 @@ def test_outcome_counts_runs_per_state():
     many = Outcome("governance_collection", states=["success"] * 15 + ["failed"])
     assert many.outcome() == "1 failed, 15 success" and not many.ok
     assert Outcome("package_search", states=["success"]).outcome() == "success"
+
+
+STOPPING_RUN = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {repo!r})
+    sys.argv = ["demo.py", "--out", {out!r}]
+    import scripts.demo as demo_script
+
+    def stops(out, home, args, run):
+        run.outcomes["account_onboarding"] = demo_script.Outcome("account_onboarding", ["success"], 41.0)
+        print("TASK-LOG-LINE")
+        raise SystemExit("governance_events: the DAG file does not import (ImportError: x)")
+
+    demo_script.demo = stops
+    sys.exit(demo_script.main())
+""")
+
+
+def test_a_stopped_demo_still_prints_the_table_and_one_line_why(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-c", STOPPING_RUN.format(repo=str(REPO), out=str(out))],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "account_onboarding" in result.stdout and "success" in result.stdout  # the summary table
+    assert "the demo stopped: SystemExit: governance_events: the DAG file does not import" in result.stdout
+    assert "TASK-LOG-LINE" not in result.stdout and "Traceback" not in result.stdout
+    assert "Traceback" in (out / "logs" / "demo.log").read_text()
+    assert len(result.stdout.splitlines()) < 15
