@@ -169,7 +169,9 @@ def test_browser_trigger_form_says_what_is_wrong_with_each_field(onboarding_serv
             dialog.locator("input[name=element_environment]").locator("xpath=..").click()
             page.get_by_role("option", name="prod", exact=True).click()
             dialog.get_by_role("button", name="Trigger").click()
-            dialog.get_by_text("3 fields need fixing:").wait_for(timeout=30_000)
+            message = dialog.get_by_text("3 fields need fixing:")
+            message.wait_for(timeout=30_000)
+            message.scroll_into_view_if_needed()
             text = dialog.inner_text()
             page.screenshot(path=str(onboarding_server["tmp"] / "trigger-form-refused.png"), full_page=True)
         finally:
