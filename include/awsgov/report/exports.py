@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -233,6 +234,15 @@ def to_ocsf(f: OpenFinding, *, product_version: str = "1") -> dict[str, Any]:
     }
 
 
+# Security Hub's strings are NonEmptyString (botocore model: pattern ``.*\S.*``, matched whole, ``.`` stopping at a line
+# terminator): one line holding something. Names and titles come from member accounts and may carry line breaks.
+_LINE_BREAKS = re.compile(r"[\r\n\x85\u2028\u2029]+")
+
+
+def _one_line(value: Any, limit: int) -> str:
+    return _LINE_BREAKS.sub(" ", str(value)).strip()[:limit]
+
+
 def _asff_region(region: str, fallback: str) -> str:
     return region if region and region != "global" else fallback
 
@@ -264,14 +274,14 @@ def to_asff(f: OpenFinding, *, home_region: str = "us-east-1", partition: str = 
         "CreatedAt": _iso(created),
         "UpdatedAt": _iso(updated),
         "Severity": {"Label": ASFF_SEVERITY[f.severity], "Original": f.severity},
-        "Title": f.title[:MAX_TITLE],
-        "Description": (f.description or f.title)[:MAX_DESCRIPTION],
-        "Resources": [{"Type": f.resource_type, "Id": f.resource_id[:MAX_FIELD], "Partition": partition,
-                       "Region": region}],
+        "Title": _one_line(f.title, MAX_TITLE) or f.check,
+        "Description": _one_line(f.description or f.title, MAX_DESCRIPTION) or f.check,
+        "Resources": [{"Type": f.resource_type, "Id": _one_line(f.resource_id, MAX_FIELD) or f.account_id,
+                       "Partition": partition, "Region": region}],
         "RecordState": "ACTIVE",
         "Workflow": {"Status": "NEW"},
         "ProductFields": {"awsgov/source": f.source, "awsgov/finding_id": f.finding_id,
-                          **{f"awsgov/{k}": str(v)[:MAX_FIELD] for k, v in f.details.items()}},
+                          **{f"awsgov/{k}": text for k, v in f.details.items() if (text := _one_line(v, MAX_FIELD))}},
     }
     if f.first_seen:
         out["FirstObservedAt"] = _iso(f.first_seen)
@@ -279,8 +289,8 @@ def to_asff(f: OpenFinding, *, home_region: str = "us-east-1", partition: str = 
         out["LastObservedAt"] = _iso(f.last_seen)
     if f.source == "config":
         out["Compliance"] = {"Status": "FAILED"}
-    if f.resource_name:
-        out["Resources"][0]["Details"] = {"Other": {"Name": f.resource_name[:MAX_FIELD]}}
+    if _one_line(f.resource_name, MAX_FIELD):
+        out["Resources"][0]["Details"] = {"Other": {"Name": _one_line(f.resource_name, MAX_FIELD)}}
     return out
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import logging
 import math
+import re
 from collections import Counter
 
 import jsonschema
@@ -221,3 +222,23 @@ def test_export_day_imports_through_the_import_role_and_records_the_state(day_st
     assert sorted(state["asff_id"]) == sorted(f"awsgov/{f.source}/{f.finding_id}" for f in found
                                               if f.account_id == admin)
     assert set(state["record_state"]) == {"ACTIVE"}
+
+
+def test_asff_strings_are_one_non_empty_line_as_security_hub_requires():
+    """Security Hub's strings are NonEmptyString (pattern .*\\S.*, whole value, '.' stops at line breaks): a name from a
+    member account with line breaks, or an empty detail, would make BatchImportFindings refuse the finding."""
+    from include.awsgov.report.exports import OpenFinding, to_asff
+
+    finding = OpenFinding(source="macie", finding_id="f1", account_id="123456789012", region="us-east-1",
+                          check="SensitiveData:S3Object/Personal", title="in line one\nline two\r\n",
+                          description="", severity="high", resource_type="AwsS3Bucket",
+                          resource_id="line one\u2028line two", resource_name="evil\nname",
+                          details={"sensitive_data": "", "bucket": "b\nc"})
+    doc = to_asff(finding)
+    one_line = re.compile(r".*\S.*")
+    resource = doc["Resources"][0]
+    strings = [doc["Title"], doc["Description"], resource["Id"], resource["Details"]["Other"]["Name"],
+               *doc["ProductFields"].values()]
+    assert all(one_line.fullmatch(s) for s in strings), strings
+    assert doc["Title"] == "in line one line two" and "awsgov/sensitive_data" not in doc["ProductFields"]
+    assert doc["ProductFields"]["awsgov/bucket"] == "b c"
