@@ -12,7 +12,6 @@ DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 APPROVED_TAGS = {"governance", "onboarding", "collection", "trusted-advisor", "config", "metrics", "anomaly",
                  "report", "email", "events", "stacksets", "security"}
-MAX_PARSE_SECONDS = 3.0
 
 
 def _parse(path: Path):
@@ -40,7 +39,8 @@ def test_dag_file_parses_without_errors_or_deprecations(path):
     deprecated = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)
                   and ("airflow" in str(w.message).lower() or "airflow" in (w.filename or ""))]
     assert not deprecated, deprecated
-    assert elapsed < MAX_PARSE_SECONDS, f"{path.name} took {elapsed:.2f}s to parse"
+    # Parse time is printed, not asserted: it depends on the machine (what keeps parsing light is asserted by
+    # test_dag_file_loads_no_heavy_module_at_parse_time instead).
     print(f"{path.name}: parsed in {elapsed * 1000:.0f} ms")
 
 

@@ -550,7 +550,7 @@ def mailer_from_settings(cfg: Mapping[str, Any], access: Any | None, smtp: Mappi
             raise MailError("mail transport smtp needs SMTP parameters with a host (the smtp_conn_id connection)")
         mailer = SmtpMailer(
             host=str(smtp["host"]),
-            port=int(smtp.get("port") or 25),
+            port=int(smtp.get("port") or (465 if smtp.get("ssl") else 25)),  # implicit TLS listens on 465
             login=smtp.get("login") or None,
             password=smtp.get("password") or None,
             starttls=bool(smtp.get("starttls", False)),

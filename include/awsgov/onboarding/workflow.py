@@ -145,10 +145,11 @@ def validate_static(
     if not isinstance(team, str) or not _TEAM_RE.match(team):
         errors.append(_msg("team", "team", team))
     for field, allowed in (("environment", ENVIRONMENTS), ("permission_model", PERMISSION_MODELS)):
-        value = params.get(field, specs[field].get("default"))
+        value = params.get(field)
+        value = specs[field].get("default") if value is None else value
         if value not in allowed:
             errors.append(_msg("enum", field, value, allowed=", ".join(allowed)))
-    model = params.get("permission_model", "SELF_MANAGED")
+    model = params.get("permission_model") or "SELF_MANAGED"
     ou_ids = _string_list(params, "ou_ids", errors)
     errors += [_msg("ou_id", "ou_ids", o) for o in ou_ids if not _OU_RE.match(str(o))]
     if model == "SERVICE_MANAGED" and not ou_ids:
@@ -157,14 +158,16 @@ def validate_static(
         errors.append(_msg("ou_unexpected", "ou_ids", ou_ids))
     percents = {}
     for field in ("failure_tolerance_percent", "max_concurrency_percent"):
-        value = params.get(field, specs[field]["default"])
+        # A field cleared in the form arrives as null (optional fields accept it): it means the default.
+        value = params.get(field)
+        value = specs[field]["default"] if value is None else value
         low, high = specs[field]["minimum"], specs[field]["maximum"]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             errors.append(_msg("percent", field, value, low=low, high=high))
         percents[field] = value
     flags = {}
     for field in ("dry_run", "force", *threat_options.FLAGS):
-        flags[field] = params.get(field, False)
+        flags[field] = False if params.get(field) is None else params.get(field)
         if not isinstance(flags[field], bool):
             errors.append(_msg("boolean", field, flags[field]))
     if isinstance(regions, list) and all(isinstance(r, str) for r in regions):

@@ -274,3 +274,12 @@ def test_a_requested_address_outside_the_domains_is_refused_before_anything_runs
     with pytest.raises(mail.InvalidRecipient, match="allowed recipient domains"):
         mail.check_recipient_allowed("eve@attacker.net", mail.allowed_recipient_domains(TEST_POLICY))
     assert mail.check_recipient_allowed("alice@example.com", frozenset({"example.com"})) == "alice@example.com"
+
+
+def test_smtp_without_a_port_uses_the_port_of_its_tls_mode():
+    """Implicit TLS listens on 465 and plain/STARTTLS on 25: a connection without a port gets its mode's port."""
+    from include.awsgov.core.mail import mailer_from_settings
+
+    cfg = {"mail": {"transport": "smtp"}}
+    assert mailer_from_settings(cfg, None, {"host": "mail.example.com", "ssl": True}).port == 465
+    assert mailer_from_settings(cfg, None, {"host": "mail.example.com", "ssl": False}).port == 25

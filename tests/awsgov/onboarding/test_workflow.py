@@ -34,6 +34,13 @@ def _static(**changes):
     return onboarding.validate_static(params, default_regions=TEST_REGIONS, global_region=TEST_GLOBAL)
 
 
+def test_fields_cleared_in_the_form_mean_their_defaults():
+    """Optional fields accept null in the form (no red star): a cleared field arrives as None and means the default."""
+    cleared = _static(permission_model=None, failure_tolerance_percent=None, max_concurrency_percent=None,
+                      dry_run=None, force=None, enable_guardduty=None)
+    assert cleared == _static()
+
+
 def test_valid_request_is_normalized_with_defaults():
     request = _static()
     assert request["regions"] == TEST_REGIONS
