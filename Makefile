@@ -24,9 +24,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
-## make test-fast: everything that needs no emulated AWS (no sandbox, no Airflow run), in well under a minute
+## make test-fast: everything that needs no emulated AWS and starts no Airflow server or browser: the editing loop
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 -q -m "not sandbox"
+	$(PY) -m pytest -n 2 -q -m "not sandbox and not server"
 
 ## make lint: ruff (style, security, private-name imports), import-linter (the package's layers, no cycles) and
 ## checkov on the CloudFormation templates (its own .venv-iac, requirements-iac.txt; exceptions justified in the templates)

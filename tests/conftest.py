@@ -45,15 +45,21 @@ def airflow_db() -> Path:
 # Fixtures that start the emulated AWS; a test using any of them (directly or through another fixture) is marked
 # ``sandbox`` at collection, so ``make test-fast`` (``-m "not sandbox"``) runs everything else.
 SANDBOX_FIXTURES = {"sandbox", "clean_sandbox", "airflow_sandbox_env", "sb", "members"}
+# Fixtures that start a real Airflow api-server or a browser (tests/plugins): marked ``server``, also left out of
+# the fast loop (they are end-to-end tests of the UI).
+SERVER_FIXTURES = {"server", "onboarding_server", "browser_page"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that needs the emulated AWS (a sandbox fixture, tests/sandbox, tests/e2e) as ``sandbox``."""
+    """Mark every test that needs the emulated AWS (a sandbox fixture, tests/sandbox, tests/e2e) as ``sandbox``, and
+    every test that starts an Airflow api-server or a browser as ``server``."""
     for item in items:
         path = Path(str(item.fspath)).resolve().relative_to(REPO).parts
         if SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())) or path[:2] in {("tests", "sandbox"),
                                                                                     ("tests", "e2e")}:
             item.add_marker(pytest.mark.sandbox)
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(scope="session")
