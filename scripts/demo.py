@@ -296,7 +296,8 @@ def demo(out: Path, home: Path, args: argparse.Namespace, run: Demo) -> int:
             week_start = dt.datetime.combine(today - dt.timedelta(days=today.weekday() + 7), dt.time(), dt.UTC)
             with term.to(term.logs / "governance_events.log"):
                 sent = publish(sb, week_start)
-            run.step(f"3b. {sent} events from member accounts -> central bus -> SQS: stored, routed, alerts mailed",
+            run.step(f"3b. {sent} events put in member accounts; the bus forwards the alert candidates -> SQS: stored, "
+                     "routed, alerts mailed",
                      "governance_events")
 
         if "weekly_compliance_report" in dags:

@@ -4,7 +4,9 @@ central rule -> SQS like on AWS, for governance_events to store, route and count
 A few of each kind the DAG alerts on at once (root sign-in, console sign-in without MFA, high GuardDuty finding,
 Config rule turning NON_COMPLIANT in a prod account, red Trusted Advisor security check, trail stopped, IAM user
 created in a member account), some that only go to the weekly report, four days of ordinary IAM activity with a
-burst at the end (for the anomaly detector), and one poison message.
+burst at the end, and one poison message. The buses forward only alert candidates (events/patterns.py), so the
+ordinary API calls stop at the member bus, as on AWS; account activity is counted from the trail files in the central
+bucket instead (events/activity.py).
 """
 
 from __future__ import annotations
