@@ -305,7 +305,7 @@ def seed_baseline(settings: SandboxSettings, account_id: str) -> None:
     trail = cloudtrail_backends[account_id][HOME_REGION].create_trail(
         name=baseline["trail_name"],
         bucket_name=settings.central_bucket,
-        s3_key_prefix=account_id,
+        s3_key_prefix=None,  # as baseline.yaml deploys the trail: no S3KeyPrefix
         sns_topic_name=None,
         is_global=True,
         is_multi_region=True,
@@ -326,10 +326,9 @@ def seed_baseline(settings: SandboxSettings, account_id: str) -> None:
                 "recordingGroup": {"allSupported": True, "includeGlobalResourceTypes": region == HOME_REGION},
             }
         )
-        config.put_delivery_channel(
-            {"name": baseline["delivery_channel_name"], "s3BucketName": settings.central_bucket,
-             "s3KeyPrefix": f"config/{account_id}"}
-        )
+        # As baseline.yaml deploys it (ConfigDeliveryChannel: bucket, no S3KeyPrefix), so that accounts seeded as
+        # onboarded deliver where accounts onboarded through the template do.
+        config.put_delivery_channel({"name": baseline["delivery_channel_name"], "s3BucketName": settings.central_bucket})
         config.start_configuration_recorder(baseline["recorder_name"])
         config.put_aggregation_authorization(mgmt, HOME_REGION, [])
         events = events_backends[account_id][region]

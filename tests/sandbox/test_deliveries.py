@@ -39,7 +39,7 @@ def member(members):
 def test_config_snapshot_key_is_awss_layout(sb, central, member):
     s3, bucket = central
     day = dt.date.fromisoformat(TEST_DATE)
-    prefix = f"config/{member}/AWSLogs/{member}/Config/{REGION}/{day.year}/{day.month}/{day.day}/ConfigSnapshot/"
+    prefix = f"AWSLogs/{member}/Config/{REGION}/{day.year}/{day.month}/{day.day}/ConfigSnapshot/"
     keys = _keys(s3, bucket, prefix)
     assert len(keys) == 1
     name = keys[0].rsplit("/", 1)[1]
@@ -49,7 +49,7 @@ def test_config_snapshot_key_is_awss_layout(sb, central, member):
 def test_config_snapshot_resource_compliance_matches_the_api(sb, central, member):
     s3, bucket = central
     day = dt.date.fromisoformat(TEST_DATE)
-    prefix = f"config/{member}/AWSLogs/{member}/Config/{REGION}/{day.year}/{day.month}/{day.day}/ConfigSnapshot/"
+    prefix = f"AWSLogs/{member}/Config/{REGION}/{day.year}/{day.month}/{day.day}/ConfigSnapshot/"
     snapshot = json.loads(gzip.decompress(_body(s3, bucket, _keys(s3, bucket, prefix)[0])))
     assert snapshot["fileVersion"] == "1.0"
     assert snapshot["configSnapshotId"] in _keys(s3, bucket, prefix)[0]
@@ -101,7 +101,7 @@ def test_inventory_sync_layout_and_records_match_the_api(sb, central, members):
 def test_cloudtrail_files_are_awss_layout_and_hold_the_previous_days_events(sb, central, member):
     s3, bucket = central
     day = dt.date.fromisoformat(TEST_DATE) - dt.timedelta(days=1)  # the last complete day
-    prefix = f"{member}/AWSLogs/{member}/CloudTrail/{REGION}/{day:%Y/%m/%d}/"
+    prefix = f"AWSLogs/{member}/CloudTrail/{REGION}/{day:%Y/%m/%d}/"
     keys = _keys(s3, bucket, prefix)
     assert keys
     records = []
@@ -130,7 +130,7 @@ def test_cloudtrail_files_are_awss_layout_and_hold_the_previous_days_events(sb, 
 def test_a_new_sandbox_date_gets_its_own_delivery(sb, central, member):
     s3, bucket = central
     sb.set_date("2026-11-24")
-    prefix = f"config/{member}/AWSLogs/{member}/Config/{REGION}/2026/11/24/ConfigSnapshot/"
+    prefix = f"AWSLogs/{member}/Config/{REGION}/2026/11/24/ConfigSnapshot/"
     assert len(_keys(s3, bucket, prefix)) == 1
     delivered = sb.deliveries()
     assert {TEST_DATE, "2026-11-24"} <= set(delivered)

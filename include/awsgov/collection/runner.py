@@ -107,7 +107,7 @@ class Options:
     sources: tuple[str, ...] = ("trusted_advisor", "config")
     delegated_admins: tuple[tuple[str, str], ...] = ()
     central_bucket: str = "governance-logs-{admin_account_id}"
-    snapshot_prefix: str = "config/{account_id}"
+    snapshot_prefix: str = ""
     inventory_sync_prefix: str = "inventory"
 
     @classmethod
