@@ -328,7 +328,8 @@ def seed_baseline(settings: SandboxSettings, account_id: str) -> None:
         )
         # As baseline.yaml deploys it (ConfigDeliveryChannel: bucket, no S3KeyPrefix), so that accounts seeded as
         # onboarded deliver where accounts onboarded through the template do.
-        config.put_delivery_channel({"name": baseline["delivery_channel_name"], "s3BucketName": settings.central_bucket})
+        config.put_delivery_channel({"name": baseline["delivery_channel_name"],
+                                     "s3BucketName": settings.central_bucket})
         config.start_configuration_recorder(baseline["recorder_name"])
         config.put_aggregation_authorization(mgmt, HOME_REGION, [])
         events = events_backends[account_id][region]

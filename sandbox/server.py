@@ -104,6 +104,10 @@ def _patch_moto() -> None:
         return enrich(headers, body)
 
     responses.BaseResponse._enrich_response = staticmethod(enrich_response)  # type: ignore[method-assign]
+    # Bucket policies with their conditions (moto ignores them; see sandbox/s3/policy.py).
+    from .s3.policy import install as install_bucket_policy_conditions
+
+    install_bucket_policy_conditions()
 
 
 def _dispatcher() -> Any:
