@@ -302,6 +302,14 @@ def seed_baseline(settings: SandboxSettings, account_id: str) -> None:
 
     baseline = resource("baseline.json")
     mgmt = settings.management_account_id
+    # baseline.yaml's ForwardRole: EventBridge of this account assumes it to put events on the central bus.
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}}}]}
+    central_bus = f"arn:aws:events:{HOME_REGION}:{mgmt}:event-bus/{settings.central_event_bus}"
+    _create_role(account_id, baseline["forward_role_name"], json.dumps(trust), "Forward governance events",
+                 {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "events:PutEvents",
+                                                          "Resource": central_bus}]})
     trail = cloudtrail_backends[account_id][HOME_REGION].create_trail(
         name=baseline["trail_name"],
         bucket_name=settings.central_bucket,
@@ -340,7 +348,11 @@ def seed_baseline(settings: SandboxSettings, account_id: str) -> None:
             state="ENABLED",
         )
         bus_arn = f"arn:aws:events:{HOME_REGION}:{mgmt}:event-bus/{settings.central_event_bus}"
-        events.put_targets(baseline["events_rule_name"], None, [{"Id": "central-bus", "Arn": bus_arn}])
+        # As baseline.yaml's ForwardRule: the target puts events with the forwarding role (the central bus's policy
+        # admits only that role).
+        events.put_targets(baseline["events_rule_name"], None, [
+            {"Id": "central-bus", "Arn": bus_arn,
+             "RoleArn": f"arn:aws:iam::{account_id}:role/{baseline['forward_role_name']}"}])
 
 
 def seed_bus_policy(settings: SandboxSettings, plan: OrgPlan) -> None:
@@ -350,7 +362,10 @@ def seed_bus_policy(settings: SandboxSettings, plan: OrgPlan) -> None:
     mgmt = settings.management_account_id
     bus = f"arn:aws:events:{HOME_REGION}:{mgmt}:event-bus/{settings.central_event_bus}"
     statement = {"Sid": "organization-put-events", "Effect": "Allow", "Principal": "*", "Action": "events:PutEvents",
-                 "Resource": bus, "Condition": {"StringEquals": {"aws:PrincipalOrgID": plan.organization_id}}}
+                 "Resource": bus, "Condition": {
+                     "StringEquals": {"aws:PrincipalOrgID": plan.organization_id},
+                     "ArnLike": {"aws:PrincipalArn":
+                                 f"arn:aws:iam::*:role/{resource('baseline.json')['forward_role_name']}"}}}
     events_backends[mgmt][HOME_REGION].put_permission(settings.central_event_bus, "", "", "", {},
                                                       json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
 

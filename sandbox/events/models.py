@@ -104,10 +104,12 @@ def put_events(account: str, region: str, entries: list[dict[str, Any]]) -> list
 
 
 def deliver_to_bus(event: dict[str, Any], *, sender: str, bus_account: str, bus_region: str, bus_name: str,
-                   hops: int = 0) -> None:
+                   hops: int = 0, principal_arn: str | None = None) -> None:
     """Match ``event`` against the rules of a bus and deliver it to their targets.
 
     :param sender: the account putting the event on the bus (the forwarding rule's account on a hop).
+    :param principal_arn: the IAM role the forwarding rule's target puts events with (its ``RoleArn``): the principal
+        the receiving bus's policy sees (``aws:PrincipalArn``); None for a direct PutEvents.
     """
     from moto.events.models import events_backends
 
@@ -115,7 +117,7 @@ def deliver_to_bus(event: dict[str, Any], *, sender: str, bus_account: str, bus_
     if bus is None:
         _drop("no_such_bus", f"{bus_account}/{bus_region}/{bus_name}")
         return
-    if sender != bus_account and not bus_policy_allows(bus.policy, sender, bus.arn):
+    if sender != bus_account and not bus_policy_allows(bus.policy, sender, bus.arn, principal_arn):
         _drop("bus_policy", f"{sender} -> {bus.arn}")
         return
     for rule in list(bus.rules.values()):
@@ -136,7 +138,7 @@ def _deliver_to_target(event: dict[str, Any], rule: Any, target: dict[str, Any],
             _drop("too_many_hops", arn)
             return
         deliver_to_bus(dict(event), sender=rule.account_id, bus_account=account, bus_region=region,
-                       bus_name=resource.split("/", 1)[1], hops=hops + 1)
+                       bus_name=resource.split("/", 1)[1], hops=hops + 1, principal_arn=target.get("RoleArn"))
     elif service == "sqs":
         _deliver_to_queue(event, rule, target, account, region, resource)
     else:
@@ -209,11 +211,17 @@ def _org_of(account: str) -> str | None:
     return None
 
 
-def bus_policy_allows(policy: str | None, sender: str, bus_arn: str) -> bool:
-    """Whether a bus policy lets account ``sender`` put events on the bus."""
+def bus_policy_allows(policy: str | None, sender: str, bus_arn: str, principal_arn: str | None = None) -> bool:
+    """Whether a bus policy lets account ``sender`` (acting as ``principal_arn`` when known) put events on the bus.
+
+    A rule whose target is another account's bus puts the events with the target's IAM role ("Sending and receiving
+    events between AWS accounts in Amazon EventBridge"): that role is the principal, ``aws:PrincipalArn``.
+    """
     if not policy:
         return False
     context = {"aws:PrincipalAccount": sender}
+    if principal_arn:
+        context["aws:PrincipalArn"] = principal_arn
     org = _org_of(sender)
     if org:
         context["aws:PrincipalOrgID"] = org
@@ -225,7 +233,7 @@ def bus_policy_allows(policy: str | None, sender: str, bus_arn: str) -> bool:
         principal = statement.get("Principal")
         if principal != "*":
             accounts = _as_list((principal or {}).get("AWS"))
-            if not any(p in (sender, f"arn:aws:iam::{sender}:root") for p in accounts):
+            if not any(p in (sender, f"arn:aws:iam::{sender}:root", principal_arn) for p in accounts):
                 continue
         if _conditions_hold(statement.get("Condition") or {}, context):
             return True

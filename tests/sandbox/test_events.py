@@ -113,3 +113,32 @@ def test_queue_policy_needs_the_events_service_and_the_rule():
     assert not queue_policy_allows(json.dumps({"Statement": [{**base, "Principal": {"Service": "sns.amazonaws.com"}}]}),
                                    rule, queue)
     assert not queue_policy_allows(None, rule, queue)
+
+
+def test_central_bus_takes_only_the_forwarding_roles_puts(sb, members, central_queue):
+    """The central bus admits the organization's accounts acting as the baseline's forwarding role (issue #19 item
+    8): a member account's forwarding rule gets through, a direct PutEvents by the same account does not."""
+    _allow(sb, central_queue, central_queue["rule_arn"])
+    account = members["onboarded"][0]
+    direct = {"Source": "aws.guardduty", "DetailType": "GuardDuty Finding", "EventBusName": BUS_ARN,
+              "Detail": json.dumps({"marker": central_queue["marker"], "severity": 8})}
+    sb.client("events", account_id=account).put_events(Entries=[direct])
+    assert _bodies(sb, central_queue["url"]) == []
+    event_id = _forward(sb, account, central_queue["marker"])
+    assert [b["id"] for b in _bodies(sb, central_queue["url"])] == [event_id]
+
+
+@pytest.mark.parametrize(("principal_arn", "allowed"), [
+    pytest.param("arn:aws:iam::111122223333:role/governance-events-forward", True, id="forwarding-role"),
+    pytest.param("arn:aws:iam::111122223333:role/admin", False, id="other-role"),
+    pytest.param(None, False, id="direct-put"),
+])
+def test_bus_policy_principal_arn(principal_arn, allowed, monkeypatch):
+    import sandbox.events.models as models
+
+    monkeypatch.setattr(models, "_org_of", lambda account: "o-x")
+    condition = {"StringEquals": {"aws:PrincipalOrgID": "o-x"},
+                 "ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/governance-events-forward"}}
+    policy = json.dumps({"Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": BUS_ARN,
+                                        "Principal": "*", "Condition": condition}]})
+    assert bus_policy_allows(policy, "111122223333", BUS_ARN, principal_arn) is allowed

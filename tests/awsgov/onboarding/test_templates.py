@@ -152,10 +152,14 @@ def test_central_bucket_admits_only_the_organizations_trails_and_recorders():
     assert deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": False}}
 
 
-def test_central_bus_policy_admits_only_the_organization():
+def test_central_bus_policy_admits_only_the_organizations_forwarding_role():
     policy = _resources("central", "AWS::Events::EventBusPolicy")["CentralEventBusPolicy"]["Properties"]
     assert policy["Statement"]["Action"] == "events:PutEvents"
-    assert policy["Statement"]["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
+    assert policy["Statement"]["Condition"] == {
+        "StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}},
+        "ArnLike": {"aws:PrincipalArn": {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/governance-events-forward"}}}
+    forward = _resources("baseline", "AWS::IAM::Role")["ForwardRole"]["Properties"]
+    assert forward["RoleName"] == "governance-events-forward"  # the role the condition names
 
 
 def test_central_has_the_organization_config_aggregator():
