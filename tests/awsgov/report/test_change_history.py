@@ -74,9 +74,9 @@ def test_who_and_when_equal_the_seeded_event(looked_up, week):
 def test_lookups_are_bounded_and_a_rerun_of_the_day_calls_nothing(looked_up, week, sandbox):
     calls = looked_up["calls"]["calls"]
     aws: dict[str, int] = {}
-    for c in calls:  # counted per account, service and action
+    for c in calls:  # counted per account, service and action; calls a quota refused were retried, not asked twice
         if c["service"] in ("config", "cloudtrail"):
-            aws[c["action"]] = aws.get(c["action"], 0) + c["count"]
+            aws[c["action"]] = aws.get(c["action"], 0) + c["count"] - c.get("quota_throttled", 0)
     assert aws.get("GetResourceConfigHistory") == MAX_ITEMS
     assert aws.get("LookupEvents", 0) <= MAX_ITEMS
     assert looked_up["summary"]["items"] == MAX_ITEMS
