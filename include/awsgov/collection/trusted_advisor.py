@@ -157,6 +157,16 @@ def parse_money(text: Any) -> float | None:
     return float(match.group(0).replace(",", "")) if match else None
 
 
+def savings_amount(text: Any) -> float | None:
+    """A resource's estimated monthly savings from its cell: a dollar amount of at least 0, else None.
+
+    The cell is data from the account (Trusted Advisor's metadata): a negative number there is no saving, and summing
+    it into the report's totals would lower them.
+    """
+    amount = parse_money(text)
+    return amount if amount is not None and amount >= 0 else None
+
+
 def _savings(summary: Mapping[str, Any]) -> float | None:
     cost = (summary.get("categorySpecificSummary") or {}).get("costOptimizing")
     return float(cost["estimatedMonthlySavings"]) if cost and "estimatedMonthlySavings" in cost else None
@@ -233,7 +243,7 @@ def finding_rows(
                 "resource_id": resource_id,
                 "is_suppressed": bool(res.get("isSuppressed", False)),
                 "details_json": json.dumps(details, sort_keys=True, ensure_ascii=False),
-                "estimated_monthly_savings": parse_money(cells[money]) if money is not None and money < len(cells)
+                "estimated_monthly_savings": savings_amount(cells[money]) if money is not None and money < len(cells)
                 else None,
             }
         )
