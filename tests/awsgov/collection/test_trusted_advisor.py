@@ -168,7 +168,8 @@ def test_parse_money(cell, amount):
 
 
 @pytest.mark.parametrize(("cell", "amount"), [
-    pytest.param("-1", None, id="negative"), pytest.param("$0.00", 0.0, id="zero"), pytest.param("$12.5", 12.5, id="dollars"),
+    pytest.param("-1", None, id="negative"), pytest.param("$0.00", 0.0, id="zero"),
+    pytest.param("$12.5", 12.5, id="dollars"),
 ])
 def test_a_negative_savings_cell_is_no_saving(cell, amount):
     """Found by the property test: a cell of "-1" became -1 dollars of savings, lowering the report's totals."""
