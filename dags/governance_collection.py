@@ -18,7 +18,9 @@
    the run (red): clear it in the grid to rerun it.
 4. **finish_run**: drops chunks of accounts that are no longer collected, compacts each per-account table's day
    into one read-cache file (`_compact.parquet`, see docs/store.md), writes the `collection_runs` row and updates
-   the `awsgov_findings` asset, which schedules the weekly report.
+   the `awsgov_findings` asset, which schedules the weekly report. A source that failed in every account and
+   region (no `ok` coverage row; errors, throttling or refusals only) fails the run after storing: a broken bucket
+   policy or a missing permission is red, not a quiet page of gaps.
 5. **export_findings**: the day's open findings (Trusted Advisor, Config, anomalies, GuardDuty, Macie) as OCSF and
    ASFF files in the store (`exports.export`) and, when `exports.securityhub_import` is on, imported into Security
    Hub with BatchImportFindings (docs/threats.md).
@@ -45,7 +47,7 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS, FINDINGS_ASSET
+from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS, FINDINGS_ASSET, fail_now
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +151,11 @@ def governance_collection():
         # Every collectable account is kept, also those a rerun of some accounts did not collect again.
         account_ids = context["ti"].xcom_pull(task_ids="list_accounts", key="collectable") or [
             a["account_id"] for batch in batches for a in batch]
-        return runner.finish_run(store, day, account_ids, run_id=context["run_id"], started_at=started,
-                                     regions=cfg["regions"], api_calls=calls)
+        run = runner.finish_run(store, day, account_ids, run_id=context["run_id"], started_at=started,
+                                regions=cfg["regions"], api_calls=calls)
+        if run["failed_sources"]:  # stored and recorded; the run is red, a retry would read the same failures
+            fail_now(RuntimeError(f"sources that failed in every account: {run['failed_sources']}"))
+        return run
 
     @task(pool=AWS_POOL)
     def export_findings(run: dict, params: dict | None = None) -> dict:

@@ -97,3 +97,26 @@ def test_dag_run_collects_every_account_and_a_rerun_writes_identical_partitions(
     findings = store.read("config_findings", day, day, schema=tables.CONFIG_FINDINGS)
     assert len(findings) and not findings["finding_id"].duplicated().any()
     assert set(findings["region"]) == {"us-east-1"}
+
+
+def test_a_source_that_fails_in_every_account_makes_the_run_red(airflow_sandbox_env, sandbox, monkeypatch):
+    """The Support API throttles every call (the admin account's too): Trusted Advisor fails everywhere. What could be
+    read is stored and every account's gap recorded, and the run is red and names the source, not green with gaps."""
+    from include.awsgov.core import tables
+    from include.awsgov.core.store import Store
+
+    sandbox.set_faults(throttle_rate=1.0, throttle_services=["support"])
+    day = sandbox.today()
+    try:
+        _settings(airflow_sandbox_env, monkeypatch, sources=["trusted_advisor"], unit_retries=0)
+        # Two accounts keep the run short (each throttled call is retried with backoff before it counts).
+        two = [sandbox.info["management_account_id"], sandbox.info["member_account_ids"][0]]
+        run = run_dag("governance_collection", {"date": day, "accounts": two})
+        states = _states(run)
+    finally:
+        sandbox.clear_faults()
+    assert str(run.state) == "failed", states
+    assert states["finish_run"][0] == "failed" and states["export_findings"][0] == "upstream_failed", states
+    coverage = Store(airflow_sandbox_env["store_url"]).read("coverage", day, day, schema=tables.COVERAGE)
+    ta = coverage[coverage["source"] == "trusted_advisor"]
+    assert len(ta) and "ok" not in set(ta["status"]), set(ta["status"])  # every gap recorded all the same

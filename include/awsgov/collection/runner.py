@@ -616,6 +616,30 @@ def rerun_targets(accounts: list[dict[str, str]], wanted: Iterable[str] | None) 
 
 
 # -- phase 3: the run row ---------------------------------------------------------------------------------------
+# Coverage statuses that mean the collector could not read what exists (not "the service is off there").
+FAILING = ("error", "throttled_out", "access_denied")
+
+
+def failed_sources(coverage: pd.DataFrame) -> dict[str, str]:
+    """Sources that failed in every account and region of a day: no ``ok`` row and at least one failing one.
+
+    One broken account is a coverage gap; a source broken everywhere (a bucket policy, a missing permission of the
+    admin role, an outage) means the run did not do its work, and the run must say so, not only the coverage rows.
+
+    :param coverage: the day's ``tables.COVERAGE`` rows.
+    :returns: source -> "<n> of <m> account x regions failed, e.g. <first error>".
+    """
+    out: dict[str, str] = {}
+    for source, rows in coverage.groupby("source", sort=True):
+        failing = rows[rows["status"].isin(FAILING)]
+        if (rows["status"] == "ok").any() or failing.empty:
+            continue
+        first = failing.sort_values(["account_id", "region"]).iloc[0]
+        out[str(source)] = (f"{len(failing)} of {len(rows)} account x regions failed, e.g. {first['account_id']} "
+                            f"{first['region']}: {first['status']} {first['error']}".rstrip())
+    return out
+
+
 def finish_run(store: Store, day: Any, account_ids: Iterable[str], *, run_id: str, started_at: dt.datetime,
                regions: Iterable[str], api_calls: int) -> dict[str, Any]:
     """Drop chunks of accounts not collected in this run, compact the day and write the run's COLLECTION_RUNS row.
@@ -639,7 +663,11 @@ def finish_run(store: Store, day: Any, account_ids: Iterable[str], *, run_id: st
     store.write("collection_runs", day, pd.DataFrame([row]), schema=tables.COLLECTION_RUNS)
     if any(dropped.values()):
         log.info("pruned chunks of accounts not in this run: %s", {t: d for t, d in dropped.items() if d})
-    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
+    failed = failed_sources(coverage) if not coverage.empty else {}
+    for source, why in failed.items():
+        log.error("collection: %s failed everywhere: %s", source, why)
+    return {**{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()},
+            "failed_sources": failed}
 
 
 def collect_org(access: AwsAccess, store: Store, day: Any, opts: Options, run_id: str = "manual") -> dict[str, Any]:

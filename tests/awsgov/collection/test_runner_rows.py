@@ -43,3 +43,25 @@ def test_sorted_rows_keeps_the_reference_order(seed):
         got = sorted_rows(list(rows), sort_by)
         want = _reference(list(rows), sort_by)
         assert [id(r) for r in got] == [id(r) for r in want]
+
+
+def test_a_source_failed_everywhere_is_named_and_partial_failures_are_gaps():
+    """The first demo after the collection rework had every Config read denied (403) and a green run: a source with
+    no ok row and failing rows is named, so the DAG fails the run; one failing account among ok ones is a gap."""
+    import pandas as pd
+
+    from include.awsgov.collection.runner import failed_sources
+
+    coverage = pd.DataFrame([
+        {"account_id": "111111111111", "region": "us-east-1", "source": "config", "status": "error",
+         "error": "An error occurred (403) when calling the GetObject operation: Forbidden"},
+        {"account_id": "222222222222", "region": "us-east-1", "source": "config", "status": "not_delivered",
+         "error": ""},
+        {"account_id": "111111111111", "region": "us-east-1", "source": "trusted_advisor", "status": "ok", "error": ""},
+        {"account_id": "222222222222", "region": "us-east-1", "source": "trusted_advisor", "status": "access_denied",
+         "error": "AccessDenied"},
+        {"account_id": "111111111111", "region": "us-east-1", "source": "macie", "status": "not_enabled", "error": ""},
+    ])
+    failed = failed_sources(coverage)
+    assert list(failed) == ["config"]  # TA has an ok row (a gap); Macie is off, not failing
+    assert failed["config"].startswith("1 of 2 account x regions failed, e.g. 111111111111 us-east-1: error")
