@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from include.awsgov.collection.delegated import NOT_ENABLED, member_outcomes, not_member
 from include.awsgov.core import tables
 from include.awsgov.core.aws import paginate
 from include.awsgov.core.detectors import GUARDDUTY_SOURCE, detector_id
@@ -19,7 +20,6 @@ from include.awsgov.core.detectors import GUARDDUTY_SOURCE, detector_id
 SOURCE = SERVICE = GUARDDUTY_SOURCE
 TABLE = "guardduty_findings"
 VIA_ADMIN, VIA_ACCOUNT = "admin", "account"
-NOT_ENABLED = "not_enabled"
 GET_BATCH = 50  # GetFindings takes at most 50 ids
 # GuardDuty's severity bands (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_findings-severity.html).
 SEVERITY_BANDS = ((9.0, "critical"), (7.0, "high"), (4.0, "medium"), (0.0, "low"))
@@ -149,8 +149,7 @@ def collect_region(client: Any, account_id: str, region: str, admin_id: str | No
     if admin_id and admin_id != account_id:
         status = member_status(client, detector, account_id)
         if status != "Enabled":
-            return (NOT_ENABLED, f"GuardDuty is not enabled for the account as a member of {admin_id} in {region} "
-                                 f"(relationship: {status or 'none'})", [])
+            return not_member("GuardDuty", admin_id, region, status)
     via = VIA_ADMIN if admin_id else VIA_ACCOUNT
     found = get_findings(client, detector, finding_ids(client, detector, account_id if admin_id else None))
     return "ok", "", [finding_row(f, via) for f in found if f.get("AccountId") == account_id]
@@ -184,17 +183,5 @@ def collect_org_region(client: Any, region: str, admin_id: str,
     if detector is None:
         why = f"GuardDuty is not enabled in {region} in the delegated administrator {admin_id}"
         return {a: (NOT_ENABLED, why, []) for a in accounts}
-    relation = members(client, detector)
-    found = get_findings(client, detector, finding_ids(client, detector))
-    rows: dict[str, list[dict]] = {}
-    for finding in found:
-        rows.setdefault(str(finding.get("AccountId")), []).append(finding_row(finding, VIA_ADMIN))
-    out = {}
-    for account in accounts:
-        status = "Enabled" if account == admin_id else relation.get(account)
-        if status != "Enabled":
-            out[account] = (NOT_ENABLED, f"GuardDuty is not enabled for the account as a member of {admin_id} in "
-                                         f"{region} (relationship: {status or 'none'})", [])
-        else:
-            out[account] = ("ok", "", rows.get(account, []))
-    return out
+    rows = [finding_row(f, VIA_ADMIN) for f in get_findings(client, detector, finding_ids(client, detector))]
+    return member_outcomes("GuardDuty", region, admin_id, accounts, members(client, detector), rows)

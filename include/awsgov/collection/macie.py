@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from include.awsgov.collection.delegated import NOT_ENABLED, member_outcomes, not_member
 from include.awsgov.collection.guardduty import utc_time
 from include.awsgov.core import tables
 from include.awsgov.core.aws import classify_error, error_code, paginate
@@ -23,7 +24,6 @@ SOURCE = MACIE_SOURCE
 SERVICE = "macie2"
 TABLE = "macie_findings"
 VIA_ADMIN, VIA_ACCOUNT = "admin", "account"
-NOT_ENABLED = "not_enabled"
 GET_BATCH = 50
 PACED_ATTEMPTS, PACED_BACKOFF = 6, 1.0
 
@@ -124,8 +124,7 @@ def collect_region(client: Any, account_id: str, region: str, admin_id: str | No
     if admin_id and admin_id != account_id:
         relation = member_status(client, account_id)
         if relation != "Enabled":
-            return (NOT_ENABLED, f"Macie is not enabled for the account as a member of {admin_id} in {region} "
-                                 f"(relationship: {relation or 'none'})", [])
+            return not_member("Macie", admin_id, region, relation)
     via = VIA_ADMIN if admin_id else VIA_ACCOUNT
     found = get_findings(client, finding_ids(client, account_id if admin_id else None))
     return "ok", "", [finding_row(f, via) for f in found if f.get("accountId") == account_id]
@@ -165,15 +164,5 @@ def collect_org_region(client: Any, region: str, admin_id: str,
     for account in accounts:
         if account != admin_id and account not in relation:
             relation[account] = _paced(member_status, client, account) or ""
-    rows: dict[str, list[dict]] = {}
-    for finding in get_findings(client, finding_ids(client)):
-        rows.setdefault(str(finding.get("accountId")), []).append(finding_row(finding, VIA_ADMIN))
-    out = {}
-    for account in accounts:
-        state = "Enabled" if account == admin_id else relation.get(account)
-        if state != "Enabled":
-            out[account] = (NOT_ENABLED, f"Macie is not enabled for the account as a member of {admin_id} in "
-                                         f"{region} (relationship: {state or 'none'})", [])
-        else:
-            out[account] = ("ok", "", rows.get(account, []))
-    return out
+    rows = [finding_row(f, VIA_ADMIN) for f in get_findings(client, finding_ids(client))]
+    return member_outcomes("Macie", region, admin_id, accounts, relation, rows)
