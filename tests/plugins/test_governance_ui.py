@@ -6,14 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import signal
-import socket
-import sqlite3
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,11 +18,10 @@ import pytest
 from include.awsgov.core import owners
 from include.awsgov.report import posture
 from tests.awsgov.report.test_posture import TEST_ACCT_A, TEST_ACCT_B, TEST_EVIL, TEST_OWNER_A, TEST_RUN_ID, seed_store
+from tests.fixtures.airflow_server import CHROMIUM, api_server, logged_in_page
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
 EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _load_plugin():
@@ -100,11 +93,6 @@ def test_plugin_registers_app_and_nav_entry(plugin):
 # -- the real api-server --------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _get(url: str, headers: dict | None = None):
     """(status, headers, body) without following redirects."""
@@ -126,61 +114,16 @@ def server(tmp_path_factory, airflow_db):
     """A real ``airflow api-server`` with this repo's plugins folder, pointed at a seeded store by the Variable."""
     tmp = tmp_path_factory.mktemp("gov-api")
     store = seed_store(tmp / "store")
-    home = tmp / "airflow"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    port = _free_port()
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp / "no-dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__API__PORT": str(port),
-        "PYTHONPATH": str(REPO),
-        # As `make airflow` does (scripts/localenv.py): the store URL comes from the Variable awsgov_settings.
-        "AIRFLOW_VAR_AWSGOV_SETTINGS": json.dumps({"store_url": store.url}),
-    })
-    env.pop("AWSGOV_STORE_URL", None)
-    t0 = time.monotonic()
-    # A copy of this worker's migrated DB (shared fixture) instead of a second `airflow db migrate`; the backup API
-    # gives a consistent copy even while other tests of the worker write to it.
-    home.mkdir()
-    with sqlite3.connect(airflow_db / "airflow.db") as src, sqlite3.connect(home / "airflow.db") as dst:
-        src.backup(dst)
-    t1 = time.monotonic()
-    log = open(tmp / "api-server.log", "wb")  # noqa: SIM115 - closed in the teardown below
-    proc = subprocess.Popen([str(VENV_BIN / "airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1",
-                             "--workers", "1", "--apps", "core"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _get(f"{base}/api/v2/monitor/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"api-server did not start: {(tmp / 'api-server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        sys.stderr.write(f"governance_ui e2e: db copy {t1 - t0:.1f} s, api-server up {time.monotonic() - t1:.1f} s\n")
-        passwords = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
+    # As `make airflow` does (scripts/localenv.py): the store URL comes from the Variable awsgov_settings.
+    env = {"AIRFLOW_VAR_AWSGOV_SETTINGS": json.dumps({"store_url": store.url})}
+    with api_server(tmp, airflow_db, tmp / "no-dags", env=env) as running:
+        base = running["base"]
         req = urllib.request.Request(f"{base}/auth/token", method="POST",  # noqa: S310 - http to loopback
-                                     data=json.dumps({"username": "admin", "password": passwords["admin"]}).encode(),
+                                     data=json.dumps({"username": "admin", "password": running["password"]}).encode(),
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - http to loopback
             token = json.loads(resp.read())["access_token"]
-        yield {"base": base, "token": token, "tmp": tmp}
-    finally:
-        # Our own session (start_new_session): the api-server and the worker it forked, nothing else.
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        yield {**running, "token": token}
 
 
 @pytest.mark.e2e
@@ -248,30 +191,16 @@ def test_server_serves_the_react_bundle_to_users_only(server):
     assert "globalThis.AirflowPlugin = Governance" in body
 
 
-# Launch flags for Debian's chromium driven by Playwright (no browser download, no background traffic).
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
 def browser_page(server):
     """A Playwright page in Debian's chromium, logged in to the test api-server through Airflow's login form."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    pytest.importorskip("playwright.sync_api", reason="playwright not installed")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium not installed")
-    password = json.loads((server["tmp"] / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{server['base']}/auth/login")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", password["admin"])
-            page.click("button[type=submit]")
-            page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
-            yield page
-        finally:
-            browser.close()
+    with logged_in_page(server["base"], server["password"], {"width": 1400, "height": 1000}) as page:
+        yield page
 
 
 @pytest.mark.e2e
