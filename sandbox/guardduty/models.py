@@ -29,6 +29,10 @@ OPERATORS = {
 }
 
 
+# Member relationship states a ListMembers leaves out unless OnlyAssociated / onlyAssociated is "false": not invited
+# yet (Created) or disassociated (Removed, Resigned); GuardDuty's and Macie's API references word it so.
+NOT_ASSOCIATED = frozenset({"Created", "Removed", "Resigned"})
+
 def stretch(seed: int, day: int, rate: float, *key: object) -> tuple[bool, int]:
     """Whether a finding is open on ``day`` (days since epoch) and the first day of its current stretch (2-6 days,
     each open with probability ``rate``)."""

@@ -8,8 +8,9 @@ import json
 from moto.guardduty.responses import GuardDutyResponse as MotoGuardDutyResponse
 
 from ..core import ExtensionResponseMixin, world
-from ..paging import checked_limit
+from ..paging import checked_limit, page
 from .exceptions import BadRequestException
+from .models import NOT_ASSOCIATED
 
 
 class GuardDutyResponse(ExtensionResponseMixin, MotoGuardDutyResponse):
@@ -52,6 +53,15 @@ class GuardDutyResponse(ExtensionResponseMixin, MotoGuardDutyResponse):
         return json.dumps({"members": members, "unprocessedAccounts": unprocessed})
 
     def list_members(self) -> str:
+        # AWS pages ListMembers (MaxResults 1-50, default 50: botocore guardduty model and API Reference) and by
+        # default lists only associated members: "OnlyAssociated: Specifies whether to only return associated members
+        # or to return all members (including members who haven't been invited yet or have been disassociated)".
         self._detector()
+        limit = checked_limit(self._get_param("maxResults"), 50, 50, BadRequestException)
+        only = str(self._get_param("onlyAssociated") or "true").lower() != "false"
         members, _ = self.model.members_of(self.current_account, self.region, None)
-        return json.dumps({"members": members})
+        if only:
+            members = [m for m in members if m["relationshipStatus"] not in NOT_ASSOCIATED]
+        found, token = page(members, self._get_param("nextToken"), limit,
+                            ["guardduty-members", self.current_account, self.region, only])
+        return json.dumps({"members": found, **({"nextToken": token} if token else {})})

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import det
-from ..guardduty.models import FindingsModel, iso, stretch
+from ..guardduty.models import NOT_ASSOCIATED, FindingsModel, iso, stretch
+from ..paging import page
 from .exceptions import AccessDeniedException, ResourceNotFoundException
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 SEVERITY_SCORES = {"Low": 1, "Medium": 2, "High": 3}
+
 
 
 class MacieModel(FindingsModel):
@@ -67,6 +69,24 @@ class MacieModel(FindingsModel):
                 "arn": f"arn:aws:macie2:{region}:{caller}:member/{account_id}", "email": f"{account_id}@example.com",
                 "relationshipStatus": status, "invitedAt": "2026-01-05T09:00:00.000Z",
                 "updatedAt": "2026-01-05T09:00:00.000Z"}
+
+    def member_list(self, caller: str, region: str, only_associated: bool, limit: int,
+                    next_token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """ListMembers: one page of the administrator's members with their relationshipStatus (an account that
+        administers nothing lists none).
+
+        AWS (Macie API Reference, *Members*, ListMembers): "Retrieves information about the accounts that are
+        associated with an Amazon Macie administrator account", ``maxResults`` 1-25 (botocore macie2 model),
+        ``onlyAssociated``: "By default, the response includes only current member accounts. To include all
+        accounts, set this value to false." Which states count as not current is not listed there; as GuardDuty's
+        ListMembers words it ("members who haven't been invited yet or have been disassociated"), the sandbox leaves
+        out Created, Removed and Resigned unless ``onlyAssociated`` is false.
+        """
+        ids = self.members() if caller == self.admin else []
+        found = [self.member(caller, region, a) for a in ids]
+        if only_associated:
+            found = [m for m in found if m["relationshipStatus"] not in NOT_ASSOCIATED]
+        return page(found, next_token, limit, ["macie-members", caller, region, only_associated])
 
     def _generate(self, account_id: str, region: str, date: dt.date) -> list[dict[str, Any]]:
         seed = self.world.settings.seed

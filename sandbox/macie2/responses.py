@@ -1,4 +1,4 @@
-"""Macie responses: moto's (sessions, invitations, members, admin account) plus findings and GetMember.
+"""Macie responses: moto's (sessions, invitations, admin account) plus findings, ListMembers and GetMember.
 Parsing and serialising only; answers come from models.MacieModel."""
 
 from __future__ import annotations
@@ -41,6 +41,15 @@ class MacieResponse(ExtensionResponseMixin, MotoMacieResponse):
         if len(ids) > 50:
             raise ValidationException("findingIds must contain at most 50 items.")
         return json.dumps({"findings": self.model.get(self.current_account, self.region, world().clock.today(), ids)})
+
+    def list_members(self) -> str:
+        # moto answers from its invitations only, naming none of the seeded members.
+        self.model.require_enabled(self.current_account, self.region)
+        limit = checked_limit(self._get_param("maxResults"), 25, 25, ValidationException)
+        only = str(self._get_param("onlyAssociated") or "true").lower() != "false"
+        members, token = self.model.member_list(self.current_account, self.region, only, limit,
+                                                self._get_param("nextToken"))
+        return json.dumps({"members": members, **({"nextToken": token} if token else {})})
 
     def get_member(self) -> str:
         self.model.require_enabled(self.current_account, self.region)

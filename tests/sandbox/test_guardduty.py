@@ -114,3 +114,26 @@ def test_enabling_in_a_gap_brings_findings(sb, members):
     finally:
         gd.delete_detector(DetectorId=detector)
     assert sb.truth(sections=["guardduty"])["guardduty"]["accounts"][second][last]["enabled"] is False
+
+
+@pytest.mark.parametrize(("service", "limit", "error"), [
+    pytest.param("macie2", 25, "ValidationException", id="macie2"),
+    pytest.param("guardduty", 50, "BadRequestException", id="guardduty"),
+])
+def test_list_members_names_every_member_with_its_state_paged(sb, members, truth, service, limit, error):
+    region = sb.info["regions"][-1]  # where the second onboarded member has the service off
+    section = truth["macie" if service == "macie2" else "guardduty"]
+    want = {a: per[region]["relationship"] for a, per in section["accounts"].items() if per[region]["relationship"]}
+    client = sb.client(service, region=region)
+    args = {} if service == "macie2" else {"DetectorId": _detector(client)}
+    key, only = ("members", "onlyAssociated") if service == "macie2" else ("Members", "OnlyAssociated")
+    pages = list(client.get_paginator("list_members").paginate(**args, **{only: "false"},
+                                                               PaginationConfig={"PageSize": 2}))
+    got = {m["accountId" if service == "macie2" else "AccountId"]: m["relationshipStatus" if service == "macie2"
+                                                                       else "RelationshipStatus"]
+           for p in pages for m in p[key]}
+    assert got == want and len(pages) == -(-len(want) // 2)
+    assert members["onboarded"][1] in got and members["new"][0] not in got
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        client.list_members(**args, **{"maxResults" if service == "macie2" else "MaxResults": limit + 1})
+    assert err.value.response["Error"]["Code"] == error

@@ -2,13 +2,13 @@
 
 Calls: ``macie2:GetMacieSession`` (Macie answers AccessDeniedException "Macie is not enabled" where it is off),
 ``ListFindings`` (archived findings left out), ``GetFindings`` (50 ids a call) and, through the delegated
-administrator, ``GetMember`` (is the account an enabled member there?). Off, or not an enabled member, is
+administrator, ``ListMembers`` once per region (is each account an enabled member there?; ``GetMember`` when one
+account is read alone). Off, or not an enabled member, is
 ``not_enabled``: a coverage gap, not an absence of sensitive data.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from include.awsgov.collection.delegated import NOT_ENABLED, member_outcomes, not_member
 from include.awsgov.collection.guardduty import utc_time
 from include.awsgov.core import tables
-from include.awsgov.core.aws import classify_error, error_code, paginate
+from include.awsgov.core.aws import error_code, paginate
 from include.awsgov.core.detectors import MACIE_SOURCE, session_status
 
 SOURCE = MACIE_SOURCE
@@ -25,20 +25,6 @@ SERVICE = "macie2"
 TABLE = "macie_findings"
 VIA_ADMIN, VIA_ACCOUNT = "admin", "account"
 GET_BATCH = 50
-PACED_ATTEMPTS, PACED_BACKOFF = 6, 1.0
-
-
-def _paced(call: Any, *args: Any) -> Any:
-    # One administrator's calls in a row share one throttled endpoint per region (one call per account here): a
-    # call throttled beyond botocore's retries waits and tries again rather than failing the region's listing.
-    for attempt in range(PACED_ATTEMPTS):
-        try:
-            return call(*args)
-        except ClientError as exc:
-            if classify_error(exc) != "throttled_out" or attempt == PACED_ATTEMPTS - 1:
-                raise
-            time.sleep(min(PACED_BACKOFF * 2 ** attempt, 30.0))
-    raise AssertionError("unreachable")
 
 
 def member_status(client: Any, account_id: str) -> str | None:
@@ -157,12 +143,8 @@ def collect_org_region(client: Any, region: str, admin_id: str,
     if status != "ENABLED":
         why = f"Macie is not enabled in {region} in the delegated administrator {admin_id} (status: {status or 'none'})"
         return {a: (NOT_ENABLED, why, []) for a in accounts}
+    # ListMembers with onlyAssociated=false names every account associated with the administrator, whatever its
+    # state: an account it does not name is not a member (no GetMember per account).
     relation = members(client)
-    # An account the listing does not name is asked once with GetMember: on AWS that is one call per non-member
-    # (ListMembers with onlyAssociated=false names every member); the sandbox's ListMembers answers from moto's
-    # invitations only and names none of its seeded members, which GetMember does answer.
-    for account in accounts:
-        if account != admin_id and account not in relation:
-            relation[account] = _paced(member_status, client, account) or ""
     rows = [finding_row(f, VIA_ADMIN) for f in get_findings(client, finding_ids(client))]
     return member_outcomes("Macie", region, admin_id, accounts, relation, rows)
