@@ -1,4 +1,9 @@
-"""The one Jinja environment of the e-mail templates (``include/templates/email/<name>.<format>.j2``) and its filters.
+"""The Jinja environment of the e-mail templates (``include/templates/email/<name>.<format>.j2``) and its filters.
+
+One environment per report language (i18n.py): the same templates and filters, with that language's gettext
+catalogue installed (Jinja's i18n extension: ``{% trans %}`` blocks and ``_()``) and the filters formatting dates
+and numbers for its locale. Translated text never turns autoescaping off: a ``{% trans %}`` block's variables are
+escaped like any other value.
 
 Autoescaping is on for everything except plain-text templates (``*.txt.j2``): in HTML every value (account names,
 tags, resource ids) comes out as text, never as markup. Plain text is not HTML, so escaping it would only garble
@@ -12,13 +17,17 @@ import datetime as dt
 import math
 import re
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import numpy as np
 import pandas as pd
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal, format_percent
+
+from include.awsgov.core import i18n
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
 _SPACE = re.compile(r"\s+")
@@ -36,38 +45,76 @@ def oneline(value: Any, limit: int | None = None) -> str:
     return text
 
 
-def pct(value: Any) -> str:
-    """``87.5%``, or ``n/a`` when unknown."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{float(value):.0f}%" if float(value).is_integer() else f"{float(value):.1f}%"
+def _gettext(lang: str, message: str) -> str:
+    return i18n.translations(lang).gettext(message)
 
 
-def money(value: Any) -> str:
-    """US dollars without cents: ``$1,234``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "$0"
-    return f"${float(value):,.0f}"
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def age(days: Any, capped: bool = False) -> str:
+def pct(value: Any, lang: str = i18n.DEFAULT_LANGUAGE) -> str:
+    """``87.5%``, or ``n/a`` when unknown.
+
+    :param value: a percentage (0-100).
+    :param lang: report language (number format, the ``n/a`` text).
+    """
+    if _missing(value):
+        return _gettext(lang, "n/a")
+    return format_percent(float(value) / 100, "#,##0.#%", locale=i18n.LANGUAGES[lang])
+
+
+def money(value: Any, lang: str = i18n.DEFAULT_LANGUAGE) -> str:
+    """US dollars without cents in the language's number format: ``$1,234``.
+
+    :param value: an amount in USD (Trusted Advisor's estimates are in USD whatever the reader's language).
+    :param lang: report language.
+    """
+    amount = 0.0 if _missing(value) else float(value)
+    return format_currency(amount, "USD", format="¤#,##0", currency_digits=False, locale=i18n.LANGUAGES[lang])
+
+
+def num(value: Any, lang: str = i18n.DEFAULT_LANGUAGE) -> str:
+    """A count in the language's number format (``12,345``); ``n/a`` when unknown."""
+    if _missing(value):
+        return _gettext(lang, "n/a")
+    return format_decimal(value, locale=i18n.LANGUAGES[lang])
+
+
+def age(days: Any, capped: bool = False, lang: str = i18n.DEFAULT_LANGUAGE) -> str:
     """``12 d``, or ``≥ 56 d`` when the finding is older than the history read."""
     if days is None:
         return ""
-    return f"≥ {int(days)} d" if capped else f"{int(days)} d"
+    message = "≥ %(days)s d" if capped else "%(days)s d"
+    return _gettext(lang, message) % {"days": int(days)}
 
 
-def number(value: Any, digits: int = 3) -> str:
+def number(value: Any, digits: int = 3, lang: str = i18n.DEFAULT_LANGUAGE) -> str:
     """A metric value with ``digits`` significant digits (``n/a`` when unknown)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
+    if _missing(value):
+        return _gettext(lang, "n/a")
     return f"{float(value):.{digits}g}"
 
 
-def timestamp(value: Any) -> str:
-    """``2026-11-29 06:02 UTC`` for datetimes and ISO text (naive ones are UTC), other text as it is."""
+def date(value: Any, lang: str = i18n.DEFAULT_LANGUAGE) -> str:
+    """A day in the language's form (``2026-12-06``; Japanese ``2026年12月6日``); other text as it is.
+
+    :param value: a date, a datetime or ISO text (views that went through JSON carry text).
+    :param lang: report language.
+    """
+    day = i18n.as_date(value)
+    if day is None:
+        return "" if value is None else str(value)
+    return format_date(day, i18n.DATE_FORMATS[lang], locale=i18n.LANGUAGES[lang])
+
+
+def timestamp(value: Any, lang: str = i18n.DEFAULT_LANGUAGE) -> str:
+    """``2026-11-29 06:02 UTC`` for datetimes and ISO text (naive ones are UTC), other text as it is.
+
+    Japanese: ``2026年11月29日 6:02 UTC``.
+    """
     if value is None or value == "":
-        return "n/a"
+        return _gettext(lang, "n/a")
     if hasattr(value, "to_pydatetime"):
         value = value.to_pydatetime()
     if isinstance(value, str):
@@ -79,7 +126,11 @@ def timestamp(value: Any) -> str:
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(dt.UTC)
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        if lang == i18n.DEFAULT_LANGUAGE:
+            return value.strftime("%Y-%m-%d %H:%M UTC")
+        loc = i18n.LANGUAGES[lang]
+        return (f"{format_date(value.date(), i18n.DATE_FORMATS[lang], locale=loc)} "
+                f"{format_datetime(value, i18n.TIME_FORMATS[lang], locale=loc)} UTC")
     return str(value)
 
 
@@ -116,8 +167,10 @@ def spark(values: Sequence[Any], width: int = 120, height: int = 24, lo: float |
     return {"segments": segments, "last": last, "width": width, "height": height}
 
 
-FILTERS = {"oneline": oneline, "pct": pct, "money": money, "age": age, "number": number, "timestamp": timestamp,
-           "spark": spark}
+FILTERS = {"oneline": oneline, "spark": spark}
+# Filters whose output depends on the report language: bound to it in each language's environment.
+LOCALE_FILTERS = {"pct": pct, "money": money, "num": num, "age": age, "number": number, "date": date,
+                  "timestamp": timestamp}
 
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
@@ -136,9 +189,15 @@ class _Environment(jinja2.Environment):
         return super().getattr(obj, attribute)
 
 
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    """The shared environment: templates from include/templates/email, autoescape on (off for ``*.txt.j2``)."""
+@cache
+def environment(lang: str = i18n.DEFAULT_LANGUAGE) -> jinja2.Environment:
+    """The environment of one report language: templates from include/templates/email, autoescape on (off for
+    ``*.txt.j2``), the language's catalogue installed and the locale filters bound to it.
+
+    :param lang: a supported language (i18n.LANGUAGES).
+    :raises ValueError: the language is not supported.
+    """
+    translations = i18n.translations(lang)
     env = _Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         auto_reload=False,  # packaged templates do not change while a task runs: no stat per render
@@ -148,24 +207,30 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.policies["ext.i18n.trimmed"] = True  # a {% trans %} block's line breaks are layout, not message text
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(FILTERS)
+    env.filters.update({name: partial(f, lang=lang) for name, f in LOCALE_FILTERS.items()})
+    env.globals["lang"] = lang
     return env
 
 
-def render(name: str, fmt: str, **context: Any) -> str:
+def render(name: str, fmt: str, lang: str = i18n.DEFAULT_LANGUAGE, **context: Any) -> str:
     """Render ``<name>.<format>.j2``.
 
     :param name: template name, e.g. ``owner_report``.
     :param fmt: ``html``, ``txt`` or ``subject.txt``.
+    :param lang: the report language (i18n.LANGUAGES).
     :param context: template variables.
     """
-    return environment().get_template(f"{name}.{fmt}.j2").render(**context)
+    return environment(lang).get_template(f"{name}.{fmt}.j2").render(**context)
 
 
-def subject(name: str, **context: Any) -> str:
+def subject(name: str, lang: str = i18n.DEFAULT_LANGUAGE, **context: Any) -> str:
     """A one-line subject from ``<name>.subject.txt.j2`` (line breaks collapsed, at most 200 characters)."""
-    return oneline(render(name, "subject.txt", **context), 200)
+    return oneline(render(name, "subject.txt", lang, **context), 200)
 
 
 # Spreadsheets run a cell that starts with one of these as a formula (OWASP "CSV injection").

@@ -1,0 +1,94 @@
+"""The report languages: which are supported, the message catalogues, and per-locale dates and numbers.
+
+Templates are written in English and marked for translation with Jinja's i18n extension (``{% trans %}``, ``_()``);
+the other languages' catalogues are ``include/templates/locale/<lang>/LC_MESSAGES/messages.po``, read with Babel
+and compiled in memory when first used, so a fresh clone needs no build step (``scripts/i18n_messages.py``
+re-extracts the strings and updates the catalogues). A language value from outside (an account's ``Language``
+tag, which anyone who can tag the account controls) is only ever mapped onto :data:`LANGUAGES`; anything else
+means the default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gettext
+import io
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+LOCALE_DIR = Path(__file__).resolve().parents[2] / "templates" / "locale"
+DOMAIN = "messages"
+# Supported report languages -> the Babel locale that formats their dates and numbers. English is the templates'
+# own language and has no catalogue.
+LANGUAGES = {"en": "en_US", "ja": "ja_JP"}
+DEFAULT_LANGUAGE = "en"
+SOURCE_LANGUAGE = "en"
+# Date patterns per language: English keeps ISO dates (what the reports always showed), Japanese its long form
+# (2026年12月6日).
+DATE_FORMATS = {"en": "yyyy-MM-dd", "ja": "long"}
+TIME_FORMATS = {"en": "HH:mm", "ja": "H:mm"}
+
+
+def language(value: Any) -> str | None:
+    """The supported language a value names (``ja``, ``JA``, ``ja-JP``, ``ja_JP`` -> ``ja``), else None.
+
+    :param value: a tag or settings value; anything that is not a short language code of :data:`LANGUAGES` (markup,
+        line breaks, other languages) gives None.
+    """
+    if not isinstance(value, str) or len(value) > 16:
+        return None
+    primary = value.strip().replace("_", "-").split("-")[0].lower()
+    return primary if primary in LANGUAGES else None
+
+
+def checked(value: Any) -> str:
+    """A supported language: ``value`` when it names one, else :data:`DEFAULT_LANGUAGE`."""
+    return language(value) or DEFAULT_LANGUAGE
+
+
+def catalogue_path(lang: str) -> Path:
+    """The ``.po`` catalogue of a language."""
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@cache
+def translations(lang: str) -> gettext.NullTranslations:
+    """The gettext translations of a supported language (English: none, the templates' own text).
+
+    :param lang: a key of :data:`LANGUAGES`.
+    :raises ValueError: the language is not supported.
+    """
+    if lang not in LANGUAGES:
+        raise ValueError(f"unsupported language {lang!r}; supported: {', '.join(LANGUAGES)}")
+    if lang == SOURCE_LANGUAGE:
+        return gettext.NullTranslations()
+    with catalogue_path(lang).open("rb") as handle:
+        catalog = read_po(handle, locale=LANGUAGES[lang], domain=DOMAIN)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)  # a fuzzy (unchecked) entry stays English
+    compiled.seek(0)
+    return gettext.GNUTranslations(compiled)
+
+
+def locale(lang: str) -> Locale:
+    """The Babel locale of a supported language."""
+    return Locale.parse(LANGUAGES[lang])
+
+
+def as_date(value: Any) -> dt.date | None:
+    """A date from a date, a datetime or ISO text (None for anything else)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
