@@ -388,7 +388,18 @@ def stack_set_values(
         "CentralEventBusArn": central_outputs["CentralEventBusArn"],
         "TrailName": config()["trail_name"],
         "ForwardRuleName": config()["forward_rule_name"],
+        **inventory_sync_values(cfg),
     }
+
+
+def inventory_sync_values(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """InventorySyncName / InventorySyncPrefix of both templates: where the SSM resource data sync writes and the
+    collection reads (settings ``collection.inventory_sync_prefix``).
+
+    :param cfg: governance settings.
+    """
+    prefix = (cfg.get("collection") or {}).get("inventory_sync_prefix", "inventory")
+    return {"InventorySyncName": config()["inventory_sync_name"], "InventorySyncPrefix": str(prefix).strip("/")}
 
 
 def central_values(cfg: Mapping[str, Any], *, admin_account_id: str, organization_id: str) -> dict[str, str]:
@@ -400,7 +411,8 @@ def central_values(cfg: Mapping[str, Any], *, admin_account_id: str, organizatio
     bucket = central.get("log_bucket", "governance-logs-{admin_account_id}").format(admin_account_id=admin_account_id)
     return {"OrganizationId": organization_id, "LogBucketName": bucket,
             "EventBusName": central.get("event_bus", "governance-central"),
-            "AggregatorName": central.get("config_aggregator", "governance-org-aggregator")}
+            "AggregatorName": central.get("config_aggregator", "governance-org-aggregator"),
+            **inventory_sync_values(cfg)}
 
 
 def central_create_flags(access: AwsAccess, values: Mapping[str, str], stack: Mapping[str, Any] | None) -> dict:

@@ -141,13 +141,14 @@ def test_forward_rule_sends_the_four_event_kinds_to_the_central_bus():
     assert rule["Targets"][0]["Arn"] == {"Ref": "CentralEventBusArn"}
 
 
-def test_central_bucket_admits_only_the_organizations_trails_and_recorders():
+def test_central_bucket_admits_only_the_organizations_trails_recorders_and_inventory_syncs():
     statements = _resources("central", "AWS::S3::BucketPolicy")["LogBucketPolicy"]["Properties"][
         "PolicyDocument"]["Statement"]
     allows = [s for s in statements if s["Effect"] == "Allow"]
     assert allows and all(s["Condition"]["StringEquals"]["aws:SourceOrgID"] == {"Ref": "OrganizationId"}
                           for s in allows)
-    assert {s["Principal"]["Service"] for s in allows} == {"cloudtrail.amazonaws.com", "config.amazonaws.com"}
+    assert {s["Principal"]["Service"] for s in allows} == {"cloudtrail.amazonaws.com", "config.amazonaws.com",
+                                                          "ssm.amazonaws.com"}
     deny = [s for s in statements if s["Effect"] == "Deny"]
     assert deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": False}}
 
@@ -232,3 +233,48 @@ def test_queues_are_encrypted_at_rest(kind):
     for name, queue in _resources(kind, "AWS::SQS::Queue").items():
         props = queue["Properties"]
         assert props.get("SqsManagedSseEnabled") is True or props.get("KmsMasterKeyId"), name
+
+
+def test_baseline_syncs_ssm_inventory_to_the_central_bucket_where_collection_reads_it():
+    from include.awsgov.collection.ssm_inventory import sync_folder
+
+    template = _template("baseline")
+    sync = _resources("baseline", "AWS::SSM::ResourceDataSync")["InventoryDataSync"]
+    assert "Condition" not in sync, "every region syncs its own inventory"
+    props = sync["Properties"]
+    assert props["SyncType"] == "SyncToDestination" and props["SyncName"] == {"Ref": "InventorySyncName"}
+    dest = props["S3Destination"]
+    assert dest["BucketName"] == {"Ref": "LogBucketName"} and dest["BucketRegion"] == {"Ref": "GlobalRegion"}
+    assert dest["SyncFormat"] == "JsonSerDe"  # one JSON record a line: what ssm_inventory.read_records parses
+    assert dest["BucketPrefix"] == {"Fn::If": ["HasInventorySyncPrefix", {"Ref": "InventorySyncPrefix"},
+                                               {"Ref": "AWS::NoValue"}]}
+    # The prefix the onboarding passes is the one the collection reads, in both templates.
+    cfg = {"home_region": "us-east-1", "read_role_name": "GovernanceReadRole",
+           "collection": {"inventory_sync_prefix": "inv/data/"}}
+    values = workflow.stack_set_values(cfg, admin_account_id="123456789012", external_id="x" * 8, central_outputs={
+        "LogBucketName": "b", "TrailKmsKeyArn": "k", "CentralEventBusArn": "e"})
+    central = workflow.central_values(cfg, admin_account_id="123456789012", organization_id="o-abcdefghij")
+    assert values["InventorySyncPrefix"] == central["InventorySyncPrefix"] == "inv/data"
+    assert sync_folder("inv/data/", "AWS:Application", "1").startswith(values["InventorySyncPrefix"] + "/")
+    assert values["InventorySyncName"] == central["InventorySyncName"]
+    assert set(values) <= set(template["Parameters"])
+    assert set(central) <= set(_template("central")["Parameters"])
+
+
+def test_central_bucket_admits_inventory_syncs_only_under_their_prefix_with_owner_control():
+    statements = {s.get("Sid"): s for s in _resources("central", "AWS::S3::BucketPolicy")["LogBucketPolicy"][
+        "Properties"]["PolicyDocument"]["Statement"]}
+    write = statements["OrganizationInventorySyncWrite"]
+    assert write["Principal"] == {"Service": "ssm.amazonaws.com"} and write["Action"] == "s3:PutObject"
+    assert write["Condition"]["StringEquals"] == {"aws:SourceOrgID": {"Ref": "OrganizationId"},
+                                                  "s3:x-amz-acl": "bucket-owner-full-control"}
+    assert write["Condition"]["ArnLike"] == {"aws:SourceArn": {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:*:*:resource-data-sync/${InventorySyncName}"}}
+    condition, with_prefix, without = write["Resource"]["Fn::If"]
+    assert condition == "HasInventorySyncPrefix"
+    assert with_prefix == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${LogBucketName}/${InventorySyncPrefix}/*/accountid=*/*"}
+    assert without == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${LogBucketName}/*/accountid=*/*"}
+    acl = statements["OrganizationInventorySyncAclCheck"]
+    assert acl["Action"] == "s3:GetBucketAcl" and acl["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${LogBucketName}"}
