@@ -46,6 +46,7 @@ from include.awsgov.core import accounts as org
 from include.awsgov.core import tables
 from include.awsgov.core.aws import AwsAccess, classify_error
 from include.awsgov.core.store import Store
+from include.awsgov.software.findings import prohibited_rules
 
 log = logging.getLogger(__name__)
 
@@ -388,8 +389,14 @@ def _ta_refresh(client: Any, check_ids: list[str]) -> Outcome:
 
 def _config_snapshot(job: Job, access: AwsAccess, bucket: str, day: dt.date, region: str, opts: Options,
                      why_not: str) -> Unit:
-    """The unit reading one account's and region's configuration snapshot of the day from the central bucket."""
+    """The unit reading one account's and region's configuration snapshot of the day from the central bucket: Config
+    compliance and, with the inventory on, the managed instances' inventory it records (the data sync is read instead
+    where there is no snapshot)."""
     gaps: dict[str, str] = {}
+    read: set[str] = set()
+    inventory = inv.enabled(opts)
+    prohibited = prohibited_rules(opts.inventory) if inventory else []
+    s3_client = partial(counted_client, access, "s3", opts.home_region, None)
 
     def fn() -> Outcome:
         s3 = counted_client(access, "s3", opts.home_region, None)
@@ -405,13 +412,23 @@ def _config_snapshot(job: Job, access: AwsAccess, bucket: str, day: dt.date, reg
             gaps[region] = f"no Config snapshot for {day} or the day before under s3://{bucket}/{folder}" + (
                 f"; {why_not}" if why_not else "")
             return Outcome()
-        rules, found = cfgc.compliance_rows(job.account_id, region, cfgc.read_snapshot(s3, bucket, key))
-        return Outcome(rows={"config_rules": rules, "config_findings": found})
+        items = cfgc.read_snapshot(s3, bucket, key)
+        rules, found = cfgc.compliance_rows(job.account_id, region, items)
+        rows = {"config_rules": rules, "config_findings": found}
+        if inventory:
+            rows.update(inv.snapshot_rows(job.account_id, region, items, prohibited))
+            read.add(region)
+        return Outcome(rows=rows)
 
     def then(status: str, exc: BaseException | None) -> list[Unit]:
         if region in gaps:
             job.record(region, CONFIG, NOT_DELIVERED, gaps[region][:MAX_ERROR_CHARS])
-        return []
+        if not inventory or region in read:
+            return []
+        if status != "ok":  # the bucket refused or failed: the inventory of the region is not known either
+            job.record(region, inv.SOURCE, status, error_text(exc))
+            return []
+        return [inv.sync_unit(s3_client, bucket, job.account_id, region, opts)]  # no snapshot: the data sync
 
     return Unit(region, CONFIG, fn, then=then)
 
@@ -464,7 +481,11 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
         sources = {r["region"]: r["error"] for r in store.read_chunk(STAGING["config_sources"], day, account_id)
                    .to_pylist()}
         job.units += [_config_snapshot(job, access, bucket, date, r, opts, sources.get(r, "")) for r in regions]
-    inv.add_units(job, partial(counted_client, access, "s3", opts.home_region, None), bucket, account_id, opts)
+    if regions:  # the inventory comes with each region's snapshot (ssm_inventory.py)
+        for region in regions if inv.enabled(opts) else []:
+            job.record(region, inv.SOURCE, "ok")
+    else:
+        inv.add_units(job, partial(counted_client, access, "s3", opts.home_region, None), bucket, account_id, opts)
     delegated = [s for s in THREAT_SOURCES if s in opts.sources and s in admins]
     if delegated:
         staged = store.read_chunk(STAGING["threat_coverage"], day, account_id).to_pylist()

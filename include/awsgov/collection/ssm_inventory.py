@@ -1,22 +1,33 @@
 """SSM inventory across accounts and regions: what is installed on each managed instance, daily, into the store.
 
-Read from the SSM resource data sync in the central bucket (Systems Manager User Guide, *Configuring resource data
-sync for Inventory*): one object per managed instance and inventory type, ``<sync prefix>/<type>/accountid=<account>/
-region=<region>/resourcetype=ManagedInstanceInventory/<instance id>.json``, one JSON record a line. The collection
-reads ``AWS:InstanceInformation`` (platform, computer name) and ``AWS:Application`` (name, version, publisher) with
-the admin account's own credentials: per account two ``ListObjectsV2`` (one per type, every region at once) and one
-``GetObject`` per instance and type. No read role and no SSM API call is involved.
+Two bulk sources in the central bucket, both read with the admin account's own credentials (no read role, no SSM
+API call):
 
-Why not the Config aggregator's advanced query (the former design): ``AWS::SSM::ManagedInstanceInventory`` has no
-queryable ``configuration.*`` property in AWS's published schema (../shared/reference/aws-config-resource-schema/),
-so ``SELECT configuration WHERE resourceType = 'AWS::SSM::ManagedInstanceInventory'`` cannot return the
-applications on real AWS.
+1. The daily AWS Config snapshot (config_rules.py) that the collection reads anyway: AWS Config records each managed
+   instance's inventory as an ``AWS::SSM::ManagedInstanceInventory`` configuration item whose ``configuration`` holds
+   one block per inventory type (``AWS:InstanceInformation``, ``AWS:Application``...), each with ``SchemaVersion``,
+   ``CaptureTime`` and ``Content`` keyed by entry, an entry a list when one name has several versions (Config
+   Developer Guide, *Supported Resource Types*: "Managed instance inventory AWS::SSM::ManagedInstanceInventory"; the
+   block shape is the one consumers of Config's items parse, ``configuration['AWS:Application']['Content']``: the
+   material at hand showed no AWS example). The baseline template's recorder records all supported types. No extra
+   call at all.
+2. The SSM resource data sync (Systems Manager User Guide, *Configuring resource data sync for Inventory*): one object
+   per managed instance and inventory type, ``<sync prefix>/<type>/accountid=<account>/region=<region>/
+   resourcetype=ManagedInstanceInventory/<instance id>.json``, one JSON record a line; ``ListObjectsV2`` per type
+   and one ``GetObject`` per instance and type. Read for an account and region whose Config snapshot is missing (Config
+   off there, or no rule) and for every account when Config is not collected.
 
-Every account/region collected gets a ``coverage`` row with source ``ssm_inventory``: ``ok`` when the sync's folders
-could be listed (an empty folder cannot be told from "no managed instance there"), else the S3 error. Rows go to
-``software_inventory`` (one per instance and application, stable ``item_id``); applications matching the settings'
-``inventory.prohibited_packages`` become ``package_findings`` that the weekly report treats like Config and Trusted
-Advisor findings (source ``inventory``: owners, exceptions, deltas, ranking).
+Why not the Config aggregator's advanced query: ``AWS::SSM::ManagedInstanceInventory`` has no queryable
+``configuration.*`` property in AWS's published schema (../shared/reference/aws-config-resource-schema/), so
+``SELECT configuration WHERE resourceType = 'AWS::SSM::ManagedInstanceInventory'`` cannot return the applications on
+real AWS.
+
+Every account/region collected gets a ``coverage`` row with source ``ssm_inventory``: ``ok`` when the snapshot was
+read or the sync's folders could be listed (an empty folder cannot be told from "no managed instance there"), else
+the S3 error. Rows go to ``software_inventory`` (one per instance and application, stable ``item_id``; ``via`` says
+which source); applications matching the settings' ``inventory.prohibited_packages`` become ``package_findings``
+that the weekly report treats like Config and Trusted Advisor findings (source ``inventory``: owners, exceptions,
+deltas, ranking).
 """
 
 from __future__ import annotations
@@ -41,7 +52,8 @@ from include.awsgov.software.findings import (
 log = logging.getLogger(__name__)
 
 SOURCE = COVERAGE_SOURCE  # coverage source
-VIA_SYNC = "data_sync"
+VIA_SYNC, VIA_SNAPSHOT = "data_sync", "config_snapshot"
+MANAGED_INSTANCE_INVENTORY = "AWS::SSM::ManagedInstanceInventory"
 INSTANCE_INFORMATION, APPLICATION = "AWS:InstanceInformation", "AWS:Application"
 SYNC_RESOURCE_TYPE = "ManagedInstanceInventory"
 # Per-account tables (chunk = account id), registered with collection.py's writer and pruning.
@@ -81,6 +93,31 @@ def application_rows(account_id: str, region: str, info: Mapping[str, Any], apps
         "name": str(a.get("Name") or ""), "version": str(a.get("Version") or ""),
         "publisher": str(a.get("Publisher") or ""), "captured_at": captured_at or "", "via": via,
     } for a in apps]
+
+
+# -- the Config snapshot's ManagedInstanceInventory items -------------------------------------------------------------
+def snapshot_rows(account_id: str, region: str, items: Iterable[Mapping[str, Any]],
+                  rules: list[ProhibitedRule]) -> dict[str, list[dict[str, Any]]]:
+    """``software_inventory`` and ``package_findings`` rows of one Config snapshot's managed instances.
+
+    :param items: the snapshot's configuration items (other types are skipped).
+    :param rules: prohibited packages (:func:`include.awsgov.software.findings.prohibited_rules`).
+    """
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        if item.get("resourceType") != MANAGED_INSTANCE_INVENTORY:
+            continue
+        conf = item.get("configuration") or {}
+        info_block, app_block = conf.get(INSTANCE_INFORMATION) or {}, conf.get(APPLICATION) or {}
+        infos = [v for v in (info_block.get("Content") or {}).values() if isinstance(v, Mapping)]
+        info = {"InstanceId": str(item.get("resourceId") or ""), **(infos[0] if infos else {})}
+        apps: list[Mapping[str, Any]] = []
+        for entry in (app_block.get("Content") or {}).values():  # one entry per name, a list when several versions
+            apps += [e for e in (entry if isinstance(entry, list) else [entry]) if isinstance(e, Mapping)]
+        captured = str(app_block.get("CaptureTime") or info_block.get("CaptureTime")
+                       or item.get("configurationItemCaptureTime") or "")
+        rows += application_rows(account_id, region, info, apps, captured, VIA_SNAPSHOT)
+    return {"software_inventory": rows, "package_findings": finding_rows(rows, rules)}
 
 
 # -- the resource data sync in the central bucket ---------------------------------------------------------------------
@@ -142,12 +179,25 @@ def add_units(job: Any, s3: Callable[[], Any], bucket: str, account_id: str, opt
                                                       opts.inventory_sync_prefix), then=then))
 
 
+def sync_unit(s3: Callable[[], Any], bucket: str, account_id: str, region: str, opts: Any) -> Unit:
+    """The unit reading one account's and region's inventory from the data sync (two ``ListObjectsV2`` under the
+    region's folders, then one unit per instance): where the account's Config snapshot of the region is missing.
+
+    :param s3: returns the admin account's S3 client (counted).
+    :param bucket: the central bucket.
+    :param opts: runner.Options (inventory, inventory_sync_prefix).
+    """
+    rules = prohibited_rules(opts.inventory)
+    return Unit(region, SOURCE, partial(_list_unit, s3, bucket, account_id, (region,), rules,
+                                        opts.inventory_sync_prefix, f"region={region}/"))
+
+
 def _list_unit(s3: Callable[[], Any], bucket: str, account_id: str, regions: tuple[str, ...],
-               rules: list[ProhibitedRule], prefix: str) -> Outcome:
+               rules: list[ProhibitedRule], prefix: str, below: str = "") -> Outcome:
     found: dict[tuple[str, str], dict[str, str]] = {}
     client = s3()
     for type_name in (INSTANCE_INFORMATION, APPLICATION):
-        for key in list_sync(client, bucket, sync_folder(prefix, type_name, account_id)):
+        for key in list_sync(client, bucket, sync_folder(prefix, type_name, account_id) + below):
             where = region_and_instance(key)
             if where is not None and where[0] in regions:
                 found.setdefault(where, {})[type_name] = key

@@ -1,5 +1,5 @@
-"""SSM inventory in the daily collection, against the sandbox over HTTP: from the SSM resource data sync in the
-central bucket, under throttling and a refused read role (which the bucket does not need), compared with the
+"""SSM inventory in the daily collection, against the sandbox over HTTP: from the Config snapshots and the SSM resource
+data sync in the central bucket, under throttling and a refused read role (which the bucket does not need), compared with the
 sandbox's truth; prohibited packages become findings with stable ids."""
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ def runs(sandbox, tmp_path_factory):
         before = _files(store)
         runner.collect_org(_access(sandbox), store, day, opts, run_id="test-sync")
         out["rerun"] = (before, _files(store))
+        with_config = runner.Options(regions=tuple(sandbox.info["regions"]), sources=("config",), inventory=section)
+        store = Store(tmp_path_factory.mktemp("snapshot") / "store")
+        sandbox.reset_calls()
+        runner.collect_org(_access(sandbox), store, day, with_config, run_id="test-snapshot")
+        out["snapshot"] = {"store": store, "calls": sandbox.calls()["calls"]}
     finally:
         sandbox.clear_faults()
     return out
@@ -86,6 +91,27 @@ def test_data_sync_serves_every_account_even_with_its_read_role_refused(runs):
     cov = cov[cov["source"] == ssm_inventory.SOURCE]
     assert set(cov["status"]) == {"ok"}
     assert len(cov) == len(set(cov["account_id"])) * 3
+
+
+def test_config_snapshots_serve_the_inventory_and_the_sync_only_where_none_was_delivered(runs):
+    store, day = runs["snapshot"]["store"], runs["day"]
+    rows, frame = _stored_rows(store, day)
+    assert rows == _truth_rows(runs["truth"]) and rows
+    cov = store.read("coverage", day, day, schema=tables.COVERAGE)
+    no_snapshot = {(a, r) for a, r, s, st in zip(cov["account_id"], cov["region"], cov["source"], cov["status"],
+                                                 strict=True) if s == "config" and st == "not_delivered"}
+    via = dict(zip(zip(frame["account_id"], frame["region"], strict=True), frame["via"], strict=True))
+    assert "config_snapshot" in set(via.values())
+    assert {k for k, v in via.items() if v == "data_sync"} <= no_snapshot
+    assert {k for k, v in via.items() if v == "config_snapshot"}.isdisjoint(no_snapshot)
+    inventory = cov[cov["source"] == ssm_inventory.SOURCE]
+    assert set(inventory["status"]) == {"ok"} and len(inventory) == len(cov[cov["source"] == "config"])
+    got, _ = _found_findings(store, day)
+    assert got == _expected_findings(runs["truth"])
+    sync_reads = [c for c in runs["snapshot"]["calls"] if c["service"] == "s3" and c["action"] == "GetObject"]
+    sync_only = [c for c in runs["sync"]["calls"] if c["service"] == "s3" and c["action"] == "GetObject"]
+    # Config snapshots (one per account and region) replace most per-instance sync objects.
+    assert sum(c["count"] for c in sync_reads) < sum(c["count"] for c in sync_only)
 
 
 def test_inventory_reads_only_the_central_bucket_never_ssm_or_the_aggregator(runs):
