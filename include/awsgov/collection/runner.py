@@ -81,6 +81,7 @@ class Options:
     :param unit_retries: extra attempts of a unit that ran out of botocore retries while throttled.
     :param language: Trusted Advisor language.
     :param refresh: request refreshes of stale, refreshable checks (not awaited).
+    :param refresh_per_account: refreshes requested per account and run, the oldest results first.
     :param refresh_skip_categories: check categories AWS refreshes by itself (never asked).
     :param savings_columns: metadata column prefixes holding a resource's estimated monthly savings.
     :param aggregator: preferred aggregator name; None picks the organization-wide one.
@@ -99,6 +100,7 @@ class Options:
     unit_retries: int = 2
     language: str = "en"
     refresh: bool = True
+    refresh_per_account: int = 1
     refresh_skip_categories: tuple[str, ...] = ("service_limits",)
     savings_columns: tuple[str, ...] = ("Estimated Monthly Savings",)
     aggregator: str | None = None
@@ -126,6 +128,7 @@ class Options:
             unit_retries=int(col.get("unit_retries", 2)),
             language=tav.get("language", "en"),
             refresh=bool(tav.get("refresh", True)),
+            refresh_per_account=int(tav.get("refresh_per_account", cls.refresh_per_account)),
             refresh_skip_categories=tuple(tav.get("refresh_skip_categories", cls.refresh_skip_categories)),
             savings_columns=tuple(tav.get("savings_columns", cls.savings_columns)),
             aggregator=(cfg.get("central") or {}).get("config_aggregator"),
@@ -366,11 +369,15 @@ def _ta_probe(access: AwsAccess, account_id: str, day: dt.date, opts: Options,
     for check in checks:
         if ta.has_flagged(found.get(check["id"], {})):
             out.follow.append(Unit(ta.GLOBAL_REGION, TA, partial(_ta_result, access, account_id, check, opts)))
-    # Refresh what is older than the day, unless AWS refreshes it itself or it does not apply to the account.
-    stale = [c["id"] for c in checks if c.get("category") not in opts.refresh_skip_categories
-             and (found.get(c["id"]) or {}).get("status") != "not_available" and ta.is_stale(found.get(c["id"]), day)]
-    if opts.refresh and stale:
-        out.follow.append(Unit(ta.GLOBAL_REGION, TA, partial(_ta_refresh, client, stale), best_effort=True))
+    # Refresh what is older than the day, unless AWS refreshes it itself or it does not apply to the account: the
+    # oldest results first, refresh_per_account of them a run (each request is one call in the account).
+    stale = sorted((str((found.get(c["id"]) or {}).get("timestamp") or ""), c["id"]) for c in checks
+                   if c.get("category") not in opts.refresh_skip_categories
+                   and (found.get(c["id"]) or {}).get("status") != "not_available"
+                   and ta.is_stale(found.get(c["id"]), day))
+    todo = [cid for _, cid in stale[:max(0, opts.refresh_per_account)]]
+    if opts.refresh and todo:
+        out.follow.append(Unit(ta.GLOBAL_REGION, TA, partial(_ta_refresh, client, todo), best_effort=True))
     return out
 
 
@@ -381,8 +388,9 @@ def _ta_result(access: AwsAccess, account_id: str, check: dict[str, Any], opts: 
 
 
 def _ta_refresh(client: Any, check_ids: list[str]) -> Outcome:
-    todo = ta.refreshable(ta.refresh_statuses(client, check_ids))
-    done = sum(ta.request_refresh(client, cid) for cid in todo)
+    # RefreshTrustedAdvisorCheck answers with the check's refresh status (Support API Reference): no
+    # DescribeTrustedAdvisorCheckRefreshStatuses first (trusted_advisor.py).
+    done = sum(ta.request_refresh(client, cid) for cid in check_ids)
     log.debug("requested %d Trusted Advisor refreshes", done)
     return Outcome()
 

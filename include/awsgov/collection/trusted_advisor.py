@@ -1,13 +1,15 @@
 """Trusted Advisor through the Support API (us-east-1), one account at a time through its read role.
 
-Calls per account: ``describe_trusted_advisor_checks`` (metadata, and the probe that tells whether the account has
-a Business/Enterprise plan: ``SubscriptionRequiredException`` otherwise), ``describe_trusted_advisor_check_summaries``
-(status, counts and savings of every check in one call), ``describe_trusted_advisor_check_result`` only for checks
-that have flagged resources, and, when refresh is on, ``describe_trusted_advisor_check_refresh_statuses`` plus one
-``refresh_trusted_advisor_check`` per check whose status allows it. Refreshes are fire-and-forget: their results
-show up in a later run. Only checks whose result is older than the day being collected are refreshed: a check
-already refreshed that day is left alone (fewer calls), and a rerun or backfill of a day does not disturb the data
-it reads.
+Calls per account: ``describe_trusted_advisor_check_summaries`` (status, counts and savings of every check in one call;
+with the run's catalogue from the admin account it is also the probe that tells whether the account has a
+Business/Enterprise plan: ``SubscriptionRequiredException`` otherwise), ``describe_trusted_advisor_check_result`` only
+for checks that have flagged resources, and, when refresh is on, ``refresh_trusted_advisor_check`` for the oldest stale
+results (``refresh_per_account`` a run). A refresh request is answered with the check's refresh status
+(``none``/``enqueued``/``processing``/``success``/``abandoned`` and ``millisUntilNextRefreshable``, Support API
+Reference, RefreshTrustedAdvisorCheck), so no ``describe_trusted_advisor_check_refresh_statuses`` is asked first; a
+rerun of the day may ask again for a check whose refresh is still running, one call. Refreshes are fire-and-forget:
+their results show up in a later run. Only checks whose result is older than the day being collected are refreshed: a
+check already refreshed that day is left alone, and a rerun or backfill of a day does not disturb the data it reads.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ log = logging.getLogger(__name__)
 SUPPORT_REGION = "us-east-1"
 # Region recorded for account-level Trusted Advisor coverage rows (the check results carry their own regions).
 GLOBAL_REGION = "global"
-# A refresh may be requested when the last one finished (or none ran) and the cool-down is over.
-REFRESHABLE_STATUSES = frozenset({"none", "success", "abandoned"})
 # Auto-refreshed checks answer refresh and refresh-status requests with this code.
 NOT_REFRESHABLE_CODES = frozenset({"InvalidParameterValue", "InvalidParameterValueException"})
 _MONEY = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -43,44 +43,6 @@ def describe_checks(client: Any, language: str = "en") -> list[dict[str, Any]]:
     :param language: ISO 639-1 language of names and columns.
     """
     return client.describe_trusted_advisor_checks(language=language)["checks"]
-
-
-def refresh_statuses(client: Any, check_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Refresh status of each refreshable check (``support:DescribeTrustedAdvisorCheckRefreshStatuses``).
-
-    The API refuses the whole request with InvalidParameterValue when one id is an auto-refreshed check, so a
-    refused batch is split in halves until the offending ids are isolated (few calls when few are refused).
-
-    :param client: a Support client of the account.
-    :param check_ids: check ids to ask about.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    pending = [list(check_ids)] if check_ids else []
-    while pending:
-        ids = pending.pop()
-        try:
-            statuses = client.describe_trusted_advisor_check_refresh_statuses(checkIds=ids)["statuses"]
-        except ClientError as exc:
-            if error_code(exc) not in NOT_REFRESHABLE_CODES:
-                raise
-            if len(ids) > 1:
-                half = len(ids) // 2
-                pending += [ids[half:], ids[:half]]
-            continue
-        out.update({s["checkId"]: s for s in statuses})
-    return out
-
-
-def refreshable(statuses: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Check ids whose refresh status allows a new refresh now, sorted.
-
-    :param statuses: from :func:`refresh_statuses`.
-    """
-    return sorted(
-        cid
-        for cid, s in statuses.items()
-        if s.get("status") in REFRESHABLE_STATUSES and int(s.get("millisUntilNextRefreshable") or 0) <= 0
-    )
 
 
 def request_refresh(client: Any, check_id: str) -> bool:

@@ -1,6 +1,6 @@
-"""SSM inventory in the daily collection, against the sandbox over HTTP: from the Config snapshots and the SSM resource
-data sync in the central bucket, under throttling and a refused read role (which the bucket does not need), compared with the
-sandbox's truth; prohibited packages become findings with stable ids."""
+"""SSM inventory in the daily collection, against the sandbox over HTTP: from the Config snapshots and the SSM
+resource data sync in the central bucket, under throttling and a refused read role (which the bucket does not need),
+compared with the sandbox's truth; prohibited packages become findings with stable ids."""
 
 from __future__ import annotations
 

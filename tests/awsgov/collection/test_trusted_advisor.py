@@ -52,37 +52,6 @@ def test_describe_checks_reads_moto_catalogue_with_categories(monkeypatch):
                                                "service_limits"}
 
 
-def test_refresh_statuses_isolate_auto_refreshed_checks_by_halving(support):
-    client, stub = support
-    denied = {"Error": {"Code": "InvalidParameterValueException", "Message": "automatically refreshed"}}
-    stub.add_client_error("describe_trusted_advisor_check_refresh_statuses", "InvalidParameterValueException",
-                          "automatically refreshed", expected_params={"checkIds": ["a", "b", "c", "d"]})
-    stub.add_response("describe_trusted_advisor_check_refresh_statuses",
-                      {"statuses": [{"checkId": "a", "status": "none", "millisUntilNextRefreshable": 0},
-                                    {"checkId": "b", "status": "success", "millisUntilNextRefreshable": 3_600_000}]},
-                      expected_params={"checkIds": ["a", "b"]})
-    stub.add_client_error("describe_trusted_advisor_check_refresh_statuses", denied["Error"]["Code"],
-                          denied["Error"]["Message"], expected_params={"checkIds": ["c", "d"]})
-    stub.add_client_error("describe_trusted_advisor_check_refresh_statuses", "InvalidParameterValueException",
-                          "automatically refreshed", expected_params={"checkIds": ["c"]})
-    stub.add_response("describe_trusted_advisor_check_refresh_statuses",
-                      {"statuses": [{"checkId": "d", "status": "abandoned", "millisUntilNextRefreshable": 0}]},
-                      expected_params={"checkIds": ["d"]})
-    statuses = ta.refresh_statuses(client, ["a", "b", "c", "d"])
-    assert sorted(statuses) == ["a", "b", "d"]
-    # b is cooling down; c refreshes by itself.
-    assert ta.refreshable(statuses) == ["a", "d"]
-
-
-def test_refresh_statuses_skip_checks_already_in_progress():
-    statuses = {
-        "a": {"checkId": "a", "status": "enqueued", "millisUntilNextRefreshable": 0},
-        "b": {"checkId": "b", "status": "processing", "millisUntilNextRefreshable": 0},
-        "c": {"checkId": "c", "status": "success", "millisUntilNextRefreshable": 0},
-    }
-    assert ta.refreshable(statuses) == ["c"]
-
-
 def test_request_refresh_tolerates_non_refreshable_check(support):
     client, stub = support
     stub.add_client_error("refresh_trusted_advisor_check", "InvalidParameterValueException",
@@ -329,17 +298,23 @@ def test_refresh_asks_only_for_stale_refreshable_checks_and_does_not_wait(clean_
     assert not [c for c in sb.calls()["calls"] if c["action"] in refresh_actions]
 
     tomorrow = today + dt.timedelta(days=1)  # the same results are stale for the next day
-    _collect(sb, store, tomorrow, [account])
-    calls = {c["action"]: c["count"] for c in sb.calls()["calls"] if c["account"] == account}
-    assert calls["DescribeTrustedAdvisorCheckRefreshStatuses"] == 1  # service limits never asked: no refusal
-    assert calls["RefreshTrustedAdvisorCheck"] == len(expected)
-    support = sb.client("support", account_id=account)
-    statuses = support.describe_trusted_advisor_check_refresh_statuses(checkIds=expected)["statuses"]
-    assert {s["status"] for s in statuses} <= {"enqueued", "processing"}  # requested, not awaited
-
+    summaries = sb.client("support", account_id=account).describe_trusted_advisor_check_summaries(
+        checkIds=expected)["summaries"]
+    oldest = [c for _, c in sorted((s["timestamp"], s["checkId"]) for s in summaries)]
     sb.reset_calls()
-    _collect(sb, store, tomorrow, [account])  # refreshes in flight are not asked again
-    assert "RefreshTrustedAdvisorCheck" not in {c["action"] for c in sb.calls()["calls"]}
+    _collect(sb, store, tomorrow, [account], refresh_per_account=2)
+    calls = {c["action"]: c["count"] for c in sb.calls()["calls"] if c["account"] == account}
+    # The two oldest results, asked directly (the answer is the refresh status): service limits never asked.
+    assert calls["RefreshTrustedAdvisorCheck"] == 2 and "DescribeTrustedAdvisorCheckRefreshStatuses" not in calls
+    support = sb.client("support", account_id=account)
+    statuses = {s["checkId"]: s["status"] for s in
+                support.describe_trusted_advisor_check_refresh_statuses(checkIds=expected)["statuses"]}
+    assert {c for c, st_ in statuses.items() if st_ != "none"} == set(oldest[:2])
+    assert {statuses[c] for c in oldest[:2]} <= {"enqueued", "processing"}  # requested, not awaited
+
+    _collect(sb, store, tomorrow, [account], refresh_per_account=len(expected))  # the rest of the stale checks
+    expected_statuses = support.describe_trusted_advisor_check_refresh_statuses(checkIds=expected)["statuses"]
+    assert "none" not in {s["status"] for s in expected_statuses}
     # Let the refreshes finish so later tests on this sandbox read settled results.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
