@@ -92,3 +92,32 @@ def as_date(value: Any) -> dt.date | None:
         except ValueError:
             return None
     return None
+
+
+# Extraction: what a catalogue must translate. Babel reads the templates with Jinja's extractor (the same i18n
+# options as the rendering environment) and the Python modules whose text reaches a report (render.py's filters).
+TEMPLATE_GLOB = "*.j2"
+JINJA_OPTIONS = {"extensions": "jinja2.ext.i18n", "trimmed": "true", "newstyle_gettext": "true",
+                 "trim_blocks": "true", "lstrip_blocks": "true", "keep_trailing_newline": "true"}
+PYTHON_SOURCES = ("render.py",)
+PYTHON_KEYWORDS = {"_gettext": (2,)}  # render._gettext(lang, message)
+
+
+def extract_messages() -> Any:
+    """A Babel catalogue (the ``.pot``) of every translatable string of the templates and :data:`PYTHON_SOURCES`."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.extract import extract_from_file
+    from jinja2.ext import babel_extract
+
+    templates = LOCALE_DIR.parent / "email"
+    catalog = Catalog(domain=DOMAIN, project="awsgov", fuzzy=False)
+    sources = [(babel_extract, path, None, JINJA_OPTIONS) for path in sorted(templates.glob(TEMPLATE_GLOB))]
+    sources += [("python", Path(__file__).with_name(name), PYTHON_KEYWORDS, {}) for name in PYTHON_SOURCES]
+    root = LOCALE_DIR.parents[2]
+    for method, path, keywords, options in sources:
+        kwargs = {"keywords": keywords} if keywords else {}
+        for lineno, message, comments, context in extract_from_file(method, str(path), options=options, **kwargs):
+            flags = ("python-format",) if "%" in (message if isinstance(message, str) else message[0]) else ()
+            catalog.add(message, None, [(str(path.relative_to(root)), lineno)], auto_comments=comments,
+                        context=context, flags=flags)
+    return catalog

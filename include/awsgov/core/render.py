@@ -85,8 +85,8 @@ def age(days: Any, capped: bool = False, lang: str = i18n.DEFAULT_LANGUAGE) -> s
     """``12 d``, or ``≥ 56 d`` when the finding is older than the history read."""
     if days is None:
         return ""
-    message = "≥ %(days)s d" if capped else "%(days)s d"
-    return _gettext(lang, message) % {"days": int(days)}
+    message = _gettext(lang, "≥ %(days)s d") if capped else _gettext(lang, "%(days)s d")
+    return message % {"days": int(days)}
 
 
 def number(value: Any, digits: int = 3, lang: str = i18n.DEFAULT_LANGUAGE) -> str:

@@ -1,0 +1,71 @@
+"""Bring the report catalogues up to date with the templates: `python scripts/i18n_messages.py [--check]`.
+
+Extracts every translatable string (Babel with Jinja's extractor; include/awsgov/core/i18n.py says from where) and
+merges it into include/templates/locale/<lang>/LC_MESSAGES/messages.po for every language but English: new strings
+are added untranslated, strings no template uses any more are marked obsolete. Translate the new entries (msgstr),
+then run the tests: tests/awsgov/core/test_i18n.py fails while a string has no translation. ``--check`` only reports
+what is missing and exits 1 if anything is. The catalogues are compiled in memory when a report is rendered: there
+is no .mo file to build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from babel.messages.catalog import Catalog  # noqa: E402
+from babel.messages.pofile import read_po, write_po  # noqa: E402
+
+from include.awsgov.core import i18n  # noqa: E402
+
+
+def untranslated(catalog: Catalog, template: Catalog) -> list[str]:
+    """The message ids of ``template`` that ``catalog`` lacks, leaves empty or marks fuzzy."""
+    missing = []
+    for message in template:
+        if not message.id:
+            continue
+        found = catalog.get(message.id, message.context)
+        strings = found.string if found is not None else None
+        if isinstance(strings, tuple | list):
+            ok = all(strings)
+        else:
+            ok = bool(strings)
+        if found is None or not ok or found.fuzzy:
+            missing.append(message.id if isinstance(message.id, str) else message.id[0])
+    return missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="report untranslated strings, change nothing")
+    args = parser.parse_args(argv)
+    template = i18n.extract_messages()
+    status = 0
+    for lang, loc in i18n.LANGUAGES.items():
+        if lang == i18n.SOURCE_LANGUAGE:
+            continue
+        path = i18n.catalogue_path(lang)
+        if path.exists():
+            with path.open("rb") as handle:
+                catalog = read_po(handle, locale=loc, domain=i18n.DOMAIN)
+        else:
+            catalog = Catalog(locale=loc, domain=i18n.DOMAIN, project="awsgov", fuzzy=False)
+        missing = untranslated(catalog, template)
+        if not args.check:
+            catalog.update(template, no_fuzzy_matching=True, update_header_comment=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as handle:
+                write_po(handle, catalog, width=120, include_previous=False, include_lineno=False)
+        print(f"{lang}: {len(template) - len(missing)} of {len(template)} strings translated ({path})")
+        for message in missing:
+            print(f"  untranslated: {message!r}")
+        status = status or int(bool(missing))
+    return status if args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
