@@ -26,10 +26,11 @@ without one the DAG has no watcher and runs on its sweep and by hand.
    A send that failed is tried again by Airflow's retries (the task fails after recording it) and by every run
    while the event is younger than `alerts.retry_hours`. Everything else appears in the weekly report's "events of
    the week".
-3. **check_activity** (`aws_pool`): every complete hour not read yet (within `activity.lookback_hours`), reads in
-   bulk the CloudTrail log files delivered to the central bucket in that hour (one listing per account and
-   region, then the files) and stores API calls per hour, account and event type in `account_activity` (one chunk
-   per delivery hour: a rerun rewrites it); runs the anomaly detector on each account's categories (IAM changes,
+3. **check_activity** (`aws_pool`): every complete hour not read yet (within `activity.lookback_hours`), and
+   again `activity.recount_hours` times an hour apart (late files), reads in bulk the CloudTrail log files
+   delivered to the central bucket in that hour (one listing per account and region, then the files) and stores
+   API calls per hour, account, event type and principal type in `account_activity` (one chunk per delivery hour:
+   a rerun or a re-reading replaces it); runs the anomaly detector on each account's categories (IAM changes,
    security-group changes...); bursts are stored in `anomalies` and mailed through the metric alert path. No API
    call travels through SQS for this: the bus forwards alert candidates only.
 
@@ -159,7 +160,7 @@ def governance_events():
         cfg, acfg = settings(), ingest.events_config()["activity"]
         store = Store(cfg["store_url"])
         hours = activity.hours_to_read(store, datetime.now(UTC), int(acfg["lookback_hours"]),
-                                       int(acfg["settle_minutes"]))
+                                       int(acfg["settle_minutes"]), int(acfg["recount_hours"]))
         if not hours:
             return {"hours": 0, "activity_rows": 0, "bursts": 0, "new_bursts": 0}
         access = aws_access(cfg, get_current_context())
@@ -168,13 +169,13 @@ def governance_events():
                   if acfg["organization_trail"] else None)
         bucket = cfg["central"]["log_bucket"].format(admin_account_id=access.admin_id())
         s3, written, files = access.client("s3"), 0, 0
-        for hour in hours:
+        for hour, recount in hours:
             rows, stats = activity.read_hour(s3, bucket, [a["Id"] for a in org_accounts], cfg["regions"], hour,
                                              trail_prefix=acfg["trail_prefix"], org_id=org_id,
                                              workers=int(acfg["workers"]))
-            written += activity.store_hour(store, hour, rows)
+            written += activity.store_hour(store, hour, rows, recount)
             files += stats["files"]
-        bursts = activity.detect_bursts(store, hours, acfg)
+        bursts = activity.detect_bursts(store, [hour for hour, _ in hours], acfg)
         fresh = activity.store_bursts(store, bursts)
         out = {"hours": len(hours), "files": files, "activity_rows": written, "bursts": len(bursts),
                "new_bursts": len(fresh)}

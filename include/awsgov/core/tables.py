@@ -355,6 +355,9 @@ ACCOUNT_ACTIVITY = pa.schema(
         ("account_id", pa.string()),
         ("event_type", pa.string()),  # iam:CreateUser, ec2:AuthorizeSecurityGroupIngress ...
         ("count", pa.int64()),
+        # userIdentity.type: Root, IAMUser, AssumedRole, AWSService, FederatedUser, ...; appended last so that files
+        # written before it read back with it null (Store.read with this schema).
+        ("principal_type", pa.string()),
     ]
 )
 

@@ -1,5 +1,5 @@
-"""Account activity: hourly API-call counts per account and event type, from the CloudTrail log files, watched for
-bursts.
+"""Account activity: hourly API-call counts per account, event type and principal type, from the CloudTrail log
+files, watched for bursts.
 
 Every account's trail writes gzip'd JSON log files (``{"Records": [...]}``) to the central bucket, one file per
 five-minute window, named by its delivery time (CloudTrail User Guide, "CloudTrail log file examples")::
@@ -9,16 +9,26 @@ five-minute window, named by its delivery time (CloudTrail User Guide, "CloudTra
 
 Each hour the DAG reads, in bulk, the files *delivered* in every complete hour not read yet (:func:`read_hour`:
 one ``ListObjectsV2`` per account and region with the hour's file-name prefix, then the files, in threads), counts
-their records per hour (of the record's ``eventTime``), account and event type (``<service>:<eventName>``), and
-writes the counts as the chunk ``h<delivery hour>`` of ``account_activity`` (partition = the records' day; an
-empty chunk in the delivery hour's own day marks the hour as read, so a rerun rewrites the same chunks and the next
-run skips it). No API call travels through SQS or Airflow for this.
+their records per hour (of the record's ``eventTime``), account, event type (``<service>:<eventName>``) and
+principal type (``userIdentity.type``: Root, IAMUser, AssumedRole, AWSService, FederatedUser, ...), and writes the
+counts as the chunk ``h<delivery hour>`` of ``account_activity`` (partition = the records' day; an empty chunk in
+the delivery hour's own day marks the hour as read, so a rerun rewrites the same chunks and the next run skips it).
+No API call travels through SQS or Airflow for this.
+
+Late files. "CloudTrail typically delivers logs within an average of about 5 minutes of an API call. This time is
+not guaranteed." (CloudTrail User Guide, "How CloudTrail works" / FAQ): a file can land in a delivery hour's prefix
+after that hour was read. So each delivery hour is read again ``recount_hours`` times, once per hour after its first
+read (:func:`hours_to_read` says which pass is due; :func:`store_hour` records pass ``k`` >= 1 as the empty chunk
+``h<hour>-r<k>``). Every pass lists the whole prefix again and overwrites the hour's chunks, so the counts converge
+to those of every file delivered so far, and a file is never counted twice (it belongs to one delivery hour, whose
+chunks are replaced, not added to). Files later than ``recount_hours`` hours after the first read are not counted.
 
 Bursts are found by the learned detector of anomaly/detector.py (unchanged, hourly grid, missing hours = 0 calls) on
 one series per account and category (events.yaml ``activity.categories``: e.g. IAM changes, security-group
-changes); an alert at or above ``activity.min_count`` calls in one of the hours just read becomes an ``anomalies``
-row (namespace ``AWSGov/AccountActivity``), so the existing alert path and the weekly report see it like a metric
-anomaly.
+changes; a pattern ``principal:<type>`` matches the principal type instead, e.g. ``principal:Root`` for the calls
+of the root user); an alert at or above ``activity.min_count`` calls in one of the hours just read becomes an
+``anomalies`` row (namespace ``AWSGov/AccountActivity``), so the existing alert path and the weekly report see it
+like a metric anomaly.
 """
 
 from __future__ import annotations
@@ -54,6 +64,11 @@ def hour_chunk(hour: dt.datetime) -> str:
     return f"h{hour.astimezone(dt.UTC):%Y%m%dT%H}"
 
 
+def recount_chunk(hour: dt.datetime, recount: int) -> str:
+    """Chunk name of the (empty) marker of the ``recount``-th re-reading of delivery hour ``hour``."""
+    return f"{hour_chunk(hour)}-r{int(recount)}"
+
+
 def key_prefix(trail_prefix: str, org_id: str | None, account_id: str, region: str, hour: dt.datetime) -> str:
     """The S3 key prefix of the log files an account's trail delivered in ``hour`` for ``region``.
 
@@ -68,8 +83,8 @@ def key_prefix(trail_prefix: str, org_id: str | None, account_id: str, region: s
 
 
 def count_records(records: Iterable[Any], counts: Counter) -> int:
-    """Add API calls to ``counts`` keyed (hour, account, ``<service>:<eventName>``); returns the records skipped
-    (not an object, or without a readable eventTime)."""
+    """Add API calls to ``counts`` keyed (hour, account, ``<service>:<eventName>``, principal type); returns the
+    records skipped (not an object, or without a readable eventTime)."""
     skipped = 0
     for r in records:
         if not isinstance(r, dict):
@@ -81,9 +96,11 @@ def count_records(records: Iterable[Any], counts: Counter) -> int:
         except (TypeError, ValueError, OverflowError):
             skipped += 1
             continue
-        account = str(r.get("recipientAccountId") or (r.get("userIdentity") or {}).get("accountId") or "")
+        identity = r.get("userIdentity") if isinstance(r.get("userIdentity"), dict) else {}
+        account = str(r.get("recipientAccountId") or identity.get("accountId") or "")
         service = str(r.get("eventSource") or "unknown").split(".", 1)[0]
-        counts[(hour, account, f"{service}:{r.get('eventName') or 'unknown'}")] += 1
+        principal = str(identity.get("type") or "Unknown")
+        counts[(hour, account, f"{service}:{r.get('eventName') or 'unknown'}", principal)] += 1
     return skipped
 
 
@@ -126,15 +143,26 @@ def read_hour(s3: Any, bucket: str, accounts: Sequence[str], regions: Sequence[s
             stats["files"] += 1
             stats["records"] += len(records)
             stats["skipped"] += count_records(records, counts)
-    rows = pd.DataFrame([{"hour": h, "account_id": a, "event_type": t, "count": n}
-                         for (h, a, t), n in sorted(counts.items())], columns=tables.ACCOUNT_ACTIVITY.names)
+    rows = pd.DataFrame([{"hour": h, "account_id": a, "event_type": t, "count": n, "principal_type": p}
+                         for (h, a, t, p), n in sorted(counts.items())], columns=tables.ACCOUNT_ACTIVITY.names)
     rows["count"] = rows["count"].astype("int64")
     return rows, stats
 
 
-def hours_to_read(store: Any, now: dt.datetime, lookback_hours: int, settle_minutes: int) -> list[dt.datetime]:
-    """Delivery hours within ``lookback_hours`` that are complete (``settle_minutes`` past their end, for late
-    files) and not read yet (no marker chunk), oldest first."""
+def recount_due(hour: dt.datetime, now: dt.datetime, settle_minutes: int, recount_hours: int) -> int:
+    """Which reading of delivery hour ``hour`` is due at ``now``: 0 (the first, ``settle_minutes`` after the hour's
+    end), then 1, 2 ... one hour apart, at most ``recount_hours``."""
+    first = hour + dt.timedelta(hours=1, minutes=int(settle_minutes))
+    return max(0, min(int(recount_hours), int((now - first) // dt.timedelta(hours=1))))
+
+
+def hours_to_read(store: Any, now: dt.datetime, lookback_hours: int, settle_minutes: int,
+                  recount_hours: int = 0) -> list[tuple[dt.datetime, int]]:
+    """(delivery hour, reading due) of the hours within ``lookback_hours`` that are complete (``settle_minutes``
+    past their end) and whose due reading (:func:`recount_due`) or a later one is not done yet, oldest first.
+
+    :param recount_hours: how many times an hour is read again after its first reading (late files).
+    """
     last = (now - dt.timedelta(minutes=settle_minutes)).astimezone(dt.UTC).replace(
         minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
     hours = [last - dt.timedelta(hours=k) for k in range(int(lookback_hours))]
@@ -143,20 +171,28 @@ def hours_to_read(store: Any, now: dt.datetime, lookback_hours: int, settle_minu
     for hour in sorted(hours):
         if hour.date() not in done:
             done[hour.date()] = set(store.chunks(ACTIVITY_TABLE, hour.date()))
-        if hour_chunk(hour) not in done[hour.date()]:
-            out.append(hour)
+        due, chunks = recount_due(hour, now, settle_minutes, recount_hours), done[hour.date()]
+        if hour_chunk(hour) not in chunks or (
+                due >= 1 and not any(recount_chunk(hour, k) in chunks for k in range(due, int(recount_hours) + 1))):
+            out.append((hour, due))
     return out
 
 
-def store_hour(store: Any, hour: dt.datetime, rows: pd.DataFrame) -> int:
-    """Write one delivery hour's counts as chunk ``h<hour>`` of each day they fall in, and the (maybe empty) marker
-    in the delivery hour's own day; returns the rows written."""
+def store_hour(store: Any, hour: dt.datetime, rows: pd.DataFrame, recount: int = 0) -> int:
+    """Write one delivery hour's counts as chunk ``h<hour>`` of each day they fall in (replacing what an earlier
+    reading wrote), and the (maybe empty) marker in the delivery hour's own day; returns the rows written.
+
+    :param recount: which reading this is (:func:`hours_to_read`); from 1 on, its marker chunk is written last.
+    """
     chunk = hour_chunk(hour)
     days = {hour.date()} | set(pd.to_datetime(rows["hour"], utc=True).dt.date)
     for day in sorted(days):
         part = rows[pd.to_datetime(rows["hour"], utc=True).dt.date == day] if len(rows) else rows
         store.write(ACTIVITY_TABLE, day, part, chunk=chunk, schema=tables.ACCOUNT_ACTIVITY,
-                    sort_by=["hour", "account_id", "event_type"])
+                    sort_by=["hour", "account_id", "event_type", "principal_type"])
+    if recount >= 1:
+        store.write(ACTIVITY_TABLE, hour.date(), rows.iloc[0:0], chunk=recount_chunk(hour, recount),
+                    schema=tables.ACCOUNT_ACTIVITY)
     return len(rows)
 
 
@@ -169,9 +205,13 @@ def _category_series(activity: pd.DataFrame, categories: Mapping[str, Sequence[s
     activity = activity.assign(pos=((pd.to_datetime(activity["hour"], utc=True) - start)
                                     // pd.Timedelta(hours=1)).astype(int))
     activity = activity[(activity["pos"] >= 0) & (activity["pos"] < hours)]
+    principals = (activity["principal_type"] if "principal_type" in activity else pd.Series(None, index=activity.index))
+    activity = activity.assign(principal=principals.fillna("").astype(str))
     for account_id, part in activity.groupby("account_id", sort=True):
         for category, patterns in categories.items():
-            mask = part["event_type"].map(lambda t, p=patterns: any(fnmatch.fnmatchcase(t, x) for x in p))
+            mask = [any(fnmatch.fnmatchcase(p, x.removeprefix("principal:")) if x.startswith("principal:")
+                        else fnmatch.fnmatchcase(t, x) for x in patterns)
+                    for t, p in zip(part["event_type"], part["principal"], strict=True)]
             chosen = part[mask]
             if chosen.empty:
                 continue
