@@ -21,8 +21,9 @@ cross-account read role (ExternalId) and an EventBridge rule forwarding security
 5. **wait_for_operations**: a reschedule-mode sensor (no worker slot held between pokes) logging each instance's
    status. If instances fail, it fails listing account, region and reason; instances that succeeded stay, and a
    rerun skips them.
-6. **verify_account** (one mapped task per account): through the read role, the trail logs, the recorder records,
-   the aggregation authorization and the forwarding rule exist.
+6. **verify_account** (mapped over batches of accounts, at most `collection.max_mapped_tasks` tasks, one account
+   per task when there are fewer): through each account's read role, the trail logs, the recorder records, the
+   aggregation authorization and the forwarding rule exist.
 7. **register_delegated_admin** (form option `delegated_admin`): the admin account becomes the GuardDuty and Macie
    delegated administrator in the requested regions; after trying all, it fails naming each region not registered.
    The other threat options (`enable_guardduty`, `enable_macie`, `findings_import_role`) are template parameters of
@@ -48,8 +49,17 @@ log = logging.getLogger(__name__)
 
 
 def _results(mapped) -> list[dict]:
-    """Materialize a mapped task's results by index (iterating probes one past the end and logs a 404)."""
-    return [mapped[i] for i in range(len(mapped))]
+    """Materialize a mapped task's results (a list per batch) by index, flattened (iterating probes one past the
+    end and logs a 404)."""
+    return [result for i in range(len(mapped)) for result in mapped[i]]
+
+
+def _batches(account_ids: list[str]) -> list[list[str]]:
+    """The accounts to verify, in batches: at most ``collection.max_mapped_tasks`` verify_account tasks."""
+    from include.awsgov.airflow_conn import settings
+    from include.awsgov.core.batches import batches
+
+    return batches(account_ids, settings()["collection"]["max_mapped_tasks"])
 
 
 
@@ -170,26 +180,34 @@ def account_onboarding():
 
         if not steps:
             log.info("no StackSet operation to wait for: every instance was already CURRENT")
-            return PokeReturnValue(is_done=True, xcom_value=request["account_ids"])
+            return PokeReturnValue(is_done=True, xcom_value=_batches(request["account_ids"]))
         cfg = settings()
         cf = aws_access(cfg, get_current_context()).client("cloudformation")
         try:
             progress = stacksets.drive_operations(cf, cfg["stackset"]["name"], steps)
         except stacksets.StackSetOperationFailed as exc:
             fail_now(exc)
-        return PokeReturnValue(is_done=progress.done, xcom_value=request["account_ids"] if progress.done else None)
+        return PokeReturnValue(is_done=progress.done,
+                               xcom_value=_batches(request["account_ids"]) if progress.done else None)
 
-    @task(pool=AWS_POOL, map_index_template="{{ account_id }}")
-    def verify_account(account_id: str, request: dict, central: dict) -> dict:
-        """Check one account through its read role: trail, recorder, aggregation authorization, forwarding rule."""
+    @task(pool=AWS_POOL, map_index_template="{{ account_label }}")
+    def verify_account(account_ids: list[str], request: dict, central: dict) -> list[dict]:
+        """Check each account of the batch through its read role: trail, recorder, aggregation authorization,
+        forwarding rule."""
         from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.core.batches import batch_label, each
         from include.awsgov.onboarding import workflow
 
         context = get_current_context()
-        context["account_id"] = account_id
-        return workflow.verify_account(
-            aws_access(settings(), context), account_id, request["regions"], global_region=request["global_region"],
-            admin_account_id=request["admin_account_id"], central_bus_arn=central["CentralEventBusArn"])
+        context["account_label"] = batch_label([{"account_id": a} for a in account_ids], name=None)
+        access = aws_access(settings(), context)
+        verified, failures = each(account_ids, lambda account_id: workflow.verify_account(
+            access, account_id, request["regions"], global_region=request["global_region"],
+            admin_account_id=request["admin_account_id"], central_bus_arn=central["CentralEventBusArn"]),
+            lambda account_id: f"account {account_id}")
+        if failures:
+            raise RuntimeError("; ".join(failures))
+        return verified
 
     @task(outlets=[ONBOARDED_ACCOUNTS_ASSET])
     def record_inventory(request: dict, verifications: list[dict], steps: list[dict]) -> dict:
@@ -241,7 +259,7 @@ def account_onboarding():
     stackset = ensure_stackset(request, central)
     operations = start_operations(request, plan, stackset)
     deployed = wait_for_operations(operations, request)
-    verifications = verify_account.partial(request=request, central=central).expand(account_id=deployed)
+    verifications = verify_account.partial(request=request, central=central).expand(account_ids=deployed)
     plan >> gate >> central
     gate >> register_delegated_admin(request)
     record_inventory(request, verifications, operations) >> check_verification(verifications)

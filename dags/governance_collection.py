@@ -127,13 +127,11 @@ def governance_collection():
         """Collect one account (or one batch) and write its chunk of every per-account table."""
         from include.awsgov.airflow_conn import aws_access
         from include.awsgov.collection import runner
+        from include.awsgov.core.batches import batch_label
 
         cfg, store, day, context = _run_context(params)
         log.info("config aggregator: %s (%s)", aggregate.get("aggregator"), aggregate.get("status"))
-        first, last = batch[0], batch[-1]
-        name = " ".join(str(first["name"]).split())[:60]  # names may hold newlines; the grid shows one line
-        context["account_label"] = (f"{first['account_id']} {name}" if len(batch) == 1
-                                    else f"{first['account_id']}..{last['account_id']} ({len(batch)} accounts)")
+        context["account_label"] = batch_label(batch)
         access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
         return runner.collect_accounts(access, store, day, [a["account_id"] for a in batch],
                                            runner.Options.from_settings(cfg))

@@ -4,14 +4,18 @@
 1. **validate_rules** (no AWS call): loads `include/config/metric_rules.yaml`, checks it against its schema and
    the cross-field rules (M <= N, one of static/dynamic, one of dimensions/discover) and fails the run with a
    message naming each bad rule and field. Also fixes the run's window (below) and the rules to run.
-2. **list_accounts** (admin account): the ACTIVE accounts of the Organization (or the `accounts` param).
-3. **check_account** (mapped, one task per account, `aws_pool`): through the read role, in every region,
-   discovers series with `ListMetrics`, fetches them with batched `GetMetricData` (500 queries and 100,800
-   datapoints per call at most), evaluates static rules with CloudWatch alarm semantics and dynamic rules with the
-   learned band (`include/awsgov/anomaly/detector.py`), and merges the window's anomalies into `anomalies` (one file per
-   account and anomaly day; an anomaly seen by an earlier, overlapping run is not stored twice). Denied accounts
+2. **list_accounts** (admin account): the ACTIVE accounts of the Organization (or the `accounts` param), in
+   **batches**: at most `collection.max_mapped_tasks` (the `aws_api` pool's slots) mapped tasks, so that each task
+   process pays its start-up once for many accounts; a run of few accounts keeps one account per task.
+3. **check_account** (mapped over the batches, `aws_pool`): for each account of its batch, through the read role,
+   in every region, discovers series with `ListMetrics`, fetches them with batched `GetMetricData` (500 queries
+   and 100,800 datapoints per call at most), evaluates static rules with CloudWatch alarm semantics and dynamic
+   rules with the learned band (`include/awsgov/anomaly/detector.py`), and merges the window's anomalies into
+   `anomalies` (one file per account and anomaly day; an anomaly seen by an earlier, overlapping run is not stored
+   twice). Denied accounts
    are recorded in `metric_coverage` and succeed; throttling or errors beyond botocore's retries are recorded,
-   then the task fails and is retried with backoff, alone.
+   then, after the rest of the batch is checked, the task fails and is retried with backoff (a rerun stores no
+   anomaly twice). To redo one account, trigger with the `accounts` param.
 4. **send_alerts**: new anomalies at or above `alerts.min_severity` (high) are mailed at once to the account's
    `Owner` tag (else `mail.governance_address`), one message per account, each anomaly at most once (alert
    ledger). Updates the `awsgov_anomalies` asset; the weekly report reads every stored anomaly.
@@ -76,39 +80,46 @@ def metric_anomaly_checks():
         return {"start": start.isoformat(), "end": end.isoformat(), "rules": [r.id for r in ruleset.rules]}
 
     @task(pool=AWS_POOL)
-    def list_accounts(params: dict | None = None) -> list[dict]:
-        """ACTIVE accounts of the Organization (optionally only those of the `accounts` param)."""
+    def list_accounts(params: dict | None = None) -> list[list[dict]]:
+        """ACTIVE accounts of the Organization (optionally only those of the `accounts` param), in batches."""
         from include.awsgov.airflow_conn import aws_access, settings
         from include.awsgov.core import accounts
+        from include.awsgov.core.batches import batches
 
         wanted = set((params or {}).get("accounts") or [])
-        access = aws_access(settings(), get_current_context())
+        cfg = settings()
+        access = aws_access(cfg, get_current_context())
         listed = [a for a in accounts.list_org_accounts(access) if a.get("Status") == accounts.ACTIVE]
         chosen = [{"account_id": a["Id"], "name": a.get("Name", "")} for a in listed
                   if not wanted or a["Id"] in wanted]
-        return sorted(chosen, key=lambda a: a["account_id"])
+        return batches(sorted(chosen, key=lambda a: a["account_id"]), cfg["collection"]["max_mapped_tasks"])
 
     @task(pool=AWS_POOL, map_index_template="{{ account_label }}")
-    def check_account(account: dict, plan: dict) -> dict:
-        """Check one account in every region and merge its new anomalies into the store."""
+    def check_account(batch: list[dict], plan: dict) -> list[dict]:
+        """Check each account of the batch in every region and merge its new anomalies into the store."""
         from include.awsgov.airflow_conn import aws_access, settings
         from include.awsgov.anomaly import findings, metrics
+        from include.awsgov.core.batches import batch_label, each
         from include.awsgov.core.store import Store
 
         context = get_current_context()
-        context["account_label"] = f"{account['account_id']} {account['name']}".strip()
+        context["account_label"] = batch_label(batch)
         cfg = settings()
         access = aws_access(cfg, context)
         access.admin_id()  # so that the admin account itself is read with its own credentials, not a role
         window = (datetime.fromisoformat(plan["start"]), datetime.fromisoformat(plan["end"]))
-        summary = findings.check_account(access, Store(cfg["store_url"]), metrics.load_rules().select(
-            plan["rules"]), account["account_id"], cfg["regions"], window)
-        if summary["status"] in RETRYABLE:
-            raise RuntimeError(f"account {account['account_id']}: {summary['regions']} (recorded; retrying)")
-        return summary
+        store, ruleset = Store(cfg["store_url"]), metrics.load_rules().select(plan["rules"])
+        summaries, failures = each(
+            batch, lambda a: findings.check_account(access, store, ruleset, a["account_id"], cfg["regions"], window),
+            lambda a: f"account {a['account_id']}")
+        failures += [f"account {s['account_id']}: {s['regions']} (recorded)" for s in summaries
+                     if s["status"] in RETRYABLE]
+        if failures:
+            raise RuntimeError("; ".join(failures) + " -- retrying the batch")
+        return summaries
 
     @task(pool=AWS_POOL, outlets=[ANOMALIES_ASSET], trigger_rule="all_done_min_one_success")
-    def send_alerts(accounts: list[dict], plan: dict) -> dict:
+    def send_alerts(accounts: list[list[dict]], plan: dict) -> dict:
         """Mail new high-severity anomalies to account owners, once each; update the anomalies asset."""
         from include.awsgov.airflow_conn import aws_access, settings, smtp_params
         from include.awsgov.anomaly import alerts, metrics
@@ -116,14 +127,14 @@ def metric_anomaly_checks():
 
         cfg = settings()
         access = aws_access(cfg, get_current_context())
-        names = {a["account_id"]: a["name"] for a in accounts}
+        names = {a["account_id"]: a["name"] for batch in accounts for a in batch}
         return alerts.send_alerts(access, Store(cfg["store_url"]), cfg, metrics.load_rules().select(plan["rules"]),
                                   datetime.fromisoformat(plan["end"]), names, smtp=smtp_params(cfg))
 
     plan = validate_rules()
     accounts = list_accounts()
     plan >> accounts
-    checked = check_account.partial(plan=plan).expand(account=accounts)
+    checked = check_account.partial(plan=plan).expand(batch=accounts)
     alerted = send_alerts(accounts, plan)
     checked >> alerted
     # send_alerts also runs when some accounts failed (their alerts must not wait): without this, such a run is green.
