@@ -11,7 +11,9 @@ policy, and an SQS target gets the event whatever the queue's policy says. Here,
 - an SQS queue receives it only when its policy allows ``sqs:SendMessage`` to ``events.amazonaws.com`` (with an
   ``aws:SourceArn`` condition naming the rule, if any);
 - a delivery refused by a policy is dropped silently, as EventBridge does (it only shows in FailedInvocations),
-  and counted in :data:`DROPPED` for tests.
+  and counted in :data:`DROPPED` for tests;
+- an SQS target's ``Input``, ``InputPath`` or ``InputTransformer`` decides the message body (:func:`target_input`;
+  moto sends the whole event whatever the target says).
 
 Other target types (log groups, archives, API destinations) are left to moto.
 """
@@ -22,6 +24,7 @@ import datetime as dt
 import fnmatch
 import json
 import logging
+import re
 import threading
 import uuid
 from collections import Counter
@@ -160,7 +163,95 @@ def _deliver_to_queue(event: dict[str, Any], rule: Any, target: dict[str, Any], 
         _drop("queue_policy", f"{rule.arn} -> {queue.queue_arn}")
         return
     group_id = (target.get("SqsParameters") or {}).get("MessageGroupId")
-    sqs_backends[account][region].send_message(queue_name=name, message_body=json.dumps(event), group_id=group_id)
+    sqs_backends[account][region].send_message(queue_name=name, message_body=target_input(event, rule, target),
+                                               group_id=group_id)
+
+
+# --- target input ---------------------------------------------------------------------------------------------------
+# "Amazon EventBridge input transformation" (EventBridge User Guide, eb-transform-target-input.html) and the API
+# Reference's InputTransformer and Target types:
+# - Input: "Valid JSON text passed to the target. In this case, nothing from the event itself is passed";
+# - InputPath: "The value of the JSONPath that is used for extracting part of the matched event when passing it to
+#   the target";
+# - InputTransformer: InputPathsMap names JSON paths (dot notation, array indices) of the event; "<name>" in the
+#   InputTemplate is replaced by the value. In a JSON template a placeholder outside quotes takes the value as JSON
+#   (a string keeps its quotes: {"instance": <instance>} -> {"instance": "i-0123456789"}), inside a JSON string its
+#   text; in a plain-text template its text. "If you specify a variable to match a JSON path that doesn't exist in
+#   the event, that variable isn't created and doesn't appear in the output" (the input transformer tutorial).
+#   Predefined variables: aws.events.rule-arn, aws.events.rule-name, aws.events.event.ingestion-time,
+#   aws.events.event (the event without its detail), aws.events.event.json (the whole event).
+_PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
+_PATH_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
+_MISSING = object()
+
+
+def json_path(event: Any, path: str) -> Any:
+    """The value at ``path`` ("$", "$.detail.a", "$.resources[0]") of ``event``, or a sentinel when absent."""
+    if not path.startswith("$"):
+        return _MISSING
+    value = event
+    for name, index in _PATH_STEP.findall(path[1:]):
+        if name and isinstance(value, dict) and name in value:
+            value = value[name]
+        elif index and isinstance(value, list) and int(index) < len(value):
+            value = value[int(index)]
+        else:
+            return _MISSING
+    return value
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def transform_input(event: dict[str, Any], transformer: dict[str, Any], rule: Any) -> str:
+    """The text an InputTransformer makes of ``event`` for one target of ``rule``."""
+    values = {name: json_path(event, path) for name, path in (transformer.get("InputPathsMap") or {}).items()}
+    values.update({
+        "aws.events.rule-arn": rule.arn, "aws.events.rule-name": rule.name,
+        "aws.events.event.ingestion-time": event.get("time"),
+        "aws.events.event": {k: v for k, v in event.items() if k != "detail"}, "aws.events.event.json": event,
+    })
+    template = transformer["InputTemplate"]
+    is_json = template.lstrip().startswith(("{", "["))
+    out, in_string, i = [], False, 0
+    while i < len(template):
+        ch = template[i]
+        match = _PLACEHOLDER.match(template, i) if ch == "<" else None
+        if match and match.group(1) in values:
+            value = values[match.group(1)]
+            if value is _MISSING:
+                pass  # the variable is not created: the placeholder disappears
+            elif is_json and in_string:
+                out.append(json.dumps(_text(value))[1:-1])
+            elif is_json:
+                out.append(json.dumps(value))
+            else:
+                out.append(_text(value))
+            i = match.end()
+            continue
+        if ch == "\\" and in_string:
+            out.append(template[i:i + 2])
+            i += 2
+            continue
+        if ch == '"':
+            in_string = not in_string
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def target_input(event: dict[str, Any], rule: Any, target: dict[str, Any]) -> str:
+    """What one target of ``rule`` receives for ``event``: the event, or what Input, InputPath or
+    InputTransformer make of it."""
+    if target.get("Input") is not None:
+        return target["Input"]
+    if target.get("InputPath"):
+        value = json_path(event, target["InputPath"])
+        return "" if value is _MISSING else json.dumps(value)
+    if target.get("InputTransformer"):
+        return transform_input(event, target["InputTransformer"], rule)
+    return json.dumps(event)
 
 
 # --- resource policies ----------------------------------------------------------------------------------------------

@@ -142,3 +142,59 @@ def test_bus_policy_principal_arn(principal_arn, allowed, monkeypatch):
     policy = json.dumps({"Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": BUS_ARN,
                                         "Principal": "*", "Condition": condition}]})
     assert bus_policy_allows(policy, "111122223333", BUS_ARN, principal_arn) is allowed
+
+
+# --- target input (Input, InputPath, InputTransformer) ---------------------------------------------------------------
+class _Rule:
+    arn = "arn:aws:events:us-east-1:123456789012:rule/governance-central/wake"
+    name = "wake"
+
+
+EVENT = {"version": "0", "id": "7bf73129-1428-4cd3-a780-95db273d1602", "detail-type": "EC2 Instance State-change "
+         "Notification", "source": "aws.ec2", "account": "123456789012", "time": "2015-11-11T21:29:54Z",
+         "region": "us-east-1", "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"],
+         "detail": {"instance-id": "i-0123456789", "state": "RUNNING", "count": 3}}
+
+
+@pytest.mark.parametrize(("target", "body"), [
+    pytest.param({}, json.dumps(EVENT), id="whole-event"),
+    pytest.param({"Input": '{"fixed": true}'}, '{"fixed": true}', id="input"),
+    pytest.param({"InputPath": "$.detail.state"}, '"RUNNING"', id="input-path"),
+    pytest.param({"InputTransformer": {"InputPathsMap": {"id": "$.id"}, "InputTemplate": '{"wake": <id>}'}},
+                 '{"wake": "7bf73129-1428-4cd3-a780-95db273d1602"}', id="central-stack-wake"),
+    pytest.param({"InputTransformer": {"InputPathsMap": {"i": "$.detail.instance-id", "s": "$.detail.state"},
+                                       "InputTemplate": "<i> is in state <s>"}},
+                 "i-0123456789 is in state RUNNING", id="text-template"),
+    pytest.param({"InputTransformer": {"InputPathsMap": {"i": "$.detail.instance-id", "s": "$.detail.state"},
+                                       "InputTemplate": '{"myInstance": <i>,"myStatus": "<i> is in state \\"<s>\\""}'}},
+                 '{"myInstance": "i-0123456789","myStatus": "i-0123456789 is in state \\"RUNNING\\""}',
+                 id="json-template-in-and-out-of-quotes"),
+    pytest.param({"InputTransformer": {"InputPathsMap": {"n": "$.detail.count", "r": "$.resources[0]"},
+                                       "InputTemplate": '{"n": <n>, "r": "<r>", "rule": <aws.events.rule-name>}'}},
+                 '{"n": 3, "r": "arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111", "rule": "wake"}',
+                 id="number-array-index-predefined"),
+    pytest.param({"InputTransformer": {"InputPathsMap": {"x": "$.detail.absent"}, "InputTemplate": "x=<x>."}},
+                 "x=.", id="absent-path-disappears"),
+])
+def test_target_input(target, body):
+    from sandbox.events.models import target_input
+
+    assert target_input(EVENT, _Rule(), target) == body
+
+
+def test_the_central_stacks_wake_queue_gets_the_event_id_only(sb, members):
+    """The central stack's wake target (InputTransformer {"wake": <id>}) puts no event body in the wake queue."""
+    from scripts.check_event_watcher import deploy_central
+
+    outputs = deploy_central(sb)
+    sqs = sb.client("sqs")
+    wake_url = outputs["EventsQueueUrl"] + "-wake"
+    sqs.purge_queue(QueueUrl=wake_url)
+    detail = {"eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
+              "requestParameters": {"userName": f"wake-{uuid.uuid4().hex[:8]}"},
+              "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/ci/test"}}
+    event_id = sb.client("events", account_id=members["onboarded"][0]).put_events(Entries=[
+        {"Source": "aws.iam", "DetailType": "AWS API Call via CloudTrail", "Detail": json.dumps(detail)}],
+    )["Entries"][0]["EventId"]
+    bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=wake_url, MaxNumberOfMessages=10).get("Messages", [])]
+    assert bodies == [json.dumps({"wake": event_id})]
