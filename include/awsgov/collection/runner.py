@@ -709,10 +709,15 @@ def collect_org(access: AwsAccess, store: Store, day: Any, opts: Options, run_id
     :param run_id: label of the run.
     """
     started = dt.datetime.now(dt.UTC)
-    rows = org.snapshot_accounts(access, store, day, workers=opts.workers)
-    targets = [a["account_id"] for a in org.collectable(rows)]
-    aggregate = collect_aggregate(access, store, day, targets, opts)
-    result = collect_accounts(access, store, day, targets, opts)
+    listed = org.list_org_accounts(access)
+    targets = sorted(str(a["Id"]) for a in listed if a.get("Status") == org.ACTIVE)  # as org.collectable() picks
+    # The account tags (owners) are one Organizations call per account at its low request rate, the slowest part of
+    # a run at hundreds of accounts, and nothing collected needs them: they are read alongside the collection.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="awsgov-accounts") as side:
+        snapshot = side.submit(org.snapshot_accounts, access, store, day, opts.workers, listed)
+        aggregate = collect_aggregate(access, store, day, targets, opts)
+        result = collect_accounts(access, store, day, targets, opts)
+        rows = snapshot.result()
     run = finish_run(store, day, targets, run_id=run_id, started_at=started, regions=opts.regions,
                      api_calls=access.total_calls())
     return {**run, "aggregate": aggregate, "accounts_seen": len(rows), "collected": result["accounts"]}

@@ -167,15 +167,17 @@ def account_rows(
     return sorted(rows, key=lambda r: r["account_id"])
 
 
-def snapshot_accounts(access: AwsAccess, store: Store, day: Any, workers: int = 8) -> list[dict[str, Any]]:
+def snapshot_accounts(access: AwsAccess, store: Store, day: Any, workers: int = 8,
+                      accounts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Read the Organization, merge the inventory, write ``tables.ACCOUNTS`` for the day and return its rows.
 
     :param access: the admin account's access layer.
     :param store: the history store.
     :param day: partition day.
     :param workers: concurrent tag reads.
+    :param accounts: ``list_accounts`` items already read this run (None: listed here).
     """
-    accounts = list_org_accounts(access)
+    accounts = list_org_accounts(access) if accounts is None else accounts
     management_id = management_account_id(access)
     ous = parent_ou_names(access)
     tags = account_tags(access, [a["Id"] for a in accounts], workers)
