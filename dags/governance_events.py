@@ -5,9 +5,11 @@ Member accounts forward security events and API calls to the admin account's cen
 central stack's rule delivers each event to two SQS queues: the **events queue** `governance-events` (dead-letter
 queue attached by its redrive policy) and the **wake queue** `governance-events-wake` (a small message per event,
 no event in it). This DAG is scheduled on the asset `awsgov_events_queue` **or** every 10 minutes (a sweep). The
-asset's **AssetWatcher** (the common-messaging provider's `MessageQueueTrigger`, scheme `sqs`, in the triggerer,
-through the `aws_default` connection) polls only the wake queue: it deletes wake messages and starts a run; it never
-touches an event, and no event body enters Airflow's metadata DB. The events queue URL is read at parse time from
+asset's **AssetWatcher** (`include/awsgov/airflow_triggers.py` `QueueReadyTrigger`: the Amazon provider's SQS
+trigger, in the triggerer, through the `aws_default` connection) polls only the wake queue: it deletes wake messages
+and starts a run; it never touches an event, and no event body enters Airflow's metadata DB. Until the first
+`account_onboarding` run has created the queues, the watcher checks every `wake_absent_poll_seconds` and logs one
+warning in the triggerer's log saying so (no error every 2 s). The events queue URL is read at parse time from
 `AWSGOV_EVENTS_QUEUE_URL` or `include/config/events.yaml` `queue_url` (the wake queue is that URL + `-wake`);
 without one the DAG has no watcher and runs on its sweep and by hand.
 
@@ -41,7 +43,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import (
     Asset,
     AssetOrTimeSchedule,
@@ -54,6 +55,7 @@ from airflow.sdk import (
 )
 
 from include.awsgov.airflow_conn import AWS_POOL, DEFAULT_ARGS
+from include.awsgov.airflow_triggers import QueueReadyTrigger
 from include.awsgov.core.settings import load_settings
 from include.awsgov.events.ingest import events_config, watcher_queue_url
 
@@ -68,8 +70,10 @@ EVENTS_QUEUE_ASSET = Asset(
         AssetWatcher(
             name="awsgov_events_sqs",
             # Wake messages only: deleting them on reception loses nothing (the events stay in the events queue).
-            trigger=MessageQueueTrigger(
-                scheme="sqs", sqs_queue=WAKE_QUEUE_URL, aws_conn_id=_SETTINGS["aws_conn_id"],
+            # Until onboarding creates the queue, the trigger waits quietly and warns once (issue #20).
+            trigger=QueueReadyTrigger(
+                sqs_queue=WAKE_QUEUE_URL, aws_conn_id=_SETTINGS["aws_conn_id"],
+                absent_poll_seconds=int(_CFG["wake_absent_poll_seconds"]),
                 max_messages=int(_CFG["wake_max_messages"]), num_batches=int(_CFG["wake_num_batches"]),
                 wait_time_seconds=int(_CFG["wake_wait_seconds"]), waiter_delay=int(_CFG["poll_seconds"]),
             ),
