@@ -16,12 +16,13 @@ the delivery hour's own day marks the hour as read, so a rerun rewrites the same
 No API call travels through SQS or Airflow for this.
 
 Late files. "CloudTrail typically delivers logs within an average of about 5 minutes of an API call. This time is
-not guaranteed." (CloudTrail User Guide, "How CloudTrail works" / FAQ): a file can land in a delivery hour's prefix
-after that hour was read. So each delivery hour is read again ``recount_hours`` times, once per hour after its first
-read (:func:`hours_to_read` says which pass is due; :func:`store_hour` records pass ``k`` >= 1 as the empty chunk
-``h<hour>-r<k>``). Every pass lists the whole prefix again and overwrites the hour's chunks, so the counts converge
-to those of every file delivered so far, and a file is never counted twice (it belongs to one delivery hour, whose
-chunks are replaced, not added to). Files later than ``recount_hours`` hours after the first read are not counted.
+not guaranteed." (CloudTrail User Guide, "Getting and viewing your CloudTrail log files"): a file can land in a
+delivery hour's prefix after that hour was read. So each delivery hour is read again ``recount_hours`` times, once
+per hour after its first read (:func:`hours_to_read` says which pass is due; :func:`store_hour` records pass
+``k`` >= 1 as the empty chunk ``h<hour>-r<k>``). Every pass lists the whole prefix again and overwrites the hour's
+chunks, so the counts converge to those of every file delivered so far, and a file is never counted twice (it
+belongs to one delivery hour, whose chunks are replaced, not added to). Files later than ``recount_hours`` hours
+after the first read are not counted.
 
 Bursts are found by the learned detector of anomaly/detector.py (unchanged, hourly grid, missing hours = 0 calls) on
 one series per account and category (events.yaml ``activity.categories``: e.g. IAM changes, security-group
