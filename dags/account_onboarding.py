@@ -147,7 +147,7 @@ def account_onboarding():
             access.client("cloudformation"), cfg["stackset"]["name"], template_body=body, version=version,
             values=values, permission_model=request["permission_model"], admin_role_arn=admin_role,
             execution_role_name=cfg["stackset"]["execution_role_name"],
-            preferences=workflow.operation_preferences(request),
+            preferences=workflow.operation_preferences(request), call_as=request["call_as"],
             op_id=stacksets.operation_id(context["dag"].dag_id, context["run_id"], "update-stackset"))
 
     @task(pool=AWS_POOL)
@@ -164,7 +164,7 @@ def account_onboarding():
         if steps:
             cf = aws_access(cfg, context).client("cloudformation")
             try:
-                stacksets.drive_operations(cf, cfg["stackset"]["name"], steps)
+                stacksets.drive_operations(cf, cfg["stackset"]["name"], steps, call_as=request["call_as"])
             except stacksets.StackSetOperationFailed as exc:
                 fail_now(exc)
         return steps
@@ -184,7 +184,7 @@ def account_onboarding():
         cfg = settings()
         cf = aws_access(cfg, get_current_context()).client("cloudformation")
         try:
-            progress = stacksets.drive_operations(cf, cfg["stackset"]["name"], steps)
+            progress = stacksets.drive_operations(cf, cfg["stackset"]["name"], steps, call_as=request["call_as"])
         except stacksets.StackSetOperationFailed as exc:
             fail_now(exc)
         return PokeReturnValue(is_done=progress.done,

@@ -108,6 +108,10 @@ def _patch_moto() -> None:
     from .s3.policy import install as install_bucket_policy_conditions
 
     install_bucket_policy_conditions()
+    # StackSets delegated administrators (moto does not know the principal; see sandbox/cloudformation/delegation.py).
+    from .cloudformation.delegation import install as install_stacksets_delegation
+
+    install_stacksets_delegation()
 
 
 def _dispatcher() -> Any:

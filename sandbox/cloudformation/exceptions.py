@@ -46,3 +46,24 @@ class InvalidOperationException(AwsError):
 
 class ValidationError(AwsError):
     code = "ValidationError"
+
+
+class NotDelegatedAdministrator(ValidationError):
+    """CallAs=DELEGATED_ADMIN from an account that is not registered as the StackSets delegated administrator (also
+    from the management account itself). AWS answers ValidationError "Account used is not a delegated administrator"
+    (HTTP 400; quoted in cdklabs/cdk-stacksets#265 and hashicorp/terraform-provider-aws#37069)."""
+
+    def __init__(self) -> None:
+        super().__init__("Account used is not a delegated administrator")
+
+
+class NotOrganizationAdministrator(ValidationError):
+    """A SERVICE_MANAGED StackSet call from a member account without CallAs=DELEGATED_ADMIN. AWS answers
+    ValidationError "You must be the management account or delegated admin account of an organization before
+    operating a SERVICE_MANAGED stack set" (HTTP 400; quoted in hashicorp/terraform-provider-aws#32536 and
+    aws-cloudformation/cloudformation-coverage-roadmap#799), even when the account is a registered delegated
+    administrator: CallAs defaults to SELF."""
+
+    def __init__(self) -> None:
+        super().__init__("You must be the management account or delegated admin account of an organization before "
+                         "operating a SERVICE_MANAGED stack set")

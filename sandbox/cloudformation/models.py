@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from . import supplements
+from .delegation import STACKSETS_PRINCIPAL
 from .exceptions import (
+    NotDelegatedAdministrator,
+    NotOrganizationAdministrator,
     OperationIdAlreadyExistsException,
     OperationInProgressException,
     OperationNotFoundException,
@@ -82,6 +85,42 @@ class StackSetModel:
         from moto.cloudformation.models import cloudformation_backends
 
         return cloudformation_backends[account][region].describe_stack_set(name)
+
+    def authorized_stackset(self, account: str, region: str, name: str, call_as: str | None) -> Any:
+        """:meth:`stackset`, once :meth:`authorize` has accepted the caller and its CallAs (None: SELF)."""
+        stackset = self.stackset(account, region, name)
+        self.authorize(account, call_as, stackset.permission_model)
+        return stackset
+
+    def is_delegated_admin(self, account: str) -> bool:
+        """Whether ``account`` is registered as the organization's StackSets delegated administrator."""
+        from moto.organizations.models import organizations_backends
+
+        org = organizations_backends[self.world.settings.management_account_id]["aws"]
+        return any(a.account.id == account and STACKSETS_PRINCIPAL in a.services for a in org.admins)
+
+    def authorize(self, account: str, call_as: str | None, permission_model: str | None) -> None:
+        """Refuse a StackSet call as AWS does (CloudFormation API Reference, every StackSet action's CallAs: "If you
+        are signed in to a delegated administrator account, specify DELEGATED_ADMIN. Your AWS account must be
+        registered as a delegated admin in the management account"):
+
+        - CallAs=DELEGATED_ADMIN from an account not registered for :data:`STACKSETS_PRINCIPAL` (the management
+          account included): :class:`NotDelegatedAdministrator`;
+        - a SERVICE_MANAGED StackSet from any account but the management account without CallAs=DELEGATED_ADMIN:
+          :class:`NotOrganizationAdministrator`.
+
+        SELF_MANAGED StackSets are the caller's own: any account may run them with CallAs SELF (the default).
+        Delegated-admin StackSets are kept in the caller's account here (AWS stores them in the management account;
+        the caller sees no difference).
+
+        :param permission_model: the StackSet's (None: a call naming no StackSet, e.g. ListStackSets).
+        """
+        if (call_as or "SELF") == "DELEGATED_ADMIN":
+            if not self.is_delegated_admin(account):
+                raise NotDelegatedAdministrator()
+            return
+        if permission_model == "SERVICE_MANAGED" and account != self.world.settings.management_account_id:
+            raise NotOrganizationAdministrator()
 
     def _active_op(self, stackset: Any) -> Operation | None:
         return next((op for op in self.operations.get(stackset.id, []) if op.active), None)

@@ -1,6 +1,7 @@
 """StackSet instances, targets and operations (data), and how an operation is planned from its
-OperationPreferences: batches of MaxConcurrent instances per region, regions one after another unless
-RegionConcurrencyType is PARALLEL, and a failure tolerance per region."""
+OperationPreferences: batches of MaxConcurrent instances per region (at most failure tolerance + 1 unless
+ConcurrencyMode is SOFT_FAILURE_TOLERANCE), regions one after another unless RegionConcurrencyType is PARALLEL, and a
+failure tolerance per region."""
 
 from __future__ import annotations
 
@@ -169,6 +170,12 @@ def plan(targets: list[Target], prefs: dict[str, Any]) -> tuple[list[list[Target
         else:
             size = 1
         size = max(1, size)
+        # ConcurrencyMode STRICT_FAILURE_TOLERANCE, AWS's default (CloudFormation API Reference,
+        # StackSetOperationPreferences): "The initial actual concurrency is set to the lower of either the value of
+        # the MaxConcurrentCount, or the value of FailureToleranceCount +1" (percentages alike). The further lowering
+        # after failures is not modelled: a region stops at its first failure beyond tolerance anyway.
+        if prefs.get("ConcurrencyMode") != "SOFT_FAILURE_TOLERANCE":
+            size = min(size, tolerance[region] + 1)
         chunks[region] = [items[i:i + size] for i in range(0, n, size)]
     batches: list[list[Target]] = []
     if prefs.get("RegionConcurrencyType") == "PARALLEL" and chunks:

@@ -1,5 +1,6 @@
 """CloudFormation responses: moto's, with StackSet instance operations answered by models.StackSetModel (timed
-lifecycle, per-instance results). Parsing and serialising only."""
+lifecycle, per-instance results). Parsing and serialising only; every StackSet action first has the model authorize
+its caller and CallAs (StackSetModel.authorize: delegated administrators must say CallAs=DELEGATED_ADMIN)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,23 @@ class CloudFormationResponse(ExtensionResponseMixin, MotoCloudFormationResponse)
     def _p(self) -> dict[str, Any]:
         return self._get_params()
 
+    def _stackset(self, name: str) -> Any:
+        """The named StackSet of the caller, once the model has authorized the caller and its CallAs."""
+        return self.model.authorized_stackset(self.current_account, self.region, name, self._get_param("CallAs"))
+
+    def create_stack_set(self) -> ActionResult:
+        self.model.authorize(self.current_account, self._get_param("CallAs"),
+                             self._get_param("PermissionModel") or "SELF_MANAGED")
+        return super().create_stack_set()
+
+    def describe_stack_set(self) -> ActionResult:
+        self._stackset(self._get_param("StackSetName"))
+        return super().describe_stack_set()
+
+    def list_stack_sets(self) -> ActionResult:
+        self.model.authorize(self.current_account, self._get_param("CallAs"), None)
+        return super().list_stack_sets()
+
     def create_stack(self) -> ActionResult:
         result = super().create_stack()
         self.model.after_stack_change(self.current_account, self.region, self._get_param("StackName"))
@@ -40,6 +58,7 @@ class CloudFormationResponse(ExtensionResponseMixin, MotoCloudFormationResponse)
 
     def create_stack_instances(self) -> ActionResult:
         p = self._p()
+        self._stackset(p["StackSetName"])
         op = self.model.create_instances(
             self.current_account, self.region, p["StackSetName"], p.get("Accounts"), p.get("Regions") or [],
             p.get("ParameterOverrides"), p.get("DeploymentTargets"), p.get("OperationPreferences"),
@@ -48,6 +67,7 @@ class CloudFormationResponse(ExtensionResponseMixin, MotoCloudFormationResponse)
 
     def update_stack_instances(self) -> ActionResult:
         p = self._p()
+        self._stackset(p["StackSetName"])
         op = self.model.update_instances(
             self.current_account, self.region, p["StackSetName"], p.get("Accounts"), p.get("Regions") or [],
             p.get("ParameterOverrides"), p.get("DeploymentTargets"), p.get("OperationPreferences"),
@@ -56,6 +76,7 @@ class CloudFormationResponse(ExtensionResponseMixin, MotoCloudFormationResponse)
 
     def delete_stack_instances(self) -> ActionResult:
         p = self._p()
+        self._stackset(p["StackSetName"])
         op = self.model.delete_instances(
             self.current_account, self.region, p["StackSetName"], p.get("Accounts"), p.get("Regions") or [],
             p.get("DeploymentTargets"), p.get("OperationPreferences"),
@@ -64,6 +85,7 @@ class CloudFormationResponse(ExtensionResponseMixin, MotoCloudFormationResponse)
 
     def update_stack_set(self) -> ActionResult:
         p = self._p()
+        self._stackset(p["StackSetName"])
         template = p.get("TemplateBody")
         if p.get("TemplateURL"):
             template = self._get_stack_from_s3_url(p["TemplateURL"])
@@ -81,29 +103,31 @@ class CloudFormationResponse(ExtensionResponseMixin, MotoCloudFormationResponse)
         return ActionResult({"OperationId": op.id})
 
     def delete_stack_set(self) -> ActionResult:
+        self._stackset(self._get_param("StackSetName"))
         self.model.delete_stackset_allowed(self.current_account, self.region, self._get_param("StackSetName"))
         return super().delete_stack_set()
 
     def stop_stack_set_operation(self) -> ActionResult:
+        self._stackset(self._get_param("StackSetName"))
         self.model.stop_operation(self.current_account, self.region, self._get_param("StackSetName"),
                                   self._get_param("OperationId"))
         return EmptyResult()
 
     def describe_stack_set_operation(self) -> ActionResult:
-        stackset = self.model.stackset(self.current_account, self.region, self._get_param("StackSetName"))
+        stackset = self._stackset(self._get_param("StackSetName"))
         op = self.model.operation(stackset, self._get_param("OperationId"))
         return ActionResult({"StackSetOperation": op.describe()})
 
     def list_stack_set_operations(self) -> ActionResult:
         p = self._p()
-        stackset = self.model.stackset(self.current_account, self.region, p["StackSetName"])
+        stackset = self._stackset(p["StackSetName"])
         rows = [op.summary() for op in self.model.list_operations(stackset)]
         items, token = page(rows, p.get("NextToken"), int(p.get("MaxResults") or 100), ["ops", stackset.id])
         return ActionResult({"Summaries": items, "NextToken": token})
 
     def list_stack_set_operation_results(self) -> ActionResult:
         p = self._p()
-        stackset = self.model.stackset(self.current_account, self.region, p["StackSetName"])
+        stackset = self._stackset(p["StackSetName"])
         op = self.model.operation(stackset, p["OperationId"])
         wanted = _filters(p).get("OPERATION_RESULT_STATUS")
         rows = [dict(r) for r in op.results.values() if not wanted or r["Status"] == wanted]
@@ -113,7 +137,7 @@ class CloudFormationResponse(ExtensionResponseMixin, MotoCloudFormationResponse)
 
     def list_stack_instances(self) -> ActionResult:
         p = self._p()
-        stackset = self.model.stackset(self.current_account, self.region, p["StackSetName"])
+        stackset = self._stackset(p["StackSetName"])
         filters = _filters(p)
         rows = []
         for inst in self.model.list_instances(stackset):
@@ -134,7 +158,7 @@ class CloudFormationResponse(ExtensionResponseMixin, MotoCloudFormationResponse)
         from .exceptions import StackInstanceNotFoundException
 
         p = self._p()
-        stackset = self.model.stackset(self.current_account, self.region, p["StackSetName"])
+        stackset = self._stackset(p["StackSetName"])
         for inst in self.model.list_instances(stackset):
             if inst.account == p["StackInstanceAccount"] and inst.region == p["StackInstanceRegion"]:
                 return ActionResult({"StackInstance": inst.describe()})

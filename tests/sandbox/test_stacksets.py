@@ -236,3 +236,89 @@ def test_plain_stacks_get_the_types_moto_skips(ssb):
     names = [a["ConfigurationAggregatorName"] for a in
              ssb.client("config").describe_configuration_aggregators()["ConfigurationAggregators"]]
     assert "plain-aggregator" not in names
+
+
+# -- A delegated administrator account (issue #18) ----------------------------------------------------------------
+STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
+MUST_BE_ADMIN = ("You must be the management account or delegated admin account of an organization before operating "
+                 "a SERVICE_MANAGED stack set")
+VERSIONED = """
+Parameters:
+  BaselineVersion: {Type: String}
+  Name: {Type: String}
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+    Properties:
+      TopicName: !Sub "${Name}-baseline"
+"""
+
+
+def _refusal(call) -> tuple[str, str]:
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        call()
+    return err.value.response["Error"]["Code"], err.value.response["Error"]["Message"]
+
+
+def test_delegated_admin_is_refused_without_call_as_and_served_with_it(ssb):
+    from include.awsgov.onboarding import stacksets
+
+    info = ssb.info
+    ou = info["ou_ids"]["Dev"]
+    targets = sorted(a["id"] for a in info["accounts"] if a["ou"] == "Dev" and a["status"] == "ACTIVE")
+    admin = next(a["id"] for a in info["accounts"] if a["read_role"] and a["status"] == "ACTIVE"
+                 and a["ou"] != "Dev")
+    cf = ssb.client("cloudformation", account_id=admin, retries=0)
+    create = {"StackSetName": "delegated-a", "TemplateBody": VERSIONED, "PermissionModel": "SERVICE_MANAGED",
+              "AutoDeployment": {"Enabled": False},
+              "Parameters": [{"ParameterKey": "Name", "ParameterValue": "d"},
+                             {"ParameterKey": "BaselineVersion", "ParameterValue": "1"}]}
+
+    # Not registered: refused with and without CallAs, as AWS does.
+    assert _refusal(lambda: cf.create_stack_set(**create)) == ("ValidationError", MUST_BE_ADMIN)
+    assert _refusal(lambda: cf.create_stack_set(**create, CallAs="DELEGATED_ADMIN")) == (
+        "ValidationError", "Account used is not a delegated administrator")
+    ssb.client("organizations").register_delegated_administrator(AccountId=admin,
+                                                                 ServicePrincipal=STACKSETS_PRINCIPAL)
+    # Registered, but CallAs defaults to SELF: still refused; the management account cannot claim DELEGATED_ADMIN.
+    assert _refusal(lambda: cf.create_stack_set(**create)) == ("ValidationError", MUST_BE_ADMIN)
+    assert _refusal(lambda: ssb.client("cloudformation").list_stack_sets(CallAs="DELEGATED_ADMIN")) == (
+        "ValidationError", "Account used is not a delegated administrator")
+
+    # The product with call_as=DELEGATED_ADMIN: every call passes, the OU's accounts get the stack.
+    ensured = stacksets.ensure_stack_set(cf, "delegated-a", template_body=VERSIONED, version="1.0.0",
+                                         values={"Name": "d"}, permission_model="SERVICE_MANAGED",
+                                         call_as=stacksets.DELEGATED_ADMIN)
+    assert ensured["action"] == "created"
+    steps = [{"action": "create", "op_id": "delegated-a-create-0", "accounts": targets, "regions": ["us-east-1"],
+              "preferences": {"MaxConcurrentPercentage": 100, "FailureTolerancePercentage": 100},
+              "ou_ids": [ou]}]
+    deadline = time.monotonic() + 15
+    while not stacksets.drive_operations(cf, "delegated-a", steps, call_as=stacksets.DELEGATED_ADMIN).done:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    instances = stacksets.list_stack_instances(cf, "delegated-a", call_as=stacksets.DELEGATED_ADMIN)
+    assert sorted(i["Account"] for i in instances) == targets
+    assert {i["Status"] for i in instances} == {"CURRENT"}
+    # The same StackSet read without CallAs from the delegated administrator: refused.
+    assert _refusal(lambda: cf.list_stack_instances(StackSetName="delegated-a")) == ("ValidationError",
+                                                                                     MUST_BE_ADMIN)
+
+
+@pytest.mark.parametrize(
+    ("prefs", "batch_sizes"),
+    [
+        pytest.param({"FailureToleranceCount": 0, "MaxConcurrentCount": 4}, [1, 1, 1, 1], id="strict-by-default"),
+        pytest.param({"FailureToleranceCount": 1, "MaxConcurrentCount": 4,
+                      "ConcurrencyMode": "STRICT_FAILURE_TOLERANCE"}, [2, 2], id="strict-tolerance-1"),
+        pytest.param({"FailureToleranceCount": 0, "MaxConcurrentCount": 4,
+                      "ConcurrencyMode": "SOFT_FAILURE_TOLERANCE"}, [4], id="soft"),
+        pytest.param({"FailureTolerancePercentage": 25, "MaxConcurrentPercentage": 100}, [2, 2], id="percentages"),
+    ],
+)
+def test_strict_failure_tolerance_caps_the_batches_at_tolerance_plus_one(prefs, batch_sizes):
+    from sandbox.cloudformation.operations import Target, plan, preferences
+
+    targets = [Target(f"{i:012d}", "us-east-1") for i in range(4)]
+    batches, _ = plan(targets, preferences(prefs))
+    assert [len(b) for b in batches] == batch_sizes

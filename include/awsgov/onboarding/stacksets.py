@@ -5,6 +5,11 @@ version is recorded on the StackSet twice: in its tags (``awsgov:baseline-versio
 instance) and in the ``BaselineVersion`` template parameter. Operation ids are derived from the DAG run, so a
 retried task finds the operation it already started instead of starting a second one.
 
+Run from a delegated administrator account (settings ``stackset.call_as: DELEGATED_ADMIN``), every call that
+takes ``CallAs`` passes it (:func:`call_as_args`): AWS refuses a SERVICE_MANAGED StackSet call from a member account
+without it ("You must be the management account or delegated admin account of an organization before operating a
+SERVICE_MANAGED stack set"), since CallAs defaults to SELF.
+
 Operations are watched with a botocore waiter model (success / failure / retry acceptors, in
 include/config/onboarding.yaml) evaluated once per poke, so a reschedule-mode sensor or a trigger can drive it
 without holding a worker between polls.
@@ -47,6 +52,20 @@ CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
 CURRENT = "CURRENT"
 FAILED_RESULTS = frozenset({"FAILED", "CANCELLED"})
 _OP_ID_BAD = re.compile(r"[^a-zA-Z0-9-]")
+# CallAs values (CloudFormation API Reference, e.g. CreateStackSet): SELF from the management account (and for
+# SELF_MANAGED StackSets), DELEGATED_ADMIN from the account registered as the StackSets delegated administrator.
+SELF, DELEGATED_ADMIN = "SELF", "DELEGATED_ADMIN"
+CALL_AS = (SELF, DELEGATED_ADMIN)
+
+
+def call_as_args(call_as: str | None) -> dict[str, str]:
+    """The ``CallAs`` argument of a StackSet call: none for SELF (the API's default), else ``{"CallAs": call_as}``.
+
+    :param call_as: ``SELF`` or ``DELEGATED_ADMIN`` (None: SELF).
+    """
+    if call_as not in (None, *CALL_AS):
+        raise ValueError(f"CallAs {call_as!r} is not one of {', '.join(CALL_AS)}")
+    return {"CallAs": call_as} if call_as == DELEGATED_ADMIN else {}
 
 
 class StackSetOperationFailed(RuntimeError):
@@ -99,19 +118,58 @@ def operation_id(*parts: str) -> str:
     return f"{readable}-{digest}"
 
 
+def failure_tolerance(accounts: int, preferences: Mapping[str, Any]) -> int:
+    """Failed accounts of one region an operation tolerates: FailureToleranceCount, or FailureTolerancePercentage of
+    ``accounts`` rounded down (CloudFormation API Reference, StackSetOperationPreferences); 0 by default."""
+    if preferences.get("FailureToleranceCount") is not None:
+        return int(preferences["FailureToleranceCount"])
+    return int(preferences.get("FailureTolerancePercentage") or 0) * accounts // 100
+
+
+def max_concurrent(accounts: int, preferences: Mapping[str, Any]) -> int:
+    """Accounts of one region asked to deploy at once: MaxConcurrentCount, or MaxConcurrentPercentage of ``accounts``
+    rounded down but at least 1 (1 by default), never more than ``accounts``."""
+    if preferences.get("MaxConcurrentCount") is not None:
+        asked = int(preferences["MaxConcurrentCount"])
+    elif preferences.get("MaxConcurrentPercentage") is not None:
+        asked = int(preferences["MaxConcurrentPercentage"]) * accounts // 100
+    else:
+        asked = 1
+    return min(max(1, asked), max(accounts, 1))
+
+
+def actual_concurrency(accounts: int, preferences: Mapping[str, Any]) -> int:
+    """Accounts of one region an operation really deploys at once when it starts: :func:`max_concurrent`, but with
+    ConcurrencyMode STRICT_FAILURE_TOLERANCE (the default) at most :func:`failure_tolerance` + 1 (CloudFormation API
+    Reference, StackSetOperationPreferences: "The initial actual concurrency is set to the lower of either the value
+    of the MaxConcurrentCount, or the value of FailureToleranceCount +1. The actual concurrency is then reduced
+    proportionally by the number of failures").
+
+    :param accounts: the operation's accounts in the region.
+    :param preferences: OperationPreferences.
+    """
+    if accounts <= 0:
+        return 0
+    asked = max_concurrent(accounts, preferences)
+    if preferences.get("ConcurrencyMode") == "SOFT_FAILURE_TOLERANCE":
+        return asked
+    return min(asked, failure_tolerance(accounts, preferences) + 1)
+
+
 def parameters(values: Mapping[str, str]) -> list[dict[str, str]]:
     """CloudFormation ``Parameters`` list from a mapping (sorted, so calls are reproducible)."""
     return [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in sorted(values.items())]
 
 
-def describe_stack_set(cf: Any, name: str) -> dict | None:
+def describe_stack_set(cf: Any, name: str, *, call_as: str = SELF) -> dict | None:
     """``DescribeStackSet``; None when the StackSet does not exist.
 
     :param cf: admin-account cloudformation client.
     :param name: StackSet name.
+    :param call_as: ``SELF`` or ``DELEGATED_ADMIN`` (:func:`call_as_args`).
     """
     try:
-        stack_set = cf.describe_stack_set(StackSetName=name)["StackSet"]
+        stack_set = cf.describe_stack_set(StackSetName=name, **call_as_args(call_as))["StackSet"]
     except ClientError as exc:
         if error_code(exc) == "StackSetNotFoundException":
             return None
@@ -218,6 +276,7 @@ def ensure_stack_set(
     execution_role_name: str | None = None,
     preferences: Mapping[str, Any] | None = None,
     op_id: str | None = None,
+    call_as: str = SELF,
 ) -> dict[str, Any]:
     """Create the StackSet, or update it when its version or parameters differ (``CreateStackSet``/``UpdateStackSet``);
     a rotated NoEcho parameter (the ExternalId) counts as a difference (:data:`SECRETS_TAG`).
@@ -232,10 +291,11 @@ def ensure_stack_set(
     :param values: template parameters (BaselineVersion is added).
     :param permission_model: SELF_MANAGED or SERVICE_MANAGED.
     :param op_id: OperationId for an update (idempotency across task retries).
+    :param call_as: ``SELF`` or ``DELEGATED_ADMIN`` (:func:`call_as_args`), on every call.
     :returns: {"action": "created" | "updated" | "unchanged", "operation_id": str | None, "version": str}.
     """
     values = {**values, "BaselineVersion": version}
-    existing = describe_stack_set(cf, name)
+    existing = describe_stack_set(cf, name, call_as=call_as)
     secret_keys = noecho_parameters(template_body) & set(values)
     action = stack_set_action(existing, version, values, secret_keys)
     tags = [{"Key": VERSION_TAG, "Value": version}, {"Key": "awsgov:managed-by", "Value": "account_onboarding"}]
@@ -248,6 +308,7 @@ def ensure_stack_set(
         "Parameters": parameters(values),
         "Capabilities": CAPABILITIES,
         "Tags": tags,
+        **call_as_args(call_as),
     }
     if permission_model == "SELF_MANAGED":
         if admin_role_arn:
@@ -279,9 +340,9 @@ def ensure_stack_set(
     return {"action": "updated", "operation_id": started, "version": version}
 
 
-def list_stack_instances(cf: Any, name: str) -> list[dict]:
+def list_stack_instances(cf: Any, name: str, *, call_as: str = SELF) -> list[dict]:
     """``ListStackInstances`` (all pages): one summary per account x region with Status and StatusReason."""
-    return list(paginate(cf, "list_stack_instances", "Summaries", StackSetName=name))
+    return list(paginate(cf, "list_stack_instances", "Summaries", StackSetName=name, **call_as_args(call_as)))
 
 
 def _start(call: Any, op_id: str | None, **kwargs: Any) -> str:
@@ -297,11 +358,11 @@ def _start(call: Any, op_id: str | None, **kwargs: Any) -> str:
 
 def _instances_request(
     name: str, accounts: Sequence[str], regions: Sequence[str], preferences: Mapping[str, Any], ou_ids: Sequence[str],
-    overrides: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None, call_as: str = SELF,
 ) -> dict[str, Any]:
     """Arguments shared by Create/UpdateStackInstances: SELF_MANAGED names accounts, SERVICE_MANAGED OUs."""
     kwargs: dict[str, Any] = {"StackSetName": name, "Regions": list(regions),
-                              "OperationPreferences": dict(preferences)}
+                              "OperationPreferences": dict(preferences), **call_as_args(call_as)}
     if overrides:
         kwargs["ParameterOverrides"] = parameters(overrides)
     if ou_ids:
@@ -322,6 +383,7 @@ def create_stack_instances(
     ou_ids: Sequence[str] = (),
     op_id: str | None = None,
     overrides: Mapping[str, str] | None = None,
+    call_as: str = SELF,
 ) -> str:
     """``CreateStackInstances`` for accounts x regions in ONE operation; returns its OperationId.
 
@@ -331,8 +393,9 @@ def create_stack_instances(
     :param ou_ids: organizational units for SERVICE_MANAGED StackSets.
     :param op_id: OperationId, so a retried task does not start a second operation.
     :param overrides: template parameter values of these instances only (the onboarding form's options).
+    :param call_as: ``SELF`` or ``DELEGATED_ADMIN`` (:func:`call_as_args`).
     """
-    kwargs = _instances_request(name, accounts, regions, preferences, ou_ids, overrides)
+    kwargs = _instances_request(name, accounts, regions, preferences, ou_ids, overrides, call_as)
     started = _start(cf.create_stack_instances, op_id, **kwargs)
     log.info("stackset %s: create operation %s for %d accounts x %d regions", name, started, len(accounts),
              len(regions))
@@ -348,32 +411,36 @@ def update_stack_instances(
     *,
     ou_ids: Sequence[str] = (),
     op_id: str | None = None,
+    call_as: str = SELF,
 ) -> str:
     """``UpdateStackInstances`` (re-deploy OUTDATED instances) in ONE operation; returns its OperationId.
 
     :param accounts: accounts whose instances exist in every one of ``regions``.
     :param regions: regions to update.
+    :param call_as: ``SELF`` or ``DELEGATED_ADMIN`` (:func:`call_as_args`).
     """
-    kwargs = _instances_request(name, accounts, regions, preferences, ou_ids)
+    kwargs = _instances_request(name, accounts, regions, preferences, ou_ids, call_as=call_as)
     started = _start(cf.update_stack_instances, op_id, **kwargs)
     log.info("stackset %s: update operation %s for %d accounts x %d regions", name, started, len(accounts),
              len(regions))
     return started
 
 
-def describe_operation(cf: Any, name: str, op_id: str) -> dict:
+def describe_operation(cf: Any, name: str, op_id: str, *, call_as: str = SELF) -> dict:
     """``DescribeStackSetOperation``: Action, Status (QUEUED|RUNNING|SUCCEEDED|FAILED|STOPPING|STOPPED), reason."""
-    return cf.describe_stack_set_operation(StackSetName=name, OperationId=op_id)["StackSetOperation"]
+    return cf.describe_stack_set_operation(StackSetName=name, OperationId=op_id,
+                                           **call_as_args(call_as))["StackSetOperation"]
 
 
-def list_operation_results(cf: Any, name: str, op_id: str) -> list[dict]:
+def list_operation_results(cf: Any, name: str, op_id: str, *, call_as: str = SELF) -> list[dict]:
     """``ListStackSetOperationResults`` (all pages): Account, Region, Status, StatusReason per instance."""
     return list(paginate(cf, "list_stack_set_operation_results", "Summaries", StackSetName=name,
-                         OperationId=op_id))
+                         OperationId=op_id, **call_as_args(call_as)))
 
 
 def operation_waiter(cf: Any) -> botocore.waiter.Waiter:
-    """A blocking botocore waiter for one operation (scripts, benchmarks): ``.wait(StackSetName=, OperationId=)``."""
+    """A blocking botocore waiter for one operation (scripts, benchmarks): ``.wait(StackSetName=, OperationId=)``,
+    plus ``**call_as_args(call_as)`` from a delegated administrator account."""
     return botocore.waiter.create_waiter_with_client("StackSetOperationComplete", _waiter_model(), cf)
 
 
@@ -407,7 +474,7 @@ class OperationsProgress:
         return sorted((a, r, s, why) for (a, r), (s, why) in self.instances.items() if s in FAILED_RESULTS)
 
 
-def poke_operations(cf: Any, name: str, op_ids: Sequence[str]) -> OperationsProgress:
+def poke_operations(cf: Any, name: str, op_ids: Sequence[str], *, call_as: str = SELF) -> OperationsProgress:
     """Look once at operations (for a sensor or a trigger): statuses, per-instance results, progress logged.
 
     Raises :class:`StackSetOperationFailed` once all are terminal and any operation failed or any instance
@@ -417,11 +484,12 @@ def poke_operations(cf: Any, name: str, op_ids: Sequence[str]) -> OperationsProg
     :param cf: admin-account cloudformation client.
     :param name: StackSet name.
     :param op_ids: operations started by this run, in start order.
+    :param call_as: ``SELF`` or ``DELEGATED_ADMIN`` (:func:`call_as_args`).
     """
     progress = OperationsProgress(done=True)
     failed_ops = []
     for op_id in op_ids:
-        response = cf.describe_stack_set_operation(StackSetName=name, OperationId=op_id)
+        response = cf.describe_stack_set_operation(StackSetName=name, OperationId=op_id, **call_as_args(call_as))
         operation = response["StackSetOperation"]
         state = operation_state(response)
         progress.statuses[op_id] = operation["Status"]
@@ -429,7 +497,7 @@ def poke_operations(cf: Any, name: str, op_ids: Sequence[str]) -> OperationsProg
             progress.done = False
         elif state == "failure":
             failed_ops.append(f"{op_id} {operation['Status']}: {operation.get('StatusReason') or 'no reason given'}")
-        for result in list_operation_results(cf, name, op_id):
+        for result in list_operation_results(cf, name, op_id, call_as=call_as):
             key = (result["Account"], result["Region"])
             progress.instances[key] = (result["Status"], result.get("StatusReason") or "")
     by_status: dict[str, list[str]] = defaultdict(list)
@@ -445,10 +513,10 @@ def poke_operations(cf: Any, name: str, op_ids: Sequence[str]) -> OperationsProg
     return progress
 
 
-def operation_exists(cf: Any, name: str, op_id: str) -> bool:
+def operation_exists(cf: Any, name: str, op_id: str, *, call_as: str = SELF) -> bool:
     """Whether an operation with this id was started (``DescribeStackSetOperation``, OperationNotFoundException)."""
     try:
-        describe_operation(cf, name, op_id)
+        describe_operation(cf, name, op_id, call_as=call_as)
     except ClientError as exc:
         if error_code(exc) == "OperationNotFoundException":
             return False
@@ -456,18 +524,20 @@ def operation_exists(cf: Any, name: str, op_id: str) -> bool:
     return True
 
 
-def start_step(cf: Any, name: str, step: Mapping[str, Any]) -> str:
+def start_step(cf: Any, name: str, step: Mapping[str, Any], *, call_as: str = SELF) -> str:
     """Start one planned step: ``create`` or ``update`` of stack instances (a StackSet update starts elsewhere).
 
     :param step: {"action", "op_id", "accounts", "regions", "preferences", "ou_ids"}.
+    :param call_as: ``SELF`` or ``DELEGATED_ADMIN`` (:func:`call_as_args`).
     """
     start = {"create": create_stack_instances, "update": update_stack_instances}[step["action"]]
     extra = {"overrides": step["overrides"]} if step.get("overrides") else {}
     return start(cf, name, step["accounts"], step["regions"], step["preferences"], ou_ids=step.get("ou_ids") or (),
-                 op_id=step["op_id"], **extra)
+                 op_id=step["op_id"], call_as=call_as, **extra)
 
 
-def drive_operations(cf: Any, name: str, steps: Sequence[Mapping[str, Any]]) -> OperationsProgress:
+def drive_operations(cf: Any, name: str, steps: Sequence[Mapping[str, Any]], *,
+                     call_as: str = SELF) -> OperationsProgress:
     """Poke a run's operations in order, starting the next planned one when all before it have succeeded.
 
     A StackSet runs one operation at a time, so a run's operations (a StackSet update, one create, one update of
@@ -475,19 +545,20 @@ def drive_operations(cf: Any, name: str, steps: Sequence[Mapping[str, Any]]) -> 
     :class:`StackSetOperationFailed` as :func:`poke_operations` does; later steps are then never started.
 
     :param steps: planned steps with deterministic ``op_id`` (see :func:`start_step`), in order.
+    :param call_as: ``SELF`` or ``DELEGATED_ADMIN`` (:func:`call_as_args`), on every call.
     """
     started: list[str] = []
     for step in steps:
-        if operation_exists(cf, name, step["op_id"]):
+        if operation_exists(cf, name, step["op_id"], call_as=call_as):
             started.append(step["op_id"])
             continue
-        progress = poke_operations(cf, name, started)
+        progress = poke_operations(cf, name, started, call_as=call_as)
         if progress.done:
-            started.append(start_step(cf, name, step))
+            started.append(start_step(cf, name, step, call_as=call_as))
             progress.statuses[started[-1]] = "QUEUED"
             progress.done = False
         return progress
-    return poke_operations(cf, name, started)
+    return poke_operations(cf, name, started, call_as=call_as)
 
 
 def describe_stack(cf: Any, name: str) -> dict | None:

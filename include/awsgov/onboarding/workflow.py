@@ -24,11 +24,16 @@ from include.awsgov.core.aws import AwsAccess, classify_error, paginate
 from include.awsgov.onboarding import threat_options
 from include.awsgov.onboarding.form import INCLUDE, config
 from include.awsgov.onboarding.stacksets import (
+    CALL_AS,
     CURRENT,
+    DELEGATED_ADMIN,
+    actual_concurrency,
     describe_stack,
     describe_stack_set,
+    failure_tolerance,
     group_targets,
     list_stack_instances,
+    max_concurrent,
     operation_id,
     recorded_version,
     region_order,
@@ -42,6 +47,7 @@ _TEAM_RE = re.compile(r"^[\w .-]{1,64}\Z")
 _OU_RE = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}\Z")
 ENVIRONMENTS = ("prod", "dev", "sandbox")
 PERMISSION_MODELS = ("SELF_MANAGED", "SERVICE_MANAGED")
+CONCURRENCY_MODES = ("STRICT_FAILURE_TOLERANCE", "SOFT_FAILURE_TOLERANCE")
 
 
 class InvalidRequest(ValueError):
@@ -144,7 +150,8 @@ def validate_static(
     team = params.get("team")
     if not isinstance(team, str) or not _TEAM_RE.match(team):
         errors.append(_msg("team", "team", team))
-    for field, allowed in (("environment", ENVIRONMENTS), ("permission_model", PERMISSION_MODELS)):
+    for field, allowed in (("environment", ENVIRONMENTS), ("permission_model", PERMISSION_MODELS),
+                           ("concurrency_mode", CONCURRENCY_MODES)):
         value = params.get(field)
         value = specs[field].get("default") if value is None else value
         if value not in allowed:
@@ -177,7 +184,25 @@ def validate_static(
         raise InvalidRequest(errors)
     return {"account_ids": accounts, "regions": regions, "owner_email": email, "team": team,
             "environment": params["environment"], "permission_model": model, "ou_ids": ou_ids,
+            "concurrency_mode": params.get("concurrency_mode") or specs["concurrency_mode"]["default"],
             **percents, **flags, "global_region": global_region}
+
+
+def check_call_as(request: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
+    """The StackSet calls' CallAs (settings ``stackset.call_as``), refused with a SELF_MANAGED request: a delegated
+    administrator can only run SERVICE_MANAGED StackSets (CloudFormation API Reference, CreateStackSet CallAs: "Valid
+    only if the permissions model is SERVICE_MANAGED"). No I/O.
+
+    :param request: :func:`validate_static`'s result.
+    :param cfg: governance settings.
+    :raises InvalidRequest: naming the permission model.
+    """
+    call_as = (cfg.get("stackset") or {}).get("call_as") or "SELF"
+    if call_as not in CALL_AS:
+        raise InvalidRequest([_msg("enum", "stackset.call_as", call_as, allowed=", ".join(CALL_AS))])
+    if call_as == DELEGATED_ADMIN and request["permission_model"] != "SERVICE_MANAGED":
+        raise InvalidRequest([_msg("delegated_admin_model", "permission_model", request["permission_model"])])
+    return call_as
 
 
 def check_inventory(request: Mapping[str, Any], inventory: Mapping[str, Mapping[str, Any]], version: str) -> None:
@@ -240,6 +265,7 @@ def validate_request(
     :raises InvalidRequest: naming the field and value of each problem.
     """
     request = validate_static(params, default_regions=cfg["regions"], global_region=cfg["home_region"])
+    request["call_as"] = check_call_as(request, cfg)
     check_inventory(request, latest_onboarding(inventory), version)
     org = organization(access)
     admin = access.admin_id()
@@ -257,6 +283,7 @@ def operation_preferences(request: Mapping[str, Any], regions: Sequence[str] | N
         "RegionConcurrencyType": config()["region_concurrency"],
         "FailureTolerancePercentage": int(request["failure_tolerance_percent"]),
         "MaxConcurrentPercentage": int(request["max_concurrency_percent"]),
+        "ConcurrencyMode": request.get("concurrency_mode") or CONCURRENCY_MODES[0],
     }
     if regions:
         prefs["RegionOrder"] = region_order(regions, request["global_region"])
@@ -276,17 +303,18 @@ def plan_for_request(access: AwsAccess, cfg: Mapping[str, Any], request: Mapping
     """
     cf = access.client("cloudformation")
     name = cfg["stackset"]["name"]
-    stack_set = describe_stack_set(cf, name)
+    call_as = request.get("call_as") or "SELF"
+    stack_set = describe_stack_set(cf, name, call_as=call_as)
     plan = plan_deployment(request, version=request["version"],
                            central_stack=describe_stack(cf, config()["central_stack_name"]), stack_set=stack_set,
-                           instances=list_stack_instances(cf, name) if stack_set else [])
+                           instances=list_stack_instances(cf, name, call_as=call_as) if stack_set else [])
     if plan["create"] and (request.get("enable_guardduty") or request.get("enable_macie")):
         pairs = [(a, r) for g in plan["create"] for a in g["accounts"] for r in g["regions"]]
         on = threat_options.services_on(access, request, pairs)
         plan["create"] = threat_options.per_instance_groups(request, plan["create"], on)
         for group in plan["create"]:
             log.info("plan: threat options %s for %s x %s", group["overrides"], group["accounts"], group["regions"])
-    for line in describe_plan(plan, name):
+    for line in describe_plan(plan, name, request):
         log.info("plan: %s", line)
     return plan
 
@@ -357,16 +385,42 @@ def operation_steps(
     return steps
 
 
-def describe_plan(plan: Mapping[str, Any], stack_set_name: str) -> list[str]:
-    """Human-readable lines for the run log (and the whole output of a dry run)."""
+def describe_plan(plan: Mapping[str, Any], stack_set_name: str, request: Mapping[str, Any] | None = None) -> list[str]:
+    """Human-readable lines for the run log (and the whole output of a dry run).
+
+    :param request: the validated request: each operation's line then says how many accounts per region really
+        deploy at once (:func:`concurrency_note`) and the StackSet calls' CallAs.
+    """
+    call_as = f", called as {request['call_as']}" if request and request.get("call_as") == DELEGATED_ADMIN else ""
     lines = [f"baseline version {plan['version']}: central stack {plan['central']}, StackSet {stack_set_name} "
-             f"{plan['stackset']} (recorded version {plan['stackset_version'] or '-'})"]
+             f"{plan['stackset']} (recorded version {plan['stackset_version'] or '-'}){call_as}"]
     for verb, key in (("create", "create"), ("update", "update")):
         for group in plan[key]:
+            note = f"; {concurrency_note(request, len(group['accounts']))}" if request else ""
             lines.append(f"would {verb} {len(group['accounts'])} account(s) x {len(group['regions'])} region(s) "
-                         f"in one operation: accounts {group['accounts']} regions {group['regions']}")
+                         f"in one operation: accounts {group['accounts']} regions {group['regions']}{note}")
     lines.append(f"{len(plan['current'])} of {plan['targets']} instance(s) already CURRENT, left as they are")
     return lines
+
+
+def concurrency_note(request: Mapping[str, Any], accounts: int) -> str:
+    """What the form's concurrency really becomes for an operation over ``accounts`` accounts per region.
+
+    With STRICT_FAILURE_TOLERANCE (AWS's default) CloudFormation starts with min(max concurrent, failure tolerance
+    + 1) accounts at a time and lowers that as accounts fail (:func:`stacksets.actual_concurrency`).
+
+    :param request: the validated request (percentages and concurrency mode).
+    """
+    prefs = operation_preferences(request)
+    k, asked = actual_concurrency(accounts, prefs), max_concurrent(accounts, prefs)
+    tolerated = failure_tolerance(accounts, prefs)
+    head = f"{k} account(s) at a time per region"
+    if prefs["ConcurrencyMode"] == "SOFT_FAILURE_TOLERANCE":
+        return (f"{head} (SOFT_FAILURE_TOLERANCE: max concurrency {request['max_concurrency_percent']}% = {asked}), "
+                f"a region stops after {tolerated + 1} failure(s)")
+    return (f"{head} (STRICT_FAILURE_TOLERANCE: min(max concurrency {request['max_concurrency_percent']}% = "
+            f"{asked}, failure tolerance {request['failure_tolerance_percent']}% = {tolerated} + 1)), fewer after "
+            f"failures")
 
 
 def stack_set_values(

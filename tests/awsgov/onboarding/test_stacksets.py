@@ -235,3 +235,73 @@ def test_ensure_stack_set_records_the_digest_and_deploys_a_rotation(aws):
     assert ensure(TEST_ROTATED_ID)["action"] == "updated"
     tags = {t["Key"]: t["Value"] for t in stacksets.describe_stack_set(cf, TEST_NAME)["Tags"]}
     assert stacksets.secrets_match(tags[stacksets.SECRETS_TAG], {"ExternalId": TEST_ROTATED_ID})
+
+
+# -- From a delegated administrator account (issue #18): CallAs on every call that takes it -----------------------
+def _record_calls(cf) -> list[tuple[str, dict]]:
+    """Every call the client makes, as (operation, parameters), recorded before they are serialized."""
+    calls: list[tuple[str, dict]] = []
+
+    def record(params, model, **_):
+        calls.append((model.name, dict(params)))
+
+    cf.meta.events.register("provide-client-params.cloudformation.*", record)
+    return calls
+
+
+def test_every_stack_set_call_says_call_as_delegated_admin(aws):
+    cf, members = aws["cf"], aws["members"]
+    org = boto3.client("organizations", region_name="us-east-1")
+    root = org.list_roots()["Roots"][0]["Id"]
+    ou = org.create_organizational_unit(ParentId=root, Name="Workloads")["OrganizationalUnit"]["Id"]
+    for member in members:
+        org.move_account(AccountId=member, SourceParentId=root, DestinationParentId=ou)
+    calls = _record_calls(cf)
+    delegated = {"permission_model": "SERVICE_MANAGED", "call_as": stacksets.DELEGATED_ADMIN}
+
+    _ensure(cf, **delegated)
+    step = {"action": "create", "op_id": "run-1-create-0", "accounts": members, "regions": ["us-east-1"],
+            "preferences": TEST_PREFS, "ou_ids": [ou]}
+    # In-process moto answers an unknown operation id with ValidationError, not OperationNotFoundException: start the
+    # step directly, then drive (it finds the operation started and pokes it).
+    started = stacksets.start_step(cf, TEST_NAME, step, call_as=stacksets.DELEGATED_ADMIN)
+    assert stacksets.drive_operations(cf, TEST_NAME, [{**step, "op_id": started}],
+                                      call_as=stacksets.DELEGATED_ADMIN).done
+    _ensure(cf, version="1.1.0", op_id="run-2-update", **delegated)
+    stacksets.update_stack_instances(cf, TEST_NAME, members, ["us-east-1"], TEST_PREFS, ou_ids=[ou],
+                                     op_id="run-2-update-0", call_as=stacksets.DELEGATED_ADMIN)
+    stacksets.list_stack_instances(cf, TEST_NAME, call_as=stacksets.DELEGATED_ADMIN)
+
+    model = cf.meta.service_model
+    takes = {name for name in model.operation_names if "CallAs" in model.operation_model(name).input_shape.members}
+    made = {name for name, _ in calls}
+    assert {"DescribeStackSet", "CreateStackSet", "UpdateStackSet", "CreateStackInstances", "UpdateStackInstances",
+            "DescribeStackSetOperation", "ListStackSetOperationResults", "ListStackInstances"} <= made
+    assert made <= takes, "the StackSet functions make no call without a CallAs member"
+    assert [(name, p.get("CallAs")) for name, p in calls if p.get("CallAs") != "DELEGATED_ADMIN"] == []
+
+
+def test_self_sends_no_call_as_and_an_unknown_value_is_refused(aws):
+    calls = _record_calls(aws["cf"])
+    _ensure(aws["cf"])
+    assert calls and all("CallAs" not in params for _, params in calls)
+    with pytest.raises(ValueError, match="CallAs 'ADMIN' is not one of SELF, DELEGATED_ADMIN"):
+        stacksets.call_as_args("ADMIN")
+
+
+@pytest.mark.parametrize(
+    ("accounts", "prefs", "expected"),
+    [
+        pytest.param(10, {"FailureTolerancePercentage": 10, "MaxConcurrentPercentage": 25}, 2, id="strict-default"),
+        pytest.param(10, {"FailureTolerancePercentage": 0, "MaxConcurrentPercentage": 100}, 1, id="zero-tolerance"),
+        pytest.param(10, {"FailureTolerancePercentage": 0, "MaxConcurrentPercentage": 100,
+                          "ConcurrencyMode": "SOFT_FAILURE_TOLERANCE"}, 10, id="soft"),
+        pytest.param(40, {"FailureTolerancePercentage": 10, "MaxConcurrentPercentage": 25,
+                          "ConcurrencyMode": "STRICT_FAILURE_TOLERANCE"}, 5, id="strict-40"),
+        pytest.param(3, {"FailureTolerancePercentage": 50, "MaxConcurrentPercentage": 10}, 1, id="rounds-up-to-1"),
+        pytest.param(5, {"FailureToleranceCount": 3, "MaxConcurrentCount": 9}, 4, id="counts"),
+        pytest.param(0, {"MaxConcurrentPercentage": 100}, 0, id="no-accounts"),
+    ],
+)
+def test_actual_concurrency_is_capped_by_failure_tolerance_plus_one_unless_soft(accounts, prefs, expected):
+    assert stacksets.actual_concurrency(accounts, prefs) == expected

@@ -104,10 +104,12 @@ def test_every_problem_is_reported_at_once():
 def test_param_specs_match_the_validator_fields():
     specs = form.param_specs()
     assert set(specs) == {"account_ids", "regions", "owner_email", "team", "environment", "permission_model",
-                          "ou_ids", "failure_tolerance_percent", "max_concurrency_percent", "dry_run", "force",
-                          "enable_guardduty", "enable_macie", "findings_import_role", "delegated_admin"}
+                          "ou_ids", "failure_tolerance_percent", "max_concurrency_percent", "concurrency_mode",
+                          "dry_run", "force", "enable_guardduty", "enable_macie", "findings_import_role",
+                          "delegated_admin"}
     assert specs["account_ids"]["items"]["pattern"] == r"^\d{12}\Z"
     assert specs["environment"]["enum"] == list(onboarding.ENVIRONMENTS)
+    assert specs["concurrency_mode"]["enum"] == list(onboarding.CONCURRENCY_MODES)
 
 
 # -- inventory and organization stages ---------------------------------------------------------------------------
@@ -159,6 +161,25 @@ def test_valid_request_costs_a_few_calls_and_names_the_organization(org):
     assert request["admin_account_id"] == "123456789012"
     assert request["organization_id"].startswith("o-")
     assert org["access"].total_calls() == 3  # DescribeOrganization, ListAccounts, GetCallerIdentity
+
+
+def test_delegated_admin_call_as_is_recorded_in_the_request(org):
+    cfg = {**TEST_SETTINGS, "stackset": {"name": "governance-baseline", "call_as": "DELEGATED_ADMIN"}}
+    params = {**GOOD, "account_ids": org["members"][:2], "permission_model": "SERVICE_MANAGED",
+              "ou_ids": ["ou-ab12-abcdefgh"]}
+    request = onboarding.validate_request(params, cfg, access=org["access"], inventory=None, version="1.0.0")
+    assert request["call_as"] == "DELEGATED_ADMIN"
+    assert _validate(org)["call_as"] == "SELF"  # no stackset.call_as setting: the management account's SELF
+
+
+def test_delegated_admin_refuses_self_managed_before_any_aws_call(org):
+    cfg = {**TEST_SETTINGS, "stackset": {"name": "governance-baseline", "call_as": "DELEGATED_ADMIN"}}
+    with pytest.raises(onboarding.InvalidRequest) as caught:
+        onboarding.validate_request({**GOOD, "account_ids": org["members"][:1]}, cfg, access=org["access"],
+                                    inventory=None, version="1.0.0")
+    assert caught.value.errors == ["permission_model: 'SELF_MANAGED' cannot be run from a delegated administrator "
+                                   "account (settings stackset.call_as DELEGATED_ADMIN); use SERVICE_MANAGED"]
+    assert org["access"].total_calls() == 0
 
 
 def test_static_invalid_input_makes_no_aws_call(org):
@@ -261,7 +282,8 @@ def test_operation_preferences_carry_the_form_values():
     prefs = onboarding.operation_preferences(_static(failure_tolerance_percent=0, max_concurrency_percent=100),
                                              ["eu-west-1", "us-east-1"])
     assert prefs == {"RegionConcurrencyType": "SEQUENTIAL", "RegionOrder": ["us-east-1", "eu-west-1"],
-                     "FailureTolerancePercentage": 0, "MaxConcurrentPercentage": 100}
+                     "FailureTolerancePercentage": 0, "MaxConcurrentPercentage": 100,
+                     "ConcurrencyMode": "STRICT_FAILURE_TOLERANCE"}
 
 
 def test_describe_plan_says_what_would_change():
@@ -269,6 +291,31 @@ def test_describe_plan_says_what_would_change():
     lines = onboarding.describe_plan(plan, "governance-baseline")
     assert lines[0].startswith("baseline version 1.0.0: central stack create, StackSet governance-baseline create")
     assert "would create 2 account(s) x 2 region(s) in one operation" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("changes", "note"),
+    [
+        pytest.param({}, "2 account(s) at a time per region (STRICT_FAILURE_TOLERANCE: min(max concurrency 25% = 2, "
+                         "failure tolerance 10% = 1 + 1)), fewer after failures", id="strict-defaults"),
+        pytest.param({"failure_tolerance_percent": 0, "max_concurrency_percent": 100},
+                     "1 account(s) at a time per region (STRICT_FAILURE_TOLERANCE: min(max concurrency 100% = 10, "
+                     "failure tolerance 0% = 0 + 1)), fewer after failures", id="zero-tolerance-is-one-at-a-time"),
+        pytest.param({"failure_tolerance_percent": 0, "max_concurrency_percent": 100,
+                      "concurrency_mode": "SOFT_FAILURE_TOLERANCE"},
+                     "10 account(s) at a time per region (SOFT_FAILURE_TOLERANCE: max concurrency 100% = 10), a "
+                     "region stops after 1 failure(s)", id="soft"),
+    ],
+)
+def test_the_plan_says_what_the_concurrency_really_becomes(changes, note):
+    accounts = [f"{i:012d}" for i in range(100, 110)]
+    request = {**_static(account_ids=accounts, **changes), "call_as": "DELEGATED_ADMIN"}
+    plan = onboarding.plan_deployment(request, version="1.0.0", central_stack=None, stack_set=None, instances=[])
+    lines = onboarding.describe_plan(plan, "governance-baseline", request)
+    assert lines[0].endswith(", called as DELEGATED_ADMIN")
+    assert lines[1].endswith(f"; {note}")
+    prefs = onboarding.operation_preferences(request)
+    assert note.startswith(f"{stacksets.actual_concurrency(10, prefs)} account(s)")
 
 
 # -- verification and inventory ------------------------------------------------------------------------------------
