@@ -17,26 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from babel.messages.catalog import Catalog  # noqa: E402
-from babel.messages.pofile import read_po, write_po  # noqa: E402
+from babel.messages.pofile import write_po  # noqa: E402
 
 from include.awsgov.core import i18n  # noqa: E402
-
-
-def untranslated(catalog: Catalog, template: Catalog) -> list[str]:
-    """The message ids of ``template`` that ``catalog`` lacks, leaves empty or marks fuzzy."""
-    missing = []
-    for message in template:
-        if not message.id:
-            continue
-        found = catalog.get(message.id, message.context)
-        strings = found.string if found is not None else None
-        if isinstance(strings, tuple | list):
-            ok = all(strings)
-        else:
-            ok = bool(strings)
-        if found is None or not ok or found.fuzzy:
-            missing.append(message.id if isinstance(message.id, str) else message.id[0])
-    return missing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,11 +33,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         path = i18n.catalogue_path(lang)
         if path.exists():
-            with path.open("rb") as handle:
-                catalog = read_po(handle, locale=loc, domain=i18n.DOMAIN)
+            catalog = i18n.catalogue(lang)
         else:
             catalog = Catalog(locale=loc, domain=i18n.DOMAIN, project="awsgov", fuzzy=False)
-        missing = untranslated(catalog, template)
+        missing = i18n.untranslated(catalog, template)
         if not args.check:
             catalog.update(template, no_fuzzy_matching=True, update_header_comment=False)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,12 @@ def catalogue_path(lang: str) -> Path:
     return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
+def catalogue(lang: str) -> Any:
+    """The Babel catalogue of a language, read from its ``.po`` file."""
+    with catalogue_path(lang).open("rb") as handle:
+        return read_po(handle, locale=LANGUAGES[lang], domain=DOMAIN)
+
+
 @cache
 def translations(lang: str) -> gettext.NullTranslations:
     """The gettext translations of a supported language (English: none, the templates' own text).
@@ -67,10 +73,8 @@ def translations(lang: str) -> gettext.NullTranslations:
         raise ValueError(f"unsupported language {lang!r}; supported: {', '.join(LANGUAGES)}")
     if lang == SOURCE_LANGUAGE:
         return gettext.NullTranslations()
-    with catalogue_path(lang).open("rb") as handle:
-        catalog = read_po(handle, locale=LANGUAGES[lang], domain=DOMAIN)
     compiled = io.BytesIO()
-    write_mo(compiled, catalog, use_fuzzy=False)  # a fuzzy (unchecked) entry stays English
+    write_mo(compiled, catalogue(lang), use_fuzzy=False)  # a fuzzy (unchecked) entry stays English
     compiled.seek(0)
     return gettext.GNUTranslations(compiled)
 
@@ -121,3 +125,24 @@ def extract_messages() -> Any:
             catalog.add(message, None, [(str(path.relative_to(root)), lineno)], auto_comments=comments,
                         context=context, flags=flags)
     return catalog
+
+
+def untranslated(catalog: Any, template: Any) -> list[str]:
+    """The message ids of ``template`` that ``catalog`` lacks, leaves empty (any plural form) or marks fuzzy.
+
+    :param catalog: a language's catalogue (babel.messages.pofile.read_po).
+    :param template: from :func:`extract_messages`.
+    """
+    missing = []
+    for message in template:
+        if not message.id:
+            continue
+        found = catalog.get(message.id, message.context)
+        strings = found.string if found is not None else None
+        if isinstance(strings, tuple | list):
+            ok = all(strings)
+        else:
+            ok = bool(strings)
+        if found is None or not ok or found.fuzzy:
+            missing.append(message.id if isinstance(message.id, str) else message.id[0])
+    return missing

@@ -9,6 +9,8 @@ Layers, first non-empty wins:
 3. ``ou``: the settings' ``ou_owners`` default for the account's OU.
 4. ``fallback``: the settings' ``mail.governance_address``; these are the unowned resources.
 
+Each owner's report language comes from :class:`Languages` (owners' settings, the accounts' ``Language`` tag).
+
 An owner value may name several addresses separated by ``,`` or ``;``: the owner is that set, written canonically
 (lower case, sorted, ``", "``-joined) so that the same people always get one report. Values are not validated
 here: a malformed or header-injecting value stays as it is so that delivery refuses it and reports it.
@@ -19,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
+from include.awsgov.core import i18n
 from include.awsgov.core.accounts import latest_onboarding
 
 RESOURCE, ACCOUNT, INVENTORY, OU, FALLBACK = "resource", "account", "inventory", "ou", "fallback"
@@ -166,3 +169,81 @@ class OwnerResolver:
         out["owner"] = owners
         out["owner_layer"] = layers
         return out
+
+
+# Account tag keys (case-insensitive) naming the language the account's owner reads.
+LANGUAGE_KEYS = frozenset({"language", "lang", "locale"})
+
+
+def tag_language(tags_json: Any) -> str:
+    """The supported report language an account's tags name ('' for none, another language, or a hostile value).
+
+    Tag values are set by whoever may tag the account: only a value that :func:`i18n.language` maps onto a
+    supported language counts.
+
+    :param tags_json: the ``accounts`` table's ``tags_json`` (a JSON object of tag key -> value).
+    """
+    tags = _json(tags_json)
+    if not isinstance(tags, Mapping):
+        return ""
+    for key, value in sorted(tags.items(), key=lambda kv: str(kv[0])):
+        if str(key).casefold() in LANGUAGE_KEYS:
+            return i18n.language(value) or ""
+    return ""
+
+
+class Languages:
+    """The report language of each recipient: the owners' settings, else the owner's accounts' Language tag, else
+    the default.
+
+    1. ``owners.<address>.language`` in the settings (schema-checked), for one address; or for a whole canonical
+       owner key (``"a@x, b@x"``), which then applies to each of its addresses not named on their own.
+    2. The ``Language`` tag of the accounts the owner owns, when they name one supported language (tags that
+       disagree, or name nothing supported, say nothing).
+    3. ``report.language`` in the settings, else English.
+
+    :param owners: the settings' ``owners`` mapping (address or owner key -> {language: ..}).
+    :param default: the settings' ``report.language``.
+    """
+
+    def __init__(self, owners: Mapping[str, Any] | None = None, default: str | None = None) -> None:
+        self.default = i18n.checked(default)
+        self._settings: dict[str, str] = {}
+        for key, entry in (owners or {}).items():
+            lang = i18n.language(entry.get("language")) if isinstance(entry, Mapping) else None
+            if lang:
+                self._settings[canonical(key)] = lang
+
+    @classmethod
+    def from_settings(cls, cfg: Mapping[str, Any]) -> Languages:
+        """The resolver of validated settings (``owners``, ``report.language``)."""
+        return cls(cfg.get("owners"), (cfg.get("report") or {}).get("language"))
+
+    def _from_accounts(self, account_languages: Sequence[str]) -> str | None:
+        found = {lang for lang in (i18n.language(v) for v in account_languages) if lang}
+        return found.pop() if len(found) == 1 else None
+
+    def split(self, owner: str, account_languages: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """The recipients of an owner grouped by language: ``[(language, owner key of that group's addresses)]``,
+        sorted by language; one group when everyone reads the same language (the common case).
+
+        :param owner: a canonical owner key.
+        :param account_languages: the ``language`` of each account the owner owns (:func:`tag_language`).
+        """
+        fallback = self._settings.get(owner) or self._from_accounts(account_languages) or self.default
+        groups: dict[str, list[str]] = {}
+        for address in recipients(owner):
+            groups.setdefault(self._settings.get(address, fallback), []).append(address)
+        if not groups:  # an empty owner key: nobody to group, keep one (empty) report as before
+            return [(fallback, owner)]
+        return [(lang, canonical(",".join(addresses))) for lang, addresses in sorted(groups.items())]
+
+    def of(self, owner: str, account_languages: Sequence[str] = ()) -> str:
+        """The one language of a report that goes out once (the org summary): the recipients' common language, else
+        the default.
+
+        :param owner: a canonical owner key.
+        :param account_languages: as for :func:`split`.
+        """
+        groups = self.split(owner, account_languages)
+        return groups[0][0] if len(groups) == 1 else self.default

@@ -1,6 +1,8 @@
 """The weekly report pipeline: build and archive every owner's report, send them once, then the org-wide summary.
 
-1. :func:`build_reports` reads the store (report.py), renders each owner's HTML, text and CSV (render.py), archives
+1. :func:`build_reports` reads the store (report.py), renders each owner's HTML, text and CSV (render.py) in the
+   owner's language (owners.Languages; an owner whose addresses read different languages gets one report per
+   language, each mailed to its own addresses: one message per recipient set and language), archives
    them under ``reports/week=YYYY-Www/<owner-slug>.{html,txt,csv}`` (``dry-run/`` below it for dry runs) and writes
    ``manifest.json`` there: the owners to send, and the org summary's view for the last step. Owners the ledger
    already lists as done for the week are skipped (not even re-rendered, so the archive keeps what was sent),
@@ -135,22 +137,29 @@ def build_reports(store: Store, week: Week, cfg: Mapping[str, Any], *, resend: b
     recs = views.Records(data)
     done = set() if (resend or dry_run) else done_slugs(store, week)
     base = prefix(week, dry_run)
-    entries, skipped = [], []
+    languages = own.Languages.from_settings(cfg)
+    entries, skipped, owners = [], [], []
     for owner in data.owners:
-        slug = own.slug(owner)
-        if slug in done:
-            skipped.append(slug)
-            continue
-        view = views.owner_view(recs, owner, view_opts)
-        store.put_text(f"{base}/{slug}.html", render.render("owner_report", "html", **view))
-        store.put_text(f"{base}/{slug}.txt", render.render("owner_report", "txt", **view))
-        store.put_bytes(f"{base}/{slug}.csv", views.findings_csv(recs, owner))
-        entries.append({"slug": slug, "owner": owner, "subject": render.subject("owner_report", **view),
-                        "counts": view["counts"]})
+        # One message per recipient set and language: an owner whose addresses read different languages gets one
+        # report per language, each sent to its own addresses (slug suffixed with the language).
+        groups = languages.split(owner, views.account_languages(recs, owner))
+        slugs = report_slugs(owner, groups)
+        owners.append({"slug": own.slug(owner), "owner": owner, "slugs": slugs})
+        view = None
+        for (lang, addresses), slug in zip(groups, slugs, strict=True):
+            if slug in done:
+                skipped.append(slug)
+                continue
+            view = view or views.owner_view(recs, owner, view_opts)
+            store.put_text(f"{base}/{slug}.html", render.render("owner_report", "html", lang, **view))
+            store.put_text(f"{base}/{slug}.txt", render.render("owner_report", "txt", lang, **view))
+            store.put_bytes(f"{base}/{slug}.csv", views.findings_csv(recs, owner))
+            entries.append({"slug": slug, "owner": addresses, "language": lang,
+                            "subject": render.subject("owner_report", lang, **view), "counts": view["counts"]})
     org = views.org_view(recs, view_opts)
     store.put_bytes(f"{base}/{ORG_SLUG}.csv", views.findings_csv(recs))
     manifest = {"week": week.label, "as_of": data.as_of.isoformat(), "dry_run": dry_run, "resend": resend,
-                "owners": [{"slug": own.slug(o), "owner": o} for o in data.owners], "entries": entries,
+                "owners": owners, "entries": entries,
                 "skipped": skipped, "org_view": org, "org_done": ORG_SLUG in done,
                 "built_at": dt.datetime.now(dt.UTC).isoformat()}
     path = manifest_path(week, dry_run)
@@ -161,6 +170,18 @@ def build_reports(store: Store, week: Week, cfg: Mapping[str, Any], *, resend: b
             "rendered": len(entries), "skipped": len(skipped), "dry_run": dry_run,
             "seconds_read": round(built - started, 2), "seconds_render": round(time.perf_counter() - built, 2),
             "counts": {k: org["counts"][k] for k in ("open", "new", "resolved", "overdue", "suppressed")}}
+
+
+def report_slugs(owner: str, groups: Sequence[tuple[str, str]]) -> list[str]:
+    """The archive and ledger names of an owner's reports: its slug for one language group (as before languages), else
+    ``<slug>-<language>`` per group (a language code never ends in the slug's hex digest, so no owner's slug is
+    another's).
+
+    :param owner: a canonical owner key.
+    :param groups: from owners.Languages.split.
+    """
+    slug = own.slug(owner)
+    return [slug] if len(groups) == 1 else [f"{slug}-{lang}" for lang, _ in groups]
 
 
 def load_manifest(store: Store, path: str) -> dict[str, Any]:
@@ -427,7 +448,7 @@ def delivery_by_owner(store: Store, manifest: Mapping[str, Any]) -> list[dict[st
     ledger = ledger_status(store, week)
     out = []
     for o in manifest["owners"]:
-        rows = ledger.get(o["slug"], [])
+        rows = [r for slug in o.get("slugs") or [o["slug"]] for r in ledger.get(slug, [])]
         statuses = {r["status"] for r in rows}
         status = (SENT if SENT in statuses else FAILED if FAILED in statuses else REFUSED if rows else
                   (DRY_RUN if manifest["dry_run"] else "pending"))
@@ -457,10 +478,11 @@ def send_org_summary(store: Store, manifest: str, cfg: Mapping[str, Any],
     if closed and _pending_addresses(owner, closed) == []:
         log.info("report %s: org summary already sent", week.label)
         return {"week": week.label, "status": "skipped", "delivery": view["delivery_counts"]}
-    store.put_text(f"{base}/{ORG_SLUG}.html", render.render("org_summary", "html", **view))
-    store.put_text(f"{base}/{ORG_SLUG}.txt", render.render("org_summary", "txt", **view))
-    entry = {"slug": ORG_SLUG, "owner": owner,
-             "subject": render.subject("org_summary", **view)}
+    lang = own.Languages.from_settings(cfg).of(owner)
+    store.put_text(f"{base}/{ORG_SLUG}.html", render.render("org_summary", "html", lang, **view))
+    store.put_text(f"{base}/{ORG_SLUG}.txt", render.render("org_summary", "txt", lang, **view))
+    entry = {"slug": ORG_SLUG, "owner": owner, "language": lang,
+             "subject": render.subject("org_summary", lang, **view)}
     prep = _prepare(store, base, entry, week, opts, out_dir, closed)
     if dry_run:
         outcome = _finish(store, prep, week, opts, None, True)

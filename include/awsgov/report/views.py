@@ -81,6 +81,16 @@ class Records:
         return [r for r in getattr(self, name) if r["account_id"] in wanted]
 
 
+def account_languages(recs: Records, owner: str) -> list[str]:
+    """The report language each of an owner's accounts names by its Language tag ('' for none); see
+    owners.Languages.
+
+    :param recs: the week's records.
+    :param owner: a canonical owner key.
+    """
+    return [str(a.get("language") or "") for a in recs.of_owner("accounts", owner)]
+
+
 def _group(rows: list[Row], key: str) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = defaultdict(list)
     for row in rows:

@@ -49,9 +49,10 @@ NEW, REOPENED, PERSISTING, RESOLVED = "new", "reopened", "persisting", "resolved
 FIRST_SEEN_PATH = "reports/state/first_seen.parquet"
 # Tables whose day partitions mark a collected day.
 SNAPSHOT_TABLES = ("coverage", "ta_findings", "config_findings", "collection_runs")
-SCORECARD_COLUMNS = ["account_id", "name", "ou", "environment", "team", "status", "owner", "owner_layer", "regions",
-                     "config_pct", "ta_red", "ta_yellow", "savings", "open", "by_severity", "suppressed", "gaps",
-                     "trend_pct", "trend_open"]
+# language: the report language the account's Language tag names (owners.tag_language; '' for none).
+SCORECARD_COLUMNS = ["account_id", "name", "ou", "environment", "team", "status", "owner", "owner_layer", "language",
+                     "regions", "config_pct", "ta_red", "ta_yellow", "savings", "open", "by_severity", "suppressed",
+                     "gaps", "trend_pct", "trend_open"]
 FINDING_COLUMNS = ["finding_id", "source", "account_id", "region", "check", "check_name", "category",
                    "resource_type", "resource_id", "resource", "status", "detail", "details_json", "savings", "dt"]
 
@@ -414,6 +415,7 @@ def _scorecards(store: Store, accounts_frame: pd.DataFrame, cur: pd.DataFrame, c
             "account_id": account_id, "name": str(acc.get("name") or ""), "ou": str(acc.get("ou") or ""),
             "environment": str(acc.get("environment") or ""), "team": str(acc.get("team") or ""),
             "status": str(acc.get("status") or ""), "owner": owner, "owner_layer": layer,
+            "language": own.tag_language(acc.get("tags_json")),
             "regions": regions.get(account_id, []), "config_pct": pct_now.get(account_id),
             "ta_red": red.get(account_id, {}), "ta_yellow": yellow.get(account_id, {}),
             "savings": float(savings.get(account_id, 0.0)), "open": int(open_now.get(account_id, 0)),

@@ -129,3 +129,69 @@ def test_any_owner_tag_value_splits_only_on_commas_and_semicolons(value):
 def test_any_tag_structure_gives_an_owner_string(obj):
     found = own.owner_from_tags(obj)
     assert isinstance(found, str)
+
+
+# Report language: owners' settings, else the accounts' Language tag (only supported values), else the default.
+TEST_LANGUAGE_SETTINGS = {"kenji@example.jp": {"language": "ja"},
+                          "ops@example.com, sre@example.com": {"language": "ja"}}
+
+
+@pytest.mark.parametrize(("tags", "language"), [
+    pytest.param({"Language": "ja"}, "ja", id="ja"),
+    pytest.param({"language": "JA-jp"}, "ja", id="case-and-region-ignored"),
+    pytest.param({"Locale": "ja_JP"}, "ja", id="locale-key"),
+    pytest.param({"Language": "en"}, "en", id="en"),
+    pytest.param({"Language": "fr"}, "", id="unsupported-language"),
+    pytest.param({"Language": "ja<script>alert(1)</script>"}, "", id="markup"),
+    pytest.param({"Language": "ja\r\nBcc: evil@example.net"}, "", id="header-injection"),
+    pytest.param({"Language": "ja" + "-x" * 40}, "", id="too-long"),
+    pytest.param({"Language": ["ja"]}, "", id="not-a-string"),
+    pytest.param({"Owner": "a@example.com"}, "", id="no-language-tag"),
+])
+def test_tag_language_accepts_only_supported_languages(tags, language):
+    assert own.tag_language(json.dumps(tags)) == language
+
+
+def test_tag_language_of_unreadable_tags_is_none():
+    assert own.tag_language("not json") == own.tag_language(None) == own.tag_language("[1, 2]") == ""
+
+
+def test_language_from_the_owners_settings_wins_over_the_account_tag():
+    languages = own.Languages(TEST_LANGUAGE_SETTINGS)
+    assert languages.split("kenji@example.jp", ["en"]) == [("ja", "kenji@example.jp")]
+
+
+def test_language_from_the_account_tag_when_the_settings_name_none():
+    languages = own.Languages(TEST_LANGUAGE_SETTINGS)
+    assert languages.split("alice@example.com", ["ja", "", "ja"]) == [("ja", "alice@example.com")]
+
+
+@pytest.mark.parametrize("account_languages", [
+    pytest.param(["ja<script>"], id="hostile-tag"),
+    pytest.param(["ja", "en"], id="accounts-disagree"),
+    pytest.param([], id="no-accounts"),
+])
+def test_language_falls_back_to_english(account_languages):
+    assert own.Languages(TEST_LANGUAGE_SETTINGS).split("alice@example.com", account_languages) == [
+        ("en", "alice@example.com")]
+
+
+def test_default_language_from_the_report_settings():
+    languages = own.Languages.from_settings({"owners": {}, "report": {"language": "ja"}})
+    assert languages.split("alice@example.com") == [("ja", "alice@example.com")]
+
+
+def test_recipients_reading_different_languages_get_one_group_each():
+    groups = own.Languages(TEST_LANGUAGE_SETTINGS).split("alice@example.com, kenji@example.jp, zoe@example.com")
+    assert groups == [("en", "alice@example.com, zoe@example.com"), ("ja", "kenji@example.jp")]
+
+
+def test_a_whole_owner_key_in_the_settings_applies_to_each_address():
+    groups = own.Languages(TEST_LANGUAGE_SETTINGS).split(own.canonical("SRE@example.com; ops@example.com"))
+    assert groups == [("ja", "ops@example.com, sre@example.com")]
+
+
+def test_the_org_summary_language_is_the_default_when_its_recipients_disagree():
+    languages = own.Languages(TEST_LANGUAGE_SETTINGS)
+    assert languages.of("kenji@example.jp") == "ja"
+    assert languages.of("alice@example.com, kenji@example.jp") == "en"
