@@ -14,12 +14,24 @@ one-hour blocks, all series at once. For each hour the detector uses, per series
   winsorised at 3 spreads, which catch sustained shifts that single points hide) and, for each, the largest
   excursion above and below the expected value seen in the last 28 days.
 
-A point is out of band when a view exceeds its record by 10 % plus a quarter of a spread: further from normal than
-anything in the last four weeks. The bands thus learn heavy tails (a daily batch job's spike sets the record and is
-not flagged every day) and any scale (bytes or percent). With less than four weeks of history the record is first
-scaled up by how much the maximum of Gaussian noise grows from the points seen to four weeks' worth, so that a young
-series is not flagged for each first-time wiggle. ``score`` is view / band (>= 1: out of band; the sensitivity divides
-the band); ``reason`` names the view that was furthest out.
+A point is out of band when a view exceeds its record by 22 % plus 0.28 spreads: further from normal than anything in
+the last four weeks. A record is the second-largest daily excursion of those weeks (today so far counting as a day),
+or 0.7 x the largest if that is more (the largest alone while fewer than 3 days are known): one incident does not
+hide the next one for four weeks, and a pattern seen on two days is learned. The bands thus learn heavy tails (a daily
+batch job's spike is flagged on its first two days at most) and any scale (bytes or percent). With less than four
+weeks of history the record is first scaled up by how much the maximum of Gaussian noise grows from the points seen to
+four weeks' worth, so that a young series is not flagged for each first-time wiggle.
+
+A fifth view, the **level**, catches what the residuals cannot see because the expected value follows a level within
+hours (slow drifts, a plateau never reached before): the mean of the last hour's points against the range (lowest to
+highest) of such means over the last 10 days and today's earlier hours. It is out of band beyond that range by 10 % of
+its width (plus 1 % of the level), once a whole day has been seen.
+
+``score`` is view / band (>= 1: out of band; the sensitivity divides the band); ``reason`` names the view that was
+furthest out ("point", "15min median", "1h mean", "6h mean", "1h mean outside its 10-day range").
+
+The margins, the record rule and the level view were chosen on three NAB folders (realTraffic, realTweets,
+realAWSCloudwatch: ``bench/nab.py``, issue #21) and are the same for every series and step.
 
 Alerts (``is_anomaly``) are episodes: the first out-of-band point raises one; the series is then silent for 12 h and
 is re-alerted only if still out of band. No alert is raised before 12 h of history.
@@ -78,12 +90,16 @@ class Params:
     record_days: int = 28  # four weeks: each weekday's usual excursions, and a month's rarer ones, are in the history
     warmup_hours: int = 12  # below that, records say little; longer would miss first-day incidents
     realert_minutes: int = 720  # an episode is one alert, repeated every 12 h while the series stays out of band
-    record_margin: float = 0.10  # merely equalling last week's record is no alert
+    record_margin: float = 0.22  # merely equalling a record is no alert (with spread_margin: chosen on NAB, issue #21)
     record_growth: bool = True  # widen records learned on less than a week (see the module doc)
-    spread_margin: float = 0.25  # keeps near-flat series from alerting on their smallest wiggle
+    spread_margin: float = 0.28  # keeps near-flat series from alerting on their smallest wiggle
     winsor_k: float = 3.0  # one spike moves a 1 h mean by at most 3 spreads / 12
     rel_floor: float = 0.01  # spread floor, as a fraction of the level
     mean_hours: tuple[int, ...] = (1, 6)  # sustained shifts: the 1 h and 6 h means of residuals
+    record_top: float = 0.7  # a record is the second-largest day, or 0.7 x the largest if more: see the module doc
+    top_days: int = 3
+    level_days: int = 10  # the 1 h mean is compared with the range of 1 h means over this many days
+    level_margin: float = 0.1  # ... and is out of range beyond it by this fraction of the range
 
     @property
     def block(self) -> int:
@@ -93,7 +109,8 @@ class Params:
     @property
     def view_names(self) -> tuple[str, ...]:
         """Names of the residual views, in ``reason`` code order."""
-        return ("point", f"{_duration(3 * self.step_seconds)} median", *(f"{h}h mean" for h in self.mean_hours))
+        return ("point", f"{_duration(3 * self.step_seconds)} median", *(f"{h}h mean" for h in self.mean_hours),
+                f"{_duration(self.block * self.step_seconds)} mean outside its {self.level_days}-day range")
 
 
 def _duration(seconds: int) -> str:
@@ -371,6 +388,10 @@ class Detector:
         self.rec_cur = np.full((2, nv, n), -np.inf, dtype=_F)  # the same for the current day so far
         self.res_tail = np.full((n, 2), np.nan, dtype=_F)  # last two residuals (for the median of 3)
         self.win_tail = np.full((n, B, tb), np.nan, dtype=_F)  # winsorised residuals of the last blocks (means)
+        # The level view's [max, -min] 1 h mean per day and today so far, and the last complete block's values.
+        self.level_ring = np.full((2, 1, n, max(1, p.level_days)), -np.inf)
+        self.level_cur = np.full((2, 1, n), -np.inf)
+        self.level_tail = np.full((n, B), np.nan)
         self.valid_blocks = np.zeros(n, dtype=np.int64)
         self.last_alert = np.full(n, -(1 << 40), dtype=np.int64)
 
@@ -471,7 +492,8 @@ class Detector:
                       np.asarray(self.mean_blocks, dtype=np.int64), J, view, bmax, win_tail, res_tail)
 
         # Bands: each view's record, widened by the margins and divided by the sensitivity; score = view / band.
-        rec, ring, cur = self._records(sl, bmax, nb)
+        rec, ring, cur = self._records(bmax, nb, self.rec_ring[:, :, sl], self.rec_cur[:, :, sl], p.record_top, "view",
+                                       seen < p.top_days * 24)
         # A record over a short history underestimates one over record_days: scale it by the growth of a Gaussian
         # maximum, sqrt(log(points in record_days) / log(points seen)) (at 5 minutes and 28 days: 1.35 after 12 h,
         # 1.15 after 3 days, 1.09 after a week, 1 after four weeks).
@@ -488,9 +510,12 @@ class Detector:
             np.divide(-1.0, band[1], out=inv[1])
         gate = np.isfinite(rec).all(axis=0) & warm[None] & np.isfinite(expected)[None]  # (nv, n, nb)
         np.copyto(inv, 0.0, where=~gate)
+        # The level view waits for a whole day of 1 h means: before that, every hour of a daily cycle is "new".
+        level, level_inv, level_state = self._level(sl, XT, J, warm & (seen >= 24) & np.isfinite(expected))
         found = _buffer("out of band", (score_out.size,), np.int64)
-        k = kernels.scores(tuple(view), tuple(inv[0]), tuple(inv[1]), np.asarray(SEVERITY_SCORES, dtype=_F), score_out,
-                           reason_out, severity_out, found)  # SEVERITY_SCORES[0] == 1: out of band
+        k = kernels.scores((*view, level), (*inv[0], level_inv[0]), (*inv[1], level_inv[1]),
+                           np.asarray(SEVERITY_SCORES, dtype=_F), score_out, reason_out, severity_out,
+                           found)  # SEVERITY_SCORES[0] == 1: out of band
         rr, cc = np.divmod(found[:k], score_out.shape[1])
         last_alert = self._alerts(sl, rr, cc, J * B, alerts)
         with np.errstate(invalid="ignore"):
@@ -501,10 +526,39 @@ class Detector:
         # Fold the complete blocks into the state (the baseline folded its own part).
         self.rec_ring[:, :, sl] = ring
         self.rec_cur[:, :, sl] = cur
+        self.level_ring[:, :, sl], self.level_cur[:, :, sl], self.level_tail[sl] = level_state
         if J:
             self.res_tail[sl] = res_tail
             self.win_tail[sl] = win_tail
         self.last_alert[sl] = last_alert
+
+    def _level(self, sl: slice, XT: np.ndarray, J: int, ok: np.ndarray):
+        """The level view: each point's 1 h mean minus the middle of the range of 1 h means over the last
+        ``level_days`` days (and today's earlier hours), with its inverse band (0 where ``ok`` is False or there is no
+        range yet) and the state to keep.
+
+        Out of band means outside that range by more than ``level_margin`` of its width (plus ``spread_margin``
+        spreads, divided by the sensitivity as the other bands): a level the series has not had for days. The views
+        of residuals cannot see that, since the expected value follows a level within hours.
+        """
+        p = self.p
+        B, n, nb = XT.shape
+        mean = _buffer("level", (B, n, nb), np.float64)
+        ext = np.empty((2, 1, n, J))
+        tail = np.empty((n, B))
+        kernels.levels(XT, J, self.level_tail[sl], mean, ext, tail)
+        rec, ring, cur = self._records(ext, nb, self.level_ring[:, :, sl], self.level_cur[:, :, sl], 1.0, "level")
+        hi, lo = rec[0, 0], -rec[1, 0]
+        view = _buffer("level view", (B, n, nb))
+        inv = np.zeros((2, n, nb), dtype=_F)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mid = 0.5 * (hi + lo)
+            np.subtract(mean, mid, out=view, casting="same_kind")
+            band = ((0.5 + p.level_margin) * (hi - lo) + p.rel_floor * np.abs(mid) + 1e-12) / self.sensitivity
+            gate = ok & np.isfinite(mid)
+            np.divide(1.0, band, out=inv[0], where=gate, casting="same_kind")
+            np.divide(-1.0, band, out=inv[1], where=gate, casting="same_kind")
+        return view, inv, (ring, cur, tail)
 
     def _baseline(self, sl: slice, stats: np.ndarray, nb: int) -> np.ndarray:
         """Expected value and spread per hour (2, rows, nb) from hourly medians, seasonal offsets and hourly spreads.
@@ -575,36 +629,60 @@ class Detector:
             self.valid_blocks[sl] += valid_blk.sum(1)
         return np.stack([expected, spread])
 
-    def _records(self, sl: slice, bmax: np.ndarray, nb: int):
-        """Per block, each view's largest excursion above (rec[0]) and below (rec[1]) the expected value over the last
-        ``record_days`` whole days and the earlier blocks of the same day; also the new day ring and current day.
+    def _records(self, bmax: np.ndarray, nb: int, ring: np.ndarray, cur: np.ndarray, top: float, name: str,
+                 young: np.ndarray | None = None):
+        """Per block, each view's record excursion above (rec[0]) and below (rec[1]) the expected value over the last
+        whole days (as many as ``ring`` holds) and the earlier blocks of the same day; also the new ring and today's.
+
+        The record is the second largest of those days' excursions (today so far counting as a day), or ``top`` times
+        the largest if that is more: one incident does not hide the next one for weeks, and a pattern that recurred
+        on two days is learned. ``top`` = 1, and blocks marked ``young`` (too few days seen), take the largest.
 
         :param bmax: (2, nv, rows, J) each complete block's largest excursions (:func:`anomaly_kernels.views`).
         :param nb: blocks including a partial last one.
+        :param ring: (2, nv, rows, days) the state's daily maxima; ``cur``: (2, nv, rows) today's so far.
+        :param top: weight of the largest day (see above).
+        :param name: prefix of the scratch buffers (each caller keeps its own).
         """
         _, nv, n, J = bmax.shape
+        dtype = ring.dtype
         # Lay the blocks out as whole days (hour of day on the last axis); `cur` stands for today's earlier blocks.
         first = (self.hour0 + self.blocks) % 24
         ndays = -(-(first + nb) // 24)
-        flat = _buffer("grid", (2, nv, n, ndays * 24))
+        flat = _buffer(f"{name} grid", (2, nv, n, ndays * 24), dtype)
         flat.fill(-np.inf)
         flat[..., first: first + J] = bmax
         if first:
-            flat[..., first - 1] = self.rec_cur[:, :, sl]
+            flat[..., first - 1] = cur
         grid = flat.reshape(2, nv, n, ndays, 24)
         for h in range(1, 24):  # running max over the day; faster than accumulate along a short last axis
             np.maximum(grid[..., h], grid[..., h - 1], out=grid[..., h])
-        today = _buffer("today", grid.shape)
+        today = _buffer(f"{name} today", grid.shape, dtype)
         today[..., 0] = -np.inf
         today[..., 1:] = grid[..., :-1]  # strictly earlier blocks of the same day
-        ring = self.rec_ring[:, :, sl]
         rd = ring.shape[3]
         day0 = (self.hour0 + self.blocks) // 24
         days = np.concatenate([ring[..., (day0 - rd + np.arange(rd)) % rd], grid[..., -1]], axis=3)
-        past = days[..., 0:ndays].copy()
-        for k in range(1, rd):
-            np.maximum(past, days[..., k: k + ndays], out=past)
-        np.maximum(today, past[..., None], out=today)
+        past = days[..., 0:ndays].copy()  # largest of the past days, then (with `second`) the two largest
+        if top >= 1.0:
+            for k in range(1, rd):
+                np.maximum(past, days[..., k: k + ndays], out=past)
+            np.maximum(today, past[..., None], out=today)
+        else:
+            second = np.full_like(past, -np.inf)
+            for k in range(1, rd):
+                d = days[..., k: k + ndays]
+                np.maximum(second, np.minimum(past, d), out=second)
+                np.maximum(past, d, out=past)
+            largest = np.maximum(today, past[..., None])
+            np.minimum(today, past[..., None], out=today)
+            np.maximum(today, second[..., None], out=today)
+            np.maximum(today, top * largest, out=today)
+            if young is not None:  # too few days for a second largest: the largest
+                y = np.zeros((n, ndays * 24), dtype=bool)
+                y[:, first: first + nb] = young
+                y = y.reshape(n, ndays, 24)
+                np.copyto(today, largest, where=y)
         rec = today.reshape(2, nv, n, -1)[..., first: first + nb].copy()
         # New state: completed days enter the ring; the running max of an unfinished day becomes `cur`.
         ring = ring.copy()
@@ -612,7 +690,7 @@ class Detector:
         for i in range(max(0, done - rd), done):
             ring[..., (day0 + i) % rd] = grid[..., i, -1]
         if (first + J) % 24 == 0:
-            cur = np.full((2, nv, n), -np.inf, dtype=_F)
+            cur = np.full((2, nv, n), -np.inf, dtype=dtype)
         else:
             cur = grid[..., done, (first + J) % 24 - 1].copy()
         return rec, ring, cur

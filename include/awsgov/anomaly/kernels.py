@@ -172,6 +172,89 @@ def views(XT, expected, lim, tail, pre, mean_blocks, J, view, bmax, win_tail, re
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
+def levels(XT, J, tail, level, ext, tail_out):  # pragma: no cover
+    """Mean of the values over the last hour (the B points up to and including each point), and its block extremes.
+
+    The window is the head of the point's own block and the rest of the previous block: both sums are anchored on
+    the fixed blocks (never on where a call starts), so a chunked run adds the same numbers in the same order.
+
+    :param XT: (B, n, nb) float64 values, NaN where missing.
+    :param J: complete blocks.
+    :param tail: (n, B) float64 values of the last complete block of earlier calls (NaN at first).
+    :param level: out (B, n, nb) float64: the hour's mean at each point; NaN where the point is missing or under half
+        of the hour is present.
+    :param ext: out (2, 1, n, J) float64: per complete block, the largest mean and minus the smallest (-inf if none).
+    :param tail_out: out (n, B) float64: values of the last complete block (``tail`` when there is none).
+    """
+    B, n, nb = XT.shape
+    half = (B + 1) // 2
+    total = np.empty(nb)  # per block: sum and count of its present values
+    count = np.empty(nb, dtype=np.int32)
+    head = np.empty(nb)  # per block: running sum and count of its present values up to the current position
+    head_cnt = np.empty(nb, dtype=np.int32)
+    gone = np.empty(nb)  # per block: running sum and count of the previous block up to the current position
+    gone_cnt = np.empty(nb, dtype=np.int32)
+    prev_total = np.empty(nb)  # per block: sum and count of the previous block
+    prev_count = np.empty(nb, dtype=np.int32)
+    hi = np.empty(nb)
+    lo_neg = np.empty(nb)
+    for s in range(n):
+        tail_total, tail_count = 0.0, 0
+        for q in range(B):
+            v = tail[s, q]
+            if v == v:
+                tail_total += v
+                tail_count += 1
+        for j in range(nb):
+            total[j] = 0.0
+            count[j] = 0
+            head[j] = 0.0
+            head_cnt[j] = 0
+            gone[j] = 0.0
+            gone_cnt[j] = 0
+            hi[j] = -np.inf
+            lo_neg[j] = -np.inf
+        for q in range(B):
+            row = XT[q, s]
+            for j in range(nb):
+                v = row[j]
+                ok = v == v
+                total[j] += v if ok else 0.0
+                count[j] += np.int32(ok)
+        for j in range(nb - 1, 0, -1):  # block j's window reaches into block j - 1
+            prev_total[j] = total[j - 1]
+            prev_count[j] = count[j - 1]
+        prev_total[0], prev_count[0] = tail_total, tail_count
+        for q in range(B):
+            row, out = XT[q, s], level[q, s]
+            pv = tail[s, q]
+            # The previous block's value at this position leaves the window; the loop reads rows, so it vectorises.
+            gone[0] += pv if pv == pv else 0.0
+            gone_cnt[0] += np.int32(pv == pv)
+            for j in range(1, nb):
+                pv = row[j - 1]
+                pok = pv == pv
+                gone[j] += pv if pok else 0.0
+                gone_cnt[j] += np.int32(pok)
+            for j in range(nb):
+                v = row[j]
+                ok = v == v
+                head[j] += v if ok else 0.0
+                head_cnt[j] += np.int32(ok)
+                c = head_cnt[j] + (prev_count[j] - gone_cnt[j])
+                m = (head[j] + (prev_total[j] - gone[j])) / c  # error_model numpy: 0 / 0 is NaN
+                m = m if ok & (c >= half) else np.nan
+                out[j] = m
+                hi[j] = m if m > hi[j] else hi[j]  # a missing mean (NaN) never wins
+                lo_neg[j] = -m if -m > lo_neg[j] else lo_neg[j]
+        for j in range(J):
+            ext[0, 0, s, j] = hi[j]
+            ext[1, 0, s, j] = lo_neg[j]
+        for q in range(B):
+            tail_out[s, q] = XT[q, s, J - 1] if J else tail[s, q]
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def _view_score(views, inv_up, neg_inv_lo, i, q, s, j):  # pragma: no cover
     """Score of view i at one point: how far out it is along the side of the band it is on (NaN when missing)."""
     v = views[i][q, s, j]

@@ -327,7 +327,8 @@ def test_detect_other_steps_quiet_on_noise_and_find_a_spike(step):
     x[:, event] += 40
     det = detector.detect(x, step_seconds=step, start_time=TEST_START)
     assert det.is_anomaly[:, event].all()
-    assert {det.view_names[r] for r in det.reason[:, event]} == {"point"}
+    # With one point an hour, that point is also the hour's mean, which is outside its 10-day range.
+    assert {det.view_names[r] for r in det.reason[:, event]} <= {"point", det.view_names[-1]}
 
 
 def test_one_point_hours_get_a_spread_from_hour_to_hour_changes():
@@ -362,23 +363,55 @@ def test_detector_streaming_equals_batch_hourly_with_gaps():
         np.testing.assert_array_equal(streamed, getattr(batch, name), err_msg=name)
 
 
-def test_records_remember_four_weeks():
-    # A dip as deep as one ten days earlier is within the series' known range: no second alert (a week's memory,
-    # the previous default, forgot it and alerted again).
+def test_records_learn_a_dip_seen_on_two_days():
+    # One dip does not widen the band for four weeks (the record is the second-largest day's): the same dip a week
+    # later alerts again; once it has happened on two days it is within the series' known range.
     x = seasonal(days=24, seed=6)
-    first, second = 10 * DAY + 100, 20 * DAY + 100
-    x[first] -= 30
-    x[second] -= 30
+    dips = [8 * DAY + 100, 14 * DAY + 100, 20 * DAY + 100]
+    x[dips] -= 30
     found = alerts(x)
-    assert first in found
-    assert second not in found
+    assert dips[0] in found
+    assert dips[1] in found
+    assert dips[2] not in found
+
+
+def test_records_remember_four_weeks():
+    # A dip seen on two days is remembered for four weeks: no alert 19 days after the first (a week's memory, an
+    # earlier default, forgot it and alerted again).
+    x = seasonal(days=24, seed=6)
+    dips = [2 * DAY + 100, 3 * DAY + 100, 21 * DAY + 100]
+    x[dips] -= 30
+    assert dips[2] not in alerts(x)
+
+
+def test_level_outside_its_range_is_flagged_by_the_level_view():
+    # A slow climb (2 units an hour) to a level never seen: each hour's points sit on the expected value, which follows
+    # the level within hours, but the hour's mean leaves the 10-day range of hourly means.
+    x = seasonal(days=14, seed=4)
+    ramp = np.arange(4 * DAY) * (2 / 12)
+    x[10 * DAY:] += ramp
+    det = detector.detect(x, start_time=TEST_START)
+    found = np.flatnonzero(det.is_anomaly)
+    assert found.size and (found >= 10 * DAY).all()
+    first = found[0]
+    assert det.view_names[det.reason[first]] == "1h mean outside its 10-day range"
+    assert x[first - 11: first + 1].mean() > 60  # the highest hourly mean of the last 10 days is about 60
+    climb = slice(10 * DAY, first + 1)
+    assert ((det.lower[climb] < x[climb]) & (x[climb] < det.upper[climb])).all()  # every point within its band
+
+
+def test_level_view_waits_for_a_day():
+    # The first day's hours are each "new" to a 1 h mean; the level view does not score them.
+    x = seasonal(days=1, seed=5)
+    det = detector.detect(x, start_time=TEST_START)
+    assert not det.is_anomaly.any()
 
 
 @pytest.mark.parametrize("step, names", [
-    (60, ("point", "3min median", "1h mean", "6h mean")),
-    (300, ("point", "15min median", "1h mean", "6h mean")),
-    (1800, ("point", "90min median", "1h mean", "6h mean")),
-    (3600, ("point", "3h median", "1h mean", "6h mean")),
+    (60, ("point", "3min median", "1h mean", "6h mean", "1h mean outside its 10-day range")),
+    (300, ("point", "15min median", "1h mean", "6h mean", "1h mean outside its 10-day range")),
+    (1800, ("point", "90min median", "1h mean", "6h mean", "1h mean outside its 10-day range")),
+    (3600, ("point", "3h median", "1h mean", "6h mean", "1h mean outside its 10-day range")),
 ])
 def test_reason_words_at_every_step(step, names):
     assert detector.Params(step_seconds=step).view_names == names

@@ -114,3 +114,37 @@ def test_scores_reason_and_severity(case):
     np.testing.assert_array_equal(reason[out], np.argmax(np.nan_to_num(per_view, nan=-1.0), 0)[out])
     assert (reason[~out] == 0).all()
     np.testing.assert_array_equal(severity, np.searchsorted(thresholds, score, "right"))
+
+
+@pytest.fixture(scope="module")
+def level_case(case):
+    rng = np.random.default_rng(11)
+    tail = rng.normal(10.0, 2.0, (N, B))
+    tail[rng.random(tail.shape) < 0.3] = np.nan
+    tail[4] = np.nan  # no earlier block
+    XT = case["XT"]
+    out = {"level": np.empty((B, N, NB)), "ext": np.empty((2, 1, N, J)), "tail_out": np.empty((N, B))}
+    kernels.levels(XT, J, tail, out["level"], out["ext"], out["tail_out"])
+    x = np.concatenate([tail, XT.transpose(1, 2, 0).reshape(N, NB * B)], 1)  # time order, the tail first
+    return {"x": x, "tail": tail, **out}
+
+
+def test_levels_are_the_mean_of_the_last_hour(case, level_case):
+    got, x = by_time(level_case["level"]), level_case["x"]
+    for s in range(N):
+        for t in range(NB * B):
+            window = x[s, t + 1: t + B + 1]  # the B points up to and including point t (x starts B points earlier)
+            present = window[~np.isnan(window)]
+            if np.isnan(x[s, t + B]) or present.size < (B + 1) // 2:
+                assert np.isnan(got[s, t]), (s, t)
+            else:
+                assert got[s, t] == pytest.approx(present.mean(), rel=1e-12), (s, t)
+
+
+def test_level_block_extremes_and_state(case, level_case):
+    level, ext = level_case["level"][..., :J], level_case["ext"][:, 0]
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):  # all-missing blocks
+        hi, lo = np.nanmax(level, 0), np.nanmin(level, 0)
+    np.testing.assert_array_equal(ext[0], np.where(np.isnan(hi), -np.inf, hi))
+    np.testing.assert_array_equal(ext[1], np.where(np.isnan(lo), -np.inf, -lo))
+    np.testing.assert_array_equal(level_case["tail_out"], case["XT"][:, :, J - 1].T)
