@@ -3,8 +3,10 @@
     python scripts/screenshot.py out/reports/alice-example-com-1a2b3c4d.html out/report.png [--width 820 --height 3200]
 
 Needs a Chromium binary (Debian: ``apt-get install -y chromium``; or set ``CHROMIUM``). Without one it prints a
-skip message and exits 0, so a demo on a machine without a browser still completes. (Disabling JavaScript through
-blink settings breaks headless screenshots in Chromium 150; the reports contain no script anyway.)
+skip message and exits 0, so a demo on a machine without a browser still completes. With a browser it also needs a
+font that covers Japanese (Debian: ``apt-get install -y fonts-noto-cjk``): the reports can be in Japanese and carry
+CJK account names, which would otherwise come out as empty boxes; without one it says so and fails. (Disabling
+JavaScript through blink settings breaks headless screenshots in Chromium 150; the reports contain no script anyway.)
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from pathlib import Path
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 SKIP_MESSAGE = "screenshot skipped: no Chromium found (install it with `apt-get install -y chromium` or set CHROMIUM)"
+CJK_FONT_PACKAGE = "fonts-noto-cjk"
+NO_CJK_FONT_MESSAGE = ("screenshot failed: no font for Japanese is installed, so Japanese text and CJK names would "
+                       f"render as empty boxes; install one with `apt-get install -y {CJK_FONT_PACKAGE}`")
 
 
 def find_chromium() -> str | None:
@@ -29,8 +34,19 @@ def find_chromium() -> str | None:
     return next((path for path in map(shutil.which, CANDIDATES) if path), None)
 
 
+def cjk_font() -> str | None:
+    """A font family that covers Japanese, as fontconfig lists them (Chromium on Linux takes its fonts from
+    fontconfig); None when there is none, or no fontconfig to ask."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return None
+    result = subprocess.run([fc_list, ":lang=ja", "family"], capture_output=True, text=True, timeout=30, check=False)
+    families = sorted({line.split(",")[0].strip() for line in result.stdout.splitlines() if line.strip()})
+    return families[0] if families else None
+
+
 def screenshot(html: Path, png: Path, width: int = 820, height: int = 3200, timeout: float = 60.0) -> bool:
-    """Render ``html`` to ``png``; False (and a message) when no browser is installed.
+    """Render ``html`` to ``png``; False (and a message) when no browser or no font for Japanese is installed.
 
     :param html: the HTML file.
     :param png: where the PNG goes.
@@ -41,6 +57,9 @@ def screenshot(html: Path, png: Path, width: int = 820, height: int = 3200, time
     browser = find_chromium()
     if browser is None:
         print(SKIP_MESSAGE)
+        return False
+    if cjk_font() is None:
+        print(NO_CJK_FONT_MESSAGE, file=sys.stderr)
         return False
     png.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:

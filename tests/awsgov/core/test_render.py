@@ -150,6 +150,41 @@ def test_screenshot_script_skips_cleanly_without_chromium(tmp_path, monkeypatch)
     assert shutil.which("python3", path=str(tmp_path)) is None  # the child really had no browser on PATH
 
 
+def _screenshot_module():
+    sys.path.insert(0, str(rs.Path(__file__).resolve().parents[3]))
+    from scripts import screenshot
+
+    return screenshot
+
+
+def test_screenshot_fails_plainly_without_a_font_for_japanese(tmp_path, monkeypatch, capsys):
+    screenshot = _screenshot_module()
+    monkeypatch.setattr(screenshot, "find_chromium", lambda: sys.executable)  # a browser "found"; never started
+    monkeypatch.setattr(screenshot, "cjk_font", lambda: None)
+    page = tmp_path / "r.html"
+    page.write_text("<p>日本語</p>", encoding="utf-8")
+    assert screenshot.screenshot(page, tmp_path / "r.png") is False
+    assert "apt-get install -y fonts-noto-cjk" in capsys.readouterr().err
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_screenshot_draws_japanese_glyphs_not_boxes(tmp_path):
+    screenshot = _screenshot_module()
+    if screenshot.find_chromium() is None:
+        pytest.skip("no Chromium installed (apt-get install -y chromium)")
+    # Missing glyphs are all drawn as the same empty box: two different words of three kanji each then give the same
+    # image. With a font for Japanese they differ.
+    shots = []
+    for word in ("日本語", "漢字表"):
+        page = tmp_path / f"{word}.html"
+        page.write_text(f'<html lang="ja"><meta charset="utf-8"><p style="font-size:64px;margin:8px;">{word}</p>',
+                        encoding="utf-8")
+        png = tmp_path / f"{word}.png"
+        assert screenshot.screenshot(page, png, width=320, height=120), "no font for Japanese (fonts-noto-cjk)"
+        shots.append(png.read_bytes())
+    assert shots[0] != shots[1]
+
+
 def test_a_busy_owners_report_stays_under_gmails_clipping_size(tmp_path):
     store = rs.build_scaled(tmp_path / "store", owners=1, per_account=300)
     data = week.build_week(store, week.Week.parse(rs.WEEK), catalog=load_catalog(),
