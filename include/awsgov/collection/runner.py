@@ -21,6 +21,7 @@ Rows are sorted and carry no wall-clock time, so a rerun of a day writes identic
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import itertools
 import json
@@ -155,7 +156,9 @@ def run_jobs(jobs: Iterable[Job], finalize: Callable[[Job], None], *, workers: i
     """Run every job's units on a bounded pool, finalizing (writing) each job as soon as its last unit ends.
 
     :param jobs: jobs, consumed lazily so that only ``in_flight`` of them are held at a time.
-    :param finalize: called in this thread with each finished job.
+    :param finalize: called with each finished job, one job at a time in one writer thread, so that writing
+        (Parquet, fsync) never holds up the dispatch of units: in a profile of an 80-account run the dispatching
+        thread spent most of its time in the writes while the workers waited for units. Its exceptions propagate.
     :param workers: threads issuing AWS calls.
     :param unit_retries: re-runs of a unit that ended throttled_out.
     :param in_flight: jobs admitted at once (default ``2 * workers``).
@@ -168,7 +171,14 @@ def run_jobs(jobs: Iterable[Job], finalize: Callable[[Job], None], *, workers: i
     finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
     owners: dict[Future, tuple[Job, Unit]] = {}
     active = 0
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="awsgov-collect") as pool:
+    writes: collections.deque[Future] = collections.deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="awsgov-collect") as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="awsgov-write") as writer:
+
+        def hand_off(job: Job) -> None:
+            writes.append(writer.submit(finalize, job))
+            while writes and (writes[0].done() or len(writes) > limit):  # at most `limit` jobs wait for their write
+                writes.popleft().result()
 
         def submit(job: Job, unit: Unit) -> None:
             job.pending += 1
@@ -183,7 +193,7 @@ def run_jobs(jobs: Iterable[Job], finalize: Callable[[Job], None], *, workers: i
                 if job is None:
                     return
                 if not job.units:
-                    finalize(job)
+                    hand_off(job)
                     continue
                 active += 1
                 for unit in job.units:
@@ -214,9 +224,11 @@ def run_jobs(jobs: Iterable[Job], finalize: Callable[[Job], None], *, workers: i
                 for follow in unit.then(status, exc) if unit.then else []:
                     submit(job, follow)
                 if job.pending == 0:
-                    finalize(job)
+                    hand_off(job)
                     active -= 1
                     admit()
+            while writes:
+                writes.popleft().result()
         finally:
             for fut in owners:
                 fut.cancel()
