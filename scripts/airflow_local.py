@@ -1,6 +1,10 @@
 """`make airflow`: Airflow standalone (api-server, scheduler, dag-processor, triggerer) with this repo's DAGs,
 pointed at the local sandbox (started here if none is running), with the pools the DAGs use.
 
+The history store it reads and writes is the one `make demo` filled (out/store) when there is one, so the Governance
+view shows the demo's collections; else data/store, empty until governance_collection runs. AWSGOV_STORE_URL (the
+settings' own override) picks another. The start-up output says which store it is and how to fill it.
+
 The UI is at http://localhost:8080; log in as `admin`. Airflow generates the password on the first start and keeps it
 in .airflow/local/simple_auth_manager_passwords.json.generated; this script prints it (and where it is) on every
 start, since Airflow prints it only the first time.
@@ -18,6 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.localenv import REPO, VENV_BIN, airflow_env, migrate_db  # noqa: E402
 
+# The demo's store (scripts/demo.py writes it under out/ and wipes out/ when it starts again), and make airflow's own.
+DEMO_STORE = REPO / "out" / "store"
+OWN_STORE = REPO / "data" / "store"
+# A store holds a collection once the collection DAG has recorded a run.
+COLLECTED_TABLE = "collection_runs"
 POOLS = {"aws_api": (16, "Concurrent AWS API work across all governance DAGs (see README: sizing)")}
 HOME = REPO / ".airflow" / "local"
 USER = "admin"
@@ -56,25 +65,57 @@ def sandbox_info() -> dict:
     return info
 
 
-def standalone_env(info: dict, home: Path = HOME) -> dict[str, str]:
+def has_collection(store: Path) -> bool:
+    """Whether a store folder holds at least one collection run."""
+    table = store / COLLECTED_TABLE
+    return table.is_dir() and any(table.glob("dt=*/*.parquet"))
+
+
+def choose_store(environ: dict[str, str] | None = None) -> tuple[str, str]:
+    """The history store the local Airflow uses, and a line saying which one and how to fill it.
+
+    :param environ: environment (default: this process's); ``AWSGOV_STORE_URL`` (which the settings obey anyway)
+        names the store to use.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("AWSGOV_STORE_URL"):
+        url = environ["AWSGOV_STORE_URL"]
+        store = Path(url.removeprefix("file://")) if "://" not in url or url.startswith("file://") else None
+        state = ("holds collections" if store is not None and has_collection(store) else
+                 "trigger governance_collection to fill it" if store is not None else "an object store")
+        return url, f"history store: {url} (AWSGOV_STORE_URL; {state})"
+    if has_collection(DEMO_STORE):
+        return str(DEMO_STORE), (f"history store: {DEMO_STORE}, the one `make demo` filled: the Governance view shows "
+                                 f"its collections (a new `make demo` replaces it; AWSGOV_STORE_URL={OWN_STORE} for "
+                                 "a store of your own)")
+    state = ("holds collections" if has_collection(OWN_STORE) else
+             "empty until a collection runs: trigger governance_collection in the UI, or run `make demo` first "
+             f"and start again to browse the demo's data ({DEMO_STORE})")
+    return str(OWN_STORE), f"history store: {OWN_STORE} ({state})"
+
+
+def standalone_env(info: dict, home: Path = HOME, store: str | Path = OWN_STORE) -> dict[str, str]:
     """The environment ``airflow standalone`` runs in: this process's, plus the sandbox's connection and Variables.
 
     :param info: the sandbox's sandbox.json content.
     :param home: AIRFLOW_HOME.
+    :param store: the history store's folder or URL (:func:`choose_store`).
     """
-    env = {**os.environ, **airflow_env(info, home, str(REPO / "data" / "store"))}
+    env = {**os.environ, **airflow_env(info, home, str(store))}
     env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = f"{USER}:admin"
     return env
 
 
 def main() -> None:
-    env = standalone_env(sandbox_info())
+    store, store_hint = choose_store()
+    env = standalone_env(sandbox_info(), store=store)
     migrate_db(env)
     for name, (slots, description) in POOLS.items():
         subprocess.run([str(VENV_BIN / "airflow"), "pools", "set", name, str(slots), description], env=env,
                        check=True, stdout=subprocess.DEVNULL)
     print("Airflow UI: http://localhost:8080 (ready after about a minute)")
     print(login_hint(HOME))
+    print(store_hint)
     print("stop with Ctrl-C (the sandbox keeps running until `make sandbox-stop`)", flush=True)
     os.execve(str(VENV_BIN / "airflow"), [str(VENV_BIN / "airflow"), "standalone"], env)  # noqa: S606
 

@@ -48,3 +48,42 @@ def test_login_hint_prints_the_generated_password_on_later_starts(tmp_path):
 def test_login_hint_on_first_start_says_where_the_password_will_be(tmp_path):
     hint = airflow_local.login_hint(tmp_path)
     assert "prints it below" in hint and str(tmp_path / airflow_local.PASSWORDS_FILE) in hint
+
+
+def _collected(store):
+    part = store / airflow_local.COLLECTED_TABLE / "dt=2026-11-29"
+    part.mkdir(parents=True)
+    (part / "part-all.parquet").write_bytes(b"PAR1")
+    return store
+
+
+@pytest.fixture
+def stores(tmp_path, monkeypatch):
+    monkeypatch.setattr(airflow_local, "DEMO_STORE", tmp_path / "out" / "store")
+    monkeypatch.setattr(airflow_local, "OWN_STORE", tmp_path / "data" / "store")
+    return tmp_path
+
+
+def test_the_demos_store_is_used_when_the_demo_filled_one(stores):
+    _collected(stores / "out" / "store")
+    store, hint = airflow_local.choose_store({})
+    assert store == str(stores / "out" / "store")
+    assert "make demo" in hint and store in hint
+
+
+def test_without_a_demo_the_own_store_says_how_to_fill_it(stores):
+    (stores / "out" / "store").mkdir(parents=True)  # a demo that collected nothing
+    store, hint = airflow_local.choose_store({})
+    assert store == str(stores / "data" / "store")
+    assert "empty until a collection runs: trigger governance_collection" in hint
+
+
+def test_awsgov_store_url_picks_another_store(stores):
+    _collected(stores / "out" / "store")
+    store, hint = airflow_local.choose_store({"AWSGOV_STORE_URL": str(stores / "mine")})
+    assert store == str(stores / "mine") and "AWSGOV_STORE_URL" in hint
+
+
+def test_standalone_env_points_the_settings_at_the_chosen_store(tmp_path):
+    env = airflow_local.standalone_env(TEST_INFO, tmp_path, tmp_path / "store")
+    assert json.loads(env["AIRFLOW_VAR_AWSGOV_SETTINGS"])["store_url"] == str(tmp_path / "store")
