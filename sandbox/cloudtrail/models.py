@@ -96,6 +96,7 @@ class ChangeModel:
             "captured_at": captured, "event_time": event_time,
             "event_id": _uuid(det.hexid(32, *key, "event", day)),
             "event_name": det.pick(spec["names"], *key, "what", day), "event_source": spec["source"],
+            "request_key": spec.get("request_key", "resourceId"),
             "user_name": principal["user_name"], "principal_arn": principal["arn"].format(account=account_id),
             "principal_type": principal["type"], "access_key": principal["access_key"],
             "source_ip": det.pick(principal["ips"], *key, "ip", day),
@@ -244,7 +245,9 @@ def record(e: dict[str, Any]) -> dict[str, Any]:
         "eventSource": e["event_source"], "eventName": e["event_name"], "awsRegion": e["region"],
         "sourceIPAddress": e["source_ip"], "userAgent": "aws-cli/2.15.0", "readOnly": e["read_only"],
         "eventID": e["event_id"], "eventType": "AwsApiCall", "recipientAccountId": e["account_id"],
-        "requestParameters": {"resourceId": e["resource_id"]},
+        # The member naming the resource differs per API, as in AWS (bucketName, groupId, instanceId...): a reader
+        # must match the resource by value, not by one key.
+        "requestParameters": {e.get("request_key") or "resourceId": e["resource_id"]},
     }
 
 

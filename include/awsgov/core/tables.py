@@ -251,6 +251,9 @@ CHANGE_HISTORY = pa.schema(
         ("event_id", pa.string()),
         ("error", pa.string()),
         ("api_calls", pa.int64()),
+        # which answered "who": trail_files (the central bucket's CloudTrail log files) | lookup_events; appended
+        # last so that days written before it read back with it null
+        ("source", pa.string()),
     ]
 )
 

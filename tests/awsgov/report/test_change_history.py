@@ -71,6 +71,24 @@ def test_who_and_when_equal_the_seeded_event(looked_up, week):
     assert checked >= MAX_ITEMS // 2
 
 
+def test_the_trail_files_answer_where_the_trail_delivered_and_lookup_events_elsewhere(looked_up, week, sandbox):
+    """The sandbox's trails delivered the day before the sandbox date (member accounts only): changes of that day are
+    read from the files, older ones (and the management account's) from LookupEvents; both give the seeded event."""
+    from include.awsgov.events import trail_files
+
+    s3, bucket = sandbox.client("s3"), sandbox.info["central_bucket"]
+    rows = [r for r in looked_up["rows"].to_dict("records") if r["status"] == ch.OK]
+    assert {r["source"] for r in rows} == {ch.TRAIL_FILES, ch.LOOKUP_EVENTS}
+    assert looked_up["summary"]["sources"] == {k: sum(r["source"] == k for r in rows)
+                                               for k in (ch.TRAIL_FILES, ch.LOOKUP_EVENTS)}
+    for row in rows:
+        changed = row["changed_at"].to_pydatetime()
+        days = {(changed - dt.timedelta(minutes=30)).date(), (changed + dt.timedelta(minutes=25)).date()}
+        delivered = sum(s3.list_objects_v2(Bucket=bucket, Prefix=trail_files.day_prefix(
+            "", None, row["account_id"], row["region"], d)).get("KeyCount", 0) for d in days)
+        assert (row["source"] == ch.TRAIL_FILES) == (delivered > 0), row
+
+
 def test_lookups_are_bounded_and_a_rerun_of_the_day_calls_nothing(looked_up, week, sandbox):
     calls = looked_up["calls"]["calls"]
     aws: dict[str, int] = {}
@@ -173,7 +191,10 @@ def test_an_answer_of_an_unexpected_shape_is_the_items_status_and_the_report_sti
     shutil.copytree(week["store"].root, tmp_path / "store")
     shutil.rmtree(tmp_path / "store" / ch.TABLE)
     store = Store(str(tmp_path / "store"))
-    summary = ch.lookup_for_report(access, store, week["week"], week["cfg"])
+    # LookupEvents' answers are the ones altered: the trail files must not answer in their place.
+    settings = {**week["cfg"]["report"]["change_history"], "trail_files": service != "cloudtrail"}
+    cfg = {**week["cfg"], "report": {**week["cfg"]["report"], "change_history": settings}}
+    summary = ch.lookup_for_report(access, store, week["week"], cfg)
     assert summary["items"] == MAX_ITEMS and summary["statuses"].get("error", 0) >= 1, summary
     assert "ok" not in summary["statuses"]
     built = build_reports(store, week["week"], week["cfg"], dry_run=True)
