@@ -10,6 +10,10 @@ Airflow mounts plugin apps without any authentication, so every route here depen
 applies Airflow's own check (the JWT from the Authorization header or the UI's session
 cookie, as the core API does) and asks the auth manager whether the user may view the website.
 
+Pages come in the reader's language (English or Japanese; the same catalogue as the e-mail reports,
+include/templates/locale): the React app asks for the Airflow UI's language, a browser opening the pages directly sends
+its own (``Accept-Language``); anything else is English.
+
 With ``make airflow``: the "Governance" entry of the UI's navigation (``http://localhost:8080/plugin/governance``),
 or the bare pages at ``http://localhost:8080/governance/``.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import math
 import threading
@@ -123,37 +128,85 @@ def _spark(values: list[Any], kind: str = "n") -> dict[str, Any]:
     return spark(values, 120, 24, 0, 100 if kind == "pct" else None)
 
 
-def _fmt(value: Any, kind: str = "n") -> str:
-    """``n/a`` for missing values, ``87.5%`` for percentages, the number otherwise."""
+def _fmt(value: Any, kind: str = "n", missing: str = "n/a") -> str:
+    """``n/a`` (``missing``) for missing values, ``87.5%`` for percentages, the number otherwise."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
+        return missing
     if kind == "pct":
         return f"{float(value):.1f}%".replace(".0%", "%")
     return str(value)
 
 
-def _when(value: Any) -> str:
+def _when(value: Any, lang: str = "en") -> str:
     from include.awsgov.core.render import timestamp
 
-    return timestamp(value)
+    return timestamp(value, lang)
 
 
-def _environment() -> jinja2.Environment:
+def _date(value: Any, lang: str = "en") -> str:
+    from include.awsgov.core.render import date
+
+    return date(value, lang)
+
+
+def _environment(lang: str = "en") -> jinja2.Environment:
+    """The pages' environment in one language (English: the templates' own text, nothing to load)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update({"spark": _spark, "fmt": _fmt, "when": _when, "q": lambda v: quote(str(v), safe="")})
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             extensions=["jinja2.ext.i18n"])
+    env.policies["ext.i18n.trimmed"] = True
+    if lang == "en":
+        env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+        missing = "n/a"
+    else:
+        from include.awsgov.core import i18n
+
+        translations = i18n.translations(lang)
+        env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+        missing = translations.gettext("n/a")
+    env.filters.update({"spark": _spark, "fmt": functools.partial(_fmt, missing=missing),
+                        "when": functools.partial(_when, lang=lang), "date": functools.partial(_date, lang=lang),
+                        "q": lambda v: quote(str(v), safe="")})
+    env.globals["lang"] = lang
     return env
 
 
 ENV = _environment()
+_envs = {"en": ENV}
+
+
+def _language(header: str | None) -> str:
+    """The first supported language an ``Accept-Language`` header names (order as sent; the React app sends the
+    Airflow UI's language alone), else English. Only the supported codes are ever used (i18n.language).
+
+    :param header: the header's value.
+    """
+    if not header:
+        return "en"
+    from include.awsgov.core import i18n
+
+    for part in header.split(",")[:20]:
+        lang = i18n.language(part.split(";")[0].strip())
+        if lang:
+            return lang
+    return "en"
+
+
+def _env_for(lang: str) -> jinja2.Environment:
+    if lang not in _envs:
+        _envs[lang] = _environment(lang)
+    return _envs[lang]
 
 
 def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
     base = request.scope.get("root_path", "").rstrip("/")
     airflow = base[: -len(URL_PREFIX)] if base.endswith(URL_PREFIX) else ""
-    html = ENV.get_template(template).render(base=base, airflow=airflow, dags=DAG_IDS,
+    headers = getattr(request, "headers", None) or {}
+    env = _env_for(_language(headers.get("accept-language")))
+    html = env.get_template(template).render(base=base, airflow=airflow, dags=DAG_IDS,
                                              now=dt.datetime.now(dt.UTC), **context)
-    return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
+    return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                                       "Content-Language": env.globals["lang"], "Vary": "Accept-Language"})
 
 
 app = FastAPI(title="Governance", dependencies=[Depends(require_user)], docs_url=None, redoc_url=None,

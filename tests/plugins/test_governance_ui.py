@@ -311,3 +311,38 @@ def test_views_are_cached_then_recomputed(plugin, monkeypatch):
     assert plugin._cached(("t", 1), lambda: calls.append(1) or len(calls)) == 1
     monkeypatch.setattr(plugin, "CACHE_SECONDS", 0)
     assert plugin._cached(("t", 1), lambda: calls.append(1) or len(calls)) == 2
+
+
+class _JaReq(_Req):
+    """A request from the Airflow UI set to Japanese (the React app sends its language)."""
+
+    headers = {"accept-language": "ja"}
+
+
+@pytest.mark.parametrize(("header", "lang"), [
+    pytest.param("ja", "ja", id="ui-language"),
+    pytest.param("ja-JP,ja;q=0.9,en;q=0.8", "ja", id="browser-japanese"),
+    pytest.param("en-US,en;q=0.9,ja;q=0.8", "en", id="browser-english-first"),
+    pytest.param("fr-FR,de;q=0.5", "en", id="unsupported"),
+    pytest.param("ja<script>", "en", id="hostile"),
+    pytest.param(None, "en", id="none"),
+])
+def test_page_language_from_accept_language(plugin, header, lang):
+    assert plugin._language(header) == lang
+
+
+def test_posture_page_in_japanese_keeps_values_escaped(plugin, store):
+    resp = plugin._page(_JaReq(), "posture.html.j2", v=posture.org_posture(store))
+    html = _body(resp)
+    assert '<html lang="ja">' in html and resp.headers["content-language"] == "ja"
+    for label in ("ガバナンスの概況", "スキャン済みアカウント", "収集できなかった範囲", "Config 準拠率", "所有者",
+                  "オンボーディング"):
+        assert label in html, label
+    assert "Governance posture" not in html and "Accounts covered" not in html
+    assert EVIL_ESCAPED in html and TEST_EVIL not in html and "<script" not in html
+
+
+def test_account_page_in_japanese(plugin, store):
+    html = _body(plugin._page(_JaReq(), "account.html.j2", v=posture.account_view(store, TEST_ACCT_A)))
+    assert f"アカウント {TEST_ACCT_A}" in html and "非準拠の Config ルール" in html and "週次レポート" in html
+    assert EVIL_ESCAPED in html and TEST_EVIL not in html

@@ -100,6 +100,8 @@ def as_date(value: Any) -> dt.date | None:
 
 # Extraction: what a catalogue must translate. Babel reads the templates with Jinja's extractor (the same i18n
 # options as the rendering environment) and the Python modules whose text reaches a report (render.py's filters).
+# The templates: the e-mail reports, and the Governance view's pages (plugins/governance_ui), which share the catalogue.
+TEMPLATE_DIRS = (LOCALE_DIR.parent / "email", LOCALE_DIR.parents[2] / "plugins" / "governance_ui" / "templates")
 TEMPLATE_GLOB = "*.j2"
 JINJA_OPTIONS = {"extensions": "jinja2.ext.i18n", "trimmed": "true", "newstyle_gettext": "true",
                  "trim_blocks": "true", "lstrip_blocks": "true", "keep_trailing_newline": "true"}
@@ -113,9 +115,9 @@ def extract_messages() -> Any:
     from babel.messages.extract import extract_from_file
     from jinja2.ext import babel_extract
 
-    templates = LOCALE_DIR.parent / "email"
     catalog = Catalog(domain=DOMAIN, project="awsgov", fuzzy=False)
-    sources = [(babel_extract, path, None, JINJA_OPTIONS) for path in sorted(templates.glob(TEMPLATE_GLOB))]
+    sources = [(babel_extract, path, None, JINJA_OPTIONS) for folder in TEMPLATE_DIRS
+               for path in sorted(folder.glob(TEMPLATE_GLOB))]
     sources += [("python", Path(__file__).with_name(name), PYTHON_KEYWORDS, {}) for name in PYTHON_SOURCES]
     root = LOCALE_DIR.parents[2]
     for method, path, keywords, options in sources:

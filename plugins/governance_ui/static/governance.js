@@ -70,7 +70,10 @@ function Governance() {
   React.useEffect(() => {
     let live = true;
     const url = `${basePath()}${APP}/${rest}${window.location.search}`;
-    fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+    // The page in the Airflow UI's language (its language switcher keeps it in localStorage), else the browser's.
+    const language = globalThis.localStorage?.getItem("i18nextLng") || document.documentElement.lang
+      || globalThis.navigator?.language || "en";
+    fetch(url, { credentials: "same-origin", headers: { Accept: "text/html", "Accept-Language": language } })
       .then(async (resp) => {
         if (resp.redirected && new URL(resp.url).pathname.includes("/auth/login")) {
           window.location.assign(resp.url); // the session ended: Airflow's login page, then back here
