@@ -23,11 +23,12 @@ without one the DAG has no watcher and runs on its sweep and by hand.
    message is stored once).
 2. **send_event_alerts** (`aws_pool`): events routed to `alert` (root sign-in, console sign-in without MFA,
    high-severity GuardDuty finding, Config rule turning NON_COMPLIANT in a prod account, red Trusted Advisor
-   security check, CloudTrail trail stopped or deleted, IAM user created in a member account) are mailed at once
-   to the account's owner, once per rule, account and resource within `alerts.dedup_minutes` (alert ledger).
-   A send that failed is tried again by Airflow's retries (the task fails after recording it) and by every run
-   while the event is younger than `alerts.retry_hours`. Everything else appears in the weekly report's "events of
-   the week".
+   security check, CloudTrail trail stopped or deleted, IAM user created in a member account) are sent at once
+   to each target of the rule's `notify` (the account's owner by mail, an SNS topic, a Slack channel: Airflow's
+   `SnsNotifier` / `SlackNotifier`), once per rule, account and resource within `alerts.dedup_minutes` (alert
+   ledger, per target and recipient). A send that failed is tried again by Airflow's retries (the task fails after
+   recording it), to that target only, and by every run while the event is younger than `alerts.retry_hours`.
+   Everything else appears in the weekly report's "events of the week".
 3. **check_activity** (`aws_pool`): every complete hour not read yet (within `activity.lookback_hours`), and
    again `activity.recount_hours` times an hour apart (late files), reads in bulk the CloudTrail log files
    delivered to the central bucket in that hour (one listing per account and region, then the files) and stores
@@ -129,7 +130,7 @@ def governance_events():
     def send_event_alerts(summary: dict) -> dict:
         """Mail the owners of accounts with alert events not yet mailed (this run's, and recent ones whose send
         failed), de-duplicated within the window (alert ledger); fail after recording a failed send."""
-        from include.awsgov.airflow_conn import aws_access, settings, smtp_params
+        from include.awsgov.airflow_conn import aws_access, notifier_sender, settings, smtp_params
         from include.awsgov.core import accounts
         from include.awsgov.core.store import Store
         from include.awsgov.events import alerts, ingest
@@ -143,7 +144,8 @@ def governance_events():
             return {"pending": 0, "messages": 0}
         access = aws_access(cfg, context)
         names = {a["Id"]: a.get("Name", "") for a in accounts.list_org_accounts(access)}
-        out = alerts.send_event_alerts(access, store, cfg, alerts_cfg, rows, names, smtp_params(cfg))
+        out = alerts.send_event_alerts(access, store, cfg, alerts_cfg, rows, names, smtp_params(cfg),
+                                       send=notifier_sender(cfg))
         if out.get("failed"):
             # Recorded as failed (the ledger keeps what was sent from being sent twice): Airflow's retries and the
             # next runs try again; a failed task shows that alerts are not going out.

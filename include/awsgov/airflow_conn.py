@@ -202,3 +202,51 @@ def mailer(cfg: dict[str, Any] | None = None, context: dict[str, Any] | None = N
     if (cfg.get("mail") or {}).get("transport", SES) == SES:
         return mailer_from_settings(cfg, aws_access(cfg, context))
     return mailer_from_settings(cfg, None, smtp_params(cfg))
+
+
+def notifier(target: Any, subject: str, text: str, cfg: dict[str, Any] | None = None) -> Any:
+    """The Airflow notifier of one SNS or Slack alert target (core/notify.py ``Target``), holding its message.
+
+    SNS: the Amazon provider's ``SnsNotifier`` through the settings' AWS connection, in the topic's region. Slack: the
+    Slack provider's ``SlackNotifier`` (``chat.postMessage``) through the target's connection (the token is the
+    connection's password, an API URL other than Slack's its ``base_url`` extra); nothing of the connection is in
+    the message.
+
+    :param target: the target (``type`` sns or slack).
+    :param subject: the alert's one-line subject.
+    :param text: the alert's plain text.
+    :param cfg: settings (default: :func:`settings`).
+    """
+    from include.awsgov.core import notify
+
+    if target.type == notify.SNS:
+        from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
+
+        cfg = cfg or settings()
+        return SnsNotifier(aws_conn_id=cfg["aws_conn_id"], target_arn=target.topic_arn,
+                           region_name=target.topic_arn.split(":")[3], subject=notify.sns_subject(subject),
+                           message=text)
+    if target.type == notify.SLACK:
+        from airflow.providers.slack.notifications.slack import SlackNotifier
+
+        return SlackNotifier(slack_conn_id=target.conn_id, channel=target.channel,
+                             text=notify.slack_text(subject, text), unfurl_links=False, unfurl_media=False)
+    raise ValueError(f"no Airflow notifier for {target.type!r} targets")
+
+
+def notifier_sender(cfg: dict[str, Any] | None = None) -> Any:
+    """``send(target, subject, text)`` for core/notify.py: builds the target's notifier and runs it.
+
+    The notifier's ``notify`` is called directly rather than through ``__call__``, which would first render the
+    message as a Jinja template: an alert's text holds values from events (resource names, actors) that must be
+    sent as they are, never evaluated.
+
+    :param cfg: settings (default: :func:`settings`).
+    """
+    cfg = cfg or settings()
+
+    def send(target: Any, subject: str, text: str) -> str:
+        notifier(target, subject, text, cfg).notify({})
+        return ""
+
+    return send

@@ -4,11 +4,12 @@ After the accounts of a run are checked, the anomalies stored within the last ``
 at or above ``alerts.min_severity`` that the alert ledger does not list as sent (or refused) are grouped per
 account into one short plain-text message to the account's ``Owner`` tag (Organizations
 ``ListTagsForResource``), or to the settings' ``mail.governance_address`` when the account has no usable owner.
-Each message is recorded in the ledger (``tables.ALERT_LEDGER``, partitioned by the anomaly's day, chunk ``all``)
-as soon as it is sent, so a rerun, a retry or an overlapping hourly run never mails an anomaly twice. A send that
-may succeed later (network, throttling, SMTP 4xx) is recorded as ``failed`` and tried again by the next run while
-the anomaly is younger than ``max_age_hours``; a permanent refusal (bad address, SMTP 5xx, SES rejection) is
-recorded as ``refused`` and not retried. Delivery itself is ``mail.py``'s.
+Each recipient of each message is recorded in the alert ledger (core/alert_ledger.py, key ``alert_id`` = the
+anomaly id) as soon as it is sent, so a rerun, a retry or an overlapping hourly run never mails an anomaly twice to
+anyone. A send that may succeed later (network, throttling, SMTP 4xx, also for some recipients only) is recorded as
+``failed`` and tried again, to those recipients only, by the next run while the anomaly is younger than
+``max_age_hours``; a permanent refusal (bad address, SMTP 5xx, SES rejection) is recorded as ``refused`` and not
+retried. Delivery itself is ``mail.py``'s, the per-recipient bookkeeping core/notify.py's.
 """
 
 from __future__ import annotations
@@ -21,29 +22,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from include.awsgov.anomaly.metrics import SEVERITIES, RuleSet
-from include.awsgov.core import owners, tables
+from include.awsgov.core import alert_ledger, notify, owners, tables
 from include.awsgov.core.accounts import OWNER_KEYS, account_tags
 from include.awsgov.core.aws import AwsAccess, error_code
-from include.awsgov.core.mail import (
-    InvalidRecipient,
-    build_message,
-    is_transient,
-    mailer_from_settings,
-    validate_address,
-)
+from include.awsgov.core.mail import InvalidRecipient, mailer_from_settings, validate_address
 from include.awsgov.core.store import Store
 
 log = logging.getLogger(__name__)
 
-LEDGER_TABLE = "alert_ledger"
-LEDGER_CHUNK = "all"
-# Ledger statuses that close an anomaly for alerting; "failed" stays open and is retried.
-DONE_STATUSES = ("sent", "refused")
-ALERT_HEADER = "X-Awsgov-Alert"
+EMAIL_ONLY = notify.targets(None)
 
 
 def pending_alerts(
@@ -67,8 +57,7 @@ def pending_alerts(
     if account_ids is not None:
         keep &= frame["account_id"].isin(set(account_ids))
     frame = frame[keep]
-    ledger = store.read(LEDGER_TABLE, since.date(), window_end.date(), schema=tables.ALERT_LEDGER)
-    done = set(ledger.loc[ledger["status"].isin(DONE_STATUSES), "anomaly_id"])
+    done = alert_ledger.finished(alert_ledger.read(store, since.date(), window_end.date()))
     frame = frame[~frame["anomaly_id"].isin(done)]
     return frame.sort_values(["account_id", "timestamp", "rule_id", "anomaly_id"], kind="mergesort")
 
@@ -145,71 +134,6 @@ def compose(
     return subject, "\n".join(lines).strip() + "\n"
 
 
-def record(store: Store, entries: Sequence[Mapping[str, Any]]) -> None:
-    """Merge ledger rows into the ledger (a newer row for an anomaly replaces an older one).
-
-    Each day's chunk is changed through :meth:`Store.update`, so the metric anomaly alerts and the event alerts of
-    ``governance_events``, which share the ledger and may run at the same moment, never drop each other's rows.
-
-    :param store: the history store.
-    :param entries: ALERT_LEDGER rows; ``day`` of each is taken from the ``anomaly_day`` key.
-    """
-    frame = pd.DataFrame(list(entries))
-    for day, part in frame.groupby("anomaly_day", sort=True):
-        rows = part[tables.ALERT_LEDGER.names]
-
-        def merge(existing: pa.Table, rows: pd.DataFrame = rows) -> pd.DataFrame:
-            existing = existing.to_pandas()
-            existing = existing[~existing["anomaly_id"].isin(set(rows["anomaly_id"]))]
-            return pd.concat([existing, rows], ignore_index=True) if len(existing) else rows
-
-        store.update(LEDGER_TABLE, day, LEDGER_CHUNK, merge, schema=tables.ALERT_LEDGER, sort_by=["anomaly_id"])
-
-
-def mail_and_record(mailer: Any, store: Store, mail_cfg: Mapping[str, Any], summary: dict[str, int], *,
-                    account_id: str, recipient: str, subject: str, text: str, kind: str,
-                    entries: Sequence[Mapping[str, Any]]) -> str:
-    """Send one account's alert message and record its alerts in the ledger; count it in ``summary``.
-
-    An owner address that is not valid falls back to ``mail.governance_address``. A send that may succeed later
-    (network, throttling, 4xx) is recorded as ``failed`` and stays open; a permanent refusal as ``refused``.
-
-    :param mailer: an open mail.py mailer.
-    :param store: the history store.
-    :param mail_cfg: settings ``mail``.
-    :param summary: counters ``messages``, ``sent``, ``failed``, ``refused`` (updated).
-    :param kind: value of the alert header (``metric-anomaly``, ``event``).
-    :param entries: one per alert of the message: ``anomaly_id`` (ledger key), ``rule_id``, ``severity``,
-        ``anomaly_day`` (ledger partition).
-    :returns: the status recorded.
-    """
-    fallback = mail_cfg["governance_address"]
-    message_id, status, error = "", "sent", ""
-    headers = {ALERT_HEADER: kind, "X-Awsgov-Account": account_id}
-    try:
-        try:
-            message = build_message(mail_cfg["sender"], owners.recipients(recipient), subject, text,
-                                    headers=headers)
-        except InvalidRecipient as exc:
-            log.warning("alerts: owner of %s is not a valid address (%s); using %s", account_id, exc, fallback)
-            recipient = fallback
-            message = build_message(mail_cfg["sender"], recipient, subject, text, headers=headers)
-        message_id = mailer.send(message)
-    except InvalidRecipient as exc:
-        status, error = "refused", str(exc)[:500]
-    except Exception as exc:  # noqa: BLE001 - any transport failure is recorded, not raised
-        status = "failed" if is_transient(exc) else "refused"
-        error = f"{type(exc).__name__}: {exc}"[:500]
-    log.info("alerts (%s): %s -> %s: %d alerts, %s %s", kind, account_id, recipient, len(entries), status, error)
-    summary["messages"] += 1
-    summary[status] += len(entries)
-    now = dt.datetime.now(dt.UTC)
-    record(store, [{**e, "account_id": account_id, "recipient": recipient, "subject": subject,
-                    "message_id": message_id, "transport": mail_cfg["transport"], "status": status, "error": error,
-                    "sent_at": now} for e in entries])
-    return status
-
-
 def send_alerts(
     access: AwsAccess, store: Store, cfg: Mapping[str, Any], ruleset: RuleSet, window_end: dt.datetime,
     account_names: Mapping[str, str], smtp: Any = None,
@@ -233,14 +157,16 @@ def send_alerts(
     accounts = sorted(pending["account_id"].unique())
     owners = owner_addresses(access, accounts, mail_cfg["governance_address"])
     titles = {r.id: r.title for r in ruleset.rules}
+    pending = pending.assign(alert_id=pending["anomaly_id"],
+                             day=pd.to_datetime(pending["timestamp"], utc=True).dt.date)
+    closed = alert_ledger.closed(alert_ledger.read(store, pending["day"].min(), pending["day"].max()))
     with mailer_from_settings(cfg, access, smtp) as mailer:
         for account_id in accounts:
-            rows = pending[pending["account_id"] == account_id]
-            subject, text = compose(ruleset.alerts, account_id, account_names.get(account_id, ""), rows, titles)
-            # The header lets mail rules file these apart from the weekly report.
-            mail_and_record(mailer, store, mail_cfg, summary, account_id=account_id, recipient=owners[account_id],
-                            subject=subject, text=text, kind="metric-anomaly", entries=[
-                                {"anomaly_id": r["anomaly_id"], "rule_id": r["rule_id"], "severity": r["severity"],
-                                 "anomaly_day": pd.Timestamp(r["timestamp"]).date()}
-                                for r in rows.to_dict("records")])
+            name = account_names.get(account_id, "")
+            # The mail's X-Awsgov-Alert header lets mail rules file these apart from the weekly report.
+            notify.deliver(store, pending[pending["account_id"] == account_id], account_id=account_id,
+                           owner=owners[account_id], kind="metric-anomaly",
+                           compose=lambda part, a=account_id, n=name: compose(ruleset.alerts, a, n, part, titles),
+                           targets_of=lambda _row: EMAIL_ONLY, closed=closed, mailer=mailer, mail_cfg=mail_cfg,
+                           send=None, summary=summary)
     return summary

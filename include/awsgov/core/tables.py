@@ -175,21 +175,25 @@ SEND_LEDGER = pa.schema(
 )
 
 
-# Immediate metric-anomaly alerts (alerts.py): one row per anomaly mailed, refused or failed; a rerun or an
-# overlapping run skips ids already sent or refused. dt = the anomaly's day, chunk = "all".
+# Immediate alerts, metric anomalies and events (core/alert_ledger.py): one row per alert, channel and recipient,
+# sent, refused or failed; a rerun or an overlapping run skips what is sent or refused and retries what failed.
+# dt = the alert's day, chunk = "all". ``anomaly_id`` is the key's name before issue #20 (files written then have
+# it and no alert_id/channel; alert_ledger.read() takes it as the alert id of an e-mail row); new rows leave it null.
 ALERT_LEDGER = pa.schema(
     [
-        ("anomaly_id", pa.string()),
+        ("alert_id", pa.string()),
+        ("channel", pa.string()),  # email | sns:<topic arn> | slack:<conn id>:<channel>
         ("account_id", pa.string()),
         ("rule_id", pa.string()),
         ("severity", pa.string()),
-        ("recipient", pa.string()),
+        ("recipient", pa.string()),  # one address for email rows; the target for the others
         ("subject", pa.string()),
         ("message_id", pa.string()),
-        ("transport", pa.string()),  # ses | smtp
+        ("transport", pa.string()),  # ses | smtp | sns | slack
         ("status", pa.string()),  # sent | failed | refused
         ("error", pa.string()),
         ("sent_at", TS),
+        ("anomaly_id", pa.string()),  # legacy key, read only
     ]
 )
 

@@ -1,30 +1,60 @@
-"""Immediate mail to an account's owner for events routed to ``alert``, de-duplicated within a window.
+"""Immediate alerts for events routed to ``alert``, to each target of the rule, de-duplicated within a window.
 
-The same path as metric anomaly alerts (alerts.py): recipient = the account's ``Owner`` tag, else
-``mail.governance_address``; delivery by mail.py (SES or SMTP per settings); each alert recorded in the alert ledger
-(``alert_ledger``, chunk ``all``, partition = the event's day) as soon as it is sent. The ledger key of an event
-alert is ``evt-`` + a hash of (rule, account, resource, window): the same rule firing again for the same resource
-within ``alerts.dedup_minutes`` (fixed windows from the epoch) maps to the same key and is not mailed twice, and a
-redelivered or re-processed event never is. Failed (transient) sends stay open: every run looks again at
-the alert events of the last ``alerts.retry_hours`` and sends what the ledger has not closed.
+A rule's ``notify`` (events.yaml, schema include/config/schema/events_alerts.schema.json) lists its targets: e-mail
+to the account's owners (the default; recipient = the account's ``Owner`` tag, else ``mail.governance_address``,
+delivery by mail.py, SES or SMTP per settings), an SNS topic, a Slack channel (core/notify.py; the notifiers are
+Airflow's, built by airflow_conn.py and passed in as ``send``). Each alert is recorded in the alert ledger
+(core/alert_ledger.py, partition = the event's day) per target and recipient as soon as it is sent. The ledger key
+of an event alert is ``evt-`` + a hash of (rule, account, resource, window): the same rule firing again for the same
+resource within ``alerts.dedup_minutes`` (fixed windows from the epoch) maps to the same key and is not sent twice,
+and a redelivered or re-processed event never is. Failed (transient) sends stay open, for that target or recipient
+only: every run looks again at the alert events of the last ``alerts.retry_hours`` and sends what the ledger has
+not closed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pandas as pd
 
-from include.awsgov.anomaly.alerts import DONE_STATUSES, LEDGER_TABLE, mail_and_record, owner_addresses
-from include.awsgov.core import tables
+from include.awsgov.anomaly.alerts import owner_addresses
+from include.awsgov.core import alert_ledger, notify, tables
 from include.awsgov.core.aws import AwsAccess
 from include.awsgov.core.mail import mailer_from_settings
 
 log = logging.getLogger(__name__)
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema" / "events_alerts.schema.json"
+
+
+class AlertsConfigError(ValueError):
+    """The ``alerts`` section of events.yaml does not match its schema; the message names the key."""
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def rule_targets(alerts_cfg: Mapping[str, Any]) -> dict[str, list[notify.Target]]:
+    """Rule id -> its notify targets, after checking the section against its schema (unknown keys refused).
+
+    :param alerts_cfg: events.yaml ``alerts``.
+    """
+    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(alerts_cfg), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].path) or "alerts"
+        raise AlertsConfigError(f"events.yaml alerts: {where}: {errors[0].message}")
+    return {rule["id"]: notify.targets(rule.get("notify")) for rule in alerts_cfg["rules"]}
 
 
 def alert_key(rule_id: str, account_id: str, resource: str, when: dt.datetime, dedup_minutes: int) -> str:
@@ -57,9 +87,7 @@ def pending(store: Any, events: pd.DataFrame, alerts_cfg: Mapping[str, Any]) -> 
     if not rows:  # no rule of these events is configured any more
         return events.iloc[0:0].assign(rule_id=[], key=[])
     frame = pd.DataFrame(rows).drop_duplicates("key")
-    days = pd.to_datetime(frame["time"], utc=True).dt.date
-    ledger = store.read(LEDGER_TABLE, days.min(), days.max(), schema=tables.ALERT_LEDGER)
-    done = set(ledger.loc[ledger["status"].isin(DONE_STATUSES), "anomaly_id"])
+    done = alert_ledger.finished(alert_ledger.read(store, *alert_ledger.days_of(frame["time"])))
     return frame[~frame["key"].isin(done)]
 
 
@@ -85,8 +113,10 @@ def compose(alerts_cfg: Mapping[str, Any], account_id: str, account_name: str, r
 
 
 def send_event_alerts(access: AwsAccess, store: Any, cfg: Mapping[str, Any], alerts_cfg: Mapping[str, Any],
-                      events: pd.DataFrame, account_names: Mapping[str, str], smtp: Any = None) -> dict[str, int]:
-    """Mail each account owner its new alert events, once per key, and record every message in the ledger.
+                      events: pd.DataFrame, account_names: Mapping[str, str], smtp: Any = None,
+                      send: notify.Send | None = None) -> dict[str, int]:
+    """Send each account's new alert events to the targets of their rules, once per key and target, and record
+    every send in the ledger.
 
     :param access: admin-account access (Organizations tags; SES when it is the transport).
     :param store: the history store.
@@ -96,23 +126,27 @@ def send_event_alerts(access: AwsAccess, store: Any, cfg: Mapping[str, Any], ale
         are left alone.
     :param account_names: account id -> name, for the subject.
     :param smtp: SMTP parameters when the transport is smtp.
+    :param send: ``send(target, subject, text) -> message id`` for SNS and Slack targets (airflow_conn.py).
     """
+    targets = rule_targets(alerts_cfg)
     todo = pending(store, events, alerts_cfg)
     summary = {"pending": len(todo), "messages": 0, "sent": 0, "failed": 0, "refused": 0}
     if todo.empty:
         return summary
     mail_cfg = cfg["mail"]
+    todo = todo.assign(alert_id=todo["key"], severity=todo["rule_severity"],
+                       day=pd.to_datetime(todo["time"], utc=True).dt.date)
+    closed = alert_ledger.closed(alert_ledger.read(store, todo["day"].min(), todo["day"].max()))
     accounts = sorted(todo["account_id"].unique())
     owners = owner_addresses(access, accounts, mail_cfg["governance_address"])
     with mailer_from_settings(cfg, access, smtp) as mailer:
         for account_id in accounts:
-            rows = todo[todo["account_id"] == account_id]
-            subject, text = compose(alerts_cfg, account_id, account_names.get(account_id, ""), rows)
-            mail_and_record(mailer, store, mail_cfg, summary, account_id=account_id, recipient=owners[account_id],
-                            subject=subject, text=text, kind="event", entries=[
-                                {"anomaly_id": r["key"], "rule_id": r["rule_id"], "severity": r["rule_severity"],
-                                 "anomaly_day": pd.Timestamp(r["time"]).date()}
-                                for r in rows.to_dict("records")])
+            name = account_names.get(account_id, "")
+            notify.deliver(store, todo[todo["account_id"] == account_id], account_id=account_id,
+                           owner=owners[account_id], kind="event",
+                           compose=lambda part, a=account_id, n=name: compose(alerts_cfg, a, n, part),
+                           targets_of=lambda row: targets.get(row["rule_id"], []), closed=closed, mailer=mailer,
+                           mail_cfg=mail_cfg, send=send, summary=summary)
     return summary
 
 

@@ -14,7 +14,7 @@ from moto import mock_aws
 from include.awsgov.anomaly import alerts
 from include.awsgov.anomaly import findings as mf
 from include.awsgov.anomaly.metrics import SeriesKey, load_rules
-from include.awsgov.core import tables
+from include.awsgov.core import alert_ledger, tables
 from include.awsgov.core.aws import AwsAccess
 from include.awsgov.core.store import Store
 
@@ -63,11 +63,11 @@ def test_pending_keeps_new_high_severity_recent_anomalies(tmp_path, ruleset):
 def test_pending_skips_sent_and_refused_but_retries_failed(tmp_path, ruleset):
     rows = _rows(TEST_ACCOUNT, [5, 10, 15])
     store = _stored(tmp_path, {TEST_ACCOUNT: rows})
-    ledger = [{"anomaly_id": r["anomaly_id"], "account_id": TEST_ACCOUNT, "rule_id": r["rule_id"],
+    ledger = [{"alert_id": r["anomaly_id"], "channel": "email", "account_id": TEST_ACCOUNT, "rule_id": r["rule_id"],
                "severity": "high", "recipient": "x@example.com", "subject": "s", "message_id": "", "transport": "smtp",
-               "status": status, "error": "", "sent_at": TEST_END, "anomaly_day": TEST_END.date()}
+               "status": status, "error": "", "sent_at": TEST_END, "day": TEST_END.date()}
               for r, status in zip(rows, ["sent", "refused", "failed"], strict=True)]
-    alerts.record(store, ledger)
+    alert_ledger.record(store, ledger)
     pending = alerts.pending_alerts(store, ruleset, TEST_END)
     assert list(pending["anomaly_id"]) == [rows[2]["anomaly_id"]]
 
@@ -111,10 +111,10 @@ def test_an_alert_to_an_account_with_several_owners_reaches_each_of_them(tmp_pat
     inbox, smtp = smtp_server
     store = _stored(tmp_path, {prod: _rows(prod, [5])})
     summary = alerts.send_alerts(access, store, _settings(), ruleset, TEST_END, {prod: "prod"}, smtp=smtp)
-    assert summary["sent"] == 1
+    assert (summary["messages"], summary["sent"]) == (1, 2)  # one message, one ledger row per recipient
     assert [sorted(rcpt) for rcpt, _ in inbox.messages] == [["alice@example.com", "bob@example.com"]]
-    ledger = store.read("alert_ledger", schema=tables.ALERT_LEDGER)
-    assert list(ledger["recipient"]) == ["alice@example.com, bob@example.com"]
+    ledger = alert_ledger.read(store, TEST_END.date(), TEST_END.date())
+    assert sorted(ledger["recipient"]) == ["alice@example.com", "bob@example.com"]
 
 
 class _Inbox:
@@ -123,10 +123,13 @@ class _Inbox:
     def __init__(self):
         self.messages = []
         self.refuse = set()
+        self.defer = set()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's hook
         if address in self.refuse:
             return "550 5.1.1 mailbox unavailable"
+        if address in self.defer:
+            return "450 4.2.1 mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -194,8 +197,9 @@ def test_new_anomalies_are_mailed_once_to_the_owner(tmp_path, ruleset, org, smtp
                                smtp=smtp)
     assert (third["messages"], third["sent"]) == (1, 1)
     assert len(inbox.messages) == 3
-    ledger = store.read(alerts.LEDGER_TABLE, schema=tables.ALERT_LEDGER)
-    assert len(ledger) == 4 and set(ledger["status"]) == {"sent"} and ledger["anomaly_id"].is_unique
+    ledger = store.read(alert_ledger.TABLE, schema=tables.ALERT_LEDGER)
+    assert len(ledger) == 4 and set(ledger["status"]) == {"sent"} and ledger["alert_id"].is_unique
+    assert ledger["anomaly_id"].isna().all() and set(ledger["channel"]) == {"email"}
 
 
 def test_failed_send_is_recorded_and_retried_by_the_next_run(tmp_path, ruleset, org, smtp_server):
@@ -205,11 +209,11 @@ def test_failed_send_is_recorded_and_retried_by_the_next_run(tmp_path, ruleset, 
     closed_port = {**smtp, "port": 1, "timeout": 2}
     failed = alerts.send_alerts(access, store, _settings(), ruleset, TEST_END, {prod: "prod"}, smtp=closed_port)
     assert (failed["messages"], failed["failed"]) == (1, 1)
-    ledger = store.read(alerts.LEDGER_TABLE, schema=tables.ALERT_LEDGER)
+    ledger = store.read(alert_ledger.TABLE, schema=tables.ALERT_LEDGER)
     assert list(ledger["status"]) == ["failed"] and ledger["error"][0]
     retried = alerts.send_alerts(access, store, _settings(), ruleset, TEST_END, {prod: "prod"}, smtp=smtp)
     assert retried["sent"] == 1 and len(inbox.messages) == 1
-    assert list(store.read(alerts.LEDGER_TABLE, schema=tables.ALERT_LEDGER)["status"]) == ["sent"]
+    assert list(store.read(alert_ledger.TABLE, schema=tables.ALERT_LEDGER)["status"]) == ["sent"]
 
 
 def test_permanent_refusal_is_recorded_and_not_retried(tmp_path, ruleset, org, smtp_server):
@@ -219,7 +223,7 @@ def test_permanent_refusal_is_recorded_and_not_retried(tmp_path, ruleset, org, s
     store = _stored(tmp_path, {prod: _rows(prod, [5])})
     refused = alerts.send_alerts(access, store, _settings(), ruleset, TEST_END, {prod: "prod"}, smtp=smtp)
     assert (refused["messages"], refused["refused"]) == (1, 1)
-    ledger = store.read(alerts.LEDGER_TABLE, schema=tables.ALERT_LEDGER)
+    ledger = store.read(alert_ledger.TABLE, schema=tables.ALERT_LEDGER)
     assert list(ledger["status"]) == ["refused"] and "550" in ledger["error"][0]
     again = alerts.send_alerts(access, store, _settings(), ruleset, TEST_END, {prod: "prod"}, smtp=smtp)
     assert again["messages"] == 0 and inbox.messages == []
@@ -231,10 +235,61 @@ def test_ses_transport_sends_through_the_admin_account(tmp_path, ruleset, org):
     store = _stored(tmp_path, {prod: _rows(prod, [5])})
     summary = alerts.send_alerts(access, store, _settings("ses"), ruleset, TEST_END, {prod: "prod"})
     assert summary["sent"] == 1
-    ledger = store.read(alerts.LEDGER_TABLE, schema=tables.ALERT_LEDGER)
+    ledger = store.read(alert_ledger.TABLE, schema=tables.ALERT_LEDGER)
     assert ledger["transport"][0] == "ses" and ledger["message_id"][0]
     from moto.ses.models import ses_backends
 
     sent = ses_backends[access.admin_id()]["us-east-1"].sent_messages
     # moto lists a raw message's recipients twice (Destinations and the To header): compare as a set
     assert len(sent) == 1 and set(sent[0].destinations) == {"alice@example.com"}
+
+
+def test_partial_smtp_refusal_is_recorded_per_recipient_and_only_the_deferred_one_retried(
+        tmp_path, ruleset, org, smtp_server):
+    access, (prod, _) = org
+    access.client("organizations").tag_resource(ResourceId=prod, Tags=[
+        {"Key": "Owner", "Value": "alice@example.com, bob@example.com, carol@example.com"}])
+    inbox, smtp = smtp_server
+    inbox.defer.add("bob@example.com")  # 450: try again later
+    inbox.refuse.add("carol@example.com")  # 550: never
+    store = _stored(tmp_path, {prod: _rows(prod, [5])})
+    first = alerts.send_alerts(access, store, _settings(), ruleset, TEST_END, {prod: "prod"}, smtp=smtp)
+    assert {k: first[k] for k in ("messages", "sent", "failed", "refused")} == {
+        "messages": 1, "sent": 1, "failed": 1, "refused": 1}
+    ledger = alert_ledger.read(store, TEST_END.date(), TEST_END.date()).set_index("recipient")
+    assert ledger.loc["alice@example.com", "status"] == "sent"
+    assert ledger.loc["bob@example.com", "status"] == "failed" and "450" in ledger.loc["bob@example.com", "error"]
+    assert ledger.loc["carol@example.com", "status"] == "refused" and "550" in ledger.loc["carol@example.com", "error"]
+    inbox.defer.clear()
+    again = alerts.send_alerts(access, store, _settings(), ruleset, TEST_END, {prod: "prod"}, smtp=smtp)
+    assert (again["messages"], again["sent"]) == (1, 1)
+    assert [rcpt for rcpt, _ in inbox.messages] == [["alice@example.com"], ["bob@example.com"]]
+    assert set(alert_ledger.read(store, TEST_END.date(), TEST_END.date())["status"]) == {"sent", "refused"}
+    assert alerts.send_alerts(access, store, _settings(), ruleset, TEST_END, {prod: "prod"}, smtp=smtp)["messages"] == 0
+
+
+def test_ledger_written_before_the_rename_is_still_read(tmp_path, ruleset):
+    """A ledger file of the old shape (key ``anomaly_id``, no channel, one row per message) still closes its
+    anomalies, and new rows merge into its chunk without losing it."""
+    import pyarrow as pa
+
+    rows = _rows(TEST_ACCOUNT, [5, 10])
+    store = _stored(tmp_path, {TEST_ACCOUNT: rows})
+    old_schema = pa.schema([(n, tables.ALERT_LEDGER.field(n).type) for n in (
+        "anomaly_id", "account_id", "rule_id", "severity", "recipient", "subject", "message_id", "transport",
+        "status", "error", "sent_at")])
+    old = pd.DataFrame([{"anomaly_id": rows[0]["anomaly_id"], "account_id": TEST_ACCOUNT, "rule_id": RULE["id"],
+                         "severity": "high", "recipient": "alice@example.com, bob@example.com", "subject": "s",
+                         "message_id": "<m@x>", "transport": "smtp", "status": "sent", "error": "",
+                         "sent_at": TEST_END}])
+    store.write(alert_ledger.TABLE, TEST_END.date(), old, chunk=alert_ledger.CHUNK, schema=old_schema)
+    ledger = alert_ledger.read(store, TEST_END.date(), TEST_END.date())
+    assert sorted(zip(ledger["alert_id"], ledger["channel"], ledger["recipient"], strict=True)) == [
+        (rows[0]["anomaly_id"], "email", "alice@example.com"), (rows[0]["anomaly_id"], "email", "bob@example.com")]
+    assert list(alerts.pending_alerts(store, ruleset, TEST_END)["anomaly_id"]) == [rows[1]["anomaly_id"]]
+    alert_ledger.record(store, [{"alert_id": rows[1]["anomaly_id"], "channel": "email", "account_id": TEST_ACCOUNT,
+                                 "rule_id": RULE["id"], "severity": "high", "recipient": "alice@example.com",
+                                 "subject": "s", "message_id": "", "transport": "smtp", "status": "sent",
+                                 "error": "", "sent_at": TEST_END, "day": TEST_END.date()}])
+    assert len(alert_ledger.read(store, TEST_END.date(), TEST_END.date())) == 3
+    assert alerts.pending_alerts(store, ruleset, TEST_END).empty

@@ -4,7 +4,8 @@ mid-write (SIGKILL) leaves the store readable and exact.
 The shared files are the alert ledger (``alert_ledger/dt=.../part-all``: metric anomaly alerts and the event alerts
 of governance_events) and an account's anomalies (``anomalies/dt=.../part-<account>``: metric_anomaly_checks and the
 activity checks of governance_events). The writers here are the real functions those tasks call
-(``findings.merge_anomalies``, ``alerts.record``), run in threads and in separate processes, and every row is counted.
+(``findings.merge_anomalies``, ``alert_ledger.record``), run in threads and in separate processes, and every row is
+counted.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from include.awsgov.anomaly import alerts
 from include.awsgov.anomaly import findings as mf
-from include.awsgov.core import tables
+from include.awsgov.core import alert_ledger, tables
 from include.awsgov.core.store import STALE_TEMP_SECONDS, Store
 
 DAY = dt.date(2026, 11, 20)
@@ -43,10 +43,11 @@ def _anomaly(writer: str, n: int) -> dict:
 
 
 def _ledger(writer: str, n: int) -> dict:
-    return {"anomaly_id": f"{writer}-{n}", "account_id": ACCOUNT, "rule_id": "cpu_high", "severity": "high",
+    return {"alert_id": f"{writer}-{n}", "channel": "email", "account_id": ACCOUNT, "rule_id": "cpu_high",
+            "severity": "high",
             "recipient": "owner@example.com", "subject": "s", "message_id": f"<{writer}.{n}@x>",
             "transport": "smtp", "status": "sent", "error": "", "sent_at": dt.datetime.now(dt.UTC),
-            "anomaly_day": DAY}
+            "day": DAY}
 
 
 def write_many(store_url: str, writer: str, start: threading.Barrier | None = None) -> int:
@@ -56,7 +57,7 @@ def write_many(store_url: str, writer: str, start: threading.Barrier | None = No
         start.wait()
     for n in range(WRITES):
         mf.merge_anomalies(store, ACCOUNT, [_anomaly(writer, n)])
-        alerts.record(store, [_ledger(writer, n)])
+        alert_ledger.record(store, [_ledger(writer, n)])
     return WRITES
 
 
@@ -81,12 +82,12 @@ def test_concurrent_writers_in_threads_and_processes_lose_no_row(tmp_path):
     print(f"\nconcurrent writers: {expected + 1} anomaly rows and {expected} ledger rows written by "
           f"{THREADS} threads + {PROCESSES} processes; lost {lost_anomalies} and {lost_ledger}")
     assert (lost_anomalies, lost_ledger) == (0, 0)
-    assert anomalies["anomaly_id"].is_unique and ledger["anomaly_id"].is_unique
+    assert anomalies["anomaly_id"].is_unique and ledger["alert_id"].is_unique
 
 
 _KILLED_WRITER = """
 import sys, pandas as pd
-from include.awsgov.core import tables
+from include.awsgov.core import alert_ledger, tables
 from include.awsgov.core.store import Store
 store = Store(sys.argv[1])
 rows = [{"account_id": "1", "region": f"r{i}", "source": "config", "status": "ok", "error": "x" * 200,

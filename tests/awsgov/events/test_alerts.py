@@ -9,7 +9,7 @@ import json
 import pandas as pd
 
 from include.awsgov.anomaly import alerts
-from include.awsgov.core import tables
+from include.awsgov.core import alert_ledger, tables
 from include.awsgov.core.aws import AwsAccess
 from include.awsgov.core.store import Store
 from include.awsgov.events import alerts as events_alerts
@@ -120,7 +120,7 @@ def test_an_alert_whose_send_failed_is_sent_by_a_later_run_once(clean_sandbox, t
         todo = events_alerts.alert_events(store, summary["alert_event_ids"], summary["days"], now, retry_hours)
         first = events_alerts.send_event_alerts(access, store, cfg, CFG["alerts"], todo, {}, sink.params)
         assert (first["failed"], first["sent"], sink.messages) == (1, 0, [])
-        ledger = store.read(alerts.LEDGER_TABLE, schema=tables.ALERT_LEDGER)
+        ledger = store.read(alert_ledger.TABLE, schema=tables.ALERT_LEDGER)
         assert list(ledger["status"]) == ["failed"]
         # A later run stored nothing new: it still finds the open alert and sends it, once.
         later = now + dt.timedelta(minutes=5)
@@ -128,7 +128,7 @@ def test_an_alert_whose_send_failed_is_sent_by_a_later_run_once(clean_sandbox, t
             todo = events_alerts.alert_events(store, [], [], later, retry_hours)
             events_alerts.send_event_alerts(access, store, cfg, CFG["alerts"], todo, {}, sink.params)
         assert len(sink.messages) == 1 and "Root user signed in" in sink.parsed()[0].get_content()
-        ledger = store.read(alerts.LEDGER_TABLE, schema=tables.ALERT_LEDGER)
+        ledger = store.read(alert_ledger.TABLE, schema=tables.ALERT_LEDGER)
         assert list(ledger["status"]) == ["sent"]
         # Past retry_hours a failed alert is no longer looked at (the task's failure showed it at the time).
         assert events_alerts.alert_events(store, [], [], now + dt.timedelta(hours=retry_hours + 1), retry_hours).empty
