@@ -15,6 +15,9 @@ RUNS = [
     ("NAB quality of the anomaly detector", ["nab.py", "--out", str(REPO / "out" / "nab")]),
     ("anomaly detector speed", ["anomaly_speed.py"]),
     ("collection at scale", ["collection.py"]),
+    # A real Airflow (standalone) running governance_collection beside the library on one sandbox; 50 accounts keep
+    # `make bench` short (about 5 minutes); the issue #18 figure is `python bench/collection_dag.py` (200 accounts).
+    ("governance_collection DAG run against the library", ["collection_dag.py", "--accounts", "50"]),
     ("CloudWatch fetching across accounts", ["metric_fetch.py"]),
     ("onboarding at scale", ["onboarding.py"]),
     ("report rendering and SMTP sending", ["report_send.py"]),
