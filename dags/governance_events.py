@@ -29,6 +29,11 @@ without one the DAG has no watcher and runs on its sweep and by hand.
    ledger, per target and recipient). A send that failed is tried again by Airflow's retries (the task fails after
    recording it), to that target only, and by every run while the event is younger than `alerts.retry_hours`.
    Everything else appears in the weekly report's "events of the week".
+   **request_onboarding** / **start_account_onboarding**: an account created in the organization (Organizations
+   `CreateAccountResult`, state SUCCEEDED) or moved into an OU listed in `include/config/onboarding.yaml`
+   `ou_defaults` starts one `account_onboarding` run for it with that OU's defaults (run id
+   `onboard_new_account__<account>`: a duplicate is skipped); failed creations, accounts already onboarded and
+   accounts outside a governed OU are left alone.
 3. **check_activity** (`aws_pool`): every complete hour not read yet (within `activity.lookback_hours`), and
    again `activity.recount_hours` times an hour apart (late files), reads in bulk the CloudTrail log files
    delivered to the central bucket in that hour (one listing per account and region, then the files) and stores
@@ -44,6 +49,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import (
     Asset,
     AssetOrTimeSchedule,
@@ -191,8 +197,40 @@ def governance_events():
             out["alerts"] = alerts.send_alerts(access, store, cfg, load_rules(), end, names, smtp_params(cfg))
         return out
 
+    @task(pool=AWS_POOL)
+    def request_onboarding(summary: dict) -> list[dict]:
+        """New accounts of this run's events (Organizations account created, or moved into an OU) in a governed OU
+        and not onboarded yet -> one account_onboarding trigger each (run id, conf = the OU's defaults)."""
+        from include.awsgov.airflow_conn import aws_access, settings
+        from include.awsgov.core import tables
+        from include.awsgov.core.store import Store
+        from include.awsgov.events import ingest, new_accounts
+
+        cfg, ecfg = settings(), ingest.events_config()
+        onboard_rules = {r["id"] for r in ecfg["alerts"]["rules"] if r.get("onboard")}
+        store = Store(cfg["store_url"])
+        ids = set(summary["alert_event_ids"])
+        rows = [r for r in (store.read("events", min(summary["days"]), max(summary["days"]), schema=tables.EVENTS)
+                            .to_dict("records") if summary["days"] else []) if r["event_id"] in ids]
+        candidates = new_accounts.subjects(rows, onboard_rules)
+        if not candidates:
+            return []
+        inventory = store.read(tables.ONBOARDED_ACCOUNTS_TABLE, schema=tables.ONBOARDED_ACCOUNTS)
+        org = aws_access(cfg, get_current_context()).client("organizations")
+        requests = new_accounts.onboarding_requests(org, candidates, set(inventory["account_id"]),
+                                                    new_accounts.ou_defaults())
+        return [{"trigger_run_id": r["trigger_run_id"], "conf": r["conf"]} for r in requests]
+
     summary = store_events()
     send_event_alerts(summary)
+    # One account_onboarding run per new account: its run id names the account, so a second request for it (a
+    # redelivered event, a creation then a move) is skipped. Triggered with a conf rather than through an asset:
+    # the onboarding Params (owner, team, environment) have no defaults, which Airflow allows only on unscheduled DAGs,
+    # and a conf is checked by them like the form.
+    TriggerDagRunOperator.partial(
+        task_id="start_account_onboarding", trigger_dag_id="account_onboarding", skip_when_already_exists=True,
+        wait_for_completion=False, logical_date=None,
+    ).expand_kwargs(request_onboarding(summary))
     check_activity()
 
 

@@ -78,8 +78,8 @@ def pending(store: Any, events: pd.DataFrame, alerts_cfg: Mapping[str, Any]) -> 
     for rec in events.sort_values(["time", "event_id"]).to_dict("records"):
         when = pd.Timestamp(rec["time"]).to_pydatetime()
         for rule_id in filter(None, str(rec["alert_rules"]).split(",")):
-            if rule_id not in rules:
-                continue
+            if rule_id not in rules or rules[rule_id].get("notify") == []:
+                continue  # a rule no longer configured, or one that sends nothing (onboard rules)
             rows.append({**rec, "rule_id": rule_id, "rule_title": rules[rule_id]["title"],
                          "rule_severity": rules[rule_id]["severity"],
                          "key": alert_key(rule_id, rec["account_id"], rec["resource"], when,

@@ -42,6 +42,8 @@ from typing import Any
 
 import yaml
 
+from include.awsgov.events import new_accounts
+
 log = logging.getLogger(__name__)
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "events.yaml"
@@ -355,7 +357,9 @@ def normalise(event: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any
     d = event["detail"]
     detail_type = str(event["detail-type"])
     source = event["source"]
-    if detail_type == API_CALL:
+    if source == "aws.organizations":  # account creations and moves (new_accounts.py): API calls and service events
+        parts = new_accounts.normalise_detail(detail_type, d)
+    elif detail_type == API_CALL:
         parts = _api_call(d)
     elif source == "aws.signin":
         parts = _signin(d)

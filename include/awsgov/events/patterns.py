@@ -15,6 +15,8 @@ signin          source aws.signin, any other detail-type                    type
 guardduty       source aws.guardduty, any other detail-type                 type (detail.type), severity
 config          source aws.config, any other detail-type                    type, new_compliance, old_compliance, rule
 trustedadvisor  source aws.trustedadvisor, any other detail-type            type, ta_status, ta_security (check-name)
+organizations   source aws.organizations, any other detail-type (service    type (eventName), create_state
+                events: CreateAccountResult)
 ==============  ==========================================================  ============================================
 
 Two fields cannot be known at the bus and are left to the Python routing: ``environment`` (the account's tag) and
@@ -41,7 +43,7 @@ BUS_UNKNOWN = frozenset({"environment", "is_admin_account"})
 MAX_PATTERN_CHARS = 4096
 
 _KIND_SOURCE = {"signin": "aws.signin", "guardduty": "aws.guardduty", "config": "aws.config",
-                "trustedadvisor": "aws.trustedadvisor"}
+                "trustedadvisor": "aws.trustedadvisor", "organizations": "aws.organizations"}
 # normalise's constant type of a kind (None: read from the event, see _type_alternatives).
 _KIND_TYPE = {"config": "config:ComplianceChange", "trustedadvisor": "trustedadvisor:CheckItemRefresh"}
 _PATHS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -54,6 +56,8 @@ _PATHS: dict[str, dict[str, tuple[str, ...]]] = {
                "old_compliance": ("detail", "oldEvaluationResult", "complianceType"),
                "rule": ("detail", "configRuleName")},
     "trustedadvisor": {"ta_status": ("detail", "status")},
+    # new_accounts.normalise_detail: CreateAccountResult's state (Organizations API Reference, CreateAccountStatus)
+    "organizations": {"create_state": ("detail", "serviceEventDetails", "createAccountStatus", "state")},
 }
 
 
@@ -113,6 +117,8 @@ def _type_alternatives(kind: str, options: list[Any]) -> list[dict[str, Any]]:
                 out.append({"detail": {"eventName": [{"exists": False}]}})
         elif kind == "guardduty" and name != "Finding":
             out.append({"detail": {"type": [name]}})
+        elif kind == "organizations":  # organizations:<eventName>
+            out.append({"detail": {"eventName": [name]}})
         else:
             raise PatternError(f"type {option!r} of {kind} events: not compiled")
     return out
@@ -155,6 +161,16 @@ def _field_alternatives(kind: str, key: str, expected: Any, cfg: Mapping[str, An
     return [_nest(path, [{"anything-but": values}]), _nest(path, [{"exists": False}])]
 
 
+def _narrow_api_source(pattern: dict[str, Any], sources: Sequence[str]) -> dict[str, Any]:
+    """An API-call pattern whose eventSource is fixed needs only that service's source: CloudTrail's event for a call
+    to ``<service>.amazonaws.com`` has source ``aws.<service>`` (EventBridge User Guide, "Events from AWS services":
+    CloudTrail). Keeps the compiled pattern under PutRule's size limit."""
+    event_sources = (pattern.get("detail") or {}).get("eventSource") or []
+    services = {(e.get("prefix") or "").rstrip(".") if isinstance(e, dict) else str(e) for e in event_sources}
+    narrowed = [s for s in sources if s.removeprefix("aws.") in services]
+    return {**pattern, "source": narrowed} if narrowed and "" not in services else pattern
+
+
 def rule_alternatives(rule: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The patterns (any of them) that match the raw events the rule matches once BUS_UNKNOWN keys are ignored."""
     match = {k: v for k, v in rule["match"].items() if k.removesuffix("_not") not in BUS_UNKNOWN}
@@ -181,6 +197,8 @@ def rule_alternatives(rule: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[d
             pattern: dict[str, Any] | None = {**base, "source": base.get("source", sources)}
             for part in combo:
                 pattern = _merge(pattern, part) if pattern is not None else None
+            if pattern is not None and kind == "api" and "source" not in match:
+                pattern = _narrow_api_source(pattern, sources)
             if pattern is not None and all(s in sources for s in pattern["source"]):
                 out.append(pattern)
     if not out:

@@ -326,7 +326,7 @@ def test_alert_key_is_shared_within_the_window_only():
 
 
 def test_pending_drops_repeats_in_the_window_and_what_the_ledger_closed(tmp_path):
-    from include.awsgov.anomaly.alerts import record
+    from include.awsgov.core.alert_ledger import record
 
     store = Store(str(tmp_path))
     rows, _ = run(api_call("iam", "CreateUser", {"userName": "bob"}, event_id="1"),
@@ -336,9 +336,9 @@ def test_pending_drops_repeats_in_the_window_and_what_the_ledger_closed(tmp_path
     todo = alerts.pending(store, frame, CFG["alerts"])
     assert sorted(todo["event_id"]) == ["1", "3"]
     first = todo[todo["event_id"] == "1"].iloc[0]
-    record(store, [{"anomaly_id": first["key"], "account_id": MEMBER, "rule_id": first["rule_id"],
+    record(store, [{"alert_id": first["key"], "channel": "email", "account_id": MEMBER, "rule_id": first["rule_id"],
                     "severity": "high", "recipient": "a@example.com", "subject": "s", "message_id": "x",
-                    "transport": "ses", "status": "sent", "error": "", "sent_at": T0, "anomaly_day": T0.date()}])
+                    "transport": "ses", "status": "sent", "error": "", "sent_at": T0, "day": T0.date()}])
     assert list(alerts.pending(store, frame, CFG["alerts"])["event_id"]) == ["3"]
 
 

@@ -86,6 +86,21 @@ def _api(service: str, name: str, identity: str = "AssumedRole", error: str | No
     return f"aws.{service}", ingest.API_CALL, detail
 
 
+def _create_account_result(state: str) -> tuple[str, str, dict]:
+    """Organizations' CreateAccountResult (Organizations User Guide, "Logging AWS Organizations API calls with AWS
+    CloudTrail": a service event, eventType AwsServiceEvent, serviceEventDetails.createAccountStatus)."""
+    status = {"id": "car-0123456789abcdef", "state": state, "accountName": "****",
+              "requestedTimestamp": "Nov 27, 2026 10:14:00 AM", "completedTimestamp": "Nov 27, 2026 10:15:00 AM"}
+    status.update({"accountId": "123456789012"} if state == "SUCCEEDED" else {"failureReason": "EMAIL_ALREADY_EXISTS"})
+    return "aws.organizations", "AWS Service Event via CloudTrail", {
+        "eventVersion": "1.08", "userIdentity": {"accountId": MEMBER, "invokedBy": "AWS Internal"},
+        "eventTime": "2026-11-27T10:15:00Z", "eventSource": "organizations.amazonaws.com",
+        "eventName": "CreateAccountResult", "awsRegion": "us-east-1", "sourceIPAddress": "AWS Internal",
+        "userAgent": "AWS Internal", "requestParameters": None, "responseElements": None, "eventID": "5f1e",
+        "readOnly": False, "eventType": "AwsServiceEvent", "managementEvent": True,
+        "serviceEventDetails": {"createAccountStatus": status}}
+
+
 def corpus() -> list[dict]:
     shapes = (
         [_guardduty(s, t) for s, t in itertools.product(
@@ -105,6 +120,8 @@ def corpus() -> list[dict]:
              ("ec2", "AuthorizeSecurityGroupIngress"), ("s3", "PutBucketPolicy"), ("kms", "ScheduleKeyDeletion"),
              ("signin", "ConsoleLogin")], ["AssumedRole", "Root", "IAMUser"])]
         + [_api("iam", "CreateUser", error="AccessDenied")]
+        + [_create_account_result(state) for state in ("SUCCEEDED", "FAILED")]
+        + [_api("organizations", n) for n in ("MoveAccount", "CreateAccount", "TagResource")]
         + [("aws.health", "AWS Health Event", {"service": "EC2"}), ("custom.app", "Order Placed", {"id": 1}),
            ("aws.s3", "Object Created", {"bucket": {"name": "b"}}), ("aws.iam", "Unknown Kind", {})]
     )
