@@ -62,6 +62,9 @@ SHOWN = ("status", "changed_at", "principal", "user_name", "event_name", "event_
 TRAIL_FILES, LOOKUP_EVENTS = "trail_files", "lookup_events"  # the row's source
 ATTRIBUTION = ("status", "principal", "user_name", "event_name", "event_time", "source_ip", "event_id", "source")
 _ARN_RESOURCE_SPLIT = re.compile(r"[/:]")
+# Types whose resourceName is not unique in an account and region (a security group's name is unique per VPC only,
+# and every VPC has one named "default"): matched by id and ARN only.
+NAME_NOT_UNIQUE = frozenset({"AWS::EC2::SecurityGroup"})
 
 
 def candidates(findings: pd.DataFrame, limit: int) -> pd.DataFrame:
@@ -87,12 +90,14 @@ def _write_event(events: list[dict[str, Any]], changed_at: dt.datetime) -> dict[
 
 def identifiers(item: Mapping[str, Any], resource_id: str) -> frozenset[str]:
     """The names and ids CloudTrail may record for a resource, from its configuration item: resourceId, resourceName
-    and ARN (an IAM role: AROA... id, role name, role ARN; a security group: sg-... id, group name, ARN).
+    and ARN (an IAM role: AROA... id, role name, role ARN; an RDS instance: db-... id, its identifier, ARN); a
+    security group by id and ARN only (:data:`NAME_NOT_UNIQUE`).
 
     :param item: the configuration item (``GetResourceConfigHistory``).
     :param resource_id: the finding's resource id.
     """
-    values = (resource_id, item.get("resourceId"), item.get("resourceName"), item.get("arn"))
+    name = None if item.get("resourceType") in NAME_NOT_UNIQUE else item.get("resourceName")
+    values = (resource_id, item.get("resourceId"), name, item.get("arn"))
     return frozenset(str(v) for v in values if v)
 
 

@@ -183,3 +183,6 @@ def test_global_service_events_are_read_in_us_east_1():
     assert trail_files.trail_region("AWS::S3::Bucket", "eu-west-1") == "eu-west-1"
     assert ch.identifiers({"resourceId": "AROA1", "resourceName": "r", "arn": "arn:aws:iam::1:role/r"}, "AROA1") == {
         "AROA1", "r", "arn:aws:iam::1:role/r"}
+    # Every VPC has a security group named "default": a security group is matched by id and ARN only.
+    assert ch.identifiers({"resourceType": "AWS::EC2::SecurityGroup", "resourceId": "sg-1",
+                           "resourceName": "default"}, "sg-1") == {"sg-1"}
