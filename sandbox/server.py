@@ -40,6 +40,7 @@ EXTENSIONS = {
     "guardduty": "sandbox.guardduty.urls",
     "macie2": "sandbox.macie2.urls",
     "events": "sandbox.events.urls",
+    "organizations": "sandbox.organizations.urls",
 }
 
 # Services whose moto apps are built in the background right after start (~0.5 s). CloudFormation is left out: its

@@ -39,6 +39,7 @@ from include.awsgov.events.ingest import API_CALL, normalise, parse_message, rou
 
 #: Fields the Python routing decides alone (not in the event).
 BUS_UNKNOWN = frozenset({"environment", "is_admin_account"})
+GENERATED_COMMENT = "# Generated from include/config/events.yaml"
 #: PutRule's limit on an event pattern's length (EventBridge API Reference, PutRule: EventPattern, max 4096).
 MAX_PATTERN_CHARS = 4096
 
@@ -243,6 +244,10 @@ def template_with_pattern(text: str, pattern: Mapping[str, Any]) -> str:
     lines = text.splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines) if line.strip() == "EventPattern:" or
               line.lstrip().startswith("EventPattern:")]
+    # A template with other rules (central.yaml's account events): the one generated before is the one replaced.
+    generated = [i for i in starts if i > 0 and lines[i - 1].lstrip().startswith(GENERATED_COMMENT)]
+    if len(starts) > 1 and len(generated) == 1:
+        starts = generated
     if len(starts) != 1:
         raise PatternError(f"expected one EventPattern in the template, found {len(starts)}")
     start = starts[0]
@@ -251,7 +256,7 @@ def template_with_pattern(text: str, pattern: Mapping[str, Any]) -> str:
     while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent):
         end += 1
     pad = " " * (indent + 2)
-    block = [" " * indent + "# Generated from include/config/events.yaml by include/awsgov/events/patterns.py\n",
+    block = [" " * indent + GENERATED_COMMENT + " by include/awsgov/events/patterns.py\n",
              " " * indent + "EventPattern:\n"]
     for key, value in pattern.items():  # "$or": one flow mapping per alternative, wrapped
         block.append(f"{pad}{key}:\n")
@@ -261,7 +266,7 @@ def template_with_pattern(text: str, pattern: Mapping[str, Any]) -> str:
             block.append(f"{pad}  - {first}\n")
             block += [f"{pad}    {line.lstrip()}\n" for line in rest]
     # A comment line generated before stays one comment line.
-    if start > 0 and lines[start - 1].lstrip().startswith("# Generated from include/config/events.yaml"):
+    if start > 0 and lines[start - 1].lstrip().startswith(GENERATED_COMMENT):
         start -= 1
     return "".join(lines[:start] + block + lines[end:])
 
