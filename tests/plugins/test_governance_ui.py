@@ -228,6 +228,20 @@ def test_browser_governance_links_lead_into_airflow(server, browser_page):
 
 
 @pytest.mark.e2e
+def test_browser_governance_view_follows_the_ui_language(server, browser_page):
+    page = browser_page
+    page.goto(f"{server['base']}/plugin/governance")
+    page.get_by_test_id("governance-view").get_by_role("heading", name="Governance posture").wait_for(timeout=60_000)
+    page.evaluate("localStorage.setItem('i18nextLng', 'ja')")  # what the UI's language switcher keeps
+    page.reload()
+    view = page.get_by_test_id("governance-view")
+    view.get_by_role("heading", name="ガバナンスの概況").wait_for(timeout=60_000)
+    view.get_by_text("スキャン済みアカウント").first.wait_for(timeout=30_000)
+    assert view.get_by_text(TEST_EVIL).count() >= 1  # the hostile name shown as text, not run
+    page.screenshot(path=str(server["tmp"] / "governance-ja.png"))
+
+
+@pytest.mark.e2e
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
 def test_posture_page_screenshot(server):
     status, _, html = _get(f"{server['base']}/governance/", {"Authorization": f"Bearer {server['token']}"})
