@@ -153,6 +153,32 @@ def history_days(today: dt.date, weeks: int) -> list[dt.date]:
     return weekly + daily
 
 
+def new_account_in(sb, ou_name: str) -> str:
+    """Create an account through the sandbox's Organizations (which emits CreateAccountResult) and move it into an
+    OU (MoveAccount), as an account vending process would; returns its id."""
+    org = sb.client("organizations")
+    name = f"vended-{int(time.time())}"
+    account = org.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]["AccountId"]
+    root = org.list_roots()["Roots"][0]["Id"]
+    ou = next(o["Id"] for o in org.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"]
+              if o["Name"] == ou_name)
+    org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=ou)
+    return account
+
+
+def onboarding_request(account: str) -> str:
+    """The account_onboarding run governance_events requested for ``account``: run id, state and conf (dag.test()
+    runs no scheduler: the run waits, queued, as it would until the scheduler starts it)."""
+    from airflow.models.dagrun import DagRun
+
+    from include.awsgov.events.new_accounts import RUN_ID_PREFIX
+
+    runs = DagRun.find(dag_id="account_onboarding", run_id=f"{RUN_ID_PREFIX}{account}")
+    if not runs:
+        return "none"
+    return f"{runs[0].run_id} ({runs[0].state}) conf {json.dumps(runs[0].conf, sort_keys=True)}"
+
+
 class Demo:
     """Runs the steps: each DAG's output to its log file, a line per step on the console, outcomes for the table."""
 
@@ -299,6 +325,10 @@ def demo(out: Path, home: Path, args: argparse.Namespace, run: Demo) -> int:
             run.step(f"3b. {sent} events put in member accounts; the bus forwards the alert candidates -> SQS: stored, "
                      "routed, alerts mailed",
                      "governance_events")
+            account = new_account_in(sb, "Prod")
+            run.step(f"3c. account {account} created in the organization and moved into OU Prod: Organizations' "
+                     "events -> SQS -> governance_events asks for its onboarding", "governance_events")
+            console.print(f"   account_onboarding run requested: {onboarding_request(account)}")
 
         if "weekly_compliance_report" in dags:
             run.step("4. weekly compliance reports, sent through SES, archived and written to out/",

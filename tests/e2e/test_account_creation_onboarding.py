@@ -45,16 +45,16 @@ def _onboarding_run(run_id: str):
 
 def test_created_account_in_prod_starts_one_onboarding_run_with_prod_defaults(env):
     from include.awsgov.events.new_accounts import RUN_ID_PREFIX, ou_defaults
+    from scripts.demo import new_account_in, onboarding_request
 
     org = env["sb"].client("organizations")
-    name = f"payments-{uuid.uuid4().hex[:6]}"
-    account = org.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]["AccountId"]
-    failed = org.create_account(AccountName=name + "-x", Email=f"{name}@example.com")["CreateAccountStatus"]
+    account = new_account_in(env["sb"], "Prod")  # what the demo does: create, then move into Prod
+    email = org.describe_account(AccountId=account)["Account"]["Email"]
+    failed = org.create_account(AccountName=f"dup-{uuid.uuid4().hex[:6]}", Email=email)["CreateAccountStatus"]
     assert failed["State"] == "FAILED"
     root = org.list_roots()["Roots"][0]["Id"]
     prod = next(ou["Id"] for ou in org.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"]
                 if ou["Name"] == "Prod")
-    org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=prod)
 
     first = run_dag("governance_events")
     states = task_states(first)
@@ -63,6 +63,7 @@ def test_created_account_in_prod_starts_one_onboarding_run_with_prod_defaults(en
     run = _onboarding_run(f"{RUN_ID_PREFIX}{account}")
     assert run is not None
     assert run.conf == {**ou_defaults()["Prod"], "account_ids": [account]}
+    assert onboarding_request(account).startswith(f"{RUN_ID_PREFIX}{account} (queued) conf {{")
 
     # The account moves again (Prod -> Prod's sibling and back): the same run id is asked for, and skipped.
     dev = next(ou["Id"] for ou in org.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"]
