@@ -2,8 +2,10 @@
 ### Account onboarding: deploy the governance baseline to member accounts with one CloudFormation StackSet
 
 Triggered by the admin team from the UI form (or `airflow dags trigger -c`, or the REST API) with the accounts to
-bring under governance. The baseline (include/templates/cloudformation/baseline.yaml) puts in every account a
-multi-region CloudTrail trail to the central bucket, AWS Config with an aggregation authorization, the
+bring under governance, and by `governance_events` for an account created in (or moved into) an OU listed in
+`include/config/onboarding.yaml` `ou_defaults`: run id `onboard_new_account__<account>`, conf = that OU's defaults,
+checked by the same Params as the form. The baseline (include/templates/cloudformation/baseline.yaml) puts in every
+account a multi-region CloudTrail trail to the central bucket, AWS Config with an aggregation authorization, the
 cross-account read role (ExternalId) and an EventBridge rule forwarding security events to the central bus.
 
 1. **validate_request**: the form's values, without any AWS call: 12-digit unique ids, known regions including
