@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import gettext
 import io
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ SOURCE_LANGUAGE = "en"
 # (2026年12月6日).
 DATE_FORMATS = {"en": "yyyy-MM-dd", "ja": "long"}
 TIME_FORMATS = {"en": "HH:mm", "ja": "H:mm"}
+# A language tag as BCP 47 / POSIX locales write one (ja, ja-JP, ja_JP, zh-Hant-TW), nothing else.
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,3}\Z")
 
 
 def language(value: Any) -> str | None:
@@ -40,7 +43,7 @@ def language(value: Any) -> str | None:
     :param value: a tag or settings value; anything that is not a short language code of :data:`LANGUAGES` (markup,
         line breaks, other languages) gives None.
     """
-    if not isinstance(value, str) or len(value) > 16:
+    if not isinstance(value, str) or not _LANGUAGE_TAG.match(value.strip()):
         return None
     primary = value.strip().replace("_", "-").split("-")[0].lower()
     return primary if primary in LANGUAGES else None
