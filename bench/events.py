@@ -43,6 +43,7 @@ import datetime as dt
 import email
 import gzip
 import json
+import math
 import random
 import re
 import sqlite3
@@ -137,8 +138,9 @@ def candidate(k: int) -> dict:
 
 
 def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile (the smallest value with at least q % of the values at or below it)."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def alerts_bench(args: argparse.Namespace, root: Path) -> bool:
@@ -214,6 +216,7 @@ def alerts_bench(args: argparse.Namespace, root: Path) -> bool:
     lost = len(set(put_at) - set(ours["event_id"]))
     dups = len(ours) - ours["event_id"].nunique()
     latencies = [sink.first_seen[i] - put_at[i] for i in put_at if i in sink.first_seen]
+    (root / "latencies.json").write_text(json.dumps(sorted(latencies)))
     n = len(put_at)
     print(f"runs: {len(runs)} ({sum(r['run_id'].startswith('asset_triggered__') for r in runs)} woken by the "
           f"watcher, {sum(r['state'] == 'success' for r in runs)} success); mails received: {sink.mails}")
