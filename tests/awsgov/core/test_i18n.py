@@ -88,7 +88,7 @@ def test_japanese_owner_report_is_translated(alice_ja):
     for title in ENGLISH_SECTIONS:
         assert title not in page, title
     assert "【対象範囲とデータの鮮度】" in text and "SCOPE AND FRESHNESS" not in text
-    assert subject == "Payments, <script>alert(1)</script>：新規の重大 1 件、修正済み 1 件、期限超過 2 件 — 2026-W48"
+    assert subject == "Payments, <script>alert(1)</script>：新規（重大）1 件、修正済み 1 件、期限超過 2 件 — 2026-W48"
 
 
 def test_japanese_counts_and_severities(alice_ja):

@@ -65,7 +65,7 @@ def _language(run, slug):
 
 def test_the_owners_setting_makes_alices_report_japanese(run):
     (msg,) = _message_to(run, "alice@example.com")
-    assert msg["Subject"].startswith("Payments, <script>alert(1)</script>：新規の重大 1 件")
+    assert msg["Subject"].startswith("Payments, <script>alert(1)</script>：新規（重大）1 件")
     html = msg.get_body(("html",)).get_content()
     assert '<html lang="ja">' in html and "コンプライアンス週次レポート" in html
     assert "【対象範囲とデータの鮮度】" in msg.get_body(("plain",)).get_content()
