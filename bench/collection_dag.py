@@ -1,21 +1,26 @@
 """Benchmark of what users see: a real `governance_collection` DAG run in Airflow against the library's own run.
 
 One sandbox (N accounts, default 200) and one real Airflow (``airflow standalone``: LocalExecutor, SQLite; the
-environment of ``scripts/localenv.py``, processes and REST client of ``scripts/distributed.py``). With Airflow up and
-idle, on the same sandbox state and settings, in this order:
+environment of ``scripts/localenv.py``, processes and REST client of ``scripts/distributed.py``; the scheduler
+settings of SCHEDULER_ENV unless ``--airflow-defaults``). With Airflow up and idle, on the same sandbox state and
+settings, in this order:
 
+0. a warm-up DAG run of one account (the ``accounts`` param; not timed), so that the scheduler has started its
+   executor's workers as a long-running scheduler has;
 1. the library: ``runner.collect_org`` (accounts, organization-level reads, every account, run row) into a
    temporary store, timed in this process (imports already done);
 2. the DAG: ``governance_collection`` triggered through the REST API for the same day; its wall time is the DAG
    run's ``end_date - start_date`` from the API;
 3. the library again (``--library-runs 2``, the default), so that the ratio is bracketed by two library figures.
 
-Prints the library walls, the DAG-run wall, their ratio (DAG run / mean library wall; target <= 1.3), the tasks
-with their durations and queue delays, and where the run's time went between tasks (the scheduler's hand-offs),
-beside the API calls of each run. Quotas are refilled and call counters reset before each run.
+Prints the library walls (with their phases, the same steps as the DAG's tasks, and the export step the DAG adds),
+the DAG-run wall, their ratio (DAG run / mean library wall; target <= 1.3), the tasks with their durations and
+queue delays, where the run's time went between tasks (the scheduler's hand-offs), and the CPU the Airflow
+components and the task processes used against the library's own CPU, beside the calls each run made to the
+sandbox. Quotas are refilled and call counters reset before each run. `make bench` runs it at 50 accounts.
 
     .venv/bin/python bench/collection_dag.py [--accounts 200] [--regions 4] [--latency-ms 20] [--quota-scale 1]
-        [--api-port 8790] [--sandbox-port 5790] [--library-runs 2] [--keep] [--json FILE]
+        [--api-port 8790] [--sandbox-port 5790] [--library-runs 2] [--airflow-defaults] [--keep] [--json FILE]
 """
 
 from __future__ import annotations
@@ -48,11 +53,14 @@ from scripts.localenv import SANDBOX_KEY_ID, SANDBOX_SECRET, airflow_env  # noqa
 DAG_ID = "governance_collection"
 TARGET_RATIO = 1.3
 
-# Libraries every governance task imports (about 0.6 CPU-s in each task process: pandas with pyarrow and numpy,
-# boto3/botocore, the Amazon hook) and Airflow's task runner: imported once by the LocalExecutor's forkserver, so
-# that its workers, and the task processes they fork, inherit them instead of importing them again. Third-party
-# modules only: the package's own code is imported by each task, so a deployment of include/ takes effect at once.
+# Libraries every governance task imports (0.69-0.76 CPU-s in each task process: pandas with pyarrow and numpy,
+# boto3/botocore, the Amazon hook) and what Airflow's task runner imports to parse the DAG (0.4 CPU-s: the DagBag):
+# imported once by the LocalExecutor's forkserver, so that its workers, and the task processes they fork, inherit
+# them instead of importing them again. Third-party and Airflow modules only: the package's own code is imported by
+# each task, so a deployment of include/ takes effect at once.
 PRELOAD = ("airflow.sdk.execution_time.task_runner", "airflow.sdk.execution_time.supervisor",
+           "airflow.sdk.execution_time.task_mapping", "airflow.sdk.definitions.mappedoperator", "airflow.sdk.serde",
+           "airflow.sdk.plugins_manager", "airflow.dag_processing.dagbag",
            "airflow.providers.amazon.aws.hooks.base_aws", "boto3", "botocore.client", "pandas", "pyarrow.parquet",
            "pyarrow.dataset", "fsspec", "jsonschema", "yaml")
 # Airflow settings of the local run (docs/deploy.md, "Task start-up"):
@@ -94,7 +102,7 @@ class Phases:
 
         self.seconds: dict[str, float] = {}
         self._patched = [(accounts, "snapshot_accounts", "list_accounts"),
-                         (runner, "collect_aggregate", "collect_config_aggregate"),
+                         (runner, "collect_aggregate", "collect_aggregate"),
                          (runner, "collect_accounts", "collect_account"), (runner, "finish_run", "finish_run")]
         self._real = [getattr(module, name) for module, name, _ in self._patched]
 
@@ -154,14 +162,16 @@ def library_run(sb: Any, regions: list[str], store_dir: Path, run_id: str) -> di
 
 
 def start_airflow(procs: Processes, info: dict, home: Path, store: Path, regions: list[str], port: int,
-                  password: str, tuned: bool = True) -> tuple[Api, dict[str, str]]:
-    """``airflow standalone`` on ``port`` with the sandbox's connection and Variables; returns the logged-in API."""
+                  password: str, slots: int, tuned: bool = True) -> tuple[Api, dict[str, str]]:
+    """``airflow standalone`` on ``port`` with the sandbox's connection and Variables and the ``aws_api`` pool of
+    ``slots`` slots, the collection's batches sized to it; returns the logged-in API."""
     home.mkdir(parents=True)
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({"admin": password}))
     passwords.chmod(0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
-    env.update(airflow_env(info, home, str(store), {"regions": regions}))
+    env.update(airflow_env(info, home, str(store), {"regions": regions,
+                                                    "collection": {"max_mapped_tasks": slots}}))
     if tuned:
         env.update(SCHEDULER_ENV)
     env.update({
@@ -186,7 +196,7 @@ def start_airflow(procs: Processes, info: dict, home: Path, store: Path, regions
              lambda: (h := api.call("GET", "/api/v2/monitor/health"))
              and all(h[c]["status"] == "healthy" for c in ("scheduler", "triggerer", "dag_processor")), 240, procs, 1.0)
     wait_for(f"{DAG_ID} parsed", lambda: api.call("GET", f"/api/v2/dags/{DAG_ID}"), 240, procs, 1.0)
-    for name, (slots, description) in POOLS.items():
+    for name, (_, description) in POOLS.items():
         api.call("POST", "/api/v2/pools", {"name": name, "slots": slots, "description": description})
     api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     return api, env
@@ -263,9 +273,10 @@ def summarize(result: dict) -> dict:
                            round(max(durations), 2), round(sum(durations), 2)] if durations else None,
             "queue_to_start_s": [round(min(queued), 2), round(max(queued), 2)] if queued else None,
         }
-    # The stages run one after the other (collect_account's tasks in parallel): the gap before each stage is the
+    # The stages run one after the other (collect_account's tasks in parallel; list_accounts also stages the
+    # organization-level reads, the library's collect_aggregate): the gap before each stage is the
     # scheduler's hand-off (upstream done -> task queued -> its process started), nobody working on the run.
-    order = ["list_accounts", "collect_config_aggregate", "collect_account", "finish_run", "export_findings"]
+    order = ["list_accounts", "collect_account", "finish_run", "export_findings"]
     gaps, previous = {}, start
     for task_id in order:
         if task_id in tasks:
@@ -291,14 +302,16 @@ def report(args: argparse.Namespace, libs: list[dict], dag: dict) -> dict:
     ratio = round(dag["wall_s"] / mean, 2) if dag["wall_s"] else None
     same_work = statistics.mean(lib["wall_s"] + lib["export_s"] for lib in libs)
     print(f"\n== governance_collection: {args.accounts} accounts x {args.regions} regions, {args.latency_ms:.0f} ms "
-          f"latency, quota scale {args.quota_scale:g}, scheduler "
+          f"latency, quota scale {args.quota_scale:g}, pool aws_api {args.pool_slots} slots = batches, scheduler "
           f"{'defaults' if args.airflow_defaults else 'SCHEDULER_ENV'}; {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.2f}")
     for i, lib in enumerate(libs, 1):
         print(f"library run {i}        {lib['wall_s']} s wall ({lib['collected']} accounts collected, "
               f"{lib['workers']} threads, {lib['sandbox_calls']} sandbox calls, sandbox CPU {lib['sandbox_cpu_s']} s, "
               f"library CPU {lib['cpu_s']} s); "
-              + ", ".join(f"{k} {v}" for k, v in lib["phases_s"].items()) + f"; then export_findings {lib['export_s']}")
+              + ", ".join(f"{k} {lib['phases_s'].get(k)}" for k in ("list_accounts", "collect_aggregate",
+                                                                     "collect_account", "finish_run"))
+              + f"; then export_findings {lib['export_s']}")
     print(f"DAG run              {dag['wall_s']} s wall, {dag['state']} (start_date -> end_date; queued -> start "
           f"{dag['queued_to_start_s']} s; {dag['sandbox_calls']} sandbox calls, sandbox CPU {dag['sandbox_cpu_s']} s)")
     verdict = "ok" if ratio is not None and ratio <= TARGET_RATIO else "ABOVE TARGET"
@@ -320,6 +333,7 @@ def report(args: argparse.Namespace, libs: list[dict], dag: dict) -> dict:
         queued = "/".join(str(x) for x in t["queue_to_start_s"]) if t["queue_to_start_s"] else "-"
         print(f"{task_id:<26} {t['n']:>4}  {states:<16} {dur:<32} {queued}")
     return {"accounts": args.accounts, "regions": args.regions, "latency_ms": args.latency_ms,
+            "pool_slots": args.pool_slots, "airflow_defaults": args.airflow_defaults,
             "quota_scale": args.quota_scale, "library": libs, "dag": dag, "ratio": ratio,
             "ratio_same_work": round(dag["wall_s"] / same_work, 2),
             "target": TARGET_RATIO, "ok": verdict == "ok"}
@@ -335,6 +349,9 @@ def main() -> int:
     parser.add_argument("--sandbox-port", type=int, default=5790)
     parser.add_argument("--library-runs", type=int, default=2, choices=(1, 2),
                         help="library runs: before the DAG run, and (2) after it too")
+    parser.add_argument("--pool-slots", type=int, default=2 * (os.cpu_count() or 1),
+                        help="aws_api pool slots, and collection.max_mapped_tasks (batches = slots); default: two "
+                             "per core of this machine, which runs every task (the deployments' 16-32: docs/deploy.md)")
     parser.add_argument("--airflow-defaults", action="store_true",
                         help="leave the scheduler and dag-processor settings at Airflow's defaults (not SCHEDULER_ENV)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the DAG run")
@@ -361,7 +378,7 @@ def main() -> int:
         sb.deliver(DAY)  # the day's deliveries exist before the runs, as on AWS (not timed)
         sb.set_faults(latency_ms=args.latency_ms)
         api, _ = start_airflow(procs, sb.info, root / "airflow", root / "store-dag", regions, args.api_port,
-                               secrets.token_urlsafe(16), tuned=not args.airflow_defaults)
+                               secrets.token_urlsafe(16), args.pool_slots, tuned=not args.airflow_defaults)
         print(f"sandbox {sb.endpoint} ({args.accounts} accounts), Airflow standalone at "
               f"http://127.0.0.1:{args.api_port} up in {time.perf_counter() - t0:.0f} s; state under {root}",
               flush=True)

@@ -3,25 +3,25 @@
 
 1. **list_accounts** (admin account, once): Organizations accounts with tags and parent OU, merged with the
    onboarding inventory, written to `accounts`. Suspended accounts are recorded there and not collected; the
-   management account is collected like any other. Returns the accounts to collect in **batches**: by default as
-   many batches as `collection.max_mapped_tasks` (size it to the `aws_api` pool's slots) with at least
+   management account is collected like any other. Then, in the same task (one process start less on the run's
+   path), the organization-level reads -- the Config aggregator's source status (the reason shown when a snapshot
+   is missing), the Trusted Advisor check catalogue, GuardDuty and Macie through their delegated administrators
+   (one org-wide listing per region) -- staged per account. Returns the accounts to collect in **batches**: by
+   default as many batches as `collection.max_mapped_tasks` (size it to the `aws_api` pool's slots) with at least
    `collection.max_workers` accounts each, so that every task keeps its threads busy and pays its start-up once for
    many accounts; `collection.accounts_per_task` fixes the batch size instead.
-2. **collect_config_aggregate** (admin account, once): the organization-level reads -- the Config aggregator's
-   source status (the reason shown when a snapshot is missing), the Trusted Advisor check catalogue, GuardDuty and
-   Macie through their delegated administrators (one org-wide listing per region) -- staged per account.
-3. **collect_account** (mapped over the batches): Config compliance from the day's configuration snapshots and the
+2. **collect_account** (mapped over the batches): Config compliance from the day's configuration snapshots and the
    SSM inventory from the resource data sync (central bucket, admin credentials), the staged slices, and Trusted
    Advisor through each account's read role (refreshes requested, never awaited). AWS errors and missing deliveries
    (AccessDenied, no support plan, no snapshot, service off) become `coverage` rows with their reason and the task
    succeeds: a denied account is a coverage gap, not a failure. Only bugs fail a batch, and a failed batch fails
    the run (red): clear it in the grid to rerun it.
-4. **finish_run**: drops chunks of accounts that are no longer collected, compacts each per-account table's day
+3. **finish_run**: drops chunks of accounts that are no longer collected, compacts each per-account table's day
    into one read-cache file (`_compact.parquet`, see docs/store.md), writes the `collection_runs` row and updates
    the `awsgov_findings` asset, which schedules the weekly report. A source that failed in every account and
    region (no `ok` coverage row; errors, throttling or refusals only) fails the run after storing: a broken bucket
    policy or a missing permission is red, not a quiet page of gaps.
-5. **export_findings**: the day's open findings (Trusted Advisor, Config, anomalies, GuardDuty, Macie) as OCSF and
+4. **export_findings**: the day's open findings (Trusted Advisor, Config, anomalies, GuardDuty, Macie) as OCSF and
    ASFF files in the store (`exports.export`) and, when `exports.securityhub_import` is on, imported into Security
    Hub with BatchImportFindings (docs/threats.md).
 
@@ -93,7 +93,8 @@ def _run_context(params: dict) -> tuple:
 def governance_collection():
     @task(pool=AWS_POOL)
     def list_accounts(params: dict | None = None) -> list[list[dict]]:
-        """Write the day's accounts table; return the accounts to collect in batches (the mapping input)."""
+        """Write the day's accounts table and stage the organization-level reads; return the accounts to collect in
+        batches (the mapping input)."""
         from include.awsgov.airflow_conn import aws_access, fail_now
         from include.awsgov.collection import runner
         from include.awsgov.core import accounts
@@ -106,38 +107,28 @@ def governance_collection():
             chosen = runner.rerun_targets(targets, (params or {}).get("accounts"))
         except ValueError as exc:
             fail_now(exc)
+        aggregate = runner.collect_aggregate(access, store, day, [a["account_id"] for a in chosen],
+                                             runner.Options.from_settings(cfg))
+        log.info("organization-level reads staged: %s", aggregate)
         context["ti"].xcom_push(key="api_calls", value=access.total_calls())
         context["ti"].xcom_push(key="collectable", value=[a["account_id"] for a in targets])
         return runner.account_batches(chosen, cfg["collection"])
 
-    @task(pool=AWS_POOL)
-    def collect_config_aggregate(batches: list[list[dict]], params: dict | None = None) -> dict:
-        """Stage the admin account's Config aggregator data per account (once per run)."""
-        from include.awsgov.airflow_conn import aws_access
-        from include.awsgov.collection import runner
-
-        cfg, store, day, context = _run_context(params)
-        access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
-        account_ids = [a["account_id"] for batch in batches for a in batch]
-        summary = runner.collect_aggregate(access, store, day, account_ids, runner.Options.from_settings(cfg))
-        return {**summary, "api_calls": access.total_calls()}
-
     @task(pool=AWS_POOL, map_index_template="{{ account_label }}")
-    def collect_account(batch: list[dict], aggregate: dict, params: dict | None = None) -> dict:
+    def collect_account(batch: list[dict], params: dict | None = None) -> dict:
         """Collect one account (or one batch) and write its chunk of every per-account table."""
         from include.awsgov.airflow_conn import aws_access
         from include.awsgov.collection import runner
         from include.awsgov.core.batches import batch_label
 
         cfg, store, day, context = _run_context(params)
-        log.info("config aggregator: %s (%s)", aggregate.get("aggregator"), aggregate.get("status"))
         context["account_label"] = batch_label(batch)
         access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
         return runner.collect_accounts(access, store, day, [a["account_id"] for a in batch],
                                            runner.Options.from_settings(cfg))
 
     @task(outlets=[FINDINGS_ASSET])
-    def finish_run(results: list[dict], batches: list[list[dict]], aggregate: dict, params: dict | None = None) -> dict:
+    def finish_run(results: list[dict], batches: list[list[dict]], params: dict | None = None) -> dict:
         """Prune accounts that left, compact the day, write the run row and update the findings asset."""
         from include.awsgov.collection import runner
 
@@ -145,7 +136,7 @@ def governance_collection():
         started = context["dag_run"].start_date or datetime.now(UTC)
         listed_calls = context["ti"].xcom_pull(task_ids="list_accounts", key="api_calls") or 0
         # Index by position: iterating a mapped task's lazy results probes one past the end (a logged 404).
-        calls = listed_calls + aggregate["api_calls"] + sum(results[i]["api_calls"] for i in range(len(results)))
+        calls = listed_calls + sum(results[i]["api_calls"] for i in range(len(results)))
         # Every collectable account is kept, also those a rerun of some accounts did not collect again.
         account_ids = context["ti"].xcom_pull(task_ids="list_accounts", key="collectable") or [
             a["account_id"] for batch in batches for a in batch]
@@ -167,10 +158,8 @@ def governance_collection():
         return exports.export_day(store, day, cfg, aws_access(cfg, context) if wants_import else None)
 
     batches = list_accounts()
-    aggregate = collect_config_aggregate(batches)
-    # aggregate: the accounts read the aggregator slice it staged, so they wait for it (its summary is in the logs).
-    results = collect_account.partial(aggregate=aggregate).expand(batch=batches)
-    export_findings(finish_run(results, batches, aggregate))
+    results = collect_account.expand(batch=batches)
+    export_findings(finish_run(results, batches))
 
 
 governance_collection()

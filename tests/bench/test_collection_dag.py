@@ -15,16 +15,16 @@ def _ti(task_id: str, start: str, end: str, map_index: int = -1, queued: str | N
 def test_summary_takes_the_run_wall_from_its_dates_and_the_gaps_between_stages():
     run = {"dag_run_id": "manual__1", "state": "success", "queued_at": "2026-11-23T09:59:59Z",
            "start_date": "2026-11-23T10:00:00Z", "end_date": "2026-11-23T10:00:40Z"}
-    tis = [_ti("list_accounts", "01", "05", queued="00.5"), _ti("collect_config_aggregate", "06", "08"),
+    tis = [_ti("list_accounts", "01", "08", queued="00.5"),
            _ti("collect_account", "10", "30", 0), _ti("collect_account", "09", "31", 1),
            _ti("finish_run", "32", "35"), _ti("export_findings", "36", "39")]
     out = summarize({"run": run, "tis": tis, "sandbox_calls": 10, "sandbox_cpu_s": 1.0, "airflow_cpu_s": {}})
     assert out["wall_s"] == 40.0 and out["queued_to_start_s"] == 1.0
-    # run start -> list 1 s, list end -> aggregate 1 s, aggregate end -> first collect 1 s (the earliest batch),
-    # last collect -> finish 1 s, finish -> export 1 s, export -> run end 1 s
-    assert out["gaps_s"] == {"-> list_accounts": 1.0, "-> collect_config_aggregate": 1.0, "-> collect_account": 1.0,
-                             "-> finish_run": 1.0, "-> export_findings": 1.0, "-> run end": 1.0}
-    assert out["handoffs_s"] == 6.0
+    # run start -> list 1 s, list end -> first collect 1 s (the earliest batch), last collect -> finish 1 s,
+    # finish -> export 1 s, export -> run end 1 s
+    assert out["gaps_s"] == {"-> list_accounts": 1.0, "-> collect_account": 1.0, "-> finish_run": 1.0,
+                             "-> export_findings": 1.0, "-> run end": 1.0}
+    assert out["handoffs_s"] == 5.0
     batches = out["tasks"]["collect_account"]
     assert batches["n"] == 2 and batches["duration_s"] == [20.0, 21.0, 22.0, 42.0]
     assert out["tasks"]["list_accounts"]["queue_to_start_s"] == [0.5, 0.5]
