@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -315,6 +316,36 @@ def test_drain_deletes_nothing_whose_storing_failed(events_queue, tmp_path):
     with pytest.raises(OSError, match="store unavailable"):
         ingest.drain_and_ingest(access, _FailingStore(str(tmp_path)), CFG, 1000, T0)
     assert _depth(sqs, url) == (0, 3)  # received, in flight, not deleted: back after the visibility timeout
+
+
+class _EndlessQueue:
+    """An SQS client whose queue never empties (a steady stream of events): every receive gets a new message."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def receive_message(self, **kwargs):
+        time.sleep(0.01)
+        self.sent += 1
+        return {"Messages": [{"MessageId": f"m-{self.sent}", "ReceiptHandle": f"h-{self.sent}", "Body": "{}"}]}
+
+
+def test_a_steady_stream_is_drained_for_max_seconds_then_handed_on():
+    sqs = _EndlessQueue()
+    started = time.monotonic()
+    chunks = list(ingest.drain_chunks(sqs, "url", 100000, 5, wait_seconds=1, max_seconds=0.3))
+    assert time.monotonic() - started < 2  # unbounded, it would receive for visibility_timeout / 3 = 100 s
+    received = sum(len(m) for m, _ in chunks)
+    assert 0 < received == sqs.sent and all(len(m) <= 5 for m, _ in chunks)
+
+
+def test_drain_and_ingest_honours_drain_max_seconds(events_queue, tmp_path):
+    access, sqs, url = events_queue
+    for k in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(api_call("iam", "CreateUser", event_id=f"e-{k}")))
+    received, *_ = ingest.drain_and_ingest(access, Store(str(tmp_path)), {**CFG, "drain_max_seconds": 0}, 1000, T0)
+    assert received == 0 and _depth(sqs, url) == (3, 0)  # left for the next run, untouched
+    assert CFG["drain_max_seconds"] > 0
 
 
 # --- alert de-duplication -----------------------------------------------------------------------------------------
