@@ -14,10 +14,12 @@ warning in the triggerer's log saying so (no error every 2 s). The events queue 
 without one the DAG has no watcher and runs on its sweep and by hand.
 
 1. **store_events** (`aws_pool`): every run (woken, sweep, manual) drains the events queue until it is empty (up to
-   `max_messages`), chunk by chunk: receive, store, then delete. Nothing is deleted before it is stored; a chunk
-   whose storing fails stays in the queue, fails the run, and comes back (dead-letter queue after 5 receives).
-   Because every run empties the queue, a wake that Airflow's scheduler leaves without a run (apache/airflow#56050,
-   `max_active_runs=1`) strands nothing: the run that skipped it started after its event was queued. Poison messages
+   `max_messages`, receiving for at most `drain_max_seconds`), chunk by chunk: receive, store, then delete. Nothing
+   is deleted before it is stored; a chunk whose storing fails stays in the queue, fails the run, and comes back
+   (dead-letter queue after 5 receives). A run that empties the queue strands nothing when Airflow's scheduler
+   leaves a wake without a run (apache/airflow#56050, `max_active_runs=1`): the run that skipped it started after
+   its event was queued; under a steady stream the time bound mails what a run has and leaves the rest to the next
+   run (the wakes of those events) or, at worst, the sweep. Poison messages
    (oversized, not parseable, unknown source) go to the dead-letter queue and are counted in `event_rejects`; the
    rest are normalised, routed by the rules of `include/config/events.yaml`, and stored by event id (a redelivered
    message is stored once).
