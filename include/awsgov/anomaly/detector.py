@@ -33,9 +33,8 @@ furthest out ("point", "15min median", "1h mean", "6h mean", "1h mean outside it
 The margins, the record rule and the level view were chosen on three NAB folders (realTraffic, realTweets,
 realAWSCloudwatch: ``bench/nab.py``, issue #21) and are the same for every series and step.
 
-Alerts (``is_anomaly``) are episodes: the first out-of-band point raises one; the series is then silent for 12 h (and
-at least 96 points: 4 days at 1-hour periods) and is re-alerted only if still out of band. No alert is raised before
-12 h of history.
+Alerts (``is_anomaly``) are episodes: the first out-of-band point raises one; the series is then silent for 12 h and
+is re-alerted only if still out of band. No alert is raised before 12 h of history.
 
 Sampling: the detector works on a regular grid of any step that divides an hour or is one hour (``step_seconds``:
 60 for 1-minute CloudWatch periods, 3600 for 1-hour ones). :func:`infer_step` picks the step of an irregularly sampled
@@ -91,7 +90,6 @@ class Params:
     record_days: int = 28  # four weeks: each weekday's usual excursions, and a month's rarer ones, are in the history
     warmup_hours: int = 12  # below that, records say little; longer would miss first-day incidents
     realert_minutes: int = 720  # an episode is one alert, repeated every 12 h while the series stays out of band
-    realert_points: int = 96  # ... and at least every 96 points: at 1-hour periods 12 h is too short for an episode
     record_margin: float = 0.22  # merely equalling a record is no alert (with spread_margin: chosen on NAB, issue #21)
     record_growth: bool = True  # widen records learned on less than a week (see the module doc)
     spread_margin: float = 0.28  # keeps near-flat series from alerting on their smallest wiggle
@@ -367,7 +365,7 @@ class Detector:
             logger.warning("step %ss does not divide an hour; blocks of %s points stand in for hours",
                            p.step_seconds, B)
         self.mean_blocks = tuple(max(1, int(h)) for h in p.mean_hours)
-        self.realert = max(1, round(p.realert_minutes * 60 / p.step_seconds), p.realert_points)
+        self.realert = max(1, round(p.realert_minutes * 60 / p.step_seconds))
         self.warmup_blocks = max(1, round(p.warmup_hours * 3600 / (B * p.step_seconds)))
         lead, hour0 = 0, 0
         if start_time is not None:
