@@ -16,9 +16,10 @@
    are recorded in `metric_coverage` and succeed; throttling or errors beyond botocore's retries are recorded,
    then, after the rest of the batch is checked, the task fails and is retried with backoff (a rerun stores no
    anomaly twice). To redo one account, trigger with the `accounts` param.
-4. **send_alerts**: new anomalies at or above `alerts.min_severity` (high) are mailed at once to the account's
-   `Owner` tag (else `mail.governance_address`), one message per account, each anomaly at most once (alert
-   ledger). Updates the `awsgov_anomalies` asset; the weekly report reads every stored anomaly.
+4. **send_alerts**: new anomalies at or above `alerts.min_severity` (high) go at once to their rule's `notify`
+   targets: by default mail to the account's `Owner` tag (else `mail.governance_address`), or an SNS topic or a Slack
+   channel (the providers' notifiers); one message per account and target, each anomaly at most once per target and
+   recipient (alert ledger). Updates the `awsgov_anomalies` asset; the weekly report reads every stored anomaly.
 5. **check_run_outcome** (trigger rule `one_failed`): fails the run when any task failed (an account whose check failed
    after its retries, or the alerts), so a run is green only when every account was checked and alerted.
 
@@ -120,8 +121,8 @@ def metric_anomaly_checks():
 
     @task(pool=AWS_POOL, outlets=[ANOMALIES_ASSET], trigger_rule="all_done_min_one_success")
     def send_alerts(accounts: list[list[dict]], plan: dict) -> dict:
-        """Mail new high-severity anomalies to account owners, once each; update the anomalies asset."""
-        from include.awsgov.airflow_conn import aws_access, settings, smtp_params
+        """Send new high-severity anomalies to their rules' targets (owners by mail by default), once each."""
+        from include.awsgov.airflow_conn import aws_access, notifier_sender, settings, smtp_params
         from include.awsgov.anomaly import alerts, metrics
         from include.awsgov.core.store import Store
 
@@ -129,7 +130,8 @@ def metric_anomaly_checks():
         access = aws_access(cfg, get_current_context())
         names = {a["account_id"]: a["name"] for batch in accounts for a in batch}
         return alerts.send_alerts(access, Store(cfg["store_url"]), cfg, metrics.load_rules().select(plan["rules"]),
-                                  datetime.fromisoformat(plan["end"]), names, smtp=smtp_params(cfg))
+                                  datetime.fromisoformat(plan["end"]), names, smtp=smtp_params(cfg),
+                                  send=notifier_sender(cfg))
 
     plan = validate_rules()
     accounts = list_accounts()

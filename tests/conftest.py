@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # Every botocore call the product makes is checked against the service model (max lengths, enums, patterns, ranges).
-pytest_plugins = ["tests.contract.botocore_contract"]
+pytest_plugins = ["tests.contract.botocore_contract", "tests.fixtures.notify_targets"]
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 AIRFLOW_HOME = REPO / ".airflow" / f"test-{_WORKER}"
 

@@ -1,4 +1,5 @@
-"""Immediate mail to an account's owner for new high-severity metric anomalies, at most once per anomaly.
+"""Immediate alerts (mail to the account's owner, or the rule's SNS / Slack targets) for new high-severity metric
+anomalies, at most once per anomaly and target.
 
 After the accounts of a run are checked, the anomalies stored within the last ``alerts.max_age_hours`` (rules file)
 at or above ``alerts.min_severity`` that the alert ledger does not list as sent (or refused) are grouped per
@@ -56,6 +57,8 @@ def pending_alerts(
     keep &= frame["timestamp"] >= pd.Timestamp(since)
     if account_ids is not None:
         keep &= frame["account_id"].isin(set(account_ids))
+    targets = {r.id: r.targets for r in ruleset.rules}
+    keep &= frame["rule_id"].map(lambda rule_id: bool(targets.get(rule_id, EMAIL_ONLY)))  # notify: [] sends none
     frame = frame[keep]
     done = alert_ledger.finished(alert_ledger.read(store, since.date(), window_end.date()))
     frame = frame[~frame["anomaly_id"].isin(done)]
@@ -136,9 +139,10 @@ def compose(
 
 def send_alerts(
     access: AwsAccess, store: Store, cfg: Mapping[str, Any], ruleset: RuleSet, window_end: dt.datetime,
-    account_names: Mapping[str, str], smtp: Any = None,
+    account_names: Mapping[str, str], smtp: Any = None, send: notify.Send | None = None,
 ) -> dict[str, int]:
-    """Mail every account owner its new high-severity anomalies, once, and record each message in the ledger.
+    """Send every account's new high-severity anomalies to the targets of their rules (default: its owners by
+    mail), once per target and recipient, and record each send in the ledger.
 
     :param access: the admin account's access layer (Organizations tags; SES when it is the transport).
     :param store: the history store.
@@ -147,6 +151,7 @@ def send_alerts(
     :param window_end: end of the run's window.
     :param account_names: the run's accounts, id -> name; anomalies of other accounts are left alone.
     :param smtp: SMTP connection parameters for mail.py when the transport is smtp.
+    :param send: ``send(target, subject, text) -> message id`` for SNS and Slack targets (airflow_conn.py).
     """
     pending = pending_alerts(store, ruleset, window_end, account_names)
     summary = {"pending": len(pending), "messages": 0, "sent": 0, "failed": 0, "refused": 0}
@@ -157,6 +162,7 @@ def send_alerts(
     accounts = sorted(pending["account_id"].unique())
     owners = owner_addresses(access, accounts, mail_cfg["governance_address"])
     titles = {r.id: r.title for r in ruleset.rules}
+    targets = {r.id: list(r.targets) for r in ruleset.rules}
     pending = pending.assign(alert_id=pending["anomaly_id"],
                              day=pd.to_datetime(pending["timestamp"], utc=True).dt.date)
     closed = alert_ledger.closed(alert_ledger.read(store, pending["day"].min(), pending["day"].max()))
@@ -167,6 +173,6 @@ def send_alerts(
             notify.deliver(store, pending[pending["account_id"] == account_id], account_id=account_id,
                            owner=owners[account_id], kind="metric-anomaly",
                            compose=lambda part, a=account_id, n=name: compose(ruleset.alerts, a, n, part, titles),
-                           targets_of=lambda _row: EMAIL_ONLY, closed=closed, mailer=mailer, mail_cfg=mail_cfg,
-                           send=None, summary=summary)
+                           targets_of=lambda row: targets.get(row["rule_id"], EMAIL_ONLY), closed=closed,
+                           mailer=mailer, mail_cfg=mail_cfg, send=send, summary=summary)
     return summary

@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from include.awsgov.anomaly.alarm import EXTRA_EVALUATION_POINTS
+from include.awsgov.core import notify
 from include.awsgov.core.aws import paginate
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class Rule:
     dimension_names: frozenset[str] | None = None
     regions: tuple[str, ...] | None = None
     description: str = ""
+    # Where its alerts go (core/notify.py; the rule's `notify`, default the account's owners by e-mail).
+    targets: tuple[notify.Target, ...] = tuple(notify.targets(None))
 
     def lookback(self) -> dt.timedelta:
         """How much data before the window this rule needs (learning history, or alarm evaluation range)."""
@@ -161,7 +164,7 @@ def _messages(err: jsonschema.ValidationError) -> list[tuple[list[Any], str]]:
 def _schema_problems(data: Any) -> list[str]:
     schema = json.loads(SCHEMA_PATH.read_text())
     problems = []
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = notify.validator(schema)  # resolves the rules' shared notify schema
     raw_rules = data.get("rules") if isinstance(data, Mapping) and isinstance(data.get("rules"), list) else []
     for err in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         for path, message in _messages(err):
@@ -237,6 +240,7 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
         dimension_names=frozenset(raw["discover"]["dimension_names"]) if "discover" in raw else None,
         regions=tuple(raw["regions"]) if raw.get("regions") else None,
         description=raw.get("description", ""),
+        targets=tuple(notify.targets(raw.get("notify"))),
     )
 
 

@@ -21,13 +21,18 @@ token, no URL of a webhook).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import smtplib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pandas as pd
+from referencing import Registry, Resource
 
 from include.awsgov.core import alert_ledger, owners
 from include.awsgov.core.mail import InvalidRecipient, build_message, is_transient
@@ -45,6 +50,22 @@ SNS_SUBJECT_MAX = 99
 SLACK_TEXT_MAX = 39_000
 
 Send = Callable[["Target", str, str], str]
+# The one schema of a rule's notify list; events_alerts.schema.json and metric_rules.schema.json refer to it by name.
+NOTIFY_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema" / "notify.schema.json"
+
+
+@lru_cache(maxsize=1)
+def _registry() -> Registry:
+    return Registry().with_resource(NOTIFY_SCHEMA_PATH.name,
+                                    Resource.from_contents(json.loads(NOTIFY_SCHEMA_PATH.read_text())))
+
+
+def validator(schema: Mapping[str, Any]) -> jsonschema.Draft202012Validator:
+    """A validator of ``schema`` whose ``{"$ref": "notify.schema.json"}`` resolves to the notify list's schema.
+
+    :param schema: a config file's schema (events alerts, metric rules).
+    """
+    return jsonschema.Draft202012Validator(schema, registry=_registry())
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pandas as pd
 
 from include.awsgov.anomaly.alerts import owner_addresses
@@ -50,7 +49,7 @@ def rule_targets(alerts_cfg: Mapping[str, Any]) -> dict[str, list[notify.Target]
 
     :param alerts_cfg: events.yaml ``alerts``.
     """
-    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(alerts_cfg), key=lambda e: list(e.path))
+    errors = sorted(notify.validator(_schema()).iter_errors(alerts_cfg), key=lambda e: list(e.path))
     if errors:
         where = "/".join(str(p) for p in errors[0].path) or "alerts"
         raise AlertsConfigError(f"events.yaml alerts: {where}: {errors[0].message}")

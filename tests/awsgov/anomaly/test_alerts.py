@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
-from include.awsgov.anomaly import alerts
+from include.awsgov.anomaly import alerts, metrics
 from include.awsgov.anomaly import findings as mf
 from include.awsgov.anomaly.metrics import SeriesKey, load_rules
 from include.awsgov.core import alert_ledger, tables
@@ -293,3 +293,46 @@ def test_ledger_written_before_the_rename_is_still_read(tmp_path, ruleset):
                                  "error": "", "sent_at": TEST_END, "day": TEST_END.date()}])
     assert len(alert_ledger.read(store, TEST_END.date(), TEST_END.date())) == 3
     assert alerts.pending_alerts(store, ruleset, TEST_END).empty
+
+
+def test_rule_notify_targets_are_read_and_checked():
+    sns = "arn:aws:sns:us-east-1:111122223333:governance-alerts"
+    rules = load_rules(data={"version": 1, "rules": [
+        RULE, {**RULE, "id": "ec2_cpu_test_sns", "notify": [{"type": "sns", "topic_arn": sns}, {"type": "email"}]},
+        {**RULE, "id": "ec2_cpu_test_quiet", "notify": []}]})
+    assert [[t.key for t in r.targets] for r in rules.rules] == [["email"], [f"sns:{sns}", "email"], []]
+    with pytest.raises(metrics.RuleError, match=r"rule 'ec2_cpu_test_sms' field 'notify.0'"):
+        load_rules(data={"version": 1, "rules": [{**RULE, "id": "ec2_cpu_test_sms", "notify": [{"type": "sms"}]}]})
+
+
+def test_metric_alerts_go_to_the_rules_sns_topic_and_mail_once_each(tmp_path, aws):
+    """A rule's notify targets (Airflow's SnsNotifier against a moto server, and mail to the owner): each anomaly is
+    sent once per target; a rule with ``notify: []`` sends nothing and is not left pending."""
+    from include.awsgov import airflow_conn
+    from tests.fixtures.smtp_sink import SmtpSink
+
+    rules = load_rules(data={"version": 1, "alerts": {"max_age_hours": 6}, "rules": [
+        {**RULE, "notify": [{"type": "sns", "topic_arn": aws["topic"]}, {"type": "email"}]},
+        {**RULE, "id": "ec2_cpu_test_quiet", "notify": []}]})
+    quiet = rules.rules[1]
+    key = SeriesKey("AWS/EC2", "CPUUtilization", (("InstanceId", "i-9"),), "Average", 300)
+    store = _stored(tmp_path, {TEST_ACCOUNT: _rows(TEST_ACCOUNT, [5, 10]) + [mf.anomaly_row(
+        quiet, TEST_ACCOUNT, "us-east-1", key, TEST_END - dt.timedelta(minutes=5), 99.5, 90.0, None, 90.0, 0.1,
+        "high")]})
+    assert len(alerts.pending_alerts(store, rules, TEST_END)) == 2
+    cfg = {**_settings(), "aws_conn_id": "aws_test"}
+    with SmtpSink() as sink:
+        first = alerts.send_alerts(aws["access"], store, cfg, rules, TEST_END, {TEST_ACCOUNT: "prod"},
+                                   smtp=sink.params, send=airflow_conn.notifier_sender(cfg))
+        assert (first["messages"], first["sent"], first["failed"]) == (2, 4, 0)  # 2 anomalies x (sns, mail)
+        [(_, rcpt, _)] = sink.messages
+        assert rcpt == [TEST_GOVERNANCE]  # no Owner tag readable here: the governance address
+        again = alerts.send_alerts(aws["access"], store, cfg, rules, TEST_END, {TEST_ACCOUNT: "prod"},
+                                   smtp=sink.params, send=airflow_conn.notifier_sender(cfg))
+        assert again["messages"] == 0 and len(sink.messages) == 1
+    [envelope] = aws["received"]()
+    assert envelope["TopicArn"] == aws["topic"]
+    assert envelope["Subject"].startswith("[awsgov] 2 new high-severity metric anomalies in account 111122223333")
+    assert envelope["Message"].count("\n- ") == 2 and "i-9" not in envelope["Message"]
+    ledger = store.read(alert_ledger.TABLE, schema=tables.ALERT_LEDGER)
+    assert sorted(ledger["channel"].unique()) == ["email", f"sns:{aws['topic']}"] and set(ledger["status"]) == {"sent"}

@@ -7,98 +7,22 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
 from include.awsgov import airflow_conn
 from include.awsgov.core import alert_ledger, notify
-from include.awsgov.core.aws import AwsAccess
 from include.awsgov.core.store import Store
 from include.awsgov.events import alerts as events_alerts
 from include.awsgov.events import ingest
+from tests.fixtures.notify_targets import TEST_REGION, TEST_TOKEN
 from tests.fixtures.smtp_sink import SmtpSink
 
-TEST_REGION = "us-east-1"
 TEST_ACCOUNT = "111122223333"
 TEST_GOVERNANCE = "governance-team@example.com"
-TEST_TOKEN = "xoxb-test-not-a-real-token"
 TEST_CHANNEL = "#sec-alerts"
 TEST_NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-class _SlackApi(BaseHTTPRequestHandler):
-    """chat.postMessage of a Slack workspace: records each POST; answers 500 while ``server.fail`` > 0."""
-
-    def do_POST(self):  # noqa: N802 - http.server's hook name
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.posts.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                  "json": json.loads(body or b"{}")})
-        status, answer = (500, {"ok": False, "error": "internal_error"}) if self.server.fail else (
-            200, {"ok": True, "channel": "C1", "ts": "1.0"})
-        self.server.fail = max(0, self.server.fail - 1)
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def slack(monkeypatch):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlackApi)
-    server.posts, server.fail = [], 0
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_TEST", json.dumps({
-        "conn_type": "slack", "password": TEST_TOKEN,
-        "extra": {"base_url": f"http://127.0.0.1:{server.server_port}/api/"}}))
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    """A moto server, an SNS topic with an SQS queue subscribed to it, and the Airflow connection ``aws_test``."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": TEST_REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps(
-        {"conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": TEST_REGION}}))
-    session = boto3.Session(region_name=TEST_REGION)
-    sns, sqs = session.client("sns", endpoint_url=endpoint), session.client("sqs", endpoint_url=endpoint)
-    topic = sns.create_topic(Name="governance-alerts")["TopicArn"]
-    queue = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-
-    def received() -> list[dict]:
-        out = []
-        while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
-            out += [json.loads(m["Body"]) for m in batch]
-            sqs.delete_message_batch(QueueUrl=queue, Entries=[
-                {"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in batch])
-        return out
-
-    access = AwsAccess(session=session, endpoint_url=endpoint, region=TEST_REGION)
-    try:
-        yield {"topic": topic, "received": received, "access": access}
-    finally:
-        server.stop()
 
 
 def _alerts_cfg(notify_list: list[dict]) -> dict:
