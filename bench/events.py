@@ -269,7 +269,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1.0, help="alert candidates put per second")
     parser.add_argument("--drain-timeout", type=int, default=300, help="seconds to wait for the mails after the puts")
     parser.add_argument("--first-run-timeout", type=int, default=1200,
-                        help="seconds the first (sweep) run may take: its check_activity lists lookback_hours of files")
+                        help="seconds the first (sweep) run may take")
     parser.add_argument("--calls-per-hour", type=int, default=600, help="API calls per account, region and hour")
     parser.add_argument("--regions", type=int, default=1, help="trail regions in the activity part")
     parser.add_argument("--workers", type=int, default=16, help="threads reading log files")

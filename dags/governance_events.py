@@ -36,13 +36,8 @@ without one the DAG has no watcher and runs on its sweep and by hand.
    `ou_defaults` starts one `account_onboarding` run for it with that OU's defaults (run id
    `onboard_new_account__<account>`: a duplicate is skipped); failed creations, accounts already onboarded and
    accounts outside a governed OU are left alone.
-3. **check_activity** (`aws_pool`): every complete hour not read yet (within `activity.lookback_hours`), and
-   again `activity.recount_hours` times an hour apart (late files), reads in bulk the CloudTrail log files
-   delivered to the central bucket in that hour (one listing per account and region, then the files) and stores
-   API calls per hour, account, event type and principal type in `account_activity` (one chunk per delivery hour:
-   a rerun or a re-reading replaces it); runs the anomaly detector on each account's categories (IAM changes,
-   security-group changes...); bursts are stored in `anomalies` and mailed through the metric alert path. No API
-   call travels through SQS for this: the bus forwards alert candidates only.
+API activity (every account's CloudTrail files in the central bucket, counted per hour, bursts alerted) is the DAG
+`account_activity`, hourly and apart from this one, so that reading an hour of files never delays an alert.
 
 See docs/events.md.
 """
@@ -161,45 +156,6 @@ def governance_events():
         return out
 
     @task(pool=AWS_POOL)
-    def check_activity() -> dict:
-        """Hourly API activity read in bulk from the CloudTrail log files of every hour not read yet; bursts ->
-        `anomalies` -> the metric alert path."""
-        from include.awsgov.airflow_conn import aws_access, settings, smtp_params
-        from include.awsgov.anomaly import alerts
-        from include.awsgov.anomaly.metrics import load_rules
-        from include.awsgov.core import accounts
-        from include.awsgov.core.store import Store
-        from include.awsgov.events import activity, ingest
-
-        cfg, acfg = settings(), ingest.events_config()["activity"]
-        store = Store(cfg["store_url"])
-        hours = activity.hours_to_read(store, datetime.now(UTC), int(acfg["lookback_hours"]),
-                                       int(acfg["settle_minutes"]), int(acfg["recount_hours"]))
-        if not hours:
-            return {"hours": 0, "activity_rows": 0, "bursts": 0, "new_bursts": 0}
-        access = aws_access(cfg, get_current_context())
-        org_accounts = accounts.list_org_accounts(access)
-        org_id = (access.client("organizations").describe_organization()["Organization"]["Id"]
-                  if acfg["organization_trail"] else None)
-        bucket = cfg["central"]["log_bucket"].format(admin_account_id=access.admin_id())
-        s3, written, files = access.client("s3"), 0, 0
-        for hour, recount in hours:
-            rows, stats = activity.read_hour(s3, bucket, [a["Id"] for a in org_accounts], cfg["regions"], hour,
-                                             trail_prefix=acfg["trail_prefix"], org_id=org_id,
-                                             workers=int(acfg["workers"]))
-            written += activity.store_hour(store, hour, rows, recount)
-            files += stats["files"]
-        bursts = activity.detect_bursts(store, [hour for hour, _ in hours], acfg)
-        fresh = activity.store_bursts(store, bursts)
-        out = {"hours": len(hours), "files": files, "activity_rows": written, "bursts": len(bursts),
-               "new_bursts": len(fresh)}
-        if fresh:
-            names = {a["Id"]: a.get("Name", "") for a in org_accounts if a["Id"] in {r["account_id"] for r in fresh}}
-            end = max(r["timestamp"] for r in fresh)
-            out["alerts"] = alerts.send_alerts(access, store, cfg, load_rules(), end, names, smtp_params(cfg))
-        return out
-
-    @task(pool=AWS_POOL)
     def request_onboarding(summary: dict) -> list[dict]:
         """New accounts of this run's events (Organizations account created, or moved into an OU) in a governed OU
         and not onboarded yet -> one account_onboarding trigger each (run id, conf = the OU's defaults)."""
@@ -233,7 +189,6 @@ def governance_events():
         task_id="start_account_onboarding", trigger_dag_id="account_onboarding", skip_when_already_exists=True,
         wait_for_completion=False, logical_date=None,
     ).expand_kwargs(request_onboarding(summary))
-    check_activity()
 
 
 governance_events()

@@ -69,8 +69,7 @@ def start_standalone(sb, root: Path, port: int, extra_settings: dict | None = No
 
     :param extra_settings: more keys for the ``awsgov_settings`` Variable (e.g. ``mail``).
     :param extra_env: more environment (e.g. an ``AIRFLOW_CONN_SMTP_DEFAULT``).
-    :param first_run_timeout: seconds the first sweep run may take (its check_activity lists every account's trail
-        files of ``activity.lookback_hours`` hours).
+    :param first_run_timeout: seconds the first sweep run may take.
     """
     (root / "dags").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dags" / "governance_events.py", root / "dags")

@@ -304,9 +304,9 @@ def test_a_failed_alert_fails_the_task_and_a_later_run_sends_it_once(env, delive
 
 
 def test_activity_is_read_from_the_trail_files_and_a_burst_of_iam_changes_is_found(env, monkeypatch, tmp_path):
-    """API calls do not travel through SQS: a member's trail files in the central bucket (AWS's key layout and
-    format) are read in bulk per delivery hour, counted, and a burst of IAM changes is found in its hour. (A store
-    of its own: the earlier runs of this module have read the recent hours already, before these files existed.)"""
+    """account_activity (its own DAG): API calls do not travel through SQS: a member's trail files in the central
+    bucket (AWS's key layout and format) are read in bulk per delivery hour, counted, and a burst of IAM changes is
+    found in its hour. (A store of its own: other runs may have read the recent hours already.)"""
     import gzip
 
     from include.awsgov.events import ingest
@@ -339,7 +339,7 @@ def test_activity_is_read_from_the_trail_files_and_a_burst_of_iam_changes_is_fou
                f"{member}_CloudTrail_us-east-1_{delivered:%Y%m%dT%H%M}Z_AbCdEfGh12345678.json.gz")
         s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(json.dumps({"Records": records}).encode()))
 
-    run = run_dag("governance_events", conf={"max_messages": 5000})
+    run = run_dag("account_activity")
     assert str(run.state) == "success", task_states(run)
 
     activity = _read(store_url, "account_activity")
@@ -350,7 +350,7 @@ def test_activity_is_read_from_the_trail_files_and_a_burst_of_iam_changes_is_fou
     assert "iam_changes" in set(bursts["metric_name"])
     assert set(bursts["timestamp"].dt.to_pydatetime()) == {burst_hour}
 
-    again = run_dag("governance_events", conf={"max_messages": 5000})  # every hour is read: nothing is counted twice
+    again = run_dag("account_activity")  # every hour is read: nothing is counted twice
     assert str(again.state) == "success", task_states(again)
     activity = _read(store_url, "account_activity")
     assert int(activity.loc[activity["account_id"] == member, "count"].sum()) == sum(counts.values())
