@@ -44,7 +44,7 @@ from include.awsgov.collection import guardduty, macie
 from include.awsgov.collection import trusted_advisor as ta
 from include.awsgov.collection.units import MAX_ERROR_CHARS, Job, Outcome, Unit, counted_client, error_text, run_counted
 from include.awsgov.core import accounts as org
-from include.awsgov.core import tables
+from include.awsgov.core import batches, tables
 from include.awsgov.core.aws import AwsAccess, classify_error
 from include.awsgov.core.store import Store
 from include.awsgov.software.findings import prohibited_rules
@@ -631,12 +631,8 @@ def account_batches(accounts: list[dict[str, str]], col: Mapping[str, Any]) -> l
     :param accounts: collectable accounts, in a stable order.
     :param col: settings ``collection``.
     """
-    if not accounts:
-        return []
-    tasks = max(1, int(col.get("max_mapped_tasks") or 1))
-    size = col.get("accounts_per_task") or max(int(col.get("max_workers") or 1), -(-len(accounts) // tasks))
-    size = max(int(size), -(-len(accounts) // tasks))  # never more tasks than max_mapped_tasks
-    return [accounts[i:i + size] for i in range(0, len(accounts), size)]
+    min_size = col.get("accounts_per_task") or col.get("max_workers") or 1
+    return batches.batches(accounts, int(col.get("max_mapped_tasks") or 1), int(min_size))
 
 
 def rerun_targets(accounts: list[dict[str, str]], wanted: Iterable[str] | None) -> list[dict[str, str]]:
