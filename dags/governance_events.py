@@ -9,9 +9,10 @@ asset's **AssetWatcher** (`include/awsgov/airflow_triggers.py` `QueueReadyTrigge
 trigger, in the triggerer, through the `aws_default` connection) polls only the wake queue: it deletes wake messages
 and starts a run; it never touches an event, and no event body enters Airflow's metadata DB. Until the first
 `account_onboarding` run has created the queues, the watcher checks every `wake_absent_poll_seconds` and logs one
-warning in the triggerer's log saying so (no error every 2 s). The events queue URL is read at parse time from
-`AWSGOV_EVENTS_QUEUE_URL` or `include/config/events.yaml` `queue_url` (the wake queue is that URL + `-wake`);
-without one the DAG has no watcher and runs on its sweep and by hand.
+warning in the triggerer's log saying so (no error every 2 s); the sweep's runs skip `store_events` with the same
+advice in its log (skipped, not failed: nothing is broken, the setup is not finished). The events queue URL is read
+at parse time from `AWSGOV_EVENTS_QUEUE_URL` or `include/config/events.yaml` `queue_url` (the wake queue is that
+URL + `-wake`); without one the DAG has no watcher and runs on its sweep and by hand.
 
 1. **store_events** (`aws_pool`): every run (woken, sweep, manual) drains the events queue until it is empty (up to
    `max_messages`, receiving for at most `drain_max_seconds`), chunk by chunk: receive, store, then delete. Nothing
@@ -120,8 +121,13 @@ def governance_events():
         wakes = ingest.wake_count(e.extra for evs in context["triggering_asset_events"].values() for e in evs)
         access = aws_access(cfg, context)
         store = Store(cfg["store_url"])
-        received, rows, fresh, rejects = ingest.drain_and_ingest(
-            access, store, ecfg, int(context["params"]["max_messages"]), datetime.now(UTC))
+        try:
+            received, rows, fresh, rejects = ingest.drain_and_ingest(
+                access, store, ecfg, int(context["params"]["max_messages"]), datetime.now(UTC))
+        except ingest.QueueMissing as exc:  # before the first onboarding: nothing failed, nothing to do yet
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(str(exc)) from exc
         log.info("events: %d wake message(s); %d messages drained from %s", wakes, received, ecfg["queue_name"])
         summary = ingest.summarise(rows, fresh, rejects, received)
         log.info("events: %s; %d alert events, %d day(s), %d hour(s) of API activity",

@@ -24,9 +24,7 @@ from urllib.parse import urlparse
 from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
 from airflow.triggers.base import TriggerEvent
 
-# GetQueueUrl's answer for a queue that does not exist: the query-protocol code (AWS SQS API Reference,
-# GetQueueUrl, Errors: QueueDoesNotExist, "AWS.SimpleQueueService.NonExistentQueue") and botocore's JSON-protocol name.
-MISSING_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+from include.awsgov.events.ingest import MISSING_QUEUE_CODES
 
 
 def queue_name_and_owner(queue_url: str) -> tuple[str, str | None]:

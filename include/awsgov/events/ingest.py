@@ -604,6 +604,33 @@ def ingest(access: Any, store: Any, messages: Sequence[Mapping[str, str]], cfg: 
     return rows, store_events(store, rows), rejects
 
 
+class QueueMissing(LookupError):
+    """The events queue does not exist (yet): the central stack, deployed by the first onboarding, creates it."""
+
+
+# GetQueueUrl's answer for a queue that does not exist: the query-protocol code (AWS SQS API Reference,
+# GetQueueUrl, Errors: QueueDoesNotExist, "AWS.SimpleQueueService.NonExistentQueue") and botocore's JSON-protocol name.
+MISSING_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
+def events_queue_url(sqs: Any, cfg: Mapping[str, Any]) -> str:
+    """The events queue's URL; :class:`QueueMissing`, in plain words, when there is none yet.
+
+    :param sqs: the admin account's SQS client.
+    :param cfg: events.yaml.
+    """
+    try:
+        return sqs.get_queue_url(QueueName=cfg["queue_name"])["QueueUrl"]
+    except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if code not in MISSING_QUEUE_CODES:
+            raise
+        raise QueueMissing(
+            f"the events queue {cfg['queue_name']!r} does not exist yet in the admin account: run the "
+            "account_onboarding DAG first (it deploys the central stack that creates the queue); until then there "
+            "are no events to store") from exc
+
+
 def drain_and_ingest(access: Any, store: Any, cfg: Mapping[str, Any], limit: int,
                      received_at: dt.datetime) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], list[Reject]]:
     """Every run: drain the events queue until it is empty (up to ``limit`` messages, receiving for at most
@@ -618,9 +645,10 @@ def drain_and_ingest(access: Any, store: Any, cfg: Mapping[str, Any], limit: int
     visibility timeout (to the dead-letter queue after the redrive policy's ``maxReceiveCount``).
 
     :returns: (messages received, rows, rows not stored before, poison messages).
+    :raises QueueMissing: no events queue yet (before the first onboarding).
     """
     sqs = access.client("sqs")
-    queue_url = sqs.get_queue_url(QueueName=cfg["queue_name"])["QueueUrl"]
+    queue_url = events_queue_url(sqs, cfg)
     received, rows, fresh, rejects = 0, [], [], []
     for messages, handles in drain_chunks(sqs, queue_url, limit, int(cfg["drain_chunk_messages"]),
                                           int(cfg["drain_visibility_seconds"]), int(cfg["drain_wait_seconds"]),

@@ -348,6 +348,22 @@ def test_drain_and_ingest_honours_drain_max_seconds(events_queue, tmp_path):
     assert CFG["drain_max_seconds"] > 0
 
 
+
+def test_drain_before_the_queue_exists_says_to_onboard_first(tmp_path):
+    """Before the first onboarding there is no queue: a plain-words QueueMissing (the DAG skips its task with it),
+    not botocore's QueueDoesNotExist."""
+    import boto3
+    from moto import mock_aws
+
+    from include.awsgov.core.aws import AwsAccess
+
+    with mock_aws():
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                region_name="us-east-1")
+        with pytest.raises(ingest.QueueMissing, match="run the account_onboarding DAG first"):
+            ingest.drain_and_ingest(AwsAccess(session=session, admin_account_id=ADMIN), Store(str(tmp_path)), CFG,
+                                    10, T0)
+
 # --- alert de-duplication -----------------------------------------------------------------------------------------
 def test_alert_key_is_shared_within_the_window_only():
     key = alerts.alert_key("r", MEMBER, "bob", dt.datetime(2026, 11, 27, 10, 5, tzinfo=dt.UTC), 60)
