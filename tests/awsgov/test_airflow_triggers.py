@@ -9,31 +9,13 @@ import json
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from structlog.testing import capture_logs
 
 from include.awsgov.airflow_triggers import QueueReadyTrigger, queue_name_and_owner
+from tests.fixtures.notify_targets import TEST_REGION
 
 TEST_ACCOUNT = "123456789012"
-TEST_REGION = "us-east-1"
 TEST_QUEUE = "governance-events-wake"
-
-
-@pytest.fixture
-def moto_endpoint(monkeypatch):
-    """An in-process moto server on a free port and an Airflow connection ``aws_test`` pointing at it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps(
-        {"conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": TEST_REGION}}))
-    try:
-        yield endpoint
-    finally:
-        server.stop()
 
 
 def test_queue_name_and_owner_from_url():
