@@ -36,11 +36,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import gzip
 import hashlib
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,13 +49,13 @@ import pandas as pd
 
 from include.awsgov.anomaly.findings import merge_anomalies
 from include.awsgov.core import tables
+from include.awsgov.events import trail_files
 
 log = logging.getLogger(__name__)
 
 ACTIVITY_TABLE = "account_activity"
 NAMESPACE = "AWSGov/AccountActivity"
 RULE_ID = "events_activity_burst"
-_FILE_STAMP = re.compile(r"_CloudTrail_[a-z0-9-]+_(\d{8}T\d{4})Z_[A-Za-z0-9]+\.json\.gz\Z")
 
 
 def hour_chunk(hour: dt.datetime) -> str:
@@ -77,10 +75,8 @@ def key_prefix(trail_prefix: str, org_id: str | None, account_id: str, region: s
     :param org_id: the organization id for an organization trail, else None.
     """
     h = hour.astimezone(dt.UTC)
-    parts = [trail_prefix.format(account_id=account_id).strip("/")] if trail_prefix.strip("/") else []
-    parts += ["AWSLogs", *([org_id] if org_id else []), account_id, "CloudTrail", region, f"{h:%Y}", f"{h:%m}",
-              f"{h:%d}", f"{account_id}_CloudTrail_{region}_{h:%Y%m%dT%H}"]
-    return "/".join(parts)
+    return (trail_files.day_prefix(trail_prefix, org_id, account_id, region, h.date())
+            + f"{account_id}_CloudTrail_{region}_{h:%Y%m%dT%H}")
 
 
 def count_records(records: Iterable[Any], counts: Counter) -> int:
@@ -105,19 +101,6 @@ def count_records(records: Iterable[Any], counts: Counter) -> int:
     return skipped
 
 
-def _read_file(s3: Any, bucket: str, key: str, max_bytes: int) -> list[Any]:
-    """The records of one log file; a file that is too big or cannot be read as gzip'd JSON is skipped (logged)."""
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(max_bytes + 1)
-    try:
-        if len(body) > max_bytes:
-            raise ValueError(f"larger than {max_bytes} bytes")
-        records = json.loads(gzip.decompress(body)).get("Records")
-    except (OSError, EOFError, ValueError, RecursionError, AttributeError) as exc:
-        log.warning("activity: log file %s skipped: %s: %s", key, type(exc).__name__, exc)
-        return []
-    return records if isinstance(records, list) else []
-
-
 def read_hour(s3: Any, bucket: str, accounts: Sequence[str], regions: Sequence[str], hour: dt.datetime, *,
               trail_prefix: str = "", org_id: str | None = None, workers: int = 16,
               max_file_bytes: int = 64 * 1024 * 1024) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -132,7 +115,7 @@ def read_hour(s3: Any, bucket: str, accounts: Sequence[str], regions: Sequence[s
         prefix = key_prefix(trail_prefix, org_id, pair[0], pair[1], hour)
         out = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            out += [o["Key"] for o in page.get("Contents", []) if _FILE_STAMP.search(o["Key"])]
+            out += [o["Key"] for o in page.get("Contents", []) if trail_files.delivered_at(o["Key"])]
         return out
 
     pairs = [(a, r) for a in sorted(set(accounts)) for r in sorted(set(regions))]
@@ -140,7 +123,7 @@ def read_hour(s3: Any, bucket: str, accounts: Sequence[str], regions: Sequence[s
     stats = {"files": 0, "records": 0, "skipped": 0}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         files = [k for found in pool.map(keys, pairs) for k in found]
-        for records in pool.map(lambda k: _read_file(s3, bucket, k, max_file_bytes), files):
+        for records in pool.map(lambda k: trail_files.read_log_file(s3, bucket, k, max_file_bytes), files):
             stats["files"] += 1
             stats["records"] += len(records)
             stats["skipped"] += count_records(records, counts)

@@ -82,7 +82,10 @@ def delivered_at(key: str) -> dt.datetime | None:
     found = _STAMP.search(key)
     if not found:
         return None
-    return dt.datetime.strptime(found.group(2), "%Y%m%dT%H%M").replace(tzinfo=dt.UTC)
+    try:
+        return dt.datetime.strptime(found.group(2), "%Y%m%dT%H%M").replace(tzinfo=dt.UTC)
+    except ValueError:  # digits that are no time (month 13...): not a file CloudTrail wrote
+        return None
 
 
 def window_keys(where: TrailLocation, account_id: str, region: str, start: dt.datetime,
@@ -121,17 +124,27 @@ def window_keys(where: TrailLocation, account_id: str, region: str, start: dt.da
     return [k for _, k in keys[: where.max_files]], found, calls
 
 
-def read_records(where: TrailLocation, key: str) -> list[dict[str, Any]]:
-    """The records of one log file; a file too big or not gzip'd JSON is skipped (logged), never an error."""
-    body = where.s3.get_object(Bucket=where.bucket, Key=key)["Body"].read(where.max_file_bytes + 1)
+def read_log_file(s3: Any, bucket: str, key: str, max_bytes: int) -> list[Any]:
+    """The ``Records`` list of one log file, as written (items unchecked); a file that is too big or cannot be read
+    as gzip'd JSON is skipped (logged), never an error.
+
+    :param s3: an S3 client of the bucket's owner.
+    :param max_bytes: a larger file is skipped.
+    """
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(max_bytes + 1)
     try:
-        if len(body) > where.max_file_bytes:
-            raise ValueError(f"larger than {where.max_file_bytes} bytes")
+        if len(body) > max_bytes:
+            raise ValueError(f"larger than {max_bytes} bytes")
         records = json.loads(gzip.decompress(body)).get("Records")
     except (OSError, EOFError, ValueError, RecursionError, AttributeError) as exc:
         log.warning("trail files: %s skipped: %s: %s", key, type(exc).__name__, exc)
         return []
-    return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+    return records if isinstance(records, list) else []
+
+
+def read_records(where: TrailLocation, key: str) -> list[dict[str, Any]]:
+    """The records (objects) of one log file (:func:`read_log_file`)."""
+    return [r for r in read_log_file(where.s3, where.bucket, key, where.max_file_bytes) if isinstance(r, dict)]
 
 
 def event_time(record: dict[str, Any]) -> dt.datetime | None:
