@@ -137,6 +137,8 @@ def test_every_injected_anomaly_is_found(checked):
         hits = [r for r in found.to_dict("records") if _matches(r, anomaly)]
         assert hits, f"not found: {anomaly}"
         assert hits[0]["kind"] == "dynamic"
+        # Each stored anomaly says why it fired, in words (the alert mail and the report show it).
+        assert "than at any time in the last 28 days" in hits[0]["reason"] or "range" in hits[0]["reason"], hits[0]
 
 
 def test_no_high_severity_anomaly_that_was_not_injected(checked):

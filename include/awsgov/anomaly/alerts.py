@@ -106,6 +106,11 @@ def _one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
 
+def _reason(value: Any) -> str:
+    # Rows stored before the reason column read it as null.
+    return _one_line(value) if isinstance(value, str) and value else "n/a"
+
+
 def compose(
     cfg: Mapping[str, Any], account_id: str, account_name: str, rows: pd.DataFrame, titles: Mapping[str, str]
 ) -> tuple[str, str]:
@@ -129,7 +134,7 @@ def compose(
             dimensions=" ".join(f"{k}={v}" for k, v in sorted(dims.items())), statistic=row["statistic"],
             value=_fmt(row["value"]), expected=_fmt(row["expected"]), lower=_fmt(row["lower"]),
             upper=_fmt(row["upper"]), severity=row["severity"], rule_id=row["rule_id"],
-            title=titles.get(row["rule_id"], row["rule_id"]),
+            title=titles.get(row["rule_id"], row["rule_id"]), reason=_reason(row.get("reason")),
         )))
     if len(rows) > limit:
         lines.append(cfg["more"].format(count=len(rows) - limit))

@@ -107,8 +107,39 @@ def static_findings(
         ts = grid_start + dt.timedelta(seconds=rule.period * t)
         rows.append(anomaly_row(rule, account_id, region, key, ts, value, threshold,
                                 None if above else threshold, threshold if above else None,
-                                ((value - threshold) if above else (threshold - value)) / scale, p["severity"]))
+                                ((value - threshold) if above else (threshold - value)) / scale, p["severity"],
+                                static_reason(rule, key.statistic)))
     return rows
+
+
+_SYMBOLS = {"GreaterThanThreshold": ">", "GreaterThanOrEqualToThreshold": ">=", "LessThanThreshold": "<",
+            "LessThanOrEqualToThreshold": "<="}
+
+
+def static_reason(rule: Rule, statistic: str) -> str:
+    """Why a static rule fired, as the alarm reads: "Average > 80 in 3 of the last 3 periods of 5min"."""
+    p = rule.params
+    return (f"{statistic} {_SYMBOLS.get(p['comparison'], p['comparison'])} {float(p['threshold']):g} in "
+            f"{p['datapoints_to_alarm']} of the last {p['evaluation_periods']} periods of {_duration(rule.period)}")
+
+
+def dynamic_reason(view: str, above: bool, record_days: int) -> str:
+    """Why the learned detector fired, from the name of its view that was furthest out (detector.Params.view_names).
+
+    :param view: "point", "15min median", "1h mean", ... or the level view ("1h mean outside its 10-day range").
+    :param above: the value is above the expected value.
+    :param record_days: how far back the records reach.
+    """
+    side = "above" if above else "below"
+    if "outside" in view:  # the level view says its own comparison
+        return f"the {view} ({side} it)"
+    subject = "the value" if view == "point" else f"the {view}"
+    return f"{subject} further {side} the expected value than at any time in the last {record_days} days"
+
+
+def _duration(seconds: int) -> str:
+    minutes = int(seconds) // 60
+    return f"{minutes // 60}h" if minutes >= 60 and minutes % 60 == 0 else f"{minutes}min"
 
 
 def detect_rule(matrix: np.ndarray, grid_start: dt.datetime, rule: Rule) -> dict[str, np.ndarray]:
@@ -117,13 +148,17 @@ def detect_rule(matrix: np.ndarray, grid_start: dt.datetime, rule: Rule) -> dict
     :param matrix: datapoints on the rule's period grid, NaN where missing.
     :param grid_start: time of the first column (aligns the detector's hours and days with the clock).
     :param rule: a dynamic rule (period, sensitivity).
-    :return: arrays shaped like ``matrix``: expected, lower, upper, score, severity (name), is_anomaly (bool).
+    :return: arrays shaped like ``matrix``: expected, lower, upper, score, severity (name), is_anomaly (bool),
+        view_code (which of ``view_names`` was furthest out, where out of band), view_names, record_days.
     """
     from include.awsgov.anomaly import detector
 
     result = detector.detect(matrix, step_seconds=rule.period, sensitivity=rule.params["sensitivity"],
                             start_time=grid_start)
     return {
+        "view_code": np.asarray(result.reason),  # indexes view_names where out of band, undefined elsewhere
+        "view_names": tuple(result.view_names),
+        "record_days": detector.Params().record_days,
         "expected": result.expected,
         "lower": result.lower,
         "upper": result.upper,
@@ -158,13 +193,16 @@ def dynamic_findings(
     for s, j in zip(*np.nonzero(keep), strict=True):
         t = span.start + int(j)
         ts = grid_start + dt.timedelta(seconds=rule.period * t)
-        rows.append(anomaly_row(rule, account_id, region, keys[int(s)], ts, float(matrix[s, t]), out["expected"][s, t],
-                                out["lower"][s, t], out["upper"][s, t], out["score"][s, t], str(out["severity"][s, t])))
+        value, expected = float(matrix[s, t]), out["expected"][s, t]
+        view = out["view_names"][int(out["view_code"][s, t])]
+        rows.append(anomaly_row(rule, account_id, region, keys[int(s)], ts, value, expected,
+                                out["lower"][s, t], out["upper"][s, t], out["score"][s, t], str(out["severity"][s, t]),
+                                dynamic_reason(view, value >= expected, out["record_days"])))
     return rows
 
 
 def anomaly_row(rule: Rule, account_id: str, region: str, key: SeriesKey, ts: dt.datetime, value: float,
-                expected: Any, lower: Any, upper: Any, score: Any, severity: str) -> dict[str, Any]:
+                expected: Any, lower: Any, upper: Any, score: Any, severity: str, reason: str) -> dict[str, Any]:
     """One ``tables.ANOMALIES`` row (static and dynamic rules alike); its id is stable across overlapping runs."""
     return {
         "anomaly_id": anomaly_id(rule.id, account_id, region, key, ts),
@@ -183,6 +221,7 @@ def anomaly_row(rule: Rule, account_id: str, region: str, key: SeriesKey, ts: dt
         "upper": None if upper is None else _num(upper),
         "score": None if score is None else _num(score),
         "severity": severity,
+        "reason": reason,
     }
 
 

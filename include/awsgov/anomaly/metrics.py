@@ -10,7 +10,7 @@ an hourly static check (~27 points a series) fits 500 series a call; a dynamic r
 5-minute data (4,032 + the window's points) fits 24. Pages beyond the first (``NextToken``) are followed.
 
 Static rules are then evaluated with CloudWatch alarm semantics (``alarm.py``) and dynamic ones with the learned
-band of ``anomaly.py``, into ``tables.ANOMALIES`` rows (``metric_findings.py``).
+band of ``detector.py``, into ``tables.ANOMALIES`` rows (``findings.py``).
 """
 
 from __future__ import annotations

@@ -157,6 +157,7 @@ ANOMALIES = pa.schema(
         ("upper", pa.float64()),
         ("score", pa.float64()),
         ("severity", pa.string()),  # low | medium | high
+        ("reason", pa.string()),  # why it fired, in an owner's words (findings.static_reason / dynamic_reason)
     ]
 )
 

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.awsgov.anomaly.findings import merge_anomalies
+from include.awsgov.anomaly.findings import dynamic_reason, merge_anomalies
 from include.awsgov.core import tables
 from include.awsgov.events import trail_files
 
@@ -219,7 +219,7 @@ def detect_bursts(store: Any, hours: Iterable[str | dt.datetime], cfg: Mapping[s
     :param hours: hour starts (UTC) the run added activity to.
     :param cfg: events.yaml ``activity`` section.
     """
-    from include.awsgov.anomaly.detector import anomalies_frame, detect
+    from include.awsgov.anomaly.detector import Params, anomalies_frame, detect
 
     wanted = sorted({pd.Timestamp(h).tz_convert("UTC") if pd.Timestamp(h).tzinfo else
                      pd.Timestamp(h).tz_localize("UTC") for h in hours})
@@ -245,6 +245,7 @@ def detect_bursts(store: Any, hours: Iterable[str | dt.datetime], cfg: Mapping[s
             "dimensions_json": json.dumps({"AccountId": account_id}), "statistic": "Sum", "timestamp": hour,
             "value": float(rec["value"]), "expected": float(rec["expected"]), "lower": float(rec["lower"]),
             "upper": float(rec["upper"]), "score": float(rec["score"]), "severity": rec["severity"],
+            "reason": dynamic_reason(rec["reason"], rec["value"] >= rec["expected"], Params().record_days),
         })
     log.info("activity: %d series, %d bursts in %d hour(s)", len(keys), len(rows), len(wanted))
     return rows

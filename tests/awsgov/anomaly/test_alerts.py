@@ -38,8 +38,9 @@ def ruleset():
 def _rows(account_id, minutes_before_end, severity="high", instance="i-1"):
     rule = load_rules(data={"version": 1, "rules": [RULE]}).rules[0]
     key = SeriesKey("AWS/EC2", "CPUUtilization", (("InstanceId", instance),), "Average", 300)
+    why = "Average > 90 in 1 of the last 1 periods of 5min"
     return [mf.anomaly_row(rule, account_id, "us-east-1", key, TEST_END - dt.timedelta(minutes=m), 99.5, 90.0, None,
-                           90.0, 0.1, severity) for m in minutes_before_end]
+                           90.0, 0.1, severity, why) for m in minutes_before_end]
 
 
 def _stored(tmp_path, rows_by_account):
@@ -190,6 +191,7 @@ def test_new_anomalies_are_mailed_once_to_the_owner(tmp_path, ruleset, org, smtp
     to_alice = next(m for rcpt, m in inbox.messages if rcpt == ["alice@example.com"])
     assert "2 new high-severity metric anomalies in account" in to_alice["Subject"]
     assert to_alice.get_body(("plain",)).get_content().count("\n- ") == 2
+    assert "Why: Average > 90 in 1 of the last 1 periods of 5min." in to_alice.get_body(("plain",)).get_content()
     # A rerun and an overlapping run (one more anomaly) mail only what is new.
     assert alerts.send_alerts(access, store, _settings(), ruleset, TEST_END, names, smtp=smtp)["messages"] == 0
     mf.merge_anomalies(store, prod, _rows(prod, [0]))
@@ -318,7 +320,7 @@ def test_metric_alerts_go_to_the_rules_sns_topic_and_mail_once_each(tmp_path, aw
     key = SeriesKey("AWS/EC2", "CPUUtilization", (("InstanceId", "i-9"),), "Average", 300)
     store = _stored(tmp_path, {TEST_ACCOUNT: _rows(TEST_ACCOUNT, [5, 10]) + [mf.anomaly_row(
         quiet, TEST_ACCOUNT, "us-east-1", key, TEST_END - dt.timedelta(minutes=5), 99.5, 90.0, None, 90.0, 0.1,
-        "high")]})
+        "high", "test")]})
     assert len(alerts.pending_alerts(store, rules, TEST_END)) == 2
     cfg = {**_settings(), "aws_conn_id": "aws_test"}
     with SmtpSink() as sink:

@@ -62,6 +62,7 @@ def test_static_rule_reports_each_period_in_alarm_within_the_window():
     assert (row["value"], row["expected"], row["upper"], row["lower"]) == (99.0, 90.0, 90.0, None)
     assert row["severity"] == "high" and row["kind"] == "static"
     assert row["score"] == pytest.approx(0.1)
+    assert row["reason"] == "Average > 90 in 2 of the last 3 periods of 5min"
 
 
 def test_static_alarm_before_the_window_is_not_reported():
@@ -94,6 +95,8 @@ def test_dynamic_rule_reports_a_spike_in_the_window_with_its_band():
     assert spike["severity"] == "high" and spike["kind"] == "dynamic"
     assert spike["lower"] < spike["expected"] < spike["upper"] < spike["value"]
     assert spike["score"] >= 3.0
+    # A 300-point spike on a band of a few points: the single point is the furthest view out, said in words.
+    assert spike["reason"] == "the value further above the expected value than at any time in the last 28 days"
     assert not [r for r in rows if r["severity"] == "high" and r is not spike]
 
 
@@ -103,6 +106,14 @@ def test_dynamic_rule_min_severity_filters_rows():
     rows = mf.dynamic_findings(rule, TEST_ACCOUNT, TEST_REGION, grid_start,
                                {_key(i): matrix[i] for i in range(len(matrix))}, TEST_WINDOW)
     assert all(r["severity"] == "high" for r in rows)
+
+
+@pytest.mark.parametrize(("view", "above", "expected"), [
+    ("1h mean", False, "the 1h mean further below the expected value than at any time in the last 28 days"),
+    ("1h mean outside its 10-day range", True, "the 1h mean outside its 10-day range (above it)"),
+])
+def test_dynamic_reason_words(view, above, expected):
+    assert mf.dynamic_reason(view, above, 28) == expected
 
 
 def test_anomaly_id_is_stable_and_specific():
@@ -135,7 +146,8 @@ def test_merge_partitions_by_the_anomaly_day(tmp_path):
     store = Store(str(tmp_path))
     rule = _rule(STATIC)
     late = dt.datetime(2026, 11, 20, 23, 55, tzinfo=dt.UTC)
-    rows = [mf.anomaly_row(rule, TEST_ACCOUNT, TEST_REGION, _key(1), ts, 99.0, 90.0, None, 90.0, 0.1, "high")
+    rows = [mf.anomaly_row(rule, TEST_ACCOUNT, TEST_REGION, _key(1), ts, 99.0, 90.0, None, 90.0, 0.1, "high",
+                           "test")
             for ts in (late, late + dt.timedelta(minutes=5))]
     mf.merge_anomalies(store, TEST_ACCOUNT, rows)
     assert store.days("anomalies") == [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]

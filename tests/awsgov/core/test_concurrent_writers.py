@@ -39,7 +39,8 @@ def _anomaly(writer: str, n: int) -> dict:
             "region": "us-east-1", "namespace": "AWS/EC2", "metric_name": "CPUUtilization",
             "dimensions_json": "{}", "statistic": "Average",
             "timestamp": dt.datetime.combine(DAY, dt.time(12, n % 60), tzinfo=dt.UTC),
-            "value": 99.0, "expected": 50.0, "lower": None, "upper": 90.0, "score": 1.0, "severity": "high"}
+            "value": 99.0, "expected": 50.0, "lower": None, "upper": 90.0, "score": 1.0, "severity": "high",
+            "reason": "Average > 90 in 1 of the last 1 periods of 5min"}
 
 
 def _ledger(writer: str, n: int) -> dict:

@@ -191,6 +191,8 @@ def test_a_burst_of_iam_changes_is_detected_in_the_hour_it_happened(tmp_path):
     rows = activity.detect_bursts(store, [burst_hour], CFG["activity"])
     assert {(r["metric_name"], r["timestamp"], r["value"]) for r in rows} >= {("iam_changes", burst_hour, 40.0)}
     assert all(r["namespace"] == activity.NAMESPACE and r["account_id"] == MEMBER for r in rows)
+    burst = next(r for r in rows if r["metric_name"] == "iam_changes")
+    assert "above" in burst["reason"] and "expected value" in burst["reason"] or "range" in burst["reason"], burst
     assert activity.store_bursts(store, rows) and not activity.store_bursts(store, rows)
 
 

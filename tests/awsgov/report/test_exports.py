@@ -53,7 +53,8 @@ def day_store(sandbox, tmp_path_factory):
                "region": "us-east-1", "namespace": "AWS/Lambda", "metric_name": "Errors",
                "dimensions_json": json.dumps({"FunctionName": "<script>x</script>"}), "statistic": "Sum",
                "timestamp": dt.datetime.combine(day, dt.time(3), tzinfo=dt.UTC), "value": 42.0, "expected": 2.0,
-               "lower": 0.0, "upper": 6.0, "score": 9.5, "severity": "high"}
+               "lower": 0.0, "upper": 6.0, "score": 9.5, "severity": "high",
+               "reason": "the 1h mean further above the expected value than at any time in the last 28 days"}
     store.write("anomalies", day, pd.DataFrame([anomaly]), schema=tables.ANOMALIES)
     return {"store": store, "day": day, "targets": targets}
 

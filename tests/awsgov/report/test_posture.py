@@ -79,7 +79,8 @@ def seed_store(root) -> Store:
             {"anomaly_id": f"an-{i}", "rule_id": TEST_EVIL, "kind": "static", "account_id": TEST_ACCT_A,
              "region": "us-east-1", "namespace": "AWS/EC2", "metric_name": "CPUUtilization", "dimensions_json": "{}",
              "statistic": "Average", "timestamp": _ts(day, 3), "value": 99.0, "expected": 20.0, "lower": 0.0,
-             "upper": 80.0, "score": 4.0, "severity": "high"}]), schema=tables.ANOMALIES)
+             "upper": 80.0, "score": 4.0, "severity": "high",
+             "reason": "Average > 80 in 3 of the last 3 periods of 5min"}]), schema=tables.ANOMALIES)
         store.write("collection_runs", day, pd.DataFrame([
             {"run_id": TEST_RUN_ID if day == TEST_AS_OF else f"scheduled__{day.isoformat()}T06:00:00+00:00",
              "started_at": _ts(day), "finished_at": _ts(day, 7), "accounts": 3, "regions": ["us-east-1"],
