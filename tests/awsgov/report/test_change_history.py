@@ -139,6 +139,9 @@ def test_the_report_shows_who_next_to_the_item_escaped(looked_up, week):
     assert any(f"by <b>{r['principal']}</b>: {r['event_name']} from {r['source_ip']}" in html
                for r in shown if "<" not in r["principal"] and '"' not in r["source_ip"])
     assert "<script>alert('who')" not in html and "<b>x</b>" not in html
+    # Which CloudTrail source answered "who" is said next to it.
+    words = {ch.TRAIL_FILES: "from the CloudTrail log files", ch.LOOKUP_EVENTS: "from CloudTrail event history"}
+    assert all(words[r["source"]] in html for r in shown)
     text = "".join(week["store"].get_text(p[len(week["store"].path("")):].lstrip("/"))
                    for p in week["store"].fs.ls(week["store"].path(base)) if p.endswith(".txt"))
     assert any(f"  Changed {r['changed_at']:%Y-%m-%d %H:%M} UTC by {r['principal']}: {r['event_name']}" in text
