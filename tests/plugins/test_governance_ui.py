@@ -70,6 +70,7 @@ def test_account_page_links_reports_and_onboarding(plugin, store):
     assert f'href="/governance/owners/{slug}"' in html
     assert "1.2.0" in html and "MFA on root" in html
     assert EVIL_ESCAPED in html and TEST_EVIL not in html
+    assert "<td>Average &gt; 80 in 3 of the last 3 periods of 5min</td>" in html  # why the anomaly fired
 
 
 def test_owner_page_escapes_owner_and_failures(plugin, store):
