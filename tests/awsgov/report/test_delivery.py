@@ -103,6 +103,11 @@ def test_archive_holds_html_text_and_csv_per_owner(history):
         assert store.exists(f"{base}/{slug}.txt") and store.exists(f"{base}/{slug}.csv")
     assert (history["out"] / "reports" / f"{ALICE}.html").read_text() == history["first"]["alice_html"]
     assert len(list((history["out"] / "emails").glob("*.eml"))) == 6  # the refused owner has no message
+    # Plain text: one line per anomaly, ending with why it fired.
+    texts = [store.get_text(f"{base}/{p.rsplit('/', 1)[-1]}") for p in store.fs.ls(store.path(base))
+             if p.endswith(".txt")]
+    why = [line for text in texts for line in text.splitlines() if "than at any time in the last 28 days" in line]
+    assert why and all(line.startswith("- ") and line.count(" UTC ") == 1 and line.endswith("days)") for line in why)
 
 
 def test_bad_addresses_are_refused_and_the_others_still_sent(tmp_path):
