@@ -188,6 +188,19 @@ def _info(entry: Mapping[str, Any], lang: str) -> RuleInfo:
     return RuleInfo(_text(entry, "title", lang), entry["severity"], _text(entry, "why", lang), entry["remediation"])
 
 
+def untranslated(data: Mapping[str, Any], lang: str) -> list[str]:
+    """Where a parsed catalog lacks wording in ``lang``: ``config_rules.<rule>.title``, ``defaults.config.why``...
+
+    :param data: the parsed YAML document (schema-valid).
+    :param lang: a report language other than English.
+    """
+    missing = [f"{section}.{key}.{name}" for section in ("config_rules", "trusted_advisor")
+               for key, entry in data[section].items() for name in ("title", "why")
+               if not (entry.get(lang) or {}).get(name)]
+    return missing + [f"defaults.{source}.why" for source in (CONFIG, TA)
+                      if not (data["defaults"][source].get(lang) or {}).get("why")]
+
+
 def validate(data: Any) -> None:
     """Raise :class:`CatalogError` naming every schema violation of a parsed catalog.
 
