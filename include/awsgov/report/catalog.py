@@ -188,17 +188,24 @@ def _info(entry: Mapping[str, Any], lang: str) -> RuleInfo:
     return RuleInfo(_text(entry, "title", lang), entry["severity"], _text(entry, "why", lang), entry["remediation"])
 
 
+def translatable(data: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], str]]:
+    """Every title and why of a parsed catalog that a report language words: (where, its entry, field name), where
+    is ``config_rules.<rule>.title``, ``trusted_advisor.<check id>.why``, ``defaults.config.why``...
+
+    :param data: the parsed YAML document (schema-valid).
+    """
+    out = [(f"{section}.{key}.{name}", entry, name) for section in ("config_rules", "trusted_advisor")
+           for key, entry in data[section].items() for name in ("title", "why")]
+    return out + [(f"defaults.{source}.why", data["defaults"][source], "why") for source in (CONFIG, TA)]
+
+
 def untranslated(data: Mapping[str, Any], lang: str) -> list[str]:
-    """Where a parsed catalog lacks wording in ``lang``: ``config_rules.<rule>.title``, ``defaults.config.why``...
+    """Where (as :func:`translatable` names it) a parsed catalog has no wording in ``lang``.
 
     :param data: the parsed YAML document (schema-valid).
     :param lang: a report language other than English.
     """
-    missing = [f"{section}.{key}.{name}" for section in ("config_rules", "trusted_advisor")
-               for key, entry in data[section].items() for name in ("title", "why")
-               if not (entry.get(lang) or {}).get(name)]
-    return missing + [f"defaults.{source}.why" for source in (CONFIG, TA)
-                      if not (data["defaults"][source].get(lang) or {}).get("why")]
+    return [where for where, entry, name in translatable(data) if not (entry.get(lang) or {}).get(name)]
 
 
 def validate(data: Any) -> None:
