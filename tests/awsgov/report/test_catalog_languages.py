@@ -76,7 +76,7 @@ def test_japanese_wording_of_known_and_unknown_rules():
     # An unknown check keeps its own name; the why is the defaults', in Japanese.
     unknown = catalog.info("trusted_advisor", "zz", check_name="Some check", status="error", lang="ja")
     assert (unknown.title, unknown.severity, unknown.known) == ("Some check", "high", False)
-    assert unknown.why == "Trusted Advisor が、AWS のベストプラクティスに沿っていないリソースとして指摘しました。"
+    assert unknown.why == "Trusted Advisor が、このリソースは AWS のベストプラクティスに沿っていないと指摘しました。"
     with pytest.raises(ValueError, match="unsupported language 'fr'"):
         catalog.info("config", "restricted-ssh", lang="fr")
 

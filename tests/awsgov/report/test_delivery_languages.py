@@ -114,7 +114,7 @@ def test_a_japanese_report_words_the_rules_in_japanese(run):
     (oconnor,) = _message_to(run, "o'connor@example.com")
     text = oconnor.get_body(("plain",)).get_content()
     assert "TA check zzUnknown1" in text
-    assert "理由：Trusted Advisor が、AWS のベストプラクティスに沿っていないリソースとして指摘しました。" in text
+    assert "理由：Trusted Advisor が、このリソースは AWS のベストプラクティスに沿っていないと指摘しました。" in text
 
 
 def test_an_english_report_keeps_the_english_rules(run):
