@@ -4,13 +4,16 @@ translation reads English, and a view is reworded only where its text is the cat
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import yaml
 
+from include.awsgov.core import render
 from include.awsgov.report import catalog as rules_catalog
-from include.awsgov.report import views
+from include.awsgov.report import suppressions, views, week
 from include.awsgov.report.catalog import CatalogError, load_catalog
+from tests.fixtures import report_store as rs
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +111,21 @@ def test_a_view_is_reworded_wherever_it_nests_a_rule_and_nowhere_else():
     assert worded["threats"] == view["threats"] and worded["label"] == en.title and worded["counts"] == {"open": 2}
     assert view["new"][0]["title"] == en.title  # the English view is not changed: other languages render from it
     assert views.in_language(view, "en", catalog) == view
+
+
+def test_the_org_summary_through_json_is_worded_in_japanese(tmp_path):
+    # The org summary is rendered from the manifest's JSON copy of its view, after the owners' mails went out.
+    store = rs.scenario_copy(tmp_path / "store")
+    data = week.build_week(store, week.Week.parse(rs.WEEK), catalog=load_catalog(),
+                           exceptions=suppressions.parse(rs.EXCEPTIONS), ou_owners=rs.SETTINGS["ou_owners"],
+                           fallback=rs.GOVERNANCE)
+    options = {"governance_address": rs.GOVERNANCE, "max_actions": 10, "max_resources_per_action": 3,
+               "max_list_items": 20, "expiry_warning_days": 14, "exceptions_file": "exceptions.yaml"}
+    view = json.loads(json.dumps(views.org_view(views.Records(data), options), default=str))
+    text = render.render("org_summary", "txt", "ja", **views.in_language(view, "ja", load_catalog()))
+    # A Trusted Advisor check's top action, then a Config rule's.
+    assert "[重大] 誰にでも開放されている S3 バケットのアクセス許可：リソース 1 件（1 アカウント）" in text
+    assert "[重大] パブリック読み取りアクセスを許可している S3 バケット：リソース 1 件（1 アカウント）" in text
+    assert "[高] TA check zzUnknown1：" in text  # an unknown check keeps its own name
+    assert "S3 bucket allows public read access" not in text and "S3 bucket permissions open" not in text
+    assert "S3 bucket allows public read access" in render.render("org_summary", "txt", "en", **view)
