@@ -3,6 +3,10 @@
 The wording lives in ``include/config/rules_catalog.yaml`` (schema ``schema/rules_catalog.schema.json``, checked at
 load with unknown keys rejected); this module looks entries up, falls back to per-source defaults for rules it does
 not know, and computes the rank factors (severity, environment, age) and console links the report uses.
+
+Titles and why lines are English, with each other report language's wording beside them (``ja: {title, why}``;
+core/i18n.py's languages). A report in that language uses it, falling back to the English of an entry (or field) that
+has none; the title of a rule or check the catalog does not know is its own name in every language.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 
 import jsonschema
 import yaml
+
+from include.awsgov.core import i18n
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 CATALOG_PATH = CONFIG_DIR / "rules_catalog.yaml"
@@ -80,7 +86,8 @@ class Catalog:
             self._config_cache[rule_name] = key
         return self._config_cache[rule_name]
 
-    def info(self, source: str, check: str, *, check_name: str = "", category: str = "", status: str = "") -> RuleInfo:
+    def info(self, source: str, check: str, *, check_name: str = "", category: str = "", status: str = "",
+             lang: str = i18n.SOURCE_LANGUAGE) -> RuleInfo:
         """Wording of one rule or check, from the catalog or the source's defaults.
 
         :param source: ``config`` or ``trusted_advisor``.
@@ -88,20 +95,39 @@ class Catalog:
         :param check_name: Trusted Advisor's own check name (title of an unknown check).
         :param category: Trusted Advisor category (remediation page of an unknown check).
         :param status: Trusted Advisor status error | warning (severity of an unknown check).
+        :param lang: report language (:data:`i18n.LANGUAGES`) of the title and why; English where the entry has no
+            wording in it.
         """
         if source == CONFIG:
             key = self._config_key(check)
             if key is not None:
-                return RuleInfo(**self.data["config_rules"][key])
+                return _info(self.data["config_rules"][key], lang)
             d = self.data["defaults"][CONFIG]
-            return RuleInfo(check, d["severity"], d["why"], d["remediation"], known=False)
+            return RuleInfo(check, d["severity"], _text(d, "why", lang), d["remediation"], known=False)
         entry = self.data["trusted_advisor"].get(check)
         if entry is not None:
-            return RuleInfo(**entry)
+            return _info(entry, lang)
         d = self.data["defaults"][TA]
         severity = d["severity_by_status"].get(status, d["severity_by_status"]["warning"])
         remediation = d["remediation_by_category"].get(category, d["remediation"])
-        return RuleInfo(check_name or check, severity, d["why"], remediation, known=False)
+        return RuleInfo(check_name or check, severity, _text(d, "why", lang), remediation, known=False)
+
+    def wording(self, source: str, check: str, title: str, why: str, lang: str) -> tuple[str, str]:
+        """A finding's (title, why) in ``lang``: each one that is this rule's or check's English catalog wording is
+        replaced by the catalog's ``lang`` wording; any other text (a finding's own wording, an unknown check's
+        name, wording from an older catalog) is kept as it is.
+
+        :param source: the finding's source; only ``config`` and ``trusted_advisor`` take wording from the catalog.
+        :param check: the Config rule name or the Trusted Advisor check id.
+        :param title: the finding's title as the week built it (English).
+        :param why: the finding's why as the week built it (English).
+        :param lang: report language.
+        """
+        if lang == i18n.SOURCE_LANGUAGE or source not in (CONFIG, TA):
+            return title, why
+        english, translated = self.info(source, check), self.info(source, check, lang=lang)
+        return (translated.title if title == english.title else title,
+                translated.why if why == english.why else why)
 
     # -- rank factors ---------------------------------------------------------------------------------------------
     def severity_weight(self, severity: str) -> float:
@@ -145,6 +171,41 @@ class Catalog:
             return self.data["console"][CONFIG].format(region=region, resource_type=q(resource_type),
                                                        resource_id=q(resource_id))
         return self.data["console"][TA].format(category_page=q(_TA_CONSOLE_PAGE.get(category, "dashboard")))
+
+
+def _text(entry: Mapping[str, Any], name: str, lang: str) -> str:
+    """An entry's ``name`` field in ``lang``, else its English."""
+    if lang != i18n.SOURCE_LANGUAGE:
+        if lang not in i18n.LANGUAGES:
+            raise ValueError(f"unsupported language {lang!r}; supported: {', '.join(i18n.LANGUAGES)}")
+        translated = (entry.get(lang) or {}).get(name)
+        if translated:
+            return translated
+    return entry[name]
+
+
+def _info(entry: Mapping[str, Any], lang: str) -> RuleInfo:
+    return RuleInfo(_text(entry, "title", lang), entry["severity"], _text(entry, "why", lang), entry["remediation"])
+
+
+def translatable(data: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], str]]:
+    """Every title and why of a parsed catalog that a report language words: (where, its entry, field name), where
+    is ``config_rules.<rule>.title``, ``trusted_advisor.<check id>.why``, ``defaults.config.why``...
+
+    :param data: the parsed YAML document (schema-valid).
+    """
+    out = [(f"{section}.{key}.{name}", entry, name) for section in ("config_rules", "trusted_advisor")
+           for key, entry in data[section].items() for name in ("title", "why")]
+    return out + [(f"defaults.{source}.why", data["defaults"][source], "why") for source in (CONFIG, TA)]
+
+
+def untranslated(data: Mapping[str, Any], lang: str) -> list[str]:
+    """Where (as :func:`translatable` names it) a parsed catalog has no wording in ``lang``.
+
+    :param data: the parsed YAML document (schema-valid).
+    :param lang: a report language other than English.
+    """
+    return [where for where, entry, name in translatable(data) if not (entry.get(lang) or {}).get(name)]
 
 
 def validate(data: Any) -> None:

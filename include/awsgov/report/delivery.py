@@ -44,7 +44,7 @@ from include.awsgov.core import mail, render, tables
 from include.awsgov.core import owners as own
 from include.awsgov.core.store import Store
 from include.awsgov.report import views as views
-from include.awsgov.report.catalog import Catalog
+from include.awsgov.report.catalog import Catalog, load_catalog
 from include.awsgov.report.change_history import attach as attach_changes
 from include.awsgov.report.suppressions import Exceptions, load_exceptions
 from include.awsgov.report.week import Week, report_options, save_first_seen, week_for_settings
@@ -127,6 +127,7 @@ def build_reports(store: Store, week: Week, cfg: Mapping[str, Any], *, resend: b
     """
     opts = report_options(cfg)
     started = time.perf_counter()
+    catalog = catalog if catalog is not None else load_catalog()
     exceptions = exceptions if exceptions is not None else load_exceptions(opts.get("exceptions_file"))
     data, known, since = week_for_settings(store, week, cfg, catalog=catalog, exceptions=exceptions)
     attach_changes(store, data)  # when/who of the top Config items, looked up by the DAG's lookup_changes task
@@ -151,11 +152,12 @@ def build_reports(store: Store, week: Week, cfg: Mapping[str, Any], *, resend: b
                 skipped.append(slug)
                 continue
             view = view or views.owner_view(recs, owner, view_opts)
-            store.put_text(f"{base}/{slug}.html", render.render("owner_report", "html", lang, **view))
-            store.put_text(f"{base}/{slug}.txt", render.render("owner_report", "txt", lang, **view))
+            worded = views.in_language(view, lang, catalog)  # the rules' titles and why lines in the owner's language
+            store.put_text(f"{base}/{slug}.html", render.render("owner_report", "html", lang, **worded))
+            store.put_text(f"{base}/{slug}.txt", render.render("owner_report", "txt", lang, **worded))
             store.put_bytes(f"{base}/{slug}.csv", views.findings_csv(recs, owner))
             entries.append({"slug": slug, "owner": addresses, "language": lang,
-                            "subject": render.subject("owner_report", lang, **view), "counts": view["counts"]})
+                            "subject": render.subject("owner_report", lang, **worded), "counts": view["counts"]})
     org = views.org_view(recs, view_opts)
     store.put_bytes(f"{base}/{ORG_SLUG}.csv", views.findings_csv(recs))
     manifest = {"week": week.label, "as_of": data.as_of.isoformat(), "dry_run": dry_run, "resend": resend,
@@ -459,7 +461,8 @@ def delivery_by_owner(store: Store, manifest: Mapping[str, Any]) -> list[dict[st
 
 
 def send_org_summary(store: Store, manifest: str, cfg: Mapping[str, Any],
-                     mailer_factory: Callable[[], mail.Mailer], *, out_dir: str | None = None) -> dict[str, Any]:
+                     mailer_factory: Callable[[], mail.Mailer], *, out_dir: str | None = None,
+                     catalog: Catalog | None = None) -> dict[str, Any]:
     """Render the org-wide summary with the owners' delivery outcomes and send it to the governance address.
 
     :param store: the history store.
@@ -467,6 +470,7 @@ def send_org_summary(store: Store, manifest: str, cfg: Mapping[str, Any],
     :param cfg: settings.
     :param mailer_factory: opens the transport (not called in dry runs or when already sent).
     :param out_dir: also write HTML and .eml files here.
+    :param catalog: rules catalog of the rules' wording in the summary's language (default: the packaged one).
     """
     manifest = load_manifest(store, manifest)
     opts = report_options(cfg)
@@ -479,6 +483,7 @@ def send_org_summary(store: Store, manifest: str, cfg: Mapping[str, Any],
         log.info("report %s: org summary already sent", week.label)
         return {"week": week.label, "status": "skipped", "delivery": view["delivery_counts"]}
     lang = own.Languages.from_settings(cfg).of(owner)
+    view = views.in_language(view, lang, catalog if catalog is not None else load_catalog())
     store.put_text(f"{base}/{ORG_SLUG}.html", render.render("org_summary", "html", lang, **view))
     store.put_text(f"{base}/{ORG_SLUG}.txt", render.render("org_summary", "txt", lang, **view))
     entry = {"slug": ORG_SLUG, "owner": owner, "language": lang,

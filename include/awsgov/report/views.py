@@ -20,10 +20,11 @@ import pandas as pd
 import pyarrow as pa
 
 import include.awsgov.report.threats as threats
+from include.awsgov.core import i18n
 from include.awsgov.core import owners as own
 from include.awsgov.core.render import csv_cell, plain_value
 from include.awsgov.report import events_of_week
-from include.awsgov.report.catalog import SEVERITIES
+from include.awsgov.report.catalog import CONFIG, SEVERITIES, TA, Catalog
 from include.awsgov.report.suppressions import EXPIRED, EXPIRING
 from include.awsgov.report.week import NEW, PERSISTING, REOPENED, WeekData
 
@@ -280,6 +281,37 @@ def with_delivery(view: Mapping[str, Any], delivery: Sequence[Mapping[str, Any]]
     owners.sort(key=lambda o: (o["delivery"].get("status") not in ("failed", "refused"), -o["open"], o["owner"]))
     return {**view, "owners": owners[: int(view["list_limit"])], "owner_count": len(owners),
             "delivery": list(delivery), "delivery_counts": dict(Counter(d.get("status", "") for d in delivery))}
+
+
+def in_language(view: Mapping[str, Any], lang: str, catalog: Catalog) -> dict[str, Any]:
+    """A view with every Config and Trusted Advisor finding's title and why in the report's language.
+
+    Views are built once per owner, in the catalog's English, and rendered once per language: this copies the view
+    and rewords each finding item and top action (any dict with source, check, title and why, wherever the view
+    nests it, so a new section needs no change here) with :meth:`Catalog.wording`; English returns the view as is.
+
+    :param view: from :func:`owner_view` or :func:`org_view` (possibly through JSON).
+    :param lang: report language (i18n.LANGUAGES).
+    :param catalog: the rules catalog the week was built with.
+    """
+    if lang == i18n.SOURCE_LANGUAGE:
+        return dict(view)
+    seen: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        out = {k: walk(v) for k, v in value.items()}
+        if out.get("source") in (CONFIG, TA) and {"check", "title", "why"} <= out.keys():
+            key = (out["source"], str(out["check"]), str(out["title"]), str(out["why"]))
+            if key not in seen:
+                seen[key] = catalog.wording(*key, lang)
+            out["title"], out["why"] = seen[key]
+        return out
+
+    return walk(dict(view))
 
 
 def findings_csv(recs: Records, owner: str | None = None) -> bytes:

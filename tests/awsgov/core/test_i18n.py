@@ -8,10 +8,12 @@ import json
 import re
 
 import pytest
+import yaml
 from babel.messages.checkers import python_format
 
 from include.awsgov.core import i18n, render
 from include.awsgov.core.settings import CONFIG_DIR
+from include.awsgov.report import catalog as rules_catalog
 from include.awsgov.report import suppressions, week
 from include.awsgov.report import views as views
 from include.awsgov.report.catalog import load_catalog
@@ -44,7 +46,8 @@ def recs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def alice_ja(recs):
-    view = views.owner_view(recs, "alice@example.com", TEST_OPTIONS)
+    # As delivery renders a Japanese report: the view's rule wording in Japanese, then the templates.
+    view = views.in_language(views.owner_view(recs, "alice@example.com", TEST_OPTIONS), "ja", load_catalog())
     return (view, render.render("owner_report", "html", "ja", **view),
             render.render("owner_report", "txt", "ja", **view), render.subject("owner_report", "ja", **view))
 
@@ -80,6 +83,63 @@ def test_an_untranslated_string_is_reported(template_messages):
     assert i18n.untranslated(catalog, template_messages) == ["Scope and freshness"]
 
 
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_every_rule_of_the_catalog_has_its_wording(lang):
+    data = yaml.safe_load(rules_catalog.CATALOG_PATH.read_text(encoding="utf-8"))
+    missing = rules_catalog.untranslated(data, lang)
+    assert missing == [], f"no {lang} title/why in {rules_catalog.CATALOG_PATH}: {missing}"
+
+
+def test_a_rule_without_its_wording_is_reported():
+    data = yaml.safe_load(rules_catalog.CATALOG_PATH.read_text(encoding="utf-8"))
+    del data["config_rules"]["restricted-ssh"]["ja"]
+    del data["trusted_advisor"]["HCP4007jGY"]["ja"]["why"]
+    del data["defaults"]["trusted_advisor"]["ja"]
+    assert rules_catalog.untranslated(data, "ja") == [
+        "config_rules.restricted-ssh.title", "config_rules.restricted-ssh.why", "trusted_advisor.HCP4007jGY.why",
+        "defaults.trusted_advisor.why"]
+
+
+def test_the_catalog_schema_words_rules_in_exactly_the_translated_languages():
+    schema = json.loads(rules_catalog.SCHEMA_PATH.read_text())
+    entry = set(schema["$defs"]["entry"]["properties"]) - {"title", "severity", "why", "remediation"}
+    defaults = schema["properties"]["defaults"]["properties"]
+    assert entry == set(TRANSLATED)
+    for source in ("config", "trusted_advisor"):
+        assert set(defaults[source]["properties"]) - {"severity", "severity_by_status", "why",
+                                                      "remediation_by_category", "remediation"} == set(TRANSLATED)
+
+
+def test_japanese_report_words_config_and_trusted_advisor_findings_in_japanese(alice_ja):
+    _, page, text, _ = alice_ja
+    # Config rule s3-bucket-public-read-prohibited: a new finding and the top action (title and why).
+    assert "<strong>パブリック読み取りアクセスを許可している S3 バケット</strong>" in page
+    assert "インターネット上の誰もが、バケット内のオブジェクトを一覧表示したり読み取ったりできます。" in page
+    # Trusted Advisor check HCP4007jGY: fixed this week (the HTML lists its title, the text its why too).
+    assert "<td>特定のポートをインターネットに公開しているセキュリティグループ</td>" in page
+    assert ("- [高] 特定のポートをインターネットに公開しているセキュリティグループ" in text
+            and "理由：0.0.0.0/0 に開放された既知のサービスポートは、絶えずスキャンされ攻撃されています。" in text)
+    for english in ("S3 bucket allows public read access", "Anyone on the internet can list or read",
+                    "Security group opens specific ports", "Well-known service ports"):
+        assert english not in page and english not in text, english
+    # The fix links stay AWS's English pages.
+    assert "https://docs.aws.amazon.com/config/latest/developerguide/s3-bucket-public-read-prohibited.html" in page
+
+
+def test_japanese_rule_wording_is_escaped_like_any_value(recs, tmp_path):
+    doc = yaml.safe_load(rules_catalog.CATALOG_PATH.read_text(encoding="utf-8"))
+    doc["config_rules"]["s3-bucket-public-read-prohibited"]["ja"] = {"title": 'S3 バケット "公開" & 読み取り',
+                                                                      "why": "誰でも読める & 'だれでも'"}
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    view = views.in_language(views.owner_view(recs, "alice@example.com", TEST_OPTIONS), "ja", load_catalog(path))
+    page = render.render("owner_report", "html", "ja", **view)
+    assert "S3 バケット &#34;公開&#34; &amp; 読み取り" in page and "誰でも読める &amp; &#39;だれでも&#39;" in page
+    assert '"公開"' not in page
+    # Plain text is not HTML: the same wording as it is.
+    assert '- [重大] S3 バケット "公開" & 読み取り' in render.render("owner_report", "txt", "ja", **view)
+
+
 def test_japanese_owner_report_is_translated(alice_ja):
     _, page, text, subject = alice_ja
     assert '<html lang="ja">' in page
@@ -97,7 +157,7 @@ def test_japanese_counts_and_severities(alice_ja):
     for key, label in [("new", "新規"), ("reopened", "再発"), ("resolved", "修正済み"), ("overdue", "期限超過"),
                        ("open", "未対応")]:
         assert re.search(rf">{counts[key]}</div><div[^>]*>{label}</div>", page), label
-    assert "- [重大] S3 bucket allows public read access" in text
+    assert "- [重大] パブリック読み取りアクセスを許可している S3 バケット" in text
     assert ">重大</span>" in page  # the severity badge
 
 
@@ -130,6 +190,13 @@ def test_english_is_the_templates_own_text(recs):
     page = render.render("owner_report", "html", **view)
     assert '<html lang="en">' in page and "Weekly compliance report — 2026-W48" in page
     assert render.render("owner_report", "html", "en", **view) == page
+    # An English report's rule wording is the catalog's English, whatever the catalog's other languages hold.
+    english = views.in_language(view, "en", load_catalog())
+    assert english == view
+    assert render.render("owner_report", "html", "en", **english) == page
+    assert "<strong>S3 bucket allows public read access</strong>" in page
+    assert "Anyone on the internet can list or read the bucket&#39;s objects." in page
+    assert "パブリック読み取り" not in page
 
 
 @pytest.mark.parametrize(("name", "args", "en", "ja"), [

@@ -102,3 +102,24 @@ def test_one_message_per_recipient_set_and_language(run):
 def test_the_org_summary_uses_the_governance_addresss_language(run):
     (msg,) = [m for m in run["messages"] if m["X-Awsgov-Report"] == rd.ORG_SLUG]
     assert msg["Subject"].startswith("Organization: ")
+
+
+def test_a_japanese_report_words_the_rules_in_japanese(run):
+    (msg,) = _message_to(run, "alice@example.com")
+    html, text = msg.get_body(("html",)).get_content(), msg.get_body(("plain",)).get_content()
+    assert "パブリック読み取りアクセスを許可している S3 バケット" in html  # Config rule
+    assert "特定のポートをインターネットに公開しているセキュリティグループ" in html  # Trusted Advisor check
+    assert "S3 bucket allows public read access" not in html + text
+    # o'connor (Japanese by the account tag): an unknown check keeps its name, the defaults' why is Japanese.
+    (oconnor,) = _message_to(run, "o'connor@example.com")
+    text = oconnor.get_body(("plain",)).get_content()
+    assert "TA check zzUnknown1" in text
+    assert "理由：Trusted Advisor が、このリソースは AWS のベストプラクティスに沿っていないと指摘しました。" in text
+
+
+def test_an_english_report_keeps_the_english_rules(run):
+    (zoe,) = _message_to(run, "zoe@example.com")  # the English half of the split owner
+    text = zoe.get_body(("plain",)).get_content()
+    assert "VPC without flow logs" in text and "フローログ" not in text
+    (ja,) = _message_to(run, "kenji@example.com")  # the same findings, in Japanese
+    assert "フローログが有効になっていない VPC" in ja.get_body(("plain",)).get_content()
