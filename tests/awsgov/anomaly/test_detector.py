@@ -331,6 +331,23 @@ def test_detect_other_steps_quiet_on_noise_and_find_a_spike(step):
     assert {det.view_names[r] for r in det.reason[:, event]} <= {"point", det.view_names[-1]}
 
 
+def test_coarse_steps_widen_records_to_the_five_minute_false_alarm_rate():
+    # A record is a day's largest excursion: a day of 24 hourly points has a lower one than a day of 288, so without
+    # widening, hourly white noise passed its band three times as often a day as 5-minute noise (48 times per point).
+    rng = np.random.default_rng(1)
+
+    def per_day(step: int, growth: float) -> float:
+        x = 100 + rng.normal(0, 1, (300, 40 * 86400 // step))
+        det = detector.detect(x, step_seconds=step, start_time=TEST_START, params=detector.Params(step_growth=growth))
+        return float((det.score[:, x.shape[1] // 2:] >= 1).mean() * 86400 / step)
+
+    five_minutes, hourly, hourly_unwidened = per_day(300, 0.5), per_day(3600, 0.5), per_day(3600, 0.0)
+    assert hourly_unwidened > 2 * five_minutes
+    assert hourly < 1.5 * five_minutes
+    assert detector._step_widen(300, 0.5) == detector._step_widen(60, 0.5) == 1.0  # finer steps keep their bands
+    assert 1.15 < detector._step_widen(3600, 0.5) < 1.16
+
+
 def test_one_point_hours_get_a_spread_from_hour_to_hour_changes():
     # With one point an hour there are no quartiles; the spread comes from the change between hours, and is about the
     # one 12-point hours get from their quartiles on the same noise (the previous code fell back to the 1 % floor, a
