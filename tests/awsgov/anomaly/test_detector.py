@@ -417,6 +417,45 @@ def test_level_outside_its_range_is_flagged_by_the_level_view():
     assert ((det.lower[climb] < x[climb]) & (x[climb] < det.upper[climb])).all()  # every point within its band
 
 
+def test_positive_series_falling_under_half_its_low_is_flagged_by_the_level_view():
+    # Daily 2-hour bursts to 1,000 stretch the 10-day range of hourly means of a series at 100 to about [98, 1000]: a
+    # tenth of that range below the low is 8, so a fall to 30 was never out of range. Two mornings at 35 two weeks
+    # earlier made such a fall ordinary for the residual views (their records), but not for the last 10 days' levels.
+    rng = np.random.default_rng(0)
+    x = 100 + rng.normal(0, 2, 14 * DAY)
+    for d in range(14):
+        x[d * DAY + 144: d * DAY + 168] = 1000 + rng.normal(0, 20, 24)
+    for d in (1, 2):
+        x[d * DAY + 24: d * DAY + 96] = 35 + rng.normal(0, 2, 72)
+    fall = slice(13 * DAY + 24, 13 * DAY + 96)
+    x[fall] = 30 + rng.normal(0, 2, 72)
+    det = detector.detect(x, start_time=TEST_START)
+    found = np.flatnonzero(det.is_anomaly[fall])
+    assert found.size == 1 and found[0] <= 12  # within the hour: its mean passes half the low (49) half-way through
+    assert det.view_names[det.reason[fall][found[0]]] == "1h mean outside its 10-day range"
+    unfloored = detector.detect(x, start_time=TEST_START, params=detector.Params(level_floor=0.0))
+    assert not unfloored.is_anomaly[fall].any()
+
+
+def test_climb_over_hours_is_flagged_by_the_level_view():
+    # A climb of 1.5 an hour from the daily peak: each hour's mean is within a tenth of the 10-day range (20) of the
+    # hour before, so when today's last hours counted in the range (level_lag_hours=1) the climb raised it with each
+    # hour and was never beyond it. Two older days with a larger sustained excursion keep the residual views quiet.
+    rng = np.random.default_rng(3)
+    t = np.arange(14 * DAY)
+    x = 50 + 10 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, 1, t.size)
+    for d in (1, 2):
+        x[d * DAY + 60: d * DAY + 132] += 25
+    start = 13 * DAY + 60
+    x[start:] += np.minimum(np.arange(t.size - start) * (1.5 / 12), 15)
+    det = detector.detect(x, start_time=TEST_START)
+    found = np.flatnonzero(det.is_anomaly[start:])
+    assert found.size == 1 and found[0] <= 4 * 12  # within 4 h of the start of the climb
+    assert det.view_names[det.reason[start + found[0]]] == "1h mean outside its 10-day range"
+    lag1 = detector.detect(x, start_time=TEST_START, params=detector.Params(level_lag_hours=1))
+    assert not lag1.is_anomaly[start:].any()
+
+
 def test_level_view_waits_for_a_day():
     # The first day's hours are each "new" to a 1 h mean; the level view does not score them.
     x = seasonal(days=1, seed=5)
