@@ -53,6 +53,9 @@ REFERENCE_NAMES = ("Numenta HTM", "ARTime", "CAD OSE")
 #: Folders whose scores the default settings were chosen on (issue #21); the others were held out: scored only
 #: once the settings were fixed.
 TUNED_ON = ("realTraffic", "realTweets", "nab_aws")
+#: Held-out folders that three later settings were chosen with in view: the widening of records at coarse steps
+#: (``Params.step_growth``; only these have 30-minute and hourly files), ``level_floor`` and ``level_lag_hours``.
+SEEN_FOR_STEPS = ("realKnownCause", "realAdExchange")
 
 
 def stream_series(grid: pd.Series, step_seconds: int) -> dict[str, np.ndarray]:
@@ -184,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         if ref is not None:
             refs.append(ref)
         ref_cells = " | ".join(f"{v:.1f}" for v in ref) if ref else " | ".join("-" for _ in REFERENCE_NAMES)
-        role = "tuned on" if name in TUNED_ON else "held out"
+        role = "tuned on" if name in TUNED_ON else ("held out but for 3 settings" if name in SEEN_FOR_STEPS
+                                                    else "held out")
         print(f"| {name} ({r['files']} files) | {score:.1f} | {ref_cells} | {r['hit']}/{r['windows']} | {r['fp']} | "
               f"{role} |")
     if len(ours) > 1:

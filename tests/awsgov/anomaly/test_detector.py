@@ -331,6 +331,23 @@ def test_detect_other_steps_quiet_on_noise_and_find_a_spike(step):
     assert {det.view_names[r] for r in det.reason[:, event]} <= {"point", det.view_names[-1]}
 
 
+def test_coarse_steps_widen_records_to_the_five_minute_false_alarm_rate():
+    # A record is a day's largest excursion: a day of 24 hourly points has a lower one than a day of 288, so without
+    # widening, hourly white noise passed its band three times as often a day as 5-minute noise (48 times per point).
+    rng = np.random.default_rng(1)
+
+    def per_day(step: int, growth: float) -> float:
+        x = 100 + rng.normal(0, 1, (300, 40 * 86400 // step))
+        det = detector.detect(x, step_seconds=step, start_time=TEST_START, params=detector.Params(step_growth=growth))
+        return float((det.score[:, x.shape[1] // 2:] >= 1).mean() * 86400 / step)
+
+    five_minutes, hourly, hourly_unwidened = per_day(300, 0.5), per_day(3600, 0.5), per_day(3600, 0.0)
+    assert hourly_unwidened > 2 * five_minutes
+    assert hourly < 1.5 * five_minutes
+    assert detector._step_widen(300, 0.5) == detector._step_widen(60, 0.5) == 1.0  # finer steps keep their bands
+    assert 1.15 < detector._step_widen(3600, 0.5) < 1.16
+
+
 def test_one_point_hours_get_a_spread_from_hour_to_hour_changes():
     # With one point an hour there are no quartiles; the spread comes from the change between hours, and is about the
     # one 12-point hours get from their quartiles on the same noise (the previous code fell back to the 1 % floor, a
@@ -398,6 +415,45 @@ def test_level_outside_its_range_is_flagged_by_the_level_view():
     assert x[first - 11: first + 1].mean() > 60  # the highest hourly mean of the last 10 days is about 60
     climb = slice(10 * DAY, first + 1)
     assert ((det.lower[climb] < x[climb]) & (x[climb] < det.upper[climb])).all()  # every point within its band
+
+
+def test_positive_series_falling_under_half_its_low_is_flagged_by_the_level_view():
+    # Daily 2-hour bursts to 1,000 stretch the 10-day range of hourly means of a series at 100 to about [98, 1000]: a
+    # tenth of that range below the low is 8, so a fall to 30 was never out of range. Two mornings at 35 two weeks
+    # earlier made such a fall ordinary for the residual views (their records), but not for the last 10 days' levels.
+    rng = np.random.default_rng(0)
+    x = 100 + rng.normal(0, 2, 14 * DAY)
+    for d in range(14):
+        x[d * DAY + 144: d * DAY + 168] = 1000 + rng.normal(0, 20, 24)
+    for d in (1, 2):
+        x[d * DAY + 24: d * DAY + 96] = 35 + rng.normal(0, 2, 72)
+    fall = slice(13 * DAY + 24, 13 * DAY + 96)
+    x[fall] = 30 + rng.normal(0, 2, 72)
+    det = detector.detect(x, start_time=TEST_START)
+    found = np.flatnonzero(det.is_anomaly[fall])
+    assert found.size == 1 and found[0] <= 12  # within the hour: its mean passes half the low (49) half-way through
+    assert det.view_names[det.reason[fall][found[0]]] == "1h mean outside its 10-day range"
+    unfloored = detector.detect(x, start_time=TEST_START, params=detector.Params(level_floor=0.0))
+    assert not unfloored.is_anomaly[fall].any()
+
+
+def test_climb_over_hours_is_flagged_by_the_level_view():
+    # A climb of 1.5 an hour from the daily peak: each hour's mean is within a tenth of the 10-day range (20) of the
+    # hour before, so when today's last hours counted in the range (level_lag_hours=1) the climb raised it with each
+    # hour and was never beyond it. Two older days with a larger sustained excursion keep the residual views quiet.
+    rng = np.random.default_rng(3)
+    t = np.arange(14 * DAY)
+    x = 50 + 10 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, 1, t.size)
+    for d in (1, 2):
+        x[d * DAY + 60: d * DAY + 132] += 25
+    start = 13 * DAY + 60
+    x[start:] += np.minimum(np.arange(t.size - start) * (1.5 / 12), 15)
+    det = detector.detect(x, start_time=TEST_START)
+    found = np.flatnonzero(det.is_anomaly[start:])
+    assert found.size == 1 and found[0] <= 4 * 12  # within 4 h of the start of the climb
+    assert det.view_names[det.reason[start + found[0]]] == "1h mean outside its 10-day range"
+    lag1 = detector.detect(x, start_time=TEST_START, params=detector.Params(level_lag_hours=1))
+    assert not lag1.is_anomaly[start:].any()
 
 
 def test_level_view_waits_for_a_day():
