@@ -6,14 +6,16 @@ inventory) run by a bounded thread pool; each account's rows are written as soon
 memory holds only the accounts in flight. Three phases, each usable alone (the DAG maps the second over batches):
 
 1. :func:`collect_aggregate` (admin account, once per run): organization-level reads whose cost does not grow with
-   the accounts' contents -- the Config aggregator's source status (coverage reasons), the Trusted Advisor check
-   catalogue, GuardDuty and Macie through their delegated administrators (one org-wide listing per region) --
+   the accounts' contents -- the Config aggregator's source status (coverage reasons), Trusted Advisor from the
+   Trusted Advisor API's organization view (or, where AWS refuses it, the check catalogue for reading each
+   account), GuardDuty and Macie through their delegated administrators (one org-wide listing per region) --
    staged per account under ``_staging/`` (hidden from queries).
 2. :func:`collect_accounts`: per account, Config compliance from the day's configuration snapshots and the SSM
    inventory from the resource data sync, both in the central bucket (admin credentials, a fixed number of S3 calls
-   whatever the number of rules), the staged slices, and through the read role Trusted Advisor (and GuardDuty/Macie
-   where no delegated administrator is configured). Expected AWS errors and missing deliveries become COVERAGE rows
-   with their reason; anything else is a bug and raises.
+   whatever the number of rules), the staged slices, and through the read role what is read per account: Trusted
+   Advisor without the organization view (with it, only the refresh of stale results in a bounded number of
+   accounts), GuardDuty/Macie where no delegated administrator is configured. Expected AWS errors and missing
+   deliveries become COVERAGE rows with their reason; anything else is a bug and raises.
 3. :func:`finish_run`: prune chunks of accounts that are not in this run and write the COLLECTION_RUNS row.
 
 Rows are sorted and carry no wall-clock time, so a rerun of a day writes identical data.

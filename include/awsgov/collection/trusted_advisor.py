@@ -1,4 +1,6 @@
-"""Trusted Advisor through the Support API (us-east-1), one account at a time through its read role.
+"""Trusted Advisor through the Support API (us-east-1), one account at a time through its read role, or, further
+down, organization-wide through the Trusted Advisor API (``trustedadvisor``) from the management account, split per
+account into the same rows (settings ``collection.trusted_advisor.source``).
 
 Calls per account: ``describe_trusted_advisor_check_summaries`` (status, counts and savings of every check in one call;
 with the run's catalogue from the admin account it is also the probe that tells whether the account has a
