@@ -359,3 +359,18 @@ def test_stale_results_are_refreshed_in_a_bounded_number_of_accounts(clean_sandb
                 break
             time.sleep(0.5)
         assert status["status"] == "success"
+
+
+def test_settings_choose_the_source_and_bounds():
+    from include.awsgov.collection import runner
+    from include.awsgov.core.settings import SettingsError, load_settings
+
+    default = runner.Options.from_settings(load_settings())
+    assert (default.ta_source, default.ta_max_age_days, default.refresh_accounts) == ("organization", 7, 20)
+    mine = runner.Options.from_settings(load_settings({"collection": {"trusted_advisor": {
+        "source": "accounts", "max_age_days": 3, "refresh_accounts_per_run": 0}}}))
+    assert (mine.ta_source, mine.ta_max_age_days, mine.refresh_accounts) == ("accounts", 3, 0)
+    with pytest.raises(SettingsError):
+        load_settings({"collection": {"trusted_advisor": {"source": "everywhere"}}})
+    with pytest.raises(ValueError):
+        runner.Options(regions=(), ta_source="everywhere")
