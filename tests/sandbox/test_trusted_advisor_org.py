@@ -69,11 +69,12 @@ def test_each_accounts_view_equals_its_support_api_results(sb, ta, members):
 
 def test_paging_limits_and_tokens(sb, ta):
     rec = next(iter(_recs(ta).values()))
+    sb.refill_quotas()  # about 16 calls of one operation: within the burst (20) of its bucket, from rest
     first = ta.list_organization_recommendation_resources(organizationRecommendationIdentifier=rec["arn"],
                                                           maxResults=2)
     assert len(first["organizationRecommendationResourceSummaries"]) == 2 and first["nextToken"]
     everything = _all(ta, "list_organization_recommendation_resources", "organizationRecommendationResourceSummaries",
-                      organizationRecommendationIdentifier=rec["arn"], PaginationConfig={"PageSize": 3})
+                      organizationRecommendationIdentifier=rec["arn"], PaginationConfig={"PageSize": 10})
     assert len({r["id"] for r in everything}) == len(everything)
     assert len(everything) == len(_all(ta, "list_organization_recommendation_resources",
                                        "organizationRecommendationResourceSummaries",
