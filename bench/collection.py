@@ -139,8 +139,10 @@ def bare_floor(sb: Any, access: Any, region: str) -> dict:
             "server_ms_per_call": round(1000 * server / FLOOR_CALLS, 2)}
 
 
-def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], admins: dict[str, str]) -> dict:
-    """Stored rows and gaps against the sandbox's truth, a slice of accounts at a time."""
+def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], admins: dict[str, str],
+                ta_organization: bool = False) -> dict:
+    """Stored rows and gaps against the sandbox's truth, a slice of accounts at a time. With Trusted Advisor read
+    from the organization view (``ta_organization``) an account without the read role has no Trusted Advisor gap."""
     from include.awsgov.core import tables
 
     def frame(table: str) -> Any:
@@ -207,10 +209,10 @@ def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], adm
                     archived = (lambda f: f["service"]["archived"]) if source == "guardduty" else (
                         lambda f: f["archived"])
                     want[source] |= {(account, region, f["id"]) for f in state["findings"] if not archived(f)}
-        if account in no_role:
+        if account in no_role and not ta_organization:
             want_gaps[(account, "global", "trusted_advisor")] = "access_denied"
     for account in targets:
-        if account in no_role:
+        if account in no_role and not ta_organization:
             want_gaps[(account, "global", "trusted_advisor")] = "access_denied"
     for account in unknown:  # nothing to compare with: left out of the threat comparison, and said so
         for name in ("guardduty", "macie"):
@@ -289,7 +291,8 @@ def child(accounts: int, profile: str, admins_on: bool, latency_ms: float, worke
         calls, by_operation = access.total_calls(), dict(sorted(access.calls.items()))
         sb.clear_faults()
         targets = sorted(store.read("coverage", DAY, DAY)["account_id"].unique())
-        check = truth_check(sb, store, list(targets), region_list, admins)
+        ta_source = (run["aggregate"].get("trusted_advisor") or {}).get("source")
+        check = truth_check(sb, store, list(targets), region_list, admins, ta_organization=ta_source == "organization")
         floor = bare_floor(sb, access, region_list[0])  # after the run's figures: its calls are not the run's
     bound = calls * latency_ms / 1000 / opts.workers
     return {
@@ -300,7 +303,7 @@ def child(accounts: int, profile: str, admins_on: bool, latency_ms: float, worke
         "wall_s": round(wall, 2), "bound_s": round(bound, 2), "ratio": round(wall / bound, 2) if bound else None,
         "quota_bound_s": round(bound_q, 2), "quota_ratio": round(wall / bound_q, 2) if bound_q else None,
         "quota_slowest": slowest, "quota_throttled": quotas.get("throttled_calls"),
-        "gaps": run["gaps"], "truth": check,
+        "gaps": run["gaps"], "truth": check, "ta_source": ta_source,
         "peak_rss_mb_before_run": round(rss_before / 1024, 1),
         "peak_rss_mb": round(rss_run / 1024, 1),
         "sandbox_cpu_s": round(server_cpu, 2), "sandbox_cpu_share_of_wall": round(server_cpu / wall, 2),
@@ -315,7 +318,7 @@ def _print(fig: dict) -> None:
     admins = "delegated admins" if fig["admins"] else "no delegated admins"
     print(f"\n== {fig['accounts']} accounts ({fig['collected']} collected) x {fig['regions']} regions, "
           f"{fig['profile']} profile, {admins}, {fig['latency_ms']:.0f} ms latency, {fig['workers']} workers, "
-          f"quota scale {fig['quota_scale']:g}")
+          f"quota scale {fig['quota_scale']:g}, Trusted Advisor from {fig.get('ta_source')}")
     print(f"api calls            {fig['api_calls']} (sandbox counted {fig['sandbox_calls']}, throttled "
           f"{fig['throttled']}), {fig['calls_per_account']} per account")
     print(f"wall time            {fig['wall_s']} s; latency bound calls x latency / workers = {fig['bound_s']} s; "

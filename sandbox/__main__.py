@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--throttle-service", action="append", help="limit throttling to this service")
             p.add_argument("--deny-assume", action="append", metavar="ACCOUNT")
             p.add_argument("--no-support", action="append", metavar="ACCOUNT")
+            p.add_argument("--no-ta-org-view", action="store_true",
+                           help="the Trusted Advisor API refuses the organization view (AccessDeniedException)")
             p.add_argument("--stackset-fail", action="append", metavar="ACCOUNT[:REGION]")
             p.add_argument("--stackset-failure-reason")
             p.add_argument("--replace", action="store_true", help="replace all faults instead of merging")
@@ -180,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                 changes["deny_assume_accounts"] = args.deny_assume
             if args.no_support:
                 changes["no_support_accounts"] = args.no_support
+            if args.no_ta_org_view:
+                changes["no_ta_organization_view"] = True
             if args.stackset_fail:
                 changes["stackset_fail_instances"] = [x.split(":", 1) if ":" in x else x for x in args.stackset_fail]
             if args.stackset_failure_reason:

@@ -27,7 +27,10 @@ class Faults:
     :param throttle_rate: fraction (0..1) of AWS calls answered with the protocol's throttling error.
     :param throttle_services: limit throttling to these botocore service names (empty: all services).
     :param deny_assume_accounts: AssumeRole into these accounts is refused with AccessDenied.
-    :param no_support_accounts: Support API calls from these accounts get SubscriptionRequiredException.
+    :param no_support_accounts: Support API calls from these accounts get SubscriptionRequiredException (Trusted
+        Advisor API calls AccessDeniedException), and they are absent from Trusted Advisor's organization view.
+    :param no_ta_organization_view: the organization has no Trusted Advisor organizational view (trusted access off,
+        no Enterprise Support): the Trusted Advisor API's organization operations answer AccessDeniedException.
     :param stackset_fail_instances: StackSet instances that fail: account ids, or [account, region] pairs.
     :param stackset_failure_reason: StatusReason of failing instances ({account} and {region} are filled in).
     :param seed: seed of the throttling dice, for reproducible runs.
@@ -38,6 +41,7 @@ class Faults:
     throttle_services: list[str] = field(default_factory=list)
     deny_assume_accounts: list[str] = field(default_factory=list)
     no_support_accounts: list[str] = field(default_factory=list)
+    no_ta_organization_view: bool = False
     stackset_fail_instances: list[Any] = field(default_factory=list)
     stackset_failure_reason: str = DEFAULT_STACKSET_FAILURE_REASON
     seed: int | None = None
@@ -65,6 +69,8 @@ class Faults:
             raise FaultsError(f"latency_ms and throttle_rate must be numbers: {exc}") from None
         if self.latency_ms < 0:
             raise FaultsError("latency_ms must be >= 0")
+        if not isinstance(self.no_ta_organization_view, bool):
+            raise FaultsError("no_ta_organization_view must be true or false")
         if not 0.0 <= self.throttle_rate <= 1.0:
             raise FaultsError("throttle_rate must be between 0 and 1")
         for name in ("throttle_services", "deny_assume_accounts", "no_support_accounts", "stackset_fail_instances"):

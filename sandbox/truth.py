@@ -50,6 +50,7 @@ def build_truth(
         ]
     if "trusted_advisor" in wanted and hasattr(world.trusted_advisor, "truth"):
         out["trusted_advisor"] = world.trusted_advisor.truth(date, accounts)
+        out["trusted_advisor"]["organization_view"] = world.trusted_advisor_org.truth()
     if "config" in wanted and hasattr(world.compliance, "truth"):
         out["config"] = world.compliance.truth(date, accounts)
     if "metrics" in wanted and hasattr(world.metrics, "truth"):

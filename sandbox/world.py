@@ -50,6 +50,9 @@ class World:
         self.plan: OrgPlan = seed(settings)
         self.timings["seed_organization_s"] = round(time.perf_counter() - t0, 3)
         self.trusted_advisor = TrustedAdvisorModel(self)
+        from .trustedadvisor.models import OrganizationView
+
+        self.trusted_advisor_org = OrganizationView(self)  # the Trusted Advisor API's organization view of it
         self.compliance = ComplianceModel(self)
         t1 = time.perf_counter()
         self.compliance.seed_rules()

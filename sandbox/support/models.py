@@ -141,7 +141,8 @@ class TrustedAdvisorModel:
             status = "warning"
         else:
             status = "ok"
-        processed = n + det.integer(0, 12, seed, "healthy", account_id, check_id)
+        # An account-level check (no metadata columns, e.g. MFA on Root Account) looks at one resource: the account.
+        processed = n + det.integer(0, 12, seed, "healthy", account_id, check_id) if spec["metadata"] else 1
         spend = det.integer(1500, 25000, seed, "spend", account_id)
         return self._result(check_id, timestamp, status, processed, flagged, spec["category"], round(savings, 2),
                             round(100.0 * savings / spend, 2))

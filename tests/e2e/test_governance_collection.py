@@ -91,21 +91,35 @@ def test_dag_run_collects_every_account_and_a_rerun_writes_identical_partitions(
     assert list(runs["run_id"]) == [third.run_id]
     cov = store.read("coverage", day, day, schema=tables.COVERAGE)
     gaps = {(r.account_id, r.source, r.status) for r in cov.itertuples() if r.status != "ok"}
-    assert (denied, "trusted_advisor", "access_denied") in gaps
-    assert (no_support, "trusted_advisor", "no_support_plan") in gaps
+    # Trusted Advisor comes from the organization view (settings default source: organization): the refused read
+    # role does not stop it, and an account without a support plan is not in the view.
+    assert not [g for g in gaps if g[:2] == (denied, "trusted_advisor")], gaps
+    assert (no_support, "trusted_advisor", "not_covered") in gaps
     assert int(runs["gaps"].iloc[0]) == len(gaps)
+    truth = sandbox.truth(date=day, sections=["trusted_advisor"])["trusted_advisor"]
+    checks = store.read("ta_checks", day, day, schema=tables.TA_CHECKS)
+    assert no_support not in set(checks["account_id"])
+    for account in (denied, sandbox.info["management_account_id"]):  # the read role refused, and the caller itself
+        mine = checks[checks["account_id"] == account].set_index("check_id")
+        for check_id, result in truth["results"][account].items():
+            counts = result["resourcesSummary"]
+            stamp = "" if result["status"] == "not_available" else result["timestamp"]
+            assert (mine.loc[check_id, "status"], mine.loc[check_id, "checked_at"],
+                    mine.loc[check_id, "resources_processed"], mine.loc[check_id, "resources_flagged"]) == (
+                result["status"], stamp, counts["resourcesProcessed"], counts["resourcesFlagged"]), check_id
     findings = store.read("config_findings", day, day, schema=tables.CONFIG_FINDINGS)
     assert len(findings) and not findings["finding_id"].duplicated().any()
     assert set(findings["region"]) == {"us-east-1"}
 
 
 def test_a_source_that_fails_in_every_account_makes_the_run_red(airflow_sandbox_env, sandbox, monkeypatch):
-    """The Support API throttles every call (the admin account's too): Trusted Advisor fails everywhere. What could be
-    read is stored and every account's gap recorded, and the run is red and names the source, not green with gaps."""
+    """The Trusted Advisor and Support APIs throttle every call (the admin account's too): Trusted Advisor fails
+    everywhere. What could be read is stored and every account's gap recorded, and the run is red and names the
+    source, not green with gaps."""
     from include.awsgov.core import tables
     from include.awsgov.core.store import Store
 
-    sandbox.set_faults(throttle_rate=1.0, throttle_services=["support"])
+    sandbox.set_faults(throttle_rate=1.0, throttle_services=["support", "trustedadvisor"])
     day = sandbox.today()
     try:
         _settings(airflow_sandbox_env, monkeypatch, sources=["trusted_advisor"], unit_retries=0)

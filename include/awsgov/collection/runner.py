@@ -6,14 +6,16 @@ inventory) run by a bounded thread pool; each account's rows are written as soon
 memory holds only the accounts in flight. Three phases, each usable alone (the DAG maps the second over batches):
 
 1. :func:`collect_aggregate` (admin account, once per run): organization-level reads whose cost does not grow with
-   the accounts' contents -- the Config aggregator's source status (coverage reasons), the Trusted Advisor check
-   catalogue, GuardDuty and Macie through their delegated administrators (one org-wide listing per region) --
+   the accounts' contents -- the Config aggregator's source status (coverage reasons), Trusted Advisor from the
+   Trusted Advisor API's organization view (or, where AWS refuses it, the check catalogue for reading each
+   account), GuardDuty and Macie through their delegated administrators (one org-wide listing per region) --
    staged per account under ``_staging/`` (hidden from queries).
 2. :func:`collect_accounts`: per account, Config compliance from the day's configuration snapshots and the SSM
    inventory from the resource data sync, both in the central bucket (admin credentials, a fixed number of S3 calls
-   whatever the number of rules), the staged slices, and through the read role Trusted Advisor (and GuardDuty/Macie
-   where no delegated administrator is configured). Expected AWS errors and missing deliveries become COVERAGE rows
-   with their reason; anything else is a bug and raises.
+   whatever the number of rules), the staged slices, and through the read role what is read per account: Trusted
+   Advisor without the organization view (with it, only the refresh of stale results in a bounded number of
+   accounts), GuardDuty/Macie where no delegated administrator is configured. Expected AWS errors and missing
+   deliveries become COVERAGE rows with their reason; anything else is a bug and raises.
 3. :func:`finish_run`: prune chunks of accounts that are not in this run and write the COLLECTION_RUNS row.
 
 Rows are sorted and carry no wall-clock time, so a rerun of a day writes identical data.
@@ -65,8 +67,12 @@ ACCOUNT_TABLES = {
 # Threat and sensitive-data sources (docs/threats.md): source name -> module with collect_region().
 THREAT_SOURCES = {guardduty.SOURCE: guardduty, macie.SOURCE: macie}
 # Staged by phase 1 for phase 2, per account (chunk = account id), except the catalogue (one JSON file per day).
-STAGING = {name: f"_staging/{name}" for name in ("config_sources", "threat_coverage", "ta_catalogue",
+STAGING = {name: f"_staging/{name}" for name in ("config_sources", "threat_coverage", "ta_catalogue", "ta_checks",
+                                                  "ta_findings", "ta_coverage",
                                                   *(m.TABLE for m in THREAT_SOURCES.values()))}
+# Where Trusted Advisor is read from (settings collection.trusted_advisor.source): the Trusted Advisor API's
+# organization view, once per run from the management account, or each account's Support API through its read role.
+TA_SOURCES = ("organization", "accounts")
 # Coverage status of an account and region whose source delivered nothing for the day (no Config snapshot).
 NOT_DELIVERED = "not_delivered"
 # SSM inventory (inventory.py): per-account tables like the others, written and pruned with them.
@@ -94,6 +100,11 @@ class Options:
     :param inventory: settings ``inventory`` (SSM inventory, prohibited packages); None: no inventory collected.
     :param sources: what to collect: trusted_advisor, config, guardduty, macie.
     :param delegated_admins: per threat source, the delegated administrator account read instead of each account.
+    :param ta_source: ``organization`` (the Trusted Advisor API's organization view, falling back to ``accounts``
+        when AWS refuses it) or ``accounts`` (each account's Support API).
+    :param refresh_accounts: with the organization view, accounts whose stale results are refreshed per run
+        (through their read role, ``refresh_per_account`` checks each).
+    :param ta_max_age_days: with the organization view, an account whose newest result is older is a ``stale`` gap.
     """
 
     regions: tuple[str, ...]
@@ -113,6 +124,13 @@ class Options:
     central_bucket: str = "governance-logs-{admin_account_id}"
     snapshot_prefix: str = ""
     inventory_sync_prefix: str = "inventory"
+    ta_source: str = "organization"
+    refresh_accounts: int = 20
+    ta_max_age_days: int = 7
+
+    def __post_init__(self) -> None:
+        if self.ta_source not in TA_SOURCES:
+            raise ValueError(f"collection.trusted_advisor.source must be one of {TA_SOURCES}, not {self.ta_source!r}")
 
     @classmethod
     def from_settings(cls, cfg: Mapping[str, Any], regions: Iterable[str] | None = None) -> Options:
@@ -142,6 +160,9 @@ class Options:
             central_bucket=(cfg.get("central") or {}).get("log_bucket", cls.central_bucket),
             snapshot_prefix=col.get("config_snapshot_prefix", cls.snapshot_prefix),
             inventory_sync_prefix=col.get("inventory_sync_prefix", cls.inventory_sync_prefix),
+            ta_source=str(tav.get("source", cls.ta_source)),
+            refresh_accounts=int(tav.get("refresh_accounts_per_run", cls.refresh_accounts)),
+            ta_max_age_days=int(tav.get("max_age_days", cls.ta_max_age_days)),
         )
 
 
@@ -283,6 +304,77 @@ def _stage_ta_catalogue(access: AwsAccess, store: Store, day: Any, opts: Options
     return {"status": "ok", "checks": len(checks), "error": ""}
 
 
+def _ta_source_path(day: Any, opts: Options) -> str:
+    return f"{STAGING['ta_catalogue']}/dt={_as_date(day).isoformat()}/source-{opts.language}.json"
+
+
+def _stage_ta(access: AwsAccess, store: Store, day: Any, account_ids: list[str], opts: Options) -> dict[str, Any]:
+    """Trusted Advisor's part of phase 1: the organization view split per account, or the catalogue for reading
+    each account (``accounts``, or the organization view refused). Phase 2 learns which from the staged source."""
+    summary: dict[str, Any] = {"source": "accounts"}
+    if opts.ta_source == "organization":
+        summary = _stage_ta_organization(access, store, day, account_ids, opts)
+    state = {"source": summary["source"], "refresh": summary.pop("refresh", {})}
+    store.put_text(_ta_source_path(day, opts), json.dumps(state, sort_keys=True))
+    if summary["source"] == "accounts":
+        summary.update(_stage_ta_catalogue(access, store, day, opts))
+    return summary
+
+
+def _stage_ta_organization(access: AwsAccess, store: Store, day: Any, account_ids: list[str],
+                           opts: Options) -> dict[str, Any]:
+    """Trusted Advisor of the whole organization through the Trusted Advisor API from the management account: the
+    catalogue, the recommendations, and per recommendation its accounts and resources (paged, 200 a page), staged
+    per account as the rows the per-account path writes."""
+    client = access.client(ta.ORG_SERVICE, ta.ORG_REGION)
+    date = _as_date(day)
+    try:
+        checks = ta.org_catalogue(client, opts.language)
+        recs = ta.org_recommendations(client)
+        if not recs:
+            # Nothing of Trusted Advisor's checks in the organization view (AWS documents these operations for
+            # prioritized recommendations): reading each account is the way to their results.
+            log.warning("Trusted Advisor organization view lists no check recommendation: reading each account")
+            return {"source": "accounts", "fallback": "no check recommendation in the organization view"}
+        with ThreadPoolExecutor(max_workers=max(1, min(opts.workers, len(recs)))) as pool:
+            listings = dict(zip(recs, pool.map(partial(ta.org_listing, client), recs.values()), strict=True))
+    except (ClientError, BotoCoreError) as exc:
+        if ta.org_refused(exc):
+            log.warning("Trusted Advisor organization view refused, reading each account instead: %s", exc)
+            return {"source": "accounts", "fallback": error_text(exc)}
+        log.warning("Trusted Advisor organization view unreadable: %s", exc)
+        status, why = classify_error(exc), f"organization view: {error_text(exc)}"
+        per_account = {a: {"status": status, "error": why, "checks": [], "findings": [], "summaries": {}}
+                       for a in account_ids}
+        checks, listings = [], {}
+    else:
+        per_account = ta.split_organization(checks, listings, account_ids, date, opts.savings_columns,
+                                            opts.ta_max_age_days)
+    for account, part in per_account.items():
+        for name, rows in (("ta_checks", part["checks"]), ("ta_findings", part["findings"])):
+            schema, sort_by = ACCOUNT_TABLES[name]
+            store.write(STAGING[name], day, pa.Table.from_pylist(sorted_rows(rows, sort_by), schema=schema),
+                        chunk=account, schema=schema)
+        coverage = [{"account_id": account, "region": ta.GLOBAL_REGION, "source": TA, "status": part["status"],
+                     "error": part["error"][:MAX_ERROR_CHARS], "api_calls": 0}]
+        store.write(STAGING["ta_coverage"], day, pa.Table.from_pylist(coverage, schema=tables.COVERAGE),
+                    chunk=account, schema=tables.COVERAGE)
+    for name in ("ta_checks", "ta_findings", "ta_coverage"):
+        store.prune(STAGING[name], day, list(per_account))
+    refresh = ta.plan_refreshes(checks, {a: p["summaries"] for a, p in per_account.items()}, date,
+                                opts.refresh_skip_categories, opts.refresh_per_account,
+                                opts.refresh_accounts) if opts.refresh else {}
+    gaps = collections.Counter(p["status"] for p in per_account.values() if p["status"] != "ok")
+    return {"source": "organization", "checks": len(checks), "recommendations": len(listings),
+            "gaps": dict(sorted(gaps.items())), "refresh": refresh}
+
+
+def _load_ta_source(store: Store, day: Any, opts: Options) -> dict[str, Any]:
+    path = _ta_source_path(day, opts)
+    # No staged source (phase 2 run alone, as some tests and older runs do): each account is read.
+    return json.loads(store.get_text(path)) if store.exists(path) else {"source": "accounts", "refresh": {}}
+
+
 def _catalogue_path(day: Any, opts: Options) -> str:
     return f"{STAGING['ta_catalogue']}/dt={_as_date(day).isoformat()}/checks-{opts.language}.json"
 
@@ -360,7 +452,7 @@ def collect_aggregate(access: AwsAccess, store: Store, day: Any, account_ids: It
     if CONFIG in opts.sources:
         summary.update(_stage_config_sources(access, store, day, account_ids, opts))
     if TA in opts.sources:
-        summary["trusted_advisor"] = _stage_ta_catalogue(access, store, day, opts)
+        summary["trusted_advisor"] = _stage_ta(access, store, day, account_ids, opts)
     summary["threats"] = _stage_threats(access, store, day, account_ids, opts)
     log.info("organization-level reads: %s", summary)
     return summary
@@ -397,6 +489,10 @@ def _ta_result(access: AwsAccess, account_id: str, check: dict[str, Any], opts: 
     client = counted_client(access, "support", ta.SUPPORT_REGION, account_id)
     result = ta.check_result(client, check["id"], opts.language)
     return Outcome(rows={"ta_findings": ta.finding_rows(account_id, check, result, opts.savings_columns)})
+
+
+def _ta_refresh_account(access: AwsAccess, account_id: str, check_ids: list[str]) -> Outcome:
+    return _ta_refresh(counted_client(access, "support", ta.SUPPORT_REGION, account_id), check_ids)
 
 
 def _ta_refresh(client: Any, check_ids: list[str]) -> Outcome:
@@ -478,7 +574,7 @@ def _role_unreachable(exc: BaseException | None) -> bool:
 
 
 def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts: Options,
-                catalogue: list[dict[str, Any]] | None = None) -> Job:
+                catalogue: list[dict[str, Any]] | None = None, ta_source: Mapping[str, Any] | None = None) -> Job:
     """The units of one account: Config snapshots and the SSM inventory from the central bucket (admin
     credentials), the staged delegated-administrator slices, and, through the read role, Trusted Advisor and the
     threat sources read per account (after the Trusted Advisor probe, which tells whether the role works).
@@ -489,6 +585,7 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
     :param account_id: the account.
     :param opts: run options.
     :param catalogue: the run's Trusted Advisor catalogue; None: read in the account.
+    :param ta_source: where phase 1 read Trusted Advisor (``_load_ta_source``); None: each account.
     """
     date = _as_date(day)
     admins = dict(opts.delegated_admins)
@@ -523,6 +620,10 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
     if TA not in opts.sources:
         job.units += threat_own
         return job
+    if ta_source is not None and ta_source.get("source") == "organization":
+        _ta_from_organization(job, access, store, day, opts, ta_source)
+        job.units += threat_own  # no Trusted Advisor probe through the role: each threat unit meets the role itself
+        return job
 
     def then(status: str, exc: BaseException | None) -> list[Unit]:
         if _role_unreachable(exc):
@@ -534,6 +635,25 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
     probe = partial(_ta_probe, access, account_id, date, opts, catalogue)
     job.units.append(Unit(ta.GLOBAL_REGION, TA, probe, then=then))
     return job
+
+
+def _ta_from_organization(job: Job, access: AwsAccess, store: Store, day: Any, opts: Options,
+                          ta_source: Mapping[str, Any]) -> None:
+    """The account's slice of the organization view staged by phase 1, and the refresh of its stale results when
+    the run's plan names it (through its read role; best effort, not awaited)."""
+    staged = store.read_chunk(STAGING["ta_coverage"], day, job.account_id).to_pylist()
+    for row in staged:
+        job.record(row["region"], TA, row["status"], row["error"])
+    if not staged:  # staging did not cover this account (it joined after phase 1): never a silent "ok"
+        job.record(ta.GLOBAL_REGION, TA, "error", "Trusted Advisor organization view not staged for this account "
+                                                  "in this run")
+    for name in ("ta_checks", "ta_findings"):
+        job.rows[name] += store.read_chunk(STAGING[name], day, job.account_id,
+                                           schema=ACCOUNT_TABLES[name][0]).to_pylist()
+    todo = list((ta_source.get("refresh") or {}).get(job.account_id) or [])
+    if opts.refresh and todo:
+        job.units.append(Unit(ta.GLOBAL_REGION, TA, partial(_ta_refresh_account, access, job.account_id, todo),
+                              best_effort=True))
 
 
 def sorted_rows(rows: Iterable[dict[str, Any]], sort_by: list[str]) -> list[dict[str, Any]]:
@@ -610,6 +730,7 @@ def collect_accounts(access: AwsAccess, store: Store, day: Any, account_ids: Ite
 
     only = written_tables(opts)
     catalogue = _load_catalogue(store, day, opts) if TA in opts.sources else None
+    ta_source = _load_ta_source(store, day, opts) if TA in opts.sources else None
 
     def finalize(job: Job) -> None:
         _write_account(store, day, job, only=only)
@@ -617,8 +738,8 @@ def collect_accounts(access: AwsAccess, store: Store, day: Any, account_ids: Ite
         done["accounts"] += 1
         done["gaps"] += sum(c["status"] != "ok" for c in job.coverage.values())
 
-    run_jobs((account_job(access, store, day, a, opts, catalogue) for a in account_ids), finalize, workers=opts.workers,
-             unit_retries=opts.unit_retries)
+    run_jobs((account_job(access, store, day, a, opts, catalogue, ta_source) for a in account_ids), finalize,
+             workers=opts.workers, unit_retries=opts.unit_retries)
     return {**done, "api_calls": access.total_calls()}
 
 

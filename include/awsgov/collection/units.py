@@ -17,8 +17,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from include.awsgov.core.aws import AwsAccess
 
 # When several units of one account/region/source fail, the most telling status is kept.
-_SEVERITY = {"ok": 0, "throttled_out": 1, "error": 2, "no_support_plan": 3, "not_enabled": 3, "not_delivered": 3,
-             "access_denied": 4}
+_SEVERITY = {"ok": 0, "stale": 1, "throttled_out": 1, "error": 2, "no_support_plan": 3, "not_enabled": 3,
+             "not_delivered": 3, "not_covered": 3, "access_denied": 4}
 _SCOPE = threading.local()
 # Clients whose calls count towards the running unit (see counted_client); weak, so forgotten clients are freed.
 _COUNTING: weakref.WeakSet[Any] = weakref.WeakSet()

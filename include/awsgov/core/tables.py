@@ -58,7 +58,9 @@ COVERAGE = pa.schema(
         ("account_id", pa.string()),
         ("region", pa.string()),
         ("source", pa.string()),  # trusted_advisor | config | cloudwatch | guardduty | macie
-        ("status", pa.string()),  # ok | access_denied | no_support_plan | not_enabled | throttled_out | error
+        # ok | access_denied | no_support_plan | not_enabled | not_delivered | not_covered | stale | throttled_out
+        # | error
+        ("status", pa.string()),
         ("error", pa.string()),
         ("api_calls", pa.int64()),
     ]

@@ -163,6 +163,7 @@ def _access(sandbox):
 def _collect(sandbox, store, day, account_ids, **options):
     from include.awsgov.collection import runner
 
+    options.setdefault("ta_source", "accounts")  # each account's Support API; the organization view further down
     opts = runner.Options(regions=(), sources=("trusted_advisor",), **options)
     runner.collect_aggregate(_access(sandbox), store, day, account_ids, opts)  # the run's check catalogue
     return runner.collect_accounts(_access(sandbox), store, day, account_ids, opts)
