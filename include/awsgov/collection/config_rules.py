@@ -202,14 +202,16 @@ def compliance_rows(account_id: str, region: str,
     :param items: the snapshot's configuration items (other types are skipped).
     """
     findings: dict[str, dict[str, Any]] = {}
+    finding_id = tables.finding_ids("config", account_id, region)
     for item in items:
         if item.get("resourceType") != RESOURCE_COMPLIANCE:
             continue
         rtype, rid = _target(item)
+        resource = f"{rtype}/{rid}"
         recorded = _time(item.get("configurationItemCaptureTime"))
         for result in (item.get("configuration") or {}).get("configRuleList") or []:
             rule = str(result.get("configRuleName") or "")
-            fid = tables.finding_id("config", account_id, region, rule, f"{rtype}/{rid}")
+            fid = finding_id(rule, resource)
             findings[fid] = {"finding_id": fid, "account_id": account_id, "region": region, "rule_name": rule,
                              "resource_type": rtype, "resource_id": rid,
                              "compliance": str(result.get("complianceType") or ""),
