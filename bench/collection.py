@@ -21,7 +21,8 @@ Figures are measured; nothing is extrapolated here. ``--quota-scale 0`` switches
 then not computed).
 
     .venv/bin/python bench/collection.py [--sizes 100,500] [--profiles default,realistic] [--admins on,off]
-        [--latency-ms 20] [--workers 16] [--regions 4] [--quota-scale 1]
+        [--latency-ms 20] [--workers 16] [--regions 4] [--quota-scale 1] [--json FILE]
+    .venv/bin/python bench/collection.py --show FILE   # print an earlier run's figures again
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def best_ratio(latency_ms: float, workers: int, cores: int, server_ms: float, cl
 def quota_bound(buckets: dict[tuple[str, str, str, str], int], model: dict[str, Any]) -> tuple[float, str]:
     """(seconds, slowest bucket) the modelled quotas need at least for these calls.
 
-    :param buckets: calls per (account, region, service, operation).
+    :param buckets: calls per (account, region, service, operation): the sandbox's bucket key (the region is the
+        one the call is signed for, the client's own with an endpoint URL).
     :param model: ``GET /_sandbox/quotas`` (rates before scaling, ``scale``).
     """
     scale = float(model.get("scale") or 0.0)
@@ -92,8 +94,11 @@ def quota_bound(buckets: dict[tuple[str, str, str, str], int], model: dict[str, 
     best, where = 0.0, ""
     for (account, region, service, operation), n in buckets.items():
         spec = model["services"].get(service) or {}
+        if spec.get("unlimited"):  # no bucket at all (sandbox/quotas.py quota_for)
+            continue
         quota = (spec.get("operations") or {}).get(operation) or spec.get("default") or model["default"]
-        rate, burst = float(quota["rate"]) * scale, float(quota["burst"]) * scale
+        # As QuotaModel.admit: the rate and the burst scaled, a bucket holds at least one token.
+        rate, burst = float(quota["rate"]) * scale, max(1.0, float(quota["burst"]) * scale)
         if rate <= 0:
             continue
         need = max(0.0, (n - burst) / rate)
@@ -360,10 +365,11 @@ def _print(fig: dict) -> None:
           f"quota scale {fig['quota_scale']:g}")
     print(f"api calls            {fig['api_calls']} (sandbox counted {fig['sandbox_calls']}, throttled "
           f"{fig['throttled']}), {fig['calls_per_account']} per account")
-    print(f"wall time            {fig['wall_s']} s; latency bound calls x latency / workers = {fig['bound_s']} s; "
-          f"ratio {fig['ratio']}")
-    print(f"quota bound          {fig['quota_bound_s']} s ({fig['quota_slowest']}); wall / quota bound "
-          f"{fig['quota_ratio']}; calls refused by quotas {fig['quota_throttled']}")
+    print(f"wall time            {fig['wall_s']} s ({fig['wall_s'] / 60:.2f} min); latency bound calls x latency / "
+          f"workers = {fig['bound_s']} s; ratio {fig['ratio']}")
+    print(f"quota bound          {fig['quota_bound_s']} s = {fig['quota_bound_s'] / 60:.2f} min "
+          f"({fig['quota_slowest']}); wall / quota bound {fig['quota_ratio']}; calls refused by quotas "
+          f"{fig['quota_throttled']}")
     print(f"truth notes          Config rows whose compliance is not the truth's: "
           f"{fig['truth']['config_wrong_compliance']}; accounts absent from the threat truth (not compared): "
           f"{fig['truth']['not_in_truth']}")
@@ -392,6 +398,25 @@ def _print(fig: dict) -> None:
     print("calls by operation   " + ", ".join(f"{k}={v}" for k, v in fig["by_operation"].items()))
 
 
+def side_by_side(figures: list[dict]) -> None:
+    """One line per case: wall time and quota bound in minutes, their ratio, CPU per call, rows against the truth."""
+    print("\n== side by side (measured)")
+    print(f"{'accounts':>8} {'profile':>9} {'admins':>6} {'calls/acct':>10} {'wall min':>8} {'quota min':>9} "
+          f"{'wall/quota':>10} {'srv ms/call':>11} {'col ms/call':>11} {'cpu s/wall s':>12} {'load':>11} {'lost':>5} "
+          f"{'dup':>4} {'gaps=seeded':>11}")
+    for f in figures:
+        lost = sum(f["truth"][k]["lost"] + f["truth"][k]["unexpected"] for k in ("config", "guardduty", "macie",
+                                                                                 "inventory"))
+        lost += f["truth"]["config_wrong_compliance"]
+        dup = sum(f["truth"][k]["duplicated"] for k in ("config", "guardduty", "macie", "inventory"))
+        cpu = f"{f['sandbox_cpu_s'] + f['collector_cpu_s']:.0f}/{f['wall_s']:.0f}"
+        load = "-".join(f"{x:g}" for x in f["loadavg_start_end"])
+        print(f"{f['accounts']:>8} {f['profile']:>9} {'on' if f['admins'] else 'off':>6} "
+              f"{f['calls_per_account']:>10} {f['wall_s'] / 60:>8.2f} {f['quota_bound_s'] / 60:>9.2f} "
+              f"{str(f['quota_ratio']):>10} {f['sandbox_cpu_ms_per_call']:>11} {f['collector_cpu_ms_per_call']:>11} "
+              f"{cpu:>12} {load:>11} {lost:>5} {dup:>4} {str(f['truth']['gaps']['equal']):>11}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,500", help="comma-separated account counts")
@@ -403,8 +428,15 @@ def main() -> None:
     parser.add_argument("--quota-scale", type=float, default=1.0, help="sandbox quotas: 1 = AWS's rates, 0 = off")
     parser.add_argument("--cases", default="", help="instead of sizes x profiles x admins: size:profile:on|off,...")
     parser.add_argument("--json", help="also write every case's figures to this file")
+    parser.add_argument("--show", help="print the figures of an earlier run's --json file instead of running")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.show:
+        figures = json.loads(Path(args.show).read_text())
+        for fig in figures:
+            _print(fig)
+        side_by_side(figures)
+        return
     if args.child:
         size, profile, admins = args.child.split(":")
         print(json.dumps(child(int(size), profile, admins == "on", args.latency_ms, args.workers, args.regions,
@@ -426,17 +458,7 @@ def main() -> None:
         figures.append(fig)
         _print(fig)
         sys.stdout.flush()
-    print("\n== side by side (measured)")
-    print(f"{'accounts':>8} {'profile':>9} {'admins':>6} {'calls/acct':>10} {'wall s':>8} {'quota s':>8} "
-          f"{'wall/quota':>10} {'lost':>5} {'dup':>4} {'gaps=seeded':>11}")
-    for f in figures:
-        lost = sum(f["truth"][k]["lost"] + f["truth"][k]["unexpected"] for k in ("config", "guardduty", "macie",
-                                                                                 "inventory"))
-        lost += f["truth"]["config_wrong_compliance"]
-        dup = sum(f["truth"][k]["duplicated"] for k in ("config", "guardduty", "macie", "inventory"))
-        print(f"{f['accounts']:>8} {f['profile']:>9} {'on' if f['admins'] else 'off':>6} "
-              f"{f['calls_per_account']:>10} {f['wall_s']:>8} {f['quota_bound_s']:>8} {str(f['quota_ratio']):>10} "
-              f"{lost:>5} {dup:>4} {str(f['truth']['gaps']['equal']):>11}")
+    side_by_side(figures)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
 

@@ -27,6 +27,14 @@ def test_quota_bound_is_the_slowest_bucket_after_its_burst():
     assert quota_bound(buckets, {**MODEL, "active": False})[0] == 0.0
 
 
+def test_quota_bound_skips_unlimited_services_and_keeps_one_token_at_small_scales():
+    model = {**MODEL, "services": {**MODEL["services"], "sqs": {"unlimited": True}}}
+    assert quota_bound({("1", "us-east-1", "sqs", "ReceiveMessage"): 10_000}, model) == (0.0, "")
+    # scale 0.01: rate 0.1/s, burst max(1, 0.2) = 1 token (sandbox/quotas.py QuotaModel.admit)
+    seconds, _ = quota_bound({("1", "us-east-1", "guardduty", "ListFindings"): 11}, {**MODEL, "scale": 0.01})
+    assert seconds == pytest.approx(100.0)
+
+
 # -- the truth check, a slice of accounts at a time -------------------------------------------------------------------
 ACCOUNTS = ["111111111111", "222222222222", "333333333333"]
 REGIONS = ["us-east-1", "eu-west-1"]
