@@ -21,7 +21,8 @@ Figures are measured; nothing is extrapolated here. ``--quota-scale 0`` switches
 then not computed).
 
     .venv/bin/python bench/collection.py [--sizes 100,500] [--profiles default,realistic] [--admins on,off]
-        [--latency-ms 20] [--workers 16] [--regions 4] [--quota-scale 1]
+        [--latency-ms 20] [--workers 16] [--regions 4] [--quota-scale 1] [--json FILE]
+    .venv/bin/python bench/collection.py --show FILE   # print an earlier run's figures again
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def best_ratio(latency_ms: float, workers: int, cores: int, server_ms: float, cl
 def quota_bound(buckets: dict[tuple[str, str, str, str], int], model: dict[str, Any]) -> tuple[float, str]:
     """(seconds, slowest bucket) the modelled quotas need at least for these calls.
 
-    :param buckets: calls per (account, region, service, operation).
+    :param buckets: calls per (account, region, service, operation): the sandbox's bucket key (the region is the
+        one the call is signed for, the client's own with an endpoint URL).
     :param model: ``GET /_sandbox/quotas`` (rates before scaling, ``scale``).
     """
     scale = float(model.get("scale") or 0.0)
@@ -92,8 +94,11 @@ def quota_bound(buckets: dict[tuple[str, str, str, str], int], model: dict[str, 
     best, where = 0.0, ""
     for (account, region, service, operation), n in buckets.items():
         spec = model["services"].get(service) or {}
+        if spec.get("unlimited"):  # no bucket at all (sandbox/quotas.py quota_for)
+            continue
         quota = (spec.get("operations") or {}).get(operation) or spec.get("default") or model["default"]
-        rate, burst = float(quota["rate"]) * scale, float(quota["burst"]) * scale
+        # As QuotaModel.admit: the rate and the burst scaled, a bucket holds at least one token.
+        rate, burst = float(quota["rate"]) * scale, max(1.0, float(quota["burst"]) * scale)
         if rate <= 0:
             continue
         need = max(0.0, (n - burst) / rate)
@@ -139,95 +144,137 @@ def bare_floor(sb: Any, access: Any, region: str) -> dict:
             "server_ms_per_call": round(1000 * server / FLOOR_CALLS, 2)}
 
 
-def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], admins: dict[str, str],
-                ta_organization: bool = False) -> dict:
-    """Stored rows and gaps against the sandbox's truth, a slice of accounts at a time. With Trusted Advisor read
-    from the organization view (``ta_organization``) an account without the read role has no Trusted Advisor gap."""
+# Stored tables compared with the truth: (table, key columns). A key is one row: stored twice is a duplicate.
+TRUTH_TABLES = {
+    "config": ("config_findings", ("account_id", "region", "rule_name", "resource_type", "resource_id")),
+    "guardduty": ("guardduty_findings", ("account_id", "region", "guardduty_id")),
+    "macie": ("macie_findings", ("account_id", "region", "macie_id")),
+    "inventory": ("software_inventory", ("account_id", "region", "instance_id", "name", "version")),
+}
+
+
+def _chunk_columns(store: Any, table: str, accounts: list[str], columns: list[str]) -> list[list[Any]]:
+    """``columns`` of the day's chunks of ``accounts`` (one file per account: never the whole day at once)."""
     from include.awsgov.core import tables
 
-    def frame(table: str) -> Any:
-        return store.read(table, DAY, DAY, schema=getattr(tables, table.upper()))
+    out: list[list[Any]] = [[] for _ in columns]
+    for account in accounts:
+        part = store.read_chunk(table, DAY, account, schema=tables.SCHEMAS[table])
+        for values, name in zip(out, columns, strict=True):
+            values.extend(part.column(name).to_pylist())
+    return out
 
-    config, gd, macie, inv, cov = (frame(t) for t in ("config_findings", "guardduty_findings", "macie_findings",
-                                                      "software_inventory", "coverage"))
-    got = {
-        "config": Counter(zip(config["account_id"], config["region"], config["rule_name"], config["resource_type"],
-                              config["resource_id"], strict=True)),
-        "guardduty": Counter(zip(gd["account_id"], gd["region"], gd["guardduty_id"], strict=True)),
-        "macie": Counter(zip(macie["account_id"], macie["region"], macie["macie_id"], strict=True)),
-        "inventory": Counter(zip(inv["account_id"], inv["region"], inv["instance_id"], inv["name"], inv["version"],
-                                 strict=True)),
-    }
-    gaps = {(r.account_id, r.region, r.source): r.status for r in cov.itertuples() if r.status != "ok"}
-    want: dict[str, set] = {k: set() for k in got}
-    # The sandbox's truth can list one rule evaluating one resource several times (hostile resource ids drawn twice),
-    # which AWS cannot: such a key is one row, whose compliance must be one of the truth's.
+
+def _want_slice(truth: dict, part: list[str], regions: list[str], admins: dict[str, str], no_role: set[str],
+                unknown: set[str], ta_organization: bool = False,
+                ) -> tuple[dict[str, set], dict[tuple, set[str]], dict[tuple[str, str, str], str]]:
+    """(rows by section, Config compliances by key, coverage gaps) the truth of these accounts says must be
+    stored. With Trusted Advisor read from the organization view (``ta_organization``) an account without the read
+    role has no Trusted Advisor gap."""
+    want: dict[str, set] = {k: set() for k in TRUTH_TABLES}
     compliance: dict[tuple, set[str]] = {}
-    stored_compliance = dict(zip(zip(config["account_id"], config["region"], config["rule_name"],
-                                     config["resource_type"], config["resource_id"], strict=True),
-                                 config["compliance"], strict=True))
-    unknown: set[str] = set()
     want_gaps: dict[tuple[str, str, str], str] = {}
-    info = sb.info
-    no_role = {a["id"] for a in info["accounts"] if not a["read_role"]}
-    for start in range(0, len(targets), TRUTH_SLICE):
-        part = targets[start:start + TRUTH_SLICE]
-        truth = sb.truth(date=DAY, sections=["config", "guardduty", "macie", "inventory"], accounts=part)
-        for account in part:
-            per_region = truth["config"].get(account, {})
+    for account in part:
+        per_region = truth["config"].get(account, {})
+        for region in regions:
+            rules = per_region.get(region)
+            if rules is None:
+                want_gaps[(account, region, "config")] = "not_delivered"
+            for rule, evaluations in (rules or {}).items():
+                for e in evaluations:
+                    key = (account, region, rule, e["resource_type"], e["resource_id"])
+                    want["config"].add(key)
+                    compliance.setdefault(key, set()).add(e["compliance"])
+        for region, instances in truth["inventory"].get(account, {}).items():
+            if region in regions:
+                want["inventory"] |= {(account, region, i["instance_id"], a["name"], a["version"])
+                                      for i in instances for a in i["applications"]}
+        for source in ("guardduty", "macie"):
+            if account not in truth[source]["accounts"]:
+                unknown.add(account)  # the realistic profile's truth leaves the management account out
+                continue
             for region in regions:
-                rules = per_region.get(region)
-                if rules is None:
-                    want_gaps[(account, region, "config")] = "not_delivered"
-                for rule, evaluations in (rules or {}).items():
-                    for e in evaluations:
-                        key = (account, region, rule, e["resource_type"], e["resource_id"])
-                        want["config"].add(key)
-                        compliance.setdefault(key, set()).add(e["compliance"])
-            for region, instances in truth["inventory"].get(account, {}).items():
-                if region in regions:
-                    want["inventory"] |= {(account, region, i["instance_id"], a["name"], a["version"])
-                                          for i in instances for a in i["applications"]}
-            for source in ("guardduty", "macie"):
-                if account not in truth[source]["accounts"]:
-                    unknown.add(account)  # the realistic profile's truth leaves the management account out
+                state = truth[source]["accounts"].get(account, {}).get(region)
+                if source in admins and account != admins[source]:
+                    ok = bool(state) and state["relationship"] == "Enabled"
+                elif source in admins:
+                    ok = bool(state) and state["enabled"]
+                elif account in no_role:
+                    want_gaps[(account, region, source)] = "access_denied"
                     continue
-                for region in regions:
-                    state = truth[source]["accounts"].get(account, {}).get(region)
-                    if source in admins and account != admins[source]:
-                        ok = bool(state) and state["relationship"] == "Enabled"
-                    elif source in admins:
-                        ok = bool(state) and state["enabled"]
-                    elif account in no_role:
-                        want_gaps[(account, region, source)] = "access_denied"
-                        continue
-                    else:
-                        ok = bool(state) and state["enabled"]
-                    if not ok:
-                        want_gaps[(account, region, source)] = "not_enabled"
-                        continue
-                    archived = (lambda f: f["service"]["archived"]) if source == "guardduty" else (
-                        lambda f: f["archived"])
-                    want[source] |= {(account, region, f["id"]) for f in state["findings"] if not archived(f)}
+                else:
+                    ok = bool(state) and state["enabled"]
+                if not ok:
+                    want_gaps[(account, region, source)] = "not_enabled"
+                    continue
+                archived = (lambda f: f["service"]["archived"]) if source == "guardduty" else (
+                    lambda f: f["archived"])
+                want[source] |= {(account, region, f["id"]) for f in state["findings"] if not archived(f)}
         if account in no_role and not ta_organization:
             want_gaps[(account, "global", "trusted_advisor")] = "access_denied"
-    for account in targets:
-        if account in no_role and not ta_organization:
-            want_gaps[(account, "global", "trusted_advisor")] = "access_denied"
-    for account in unknown:  # nothing to compare with: left out of the threat comparison, and said so
-        for name in ("guardduty", "macie"):
-            got[name] = Counter({k: n for k, n in got[name].items() if k[0] != account})
-        gaps = {k: v for k, v in gaps.items() if not (k[0] == account and k[2] in ("guardduty", "macie"))}
-    out: dict[str, Any] = {"not_in_truth": sorted(unknown), "config_wrong_compliance": sum(
-        1 for k, v in stored_compliance.items() if k in compliance and v not in compliance[k])}
-    for name, counts in got.items():
-        have = set(counts)
-        out[name] = {"truth": len(want[name]), "stored": sum(counts.values()), "lost": len(want[name] - have),
-                     "unexpected": len(have - want[name]), "duplicated": sum(n - 1 for n in counts.values() if n > 1)}
-    out["gaps"] = {"stored": len(gaps), "seeded": len(want_gaps),
-                   "unexpected": sorted(f"{k}: {v}" for k, v in gaps.items() if want_gaps.get(k) != v)[:5],
-                   "missing": sorted(f"{k}: {v}" for k, v in want_gaps.items() if gaps.get(k) != v)[:5],
-                   "equal": gaps == want_gaps, "by_status": dict(Counter(gaps.values()))}
+    return want, compliance, want_gaps
+
+
+def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], admins: dict[str, str],
+                slice_size: int = TRUTH_SLICE, ta_organization: bool = False) -> dict:
+    """Stored rows and gaps against the sandbox's truth, ``slice_size`` accounts at a time: the truth and the stored
+    chunks of one slice are compared, counted and let go before the next (the realistic profile holds ~25,000
+    Config rows per account; all of them at once took 15.9 GB at 500 accounts). Exact all the same: a row is keyed
+    by its account, so a slice's rows can only match its own accounts' truth, and every chunk of the day is read
+    (an account with rows but no coverage is compared too, its rows all unexpected)."""
+    chunks: set[str] = set()
+    for table, _ in [*TRUTH_TABLES.values(), ("coverage", ())]:
+        chunks.update(store.chunks(table, DAY))
+    accounts = sorted(set(targets) | chunks)
+    no_role = {a["id"] for a in sb.info["accounts"] if not a["read_role"]}
+    totals = {name: Counter() for name in TRUTH_TABLES}
+    unknown: set[str] = set()
+    wrong_compliance = 0
+    gaps_stored = gaps_seeded = 0
+    gaps_by_status: Counter[str] = Counter()
+    gaps_unexpected: list[str] = []
+    gaps_missing: list[str] = []
+    for start in range(0, len(accounts), slice_size):
+        part = accounts[start:start + slice_size]
+        truth = sb.truth(date=DAY, sections=["config", "guardduty", "macie", "inventory"], accounts=part)
+        want, compliance, want_gaps = _want_slice(truth, part, regions, admins, no_role, unknown, ta_organization)
+        left_out = unknown & set(part)  # nothing to compare with: left out of the threat comparison, and said so
+        for name, (table, key) in TRUTH_TABLES.items():
+            columns = _chunk_columns(store, table, part, [*key, "compliance"] if name == "config" else list(key))
+            keys = list(zip(*columns[:len(key)], strict=True)) if columns[0] else []
+            if name in ("guardduty", "macie") and left_out:
+                keys = [k for k in keys if k[0] not in left_out]
+            counts = Counter(keys)
+            have = set(counts)
+            t = totals[name]
+            t["truth"] += len(want[name])
+            t["stored"] += len(keys)
+            t["lost"] += len(want[name] - have)
+            t["unexpected"] += len(have - want[name])
+            t["duplicated"] += sum(n - 1 for n in counts.values() if n > 1)
+            if name == "config":
+                # The sandbox's truth can list one rule evaluating one resource several times (hostile resource ids
+                # drawn twice), which AWS cannot: such a key is one row, whose compliance must be one of the truth's.
+                stored = dict(zip(keys, columns[-1], strict=True))
+                wrong_compliance += sum(1 for k, v in stored.items() if k in compliance and v not in compliance[k])
+            del columns, keys, counts, have
+        account, region, source, status = _chunk_columns(store, "coverage", part,
+                                                         ["account_id", "region", "source", "status"])
+        gaps = {(a, r, s): st for a, r, s, st in zip(account, region, source, status, strict=True)
+                if st != "ok" and not (a in left_out and s in ("guardduty", "macie"))}
+        gaps_stored += len(gaps)
+        gaps_seeded += len(want_gaps)
+        gaps_by_status.update(gaps.values())
+        gaps_unexpected += [f"{k}: {v}" for k, v in gaps.items() if want_gaps.get(k) != v]
+        gaps_missing += [f"{k}: {v}" for k, v in want_gaps.items() if gaps.get(k) != v]
+        del truth, want, compliance, want_gaps
+    out: dict[str, Any] = {"not_in_truth": sorted(unknown), "config_wrong_compliance": wrong_compliance,
+                           "slices": -(-len(accounts) // slice_size), "accounts_compared": len(accounts)}
+    for name, t in totals.items():
+        out[name] = {k: t[k] for k in ("truth", "stored", "lost", "unexpected", "duplicated")}
+    out["gaps"] = {"stored": gaps_stored, "seeded": gaps_seeded, "unexpected": sorted(gaps_unexpected)[:5],
+                   "missing": sorted(gaps_missing)[:5], "equal": not gaps_unexpected and not gaps_missing,
+                   "by_status": dict(gaps_by_status)}
     return out
 
 
@@ -321,10 +368,11 @@ def _print(fig: dict) -> None:
           f"quota scale {fig['quota_scale']:g}, Trusted Advisor from {fig.get('ta_source')}")
     print(f"api calls            {fig['api_calls']} (sandbox counted {fig['sandbox_calls']}, throttled "
           f"{fig['throttled']}), {fig['calls_per_account']} per account")
-    print(f"wall time            {fig['wall_s']} s; latency bound calls x latency / workers = {fig['bound_s']} s; "
-          f"ratio {fig['ratio']}")
-    print(f"quota bound          {fig['quota_bound_s']} s ({fig['quota_slowest']}); wall / quota bound "
-          f"{fig['quota_ratio']}; calls refused by quotas {fig['quota_throttled']}")
+    print(f"wall time            {fig['wall_s']} s ({fig['wall_s'] / 60:.2f} min); latency bound calls x latency / "
+          f"workers = {fig['bound_s']} s; ratio {fig['ratio']}")
+    print(f"quota bound          {fig['quota_bound_s']} s = {fig['quota_bound_s'] / 60:.2f} min "
+          f"({fig['quota_slowest']}); wall / quota bound {fig['quota_ratio']}; calls refused by quotas "
+          f"{fig['quota_throttled']}")
     print(f"truth notes          Config rows whose compliance is not the truth's: "
           f"{fig['truth']['config_wrong_compliance']}; accounts absent from the threat truth (not compared): "
           f"{fig['truth']['not_in_truth']}")
@@ -353,6 +401,25 @@ def _print(fig: dict) -> None:
     print("calls by operation   " + ", ".join(f"{k}={v}" for k, v in fig["by_operation"].items()))
 
 
+def side_by_side(figures: list[dict]) -> None:
+    """One line per case: wall time and quota bound in minutes, their ratio, CPU per call, rows against the truth."""
+    print("\n== side by side (measured)")
+    print(f"{'accounts':>8} {'profile':>9} {'admins':>6} {'calls/acct':>10} {'wall min':>8} {'quota min':>9} "
+          f"{'wall/quota':>10} {'srv ms/call':>11} {'col ms/call':>11} {'cpu s/wall s':>12} {'load':>11} {'lost':>5} "
+          f"{'dup':>4} {'gaps=seeded':>11}")
+    for f in figures:
+        lost = sum(f["truth"][k]["lost"] + f["truth"][k]["unexpected"] for k in ("config", "guardduty", "macie",
+                                                                                 "inventory"))
+        lost += f["truth"]["config_wrong_compliance"]
+        dup = sum(f["truth"][k]["duplicated"] for k in ("config", "guardduty", "macie", "inventory"))
+        cpu = f"{f['sandbox_cpu_s'] + f['collector_cpu_s']:.0f}/{f['wall_s']:.0f}"
+        load = "-".join(f"{x:g}" for x in f["loadavg_start_end"])
+        print(f"{f['accounts']:>8} {f['profile']:>9} {'on' if f['admins'] else 'off':>6} "
+              f"{f['calls_per_account']:>10} {f['wall_s'] / 60:>8.2f} {f['quota_bound_s'] / 60:>9.2f} "
+              f"{str(f['quota_ratio']):>10} {f['sandbox_cpu_ms_per_call']:>11} {f['collector_cpu_ms_per_call']:>11} "
+              f"{cpu:>12} {load:>11} {lost:>5} {dup:>4} {str(f['truth']['gaps']['equal']):>11}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,500", help="comma-separated account counts")
@@ -364,8 +431,15 @@ def main() -> None:
     parser.add_argument("--quota-scale", type=float, default=1.0, help="sandbox quotas: 1 = AWS's rates, 0 = off")
     parser.add_argument("--cases", default="", help="instead of sizes x profiles x admins: size:profile:on|off,...")
     parser.add_argument("--json", help="also write every case's figures to this file")
+    parser.add_argument("--show", help="print the figures of an earlier run's --json file instead of running")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.show:
+        figures = json.loads(Path(args.show).read_text())
+        for fig in figures:
+            _print(fig)
+        side_by_side(figures)
+        return
     if args.child:
         size, profile, admins = args.child.split(":")
         print(json.dumps(child(int(size), profile, admins == "on", args.latency_ms, args.workers, args.regions,
@@ -387,17 +461,7 @@ def main() -> None:
         figures.append(fig)
         _print(fig)
         sys.stdout.flush()
-    print("\n== side by side (measured)")
-    print(f"{'accounts':>8} {'profile':>9} {'admins':>6} {'calls/acct':>10} {'wall s':>8} {'quota s':>8} "
-          f"{'wall/quota':>10} {'lost':>5} {'dup':>4} {'gaps=seeded':>11}")
-    for f in figures:
-        lost = sum(f["truth"][k]["lost"] + f["truth"][k]["unexpected"] for k in ("config", "guardduty", "macie",
-                                                                                 "inventory"))
-        lost += f["truth"]["config_wrong_compliance"]
-        dup = sum(f["truth"][k]["duplicated"] for k in ("config", "guardduty", "macie", "inventory"))
-        print(f"{f['accounts']:>8} {f['profile']:>9} {'on' if f['admins'] else 'off':>6} "
-              f"{f['calls_per_account']:>10} {f['wall_s']:>8} {f['quota_bound_s']:>8} {str(f['quota_ratio']):>10} "
-              f"{lost:>5} {dup:>4} {str(f['truth']['gaps']['equal']):>11}")
+    side_by_side(figures)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
 

@@ -109,6 +109,10 @@ def _patch_moto() -> None:
     from .s3.policy import install as install_bucket_policy_conditions
 
     install_bucket_policy_conditions()
+    # Prefix listings by bisection instead of a scan of the whole bucket (see sandbox/s3/listing.py).
+    from .s3.listing import install as install_prefix_listings
+
+    install_prefix_listings()
     # StackSets delegated administrators (moto does not know the principal; see sandbox/cloudformation/delegation.py).
     from .cloudformation.delegation import install as install_stacksets_delegation
 

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from include.awsgov.collection.units import Columns
 from include.awsgov.core import tables
 from include.awsgov.core.aws import AwsAccess, paginate
 
@@ -193,6 +194,42 @@ def _time(text: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(dt.UTC)
 
 
+# The fields of a config_findings row, in tables.CONFIG_FINDINGS' order.
+FINDING_FIELDS = ("finding_id", "account_id", "region", "rule_name", "resource_type", "resource_id", "compliance",
+                  "annotation", "recorded_at", "via")
+
+
+def _findings(account_id: str, region: str, items: Iterable[Mapping[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    # One tuple of FINDING_FIELDS per finding id; a result listed twice is one finding, its last result kept.
+    findings: dict[str, tuple[Any, ...]] = {}
+    finding_id = tables.finding_ids("config", account_id, region)
+    for item in items:
+        if item.get("resourceType") != RESOURCE_COMPLIANCE:
+            continue
+        rtype, rid = _target(item)
+        resource = f"{rtype}/{rid}"
+        recorded = _time(item.get("configurationItemCaptureTime"))
+        for result in (item.get("configuration") or {}).get("configRuleList") or []:
+            rule = str(result.get("configRuleName") or "")
+            fid = finding_id(rule, resource)
+            findings[fid] = (fid, account_id, region, rule, rtype, rid, str(result.get("complianceType") or ""), "",
+                             recorded, VIA_SNAPSHOT)
+    return findings
+
+
+def _rules(account_id: str, region: str, findings: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    per_rule: dict[str, list[str]] = {}
+    for finding in findings:
+        per_rule.setdefault(finding[3], []).append(finding[6])
+    rules = []
+    for rule, kinds in sorted(per_rule.items()):
+        bad = kinds.count("NON_COMPLIANT")
+        compliance = "NON_COMPLIANT" if bad else "COMPLIANT" if "COMPLIANT" in kinds else "INSUFFICIENT_DATA"
+        rules.append({"account_id": account_id, "region": region, "rule_name": rule, "compliance": compliance,
+                      "noncompliant_resources": bad, "via": VIA_SNAPSHOT})
+    return rules
+
+
 def compliance_rows(account_id: str, region: str,
                     items: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(``config_rules`` rows, ``config_findings`` rows) of one snapshot's ResourceCompliance items.
@@ -201,27 +238,20 @@ def compliance_rows(account_id: str, region: str,
     :param region: the region.
     :param items: the snapshot's configuration items (other types are skipped).
     """
-    findings: dict[str, dict[str, Any]] = {}
-    for item in items:
-        if item.get("resourceType") != RESOURCE_COMPLIANCE:
-            continue
-        rtype, rid = _target(item)
-        recorded = _time(item.get("configurationItemCaptureTime"))
-        for result in (item.get("configuration") or {}).get("configRuleList") or []:
-            rule = str(result.get("configRuleName") or "")
-            fid = tables.finding_id("config", account_id, region, rule, f"{rtype}/{rid}")
-            findings[fid] = {"finding_id": fid, "account_id": account_id, "region": region, "rule_name": rule,
-                             "resource_type": rtype, "resource_id": rid,
-                             "compliance": str(result.get("complianceType") or ""),
-                             "annotation": "", "recorded_at": recorded, "via": VIA_SNAPSHOT}
-    per_rule: dict[str, list[str]] = {}
-    for row in findings.values():
-        per_rule.setdefault(row["rule_name"], []).append(row["compliance"])
-    rules = []
-    for rule, kinds in sorted(per_rule.items()):
-        bad = kinds.count("NON_COMPLIANT")
-        compliance = "NON_COMPLIANT" if bad else "COMPLIANT" if "COMPLIANT" in kinds else "INSUFFICIENT_DATA"
-        rules.append({"account_id": account_id, "region": region, "rule_name": rule, "compliance": compliance,
-                      "noncompliant_resources": bad, "via": VIA_SNAPSHOT})
-    return rules, list(findings.values())
+    findings = _findings(account_id, region, items)
+    return _rules(account_id, region, findings.values()), [dict(zip(FINDING_FIELDS, f, strict=True))
+                                                           for f in findings.values()]
 
+
+def compliance_columns(account_id: str, region: str, items: Iterable[Mapping[str, Any]]) -> tuple[
+        list[dict[str, Any]], Columns]:
+    """:func:`compliance_rows` with the ``config_findings`` rows as one block of columns (the same rows).
+
+    :param account_id: the account.
+    :param region: the region.
+    :param items: the snapshot's configuration items (other types are skipped).
+    """
+    findings = _findings(account_id, region, items)
+    values = list(zip(*findings.values(), strict=True)) or [() for _ in FINDING_FIELDS]
+    return _rules(account_id, region, findings.values()), Columns(
+        {name: list(column) for name, column in zip(FINDING_FIELDS, values, strict=True)})

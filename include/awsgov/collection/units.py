@@ -26,11 +26,35 @@ _COUNTING: weakref.WeakSet[Any] = weakref.WeakSet()
 MAX_ERROR_CHARS = 300
 
 
+class Columns:
+    """Rows of one table held as columns (field -> values, all of one length), for a unit that makes thousands of
+    rows: a realistic Config snapshot has ~6,300 results, and a dict per row, then read back field by field to
+    sort and convert to Arrow, cost more than reading the snapshot. A unit returns ``{table: [Columns(...)]}``, so
+    the job's list of the table's rows holds the block as one element; the writer (runner._write_account) reads it
+    a column at a time. :meth:`row` is one row as a dict, for the rare rows whose sort keys tie.
+
+    :param columns: field -> values.
+    """
+
+    __slots__ = ("columns", "length")
+
+    def __init__(self, columns: dict[str, list[Any]]) -> None:
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"columns of different lengths: {sorted(lengths)}")
+        self.columns = columns
+        self.length = lengths.pop() if lengths else 0
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as a dict (what the unit would have returned as a row)."""
+        return {name: values[i] for name, values in self.columns.items()}
+
+
 @dataclass
 class Outcome:
     """What a unit produced: rows per table and follow-up units."""
 
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rows: dict[str, list[dict[str, Any] | Columns]] = field(default_factory=dict)
     follow: list[Unit] = field(default_factory=list)
 
 
@@ -57,7 +81,7 @@ class Job:
     account_id: str
     units: list[Unit]
     coverage_keys: list[tuple[str, str]]
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    rows: dict[str, list[dict[str, Any] | Columns]] = field(default_factory=lambda: defaultdict(list))
     coverage: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pending: int = 0
 

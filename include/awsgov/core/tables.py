@@ -8,6 +8,7 @@ so that Athena, DuckDB and pandas read them without our code.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import pyarrow as pa
 
@@ -381,6 +382,17 @@ def finding_id(source: str, account_id: str, region: str, check: str, resource: 
     """
     key = "\x1f".join((source, account_id, region or "", check, resource or ""))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+def finding_ids(source: str, account_id: str, region: str) -> Callable[[str, str], str]:
+    """:func:`finding_id` of one source, account and region, for many checks and resources (the same ids; the
+    common part of the key joined once: a Config snapshot holds thousands of results)."""
+    head = "\x1f".join((source, account_id, region or "", ""))
+
+    def one(check: str, resource: str) -> str:
+        return hashlib.sha256(f"{head}{check}\x1f{resource or ''}".encode()).hexdigest()[:24]
+
+    return one
 
 
 # The registry: every table of the store by its stored name. Writers and readers name tables by these keys; a test

@@ -283,3 +283,13 @@ def test_any_snapshot_items_give_rules_that_count_their_findings(items):
         assert rule["noncompliant_resources"] == sum(f["compliance"] == "NON_COMPLIANT" for f in mine)
         assert (rule["compliance"] == "NON_COMPLIANT") == (rule["noncompliant_resources"] > 0)
     assert {f["rule_name"] for f in findings} == {r["rule_name"] for r in rules}
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=st.lists(_ITEM, max_size=8))
+def test_compliance_columns_are_compliance_rows_as_one_block(items):
+    rules, findings = cfgc.compliance_rows("111111111111", "us-east-1", items)
+    block_rules, block = cfgc.compliance_columns("111111111111", "us-east-1", items)
+    assert block_rules == rules
+    assert block.length == len(findings) and [block.row(i) for i in range(block.length)] == findings
+    assert list(block.columns) == list(tables.CONFIG_FINDINGS.names)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 
+import pyarrow as pa
 import pytest
 
-from include.awsgov.collection.runner import sorted_rows
+from include.awsgov.collection.runner import arrow_rows, sorted_rows
+from include.awsgov.collection.units import Columns
 
 
 def _reference(rows, sort_by):
@@ -65,3 +67,42 @@ def test_a_source_failed_everywhere_is_named_and_partial_failures_are_gaps():
     failed = failed_sources(coverage)
     assert list(failed) == ["config"]  # TA has an ok row (a gap); Macie is off, not failing
     assert failed["config"].startswith("1 of 2 account x regions failed, e.g. 111111111111 us-east-1: error")
+
+
+SCHEMA = pa.schema([("finding_id", pa.string()), ("region", pa.string()), ("rule_name", pa.string()),
+                    ("status", pa.string()), ("n", pa.int64())])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_arrow_rows_of_dicts_and_column_blocks_is_the_table_of_sorted_rows(seed):
+    """The writer's table from dict rows and units.Columns blocks is the one from the same rows as dicts: the same
+    order (ties broken by the other columns, extra fields too), the first row of each finding_id."""
+    rnd = random.Random(seed)
+
+    def row(i):
+        return {"finding_id": rnd.choice(["f1", "f2", None, f"u{i}"]), "region": rnd.choice(["us-east-1", None]),
+                "rule_name": rnd.choice(["r1", "r2", "R"]), "status": rnd.choice([None, "", "a", "B"]), "n": i % 3,
+                "extra": rnd.choice([None, 1, "x", 2.5])}  # not in the schema: still breaks ties, as in sorted_rows
+
+    mixed = []
+    for _ in range(rnd.randrange(0, 5)):
+        rows = [row(rnd.randrange(100)) for _ in range(rnd.randrange(0, 15))]
+        mixed.append(Columns({k: [r[k] for r in rows] for k in (rows[0] if rows else {})}))
+    for i in range(rnd.randrange(0, 15)):
+        r = row(i)
+        if rnd.random() < 0.3:
+            del r["status"]
+        mixed.append(r)
+    rnd.shuffle(mixed)
+    # arrow_rows reads the dict rows first, then each block in turn (the order ties among equal rows keep)
+    as_dicts = [r for r in mixed if not isinstance(r, Columns)] + [
+        b.row(i) for b in mixed if isinstance(b, Columns) for i in range(b.length)]
+    for sort_by in (["region", "rule_name"], ["rule_name", "status", "missing"], []):
+        want = pa.Table.from_pylist(sorted_rows(as_dicts, sort_by), schema=SCHEMA)
+        got = arrow_rows(mixed, SCHEMA, sort_by)
+        assert got.equals(want), (sort_by, got.to_pylist(), want.to_pylist())
+
+
+def test_columns_refuse_columns_of_different_lengths():
+    with pytest.raises(ValueError, match="different lengths"):
+        Columns({"a": [1, 2], "b": [1]})

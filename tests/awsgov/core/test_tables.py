@@ -35,3 +35,13 @@ def test_registry_holds_schemas_with_distinct_names():
     assert all(isinstance(schema, pa.Schema) for schema in tables.SCHEMAS.values())
     assert tables.SCHEMAS[tables.ONBOARDED_ACCOUNTS_TABLE] is tables.ONBOARDED_ACCOUNTS
     assert "dt" not in {f for schema in tables.SCHEMAS.values() for f in schema.names}  # the partition lives in paths
+
+
+def test_finding_ids_of_one_account_and_region_are_finding_id():
+    from include.awsgov.core.tables import finding_id, finding_ids
+
+    for source, account, region in (("config", "111111111111", "us-east-1"), ("macie", "222222222222", "")):
+        one = finding_ids(source, account, region)
+        for check, resource in (("s3-encrypted", "AWS::S3::Bucket/b"), ("r", ""), ("", "x\x1fy"),
+                                ("é", "AWS::::Account/1")):
+            assert one(check, resource) == finding_id(source, account, region, check, resource)
