@@ -341,8 +341,11 @@ def split_organization(checks: Sequence[Mapping[str, Any]],
 
     An account no recommendation lists is not in the organization view (:data:`NOT_COVERED`, no rows: nothing was
     read for it, which is not "every check not available"); one whose newest result is older than ``max_age_days``
-    before ``day`` is :data:`STALE` (rows written, the gap says how old). A check without a listing in a covered account
-    is ``not_available`` there, as the account's own summaries would say.
+    before ``day`` is :data:`STALE` (rows written, the gap says how old). Rows are written for the checks with an
+    organization recommendation only: the view lists only prioritized recommendations (Trusted Advisor API
+    Reference, ListOrganizationRecommendations), so a check it does not list is unknown here, not ``not_available``;
+    the collection reads those through each account's Support API. A listed check with no result for a covered
+    account is ``not_available`` there, as the account's own summaries would say.
 
     :param checks: the catalogue (:func:`org_catalogue`).
     :param listings: {check id: (accounts, resources)} from :func:`org_listing`.
@@ -388,7 +391,8 @@ def split_organization(checks: Sequence[Mapping[str, Any]],
                                     f"more than {max_age_days} days before {day}")
         findings = [row for cid, result in sorted(results[account].items())
                     for row in finding_rows(account, by_id[cid], result, savings_prefixes)]
-        out[account] = {"status": status, "error": error, "checks": check_rows(account, checks, found),
+        listed = [c for c in checks if c["id"] in listings]
+        out[account] = {"status": status, "error": error, "checks": check_rows(account, listed, found),
                         "findings": findings, "summaries": found}
     return out
 
