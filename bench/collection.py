@@ -139,10 +139,10 @@ def bare_floor(sb: Any, access: Any, region: str) -> dict:
             "server_ms_per_call": round(1000 * server / FLOOR_CALLS, 2)}
 
 
-def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], admins: dict[str, str],
-                ta_organization: bool = False) -> dict:
-    """Stored rows and gaps against the sandbox's truth, a slice of accounts at a time. With Trusted Advisor read
-    from the organization view (``ta_organization``) an account without the read role has no Trusted Advisor gap."""
+def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], admins: dict[str, str]) -> dict:
+    """Stored rows and gaps against the sandbox's truth, a slice of accounts at a time. An account without the read
+    role has a Trusted Advisor gap whatever the source: the organization view lists only prioritized checks, the
+    others are read through the role."""
     from include.awsgov.core import tables
 
     def frame(table: str) -> Any:
@@ -209,10 +209,8 @@ def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], adm
                     archived = (lambda f: f["service"]["archived"]) if source == "guardduty" else (
                         lambda f: f["archived"])
                     want[source] |= {(account, region, f["id"]) for f in state["findings"] if not archived(f)}
-        if account in no_role and not ta_organization:
-            want_gaps[(account, "global", "trusted_advisor")] = "access_denied"
     for account in targets:
-        if account in no_role and not ta_organization:
+        if account in no_role:
             want_gaps[(account, "global", "trusted_advisor")] = "access_denied"
     for account in unknown:  # nothing to compare with: left out of the threat comparison, and said so
         for name in ("guardduty", "macie"):
@@ -292,7 +290,7 @@ def child(accounts: int, profile: str, admins_on: bool, latency_ms: float, worke
         sb.clear_faults()
         targets = sorted(store.read("coverage", DAY, DAY)["account_id"].unique())
         ta_source = (run["aggregate"].get("trusted_advisor") or {}).get("source")
-        check = truth_check(sb, store, list(targets), region_list, admins, ta_organization=ta_source == "organization")
+        check = truth_check(sb, store, list(targets), region_list, admins)
         floor = bare_floor(sb, access, region_list[0])  # after the run's figures: its calls are not the run's
     bound = calls * latency_ms / 1000 / opts.workers
     return {
