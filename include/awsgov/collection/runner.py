@@ -6,16 +6,18 @@ inventory) run by a bounded thread pool; each account's rows are written as soon
 memory holds only the accounts in flight. Three phases, each usable alone (the DAG maps the second over batches):
 
 1. :func:`collect_aggregate` (admin account, once per run): organization-level reads whose cost does not grow with
-   the accounts' contents -- the Config aggregator's source status (coverage reasons), Trusted Advisor from the
-   Trusted Advisor API's organization view (or, where AWS refuses it, the check catalogue for reading each
-   account), GuardDuty and Macie through their delegated administrators (one org-wide listing per region) --
-   staged per account under ``_staging/`` (hidden from queries).
+   the accounts' contents -- the Config aggregator's source status (coverage reasons), Trusted Advisor's prioritized
+   checks from the Trusted Advisor API's organization view and the check catalogue for reading the others in each
+   account (or, where AWS refuses the view, for reading every check there), GuardDuty and Macie through their
+   delegated administrators (one org-wide listing per region) -- staged per account under ``_staging/`` (hidden
+   from queries).
 2. :func:`collect_accounts`: per account, Config compliance from the day's configuration snapshots and the SSM
    inventory from the resource data sync, both in the central bucket (admin credentials, a fixed number of S3 calls
    whatever the number of rules), the staged slices, and through the read role what is read per account: Trusted
-   Advisor without the organization view (with it, only the refresh of stale results in a bounded number of
-   accounts), GuardDuty/Macie where no delegated administrator is configured. Expected AWS errors and missing
-   deliveries become COVERAGE rows with their reason; anything else is a bug and raises.
+   Advisor's checks the organization view does not list (all of them without the view; the view lists only
+   prioritized recommendations) and the refresh of stale results, GuardDuty/Macie where no delegated administrator
+   is configured. Expected AWS errors and missing deliveries become COVERAGE rows with their reason; anything else
+   is a bug and raises.
 3. :func:`finish_run`: prune chunks of accounts that are not in this run and write the COLLECTION_RUNS row.
 
 Rows are sorted and carry no wall-clock time, so a rerun of a day writes identical data.
@@ -71,7 +73,8 @@ STAGING = {name: f"_staging/{name}" for name in ("config_sources", "threat_cover
                                                   "ta_findings", "ta_coverage",
                                                   *(m.TABLE for m in THREAT_SOURCES.values()))}
 # Where Trusted Advisor is read from (settings collection.trusted_advisor.source): the Trusted Advisor API's
-# organization view, once per run from the management account, or each account's Support API through its read role.
+# organization view, once per run from the management account, for the prioritized checks it lists and each
+# account's Support API for the others (a hybrid), or each account's Support API for every check.
 TA_SOURCES = ("organization", "accounts")
 # Coverage status of an account and region whose source delivered nothing for the day (no Config snapshot).
 NOT_DELIVERED = "not_delivered"
@@ -326,7 +329,9 @@ def _stage_ta_organization(access: AwsAccess, store: Store, day: Any, account_id
                            opts: Options) -> dict[str, Any]:
     """Trusted Advisor of the whole organization through the Trusted Advisor API from the management account: the
     catalogue, the recommendations, and per recommendation its accounts and resources (paged, 200 a page), staged
-    per account as the rows the per-account path writes."""
+    per account as the rows the per-account path writes. The view lists only prioritized recommendations (API
+    Reference, ListOrganizationRecommendations), so the catalogue is staged too: phase 2 reads every other check
+    through each account's Support API."""
     client = access.client(ta.ORG_SERVICE, ta.ORG_REGION)
     date = _as_date(day)
     try:

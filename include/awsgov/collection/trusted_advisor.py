@@ -1,6 +1,7 @@
-"""Trusted Advisor through the Support API (us-east-1), one account at a time through its read role, or, further
+"""Trusted Advisor through the Support API (us-east-1), one account at a time through its read role, and, further
 down, organization-wide through the Trusted Advisor API (``trustedadvisor``) from the management account, split per
-account into the same rows (settings ``collection.trusted_advisor.source``).
+account into the same rows (settings ``collection.trusted_advisor.source``). The organization view lists only
+prioritized recommendations, so with it the Support API still reads the checks it does not list.
 
 Calls per account: ``describe_trusted_advisor_check_summaries`` (status, counts and savings of every check in one call;
 with the run's catalogue from the admin account it is also the probe that tells whether the account has a
@@ -217,6 +218,8 @@ def finding_rows(
 # -- organization-wide: the Trusted Advisor API (``trustedadvisor``) from the management account -------------------
 # ListChecks and ListOrganizationRecommendations/-Accounts/-Resources (Trusted Advisor API Reference, 2022-09-15),
 # one listing per check for the whole organization instead of a summary and a result per flagged check per account.
+# The organization operations "only support prioritized recommendations" (API Reference): the checks they do not
+# list are read through each account's Support API (runner._ta_from_organization).
 # The API needs a Business/Enterprise plan and, for the organization operations, the management account with the
 # organizational view; otherwise AccessDeniedException (AWS Support User Guide, *Get started with the Trusted Advisor
 # API*), on which the collection falls back to reading each account through the Support API.
