@@ -669,7 +669,8 @@ def _ta_from_organization(job: Job, access: AwsAccess, store: Store, day: Any, o
     read = frozenset(r["check_id"] for r in rows["ta_checks"])
     if not read:  # nothing of the account in the view: its Support API for every check decides the coverage
         why = "; ".join(r["error"] for r in staged if r["error"]) or "not staged for this account in this run"
-        return frozenset(), f"organization view: {why}; Support API: "
+        # Cut short: the coverage row keeps MAX_ERROR_CHARS, and the Support API's error after it says what failed.
+        return frozenset(), f"organization view: {why[:100]}; Support API: "
     for row in staged:
         job.record(row["region"], TA, row["status"], row["error"])
     for name, found in rows.items():
