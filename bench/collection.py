@@ -166,11 +166,10 @@ def _chunk_columns(store: Any, table: str, accounts: list[str], columns: list[st
 
 
 def _want_slice(truth: dict, part: list[str], regions: list[str], admins: dict[str, str], no_role: set[str],
-                unknown: set[str], ta_organization: bool = False,
-                ) -> tuple[dict[str, set], dict[tuple, set[str]], dict[tuple[str, str, str], str]]:
+                unknown: set[str]) -> tuple[dict[str, set], dict[tuple, set[str]], dict[tuple[str, str, str], str]]:
     """(rows by section, Config compliances by key, coverage gaps) the truth of these accounts says must be
-    stored. With Trusted Advisor read from the organization view (``ta_organization``) an account without the read
-    role has no Trusted Advisor gap."""
+    stored. An account without the read role has a Trusted Advisor gap whatever the source: the organization view
+    lists only prioritized checks, the others are read through the role."""
     want: dict[str, set] = {k: set() for k in TRUTH_TABLES}
     compliance: dict[tuple, set[str]] = {}
     want_gaps: dict[tuple[str, str, str], str] = {}
@@ -210,13 +209,13 @@ def _want_slice(truth: dict, part: list[str], regions: list[str], admins: dict[s
                 archived = (lambda f: f["service"]["archived"]) if source == "guardduty" else (
                     lambda f: f["archived"])
                 want[source] |= {(account, region, f["id"]) for f in state["findings"] if not archived(f)}
-        if account in no_role and not ta_organization:
+        if account in no_role:
             want_gaps[(account, "global", "trusted_advisor")] = "access_denied"
     return want, compliance, want_gaps
 
 
 def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], admins: dict[str, str],
-                slice_size: int = TRUTH_SLICE, ta_organization: bool = False) -> dict:
+                slice_size: int = TRUTH_SLICE) -> dict:
     """Stored rows and gaps against the sandbox's truth, ``slice_size`` accounts at a time: the truth and the stored
     chunks of one slice are compared, counted and let go before the next (the realistic profile holds ~25,000
     Config rows per account; all of them at once took 15.9 GB at 500 accounts). Exact all the same: a row is keyed
@@ -237,7 +236,7 @@ def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], adm
     for start in range(0, len(accounts), slice_size):
         part = accounts[start:start + slice_size]
         truth = sb.truth(date=DAY, sections=["config", "guardduty", "macie", "inventory"], accounts=part)
-        want, compliance, want_gaps = _want_slice(truth, part, regions, admins, no_role, unknown, ta_organization)
+        want, compliance, want_gaps = _want_slice(truth, part, regions, admins, no_role, unknown)
         left_out = unknown & set(part)  # nothing to compare with: left out of the threat comparison, and said so
         for name, (table, key) in TRUTH_TABLES.items():
             columns = _chunk_columns(store, table, part, [*key, "compliance"] if name == "config" else list(key))
@@ -339,7 +338,7 @@ def child(accounts: int, profile: str, admins_on: bool, latency_ms: float, worke
         sb.clear_faults()
         targets = sorted(store.read("coverage", DAY, DAY)["account_id"].unique())
         ta_source = (run["aggregate"].get("trusted_advisor") or {}).get("source")
-        check = truth_check(sb, store, list(targets), region_list, admins, ta_organization=ta_source == "organization")
+        check = truth_check(sb, store, list(targets), region_list, admins)
         floor = bare_floor(sb, access, region_list[0])  # after the run's figures: its calls are not the run's
     bound = calls * latency_ms / 1000 / opts.workers
     return {

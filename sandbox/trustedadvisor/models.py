@@ -23,9 +23,15 @@ flagged resource with the Support API's ``resourceId`` as its ``id`` and its met
 ``ListChecks`` keys the column names; an account-level check (no metadata columns, e.g. MFA on Root Account) has one
 resource per account, the account itself, without ``awsResourceId`` ("There are certain checks that generate
 recommendation resources without an awsResourceId", service model). The default page size when ``maxResults`` is
-omitted is not documented: 100 here. AWS's reference says the organization operations "only support prioritized
-recommendations"; the sandbox serves every Trusted Advisor check's results there (``type`` standard), which is what
-the collector needs, and docs/quotas.md names this as the point to verify on a real organization.
+omitted is not documented: 100 here.
+
+Only prioritized recommendations: ListOrganizationRecommendations, -Accounts, -Resources and
+GetOrganizationRecommendation "only support prioritized recommendations" (Trusted Advisor API Reference, e.g.
+API_ListOrganizationRecommendations; the same words in botocore's trustedadvisor service-2.json). Which checks are
+prioritized is decided by AWS (the account team and AWS services, Trusted Advisor Priority, Enterprise Support), not
+by the organization's data; the sandbox's assumption is a seeded subset of the security and fault-tolerance checks
+(:meth:`OrganizationView.prioritized`, in the truth), listed with ``type`` priority. Any other check has no
+organization recommendation (ResourceNotFoundException by ARN). ListChecks, the catalogue, keeps every check.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ STATUSES = ("ok", "warning", "error")
 LANGUAGES = ("en", "ja", "zh", "fr", "de", "ko", "zh_TW", "it", "es", "pt_BR", "id")
 _RANK = {"ok": 0, "warning": 1, "error": 2}
 CREATED_AT = "2024-01-15T00:00:00Z"
+# Pillars the sandbox's prioritized checks are drawn from (an assumption: see the module's docstring).
+PRIORITIZED_PILLARS = ("security", "fault_tolerance")
 
 
 def check_arn(check_id: str) -> str:
@@ -69,6 +77,17 @@ class OrganizationView:
     def ta(self) -> Any:
         return self.world.trusted_advisor
 
+    # --- which checks are prioritized ---------------------------------------------------------------------------
+    def prioritized(self) -> list[str]:
+        """The seeded checks with an organization recommendation, in the catalogue's order: about half of the
+        security and fault-tolerance checks, picked by the seed (the sandbox's assumption; on AWS the account team
+        and AWS services prioritize, see the module's docstring); never none, so the view is there to read."""
+        seed = self.world.settings.seed
+        pool = sorted((det.unit(seed, "ta-prioritized", cid), cid) for cid, c in self.ta.seeded.items()
+                      if c["category"] in PRIORITIZED_PILLARS)
+        chosen = {cid for _, cid in pool[:max(1, (len(pool) + 1) // 2)]}
+        return [cid for cid in self.ta.seeded if cid in chosen]
+
     # --- identities ---------------------------------------------------------------------------------------------
     def rec_id(self, check_id: str) -> str:
         return det.hexid(20, self.world.settings.seed, "org-recommendation", check_id)
@@ -85,7 +104,7 @@ class OrganizationView:
                                       "must satisfy regular expression pattern: "
                                       r"arn:[\w-]+:trustedadvisor:::organization-recommendation\/[\w-]+")
         wanted = identifier[len(prefix):]
-        for check_id in self.ta.seeded:
+        for check_id in self.prioritized():  # a check nobody prioritized has no organization recommendation
             if self.rec_id(check_id) == wanted:
                 return check_id
         raise ResourceNotFoundException(f"Organization recommendation {identifier} not found")
@@ -184,7 +203,7 @@ class OrganizationView:
                 resources.append((account, status, region, exclusion, json.dumps(body, ensure_ascii=False)))
         worst = max((r[1] for r in resources if r[3] == "included"), key=_RANK.__getitem__, default="ok")
         summary: dict[str, Any] = {
-            "id": rec_id, "type": "standard", "checkArn": check_arn(check_id), "status": worst,
+            "id": rec_id, "type": "priority", "checkArn": check_arn(check_id), "status": worst,
             "pillars": [category], "source": "ta_check", "awsServices": [], "name": self.ta.seeded[check_id]["name"],
             "resourcesAggregates": {"okCount": counts["ok"], "warningCount": counts["warning"],
                                     "errorCount": counts["error"], "excludedCount": counts["excluded"]},
@@ -204,7 +223,7 @@ class OrganizationView:
         _enum(filters, "source", SOURCES)
         after, before = _when(filters, "afterLastUpdatedAt"), _when(filters, "beforeLastUpdatedAt")
         out = []
-        for check_id in self.ta.seeded:
+        for check_id in self.prioritized():  # only prioritized recommendations (module docstring)
             s = self.data(check_id, date)["summary"]
             updated = _parse(s["lastUpdatedAt"])
             if (filters.get("type", s["type"]) != s["type"] or filters.get("status", s["status"]) != s["status"]
@@ -219,10 +238,12 @@ class OrganizationView:
 
     # --- truth --------------------------------------------------------------------------------------------------
     def truth(self) -> dict[str, Any]:
-        """What the organization view covers under the faults in force, and each check's recommendation ARN."""
+        """What the organization view covers under the faults in force: its accounts, the prioritized checks (the
+        only ones it lists) and their recommendation ARNs."""
+        prioritized = self.prioritized()
         return {"management_account_id": self.world.settings.management_account_id, "accounts": self.covered(),
-                "enabled": not self.world.faults.current.no_ta_organization_view,
-                "recommendations": {cid: self.rec_arn(cid) for cid in self.ta.seeded}}
+                "enabled": not self.world.faults.current.no_ta_organization_view, "prioritized": prioritized,
+                "recommendations": {cid: self.rec_arn(cid) for cid in prioritized}}
 
 
 def _enum(filters: dict[str, str], name: str, allowed: tuple[str, ...]) -> None:

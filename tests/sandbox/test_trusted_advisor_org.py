@@ -40,7 +40,12 @@ def test_list_checks_is_the_support_catalogue(sb, ta):
 def test_each_accounts_view_equals_its_support_api_results(sb, ta, members):
     truth = sb.truth(sections=["trusted_advisor"])["trusted_advisor"]
     recs = _recs(ta)
-    assert set(recs) == set(truth["checks"])  # one organization recommendation per seeded check
+    # Only prioritized recommendations (AWS API Reference): a subset of the checks, the truth says which.
+    prioritized = truth["organization_view"]["prioritized"]
+    assert set(recs) == set(prioritized) == set(truth["organization_view"]["recommendations"])
+    assert prioritized and set(prioritized) < set(truth["checks"])
+    assert {truth["checks"][cid]["category"] for cid in prioritized} <= {"security", "fault_tolerance"}
+    assert {r["type"] for r in recs.values()} == {"priority"}
     accounts = [sb.info["management_account_id"], *members["onboarded"]]
     for check_id, rec in recs.items():
         listed = {a["accountId"]: a for a in _all(ta, "list_organization_recommendation_accounts",
@@ -101,10 +106,15 @@ def test_filters(ta):
     some = recs[0]
     assert [r["id"] for r in _all(ta, "list_organization_recommendations", "organizationRecommendationSummaries",
                                   checkIdentifier=some["checkArn"])] == [some["id"]]
-    cost = _all(ta, "list_organization_recommendations", "organizationRecommendationSummaries",
-                pillar="cost_optimizing")
-    assert cost and all("costOptimizing" in r["pillarSpecificAggregates"] for r in cost)
-    assert _all(ta, "list_organization_recommendations", "organizationRecommendationSummaries", type="priority") == []
+    # Nothing of cost optimizing is prioritized in the sandbox (security and fault tolerance only): none listed.
+    assert _all(ta, "list_organization_recommendations", "organizationRecommendationSummaries",
+                pillar="cost_optimizing") == []
+    security = _all(ta, "list_organization_recommendations", "organizationRecommendationSummaries",
+                    pillar="security")
+    assert all(r["pillars"] == ["security"] for r in security)
+    assert _all(ta, "list_organization_recommendations", "organizationRecommendationSummaries", type="standard") == []
+    assert len(_all(ta, "list_organization_recommendations", "organizationRecommendationSummaries",
+                    type="priority")) == len(recs)
     errors = _all(ta, "list_organization_recommendation_resources", "organizationRecommendationResourceSummaries",
                   organizationRecommendationIdentifier=some["arn"], status="error")
     assert {r["status"] for r in errors} <= {"error"}

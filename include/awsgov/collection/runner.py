@@ -6,16 +6,18 @@ inventory) run by a bounded thread pool; each account's rows are written as soon
 memory holds only the accounts in flight. Three phases, each usable alone (the DAG maps the second over batches):
 
 1. :func:`collect_aggregate` (admin account, once per run): organization-level reads whose cost does not grow with
-   the accounts' contents -- the Config aggregator's source status (coverage reasons), Trusted Advisor from the
-   Trusted Advisor API's organization view (or, where AWS refuses it, the check catalogue for reading each
-   account), GuardDuty and Macie through their delegated administrators (one org-wide listing per region) --
-   staged per account under ``_staging/`` (hidden from queries).
+   the accounts' contents -- the Config aggregator's source status (coverage reasons), Trusted Advisor's prioritized
+   checks from the Trusted Advisor API's organization view and the check catalogue for reading the others in each
+   account (or, where AWS refuses the view, for reading every check there), GuardDuty and Macie through their
+   delegated administrators (one org-wide listing per region) -- staged per account under ``_staging/`` (hidden
+   from queries).
 2. :func:`collect_accounts`: per account, Config compliance from the day's configuration snapshots and the SSM
    inventory from the resource data sync, both in the central bucket (admin credentials, a fixed number of S3 calls
    whatever the number of rules), the staged slices, and through the read role what is read per account: Trusted
-   Advisor without the organization view (with it, only the refresh of stale results in a bounded number of
-   accounts), GuardDuty/Macie where no delegated administrator is configured. Expected AWS errors and missing
-   deliveries become COVERAGE rows with their reason; anything else is a bug and raises.
+   Advisor's checks the organization view does not list (all of them without the view; the view lists only
+   prioritized recommendations) and the refresh of stale results, GuardDuty/Macie where no delegated administrator
+   is configured. Expected AWS errors and missing deliveries become COVERAGE rows with their reason; anything else
+   is a bug and raises.
 3. :func:`finish_run`: prune chunks of accounts that are not in this run and write the COLLECTION_RUNS row.
 
 Rows are sorted and carry no wall-clock time, so a rerun of a day writes identical data.
@@ -81,7 +83,8 @@ STAGING = {name: f"_staging/{name}" for name in ("config_sources", "threat_cover
                                                   "ta_findings", "ta_coverage",
                                                   *(m.TABLE for m in THREAT_SOURCES.values()))}
 # Where Trusted Advisor is read from (settings collection.trusted_advisor.source): the Trusted Advisor API's
-# organization view, once per run from the management account, or each account's Support API through its read role.
+# organization view, once per run from the management account, for the prioritized checks it lists and each
+# account's Support API for the others (a hybrid), or each account's Support API for every check.
 TA_SOURCES = ("organization", "accounts")
 # Coverage status of an account and region whose source delivered nothing for the day (no Config snapshot).
 NOT_DELIVERED = "not_delivered"
@@ -246,7 +249,8 @@ def run_jobs(jobs: Iterable[Job], finalize: Callable[[Job], None], *, workers: i
                     if exc is not None:
                         log.warning("account %s: best-effort %s call failed: %s", job.account_id, unit.source, exc)
                 else:
-                    job.record(unit.region, unit.source, status, error_text(exc), calls)
+                    why = (unit.note + error_text(exc))[:MAX_ERROR_CHARS] if exc is not None else ""
+                    job.record(unit.region, unit.source, status, why, calls)
                 if out is not None:
                     for table, rows in out.rows.items():
                         job.rows[table].extend(rows)
@@ -335,11 +339,15 @@ def _stage_ta_organization(access: AwsAccess, store: Store, day: Any, account_id
                            opts: Options) -> dict[str, Any]:
     """Trusted Advisor of the whole organization through the Trusted Advisor API from the management account: the
     catalogue, the recommendations, and per recommendation its accounts and resources (paged, 200 a page), staged
-    per account as the rows the per-account path writes."""
+    per account as the rows the per-account path writes. The view lists only prioritized recommendations (API
+    Reference, ListOrganizationRecommendations), so the catalogue is staged too: phase 2 reads every other check
+    through each account's Support API."""
     client = access.client(ta.ORG_SERVICE, ta.ORG_REGION)
     date = _as_date(day)
     try:
         checks = ta.org_catalogue(client, opts.language)
+        # The run's catalogue for phase 2, which reads the checks the view does not list through each account.
+        store.put_text(_catalogue_path(day, opts), json.dumps(checks, sort_keys=True))
         recs = ta.org_recommendations(client)
         if not recs:
             # Nothing of Trusted Advisor's checks in the organization view (AWS documents these operations for
@@ -474,15 +482,19 @@ def _as_date(day: Any) -> dt.date:
 
 
 def _ta_probe(access: AwsAccess, account_id: str, day: dt.date, opts: Options,
-              catalogue: list[dict[str, Any]] | None) -> Outcome:
+              catalogue: list[dict[str, Any]] | None, skip: frozenset[str] = frozenset(), note: str = "") -> Outcome:
+    """The account's Trusted Advisor through its Support API: every check of the catalogue but those in ``skip``
+    (read from the organization view), ``note`` on the coverage of a failed result read."""
     client = counted_client(access, "support", ta.SUPPORT_REGION, account_id)
     # With the run's catalogue, the summaries call is the probe (SubscriptionRequiredException without a plan).
     checks = catalogue if catalogue is not None else ta.describe_checks(client, opts.language)
+    checks = [c for c in checks if c["id"] not in skip]
     found = ta.summaries(client, [c["id"] for c in checks])
     out = Outcome(rows={"ta_checks": ta.check_rows(account_id, checks, found)})
     for check in checks:
         if ta.has_flagged(found.get(check["id"], {})):
-            out.follow.append(Unit(ta.GLOBAL_REGION, TA, partial(_ta_result, access, account_id, check, opts)))
+            out.follow.append(Unit(ta.GLOBAL_REGION, TA, partial(_ta_result, access, account_id, check, opts),
+                                   note=note))
     # Refresh what is older than the day, unless AWS refreshes it itself or it does not apply to the account: the
     # oldest results first, refresh_per_account of them a run (each request is one call in the account).
     stale = sorted((str((found.get(c["id"]) or {}).get("timestamp") or ""), c["id"]) for c in checks
@@ -630,10 +642,13 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
     if TA not in opts.sources:
         job.units += threat_own
         return job
+    skip, note = frozenset(), ""
     if ta_source is not None and ta_source.get("source") == "organization":
-        _ta_from_organization(job, access, store, day, opts, ta_source)
-        job.units += threat_own  # no Trusted Advisor probe through the role: each threat unit meets the role itself
-        return job
+        skip, note = _ta_from_organization(job, access, store, day, opts, ta_source)
+        if catalogue is not None and {c["id"] for c in catalogue} <= skip:
+            # Every check from the organization view: no probe through the role; each threat unit meets it itself.
+            job.units += threat_own
+            return job
 
     def then(status: str, exc: BaseException | None) -> list[Unit]:
         if _role_unreachable(exc):
@@ -642,28 +657,40 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
             return []
         return threat_own
 
-    probe = partial(_ta_probe, access, account_id, date, opts, catalogue)
-    job.units.append(Unit(ta.GLOBAL_REGION, TA, probe, then=then))
+    probe = partial(_ta_probe, access, account_id, date, opts, catalogue, skip, note)
+    job.units.append(Unit(ta.GLOBAL_REGION, TA, probe, then=then, note=note))
     return job
 
 
 def _ta_from_organization(job: Job, access: AwsAccess, store: Store, day: Any, opts: Options,
-                          ta_source: Mapping[str, Any]) -> None:
+                          ta_source: Mapping[str, Any]) -> tuple[frozenset[str], str]:
     """The account's slice of the organization view staged by phase 1, and the refresh of its stale results when
-    the run's plan names it (through its read role; best effort, not awaited)."""
+    the run's plan names it (through its read role; best effort, not awaited).
+
+    The organization view lists only prioritized recommendations (Trusted Advisor API Reference,
+    ListOrganizationRecommendations), so it is half of a hybrid: the other checks are read through the account's
+    Support API, as is every check of an account the view has nothing of (not covered, unreadable, not staged).
+
+    :returns: the checks read from the view (the Support API skips them) and the note for a Support API failure.
+    """
     staged = store.read_chunk(STAGING["ta_coverage"], day, job.account_id).to_pylist()
+    rows = {name: store.read_chunk(STAGING[name], day, job.account_id, schema=ACCOUNT_TABLES[name][0]).to_pylist()
+            for name in ("ta_checks", "ta_findings")}
+    read = frozenset(r["check_id"] for r in rows["ta_checks"])
+    if not read:  # nothing of the account in the view: its Support API for every check decides the coverage
+        why = "; ".join(r["error"] for r in staged if r["error"]) or "not staged for this account in this run"
+        # Cut short: the coverage row keeps MAX_ERROR_CHARS, and the Support API's error after it says what failed.
+        return frozenset(), f"organization view: {why[:100]}; Support API: "
     for row in staged:
         job.record(row["region"], TA, row["status"], row["error"])
-    if not staged:  # staging did not cover this account (it joined after phase 1): never a silent "ok"
-        job.record(ta.GLOBAL_REGION, TA, "error", "Trusted Advisor organization view not staged for this account "
-                                                  "in this run")
-    for name in ("ta_checks", "ta_findings"):
-        job.rows[name] += store.read_chunk(STAGING[name], day, job.account_id,
-                                           schema=ACCOUNT_TABLES[name][0]).to_pylist()
+    for name, found in rows.items():
+        job.rows[name] += found
     todo = list((ta_source.get("refresh") or {}).get(job.account_id) or [])
     if opts.refresh and todo:
         job.units.append(Unit(ta.GLOBAL_REGION, TA, partial(_ta_refresh_account, access, job.account_id, todo),
                               best_effort=True))
+    return read, (f"{len(read)} prioritized checks read from the organization view; the others (not prioritized, "
+                  "read through the account's Support API) are missing: ")
 
 
 def sorted_rows(rows: Iterable[dict[str, Any]], sort_by: list[str]) -> list[dict[str, Any]]:

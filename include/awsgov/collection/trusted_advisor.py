@@ -1,6 +1,7 @@
-"""Trusted Advisor through the Support API (us-east-1), one account at a time through its read role, or, further
+"""Trusted Advisor through the Support API (us-east-1), one account at a time through its read role, and, further
 down, organization-wide through the Trusted Advisor API (``trustedadvisor``) from the management account, split per
-account into the same rows (settings ``collection.trusted_advisor.source``).
+account into the same rows (settings ``collection.trusted_advisor.source``). The organization view lists only
+prioritized recommendations, so with it the Support API still reads the checks it does not list.
 
 Calls per account: ``describe_trusted_advisor_check_summaries`` (status, counts and savings of every check in one call;
 with the run's catalogue from the admin account it is also the probe that tells whether the account has a
@@ -217,6 +218,8 @@ def finding_rows(
 # -- organization-wide: the Trusted Advisor API (``trustedadvisor``) from the management account -------------------
 # ListChecks and ListOrganizationRecommendations/-Accounts/-Resources (Trusted Advisor API Reference, 2022-09-15),
 # one listing per check for the whole organization instead of a summary and a result per flagged check per account.
+# The organization operations "only support prioritized recommendations" (API Reference): the checks they do not
+# list are read through each account's Support API (runner._ta_from_organization).
 # The API needs a Business/Enterprise plan and, for the organization operations, the management account with the
 # organizational view; otherwise AccessDeniedException (AWS Support User Guide, *Get started with the Trusted Advisor
 # API*), on which the collection falls back to reading each account through the Support API.
@@ -341,8 +344,11 @@ def split_organization(checks: Sequence[Mapping[str, Any]],
 
     An account no recommendation lists is not in the organization view (:data:`NOT_COVERED`, no rows: nothing was
     read for it, which is not "every check not available"); one whose newest result is older than ``max_age_days``
-    before ``day`` is :data:`STALE` (rows written, the gap says how old). A check without a listing in a covered account
-    is ``not_available`` there, as the account's own summaries would say.
+    before ``day`` is :data:`STALE` (rows written, the gap says how old). Rows are written for the checks with an
+    organization recommendation only: the view lists only prioritized recommendations (Trusted Advisor API
+    Reference, ListOrganizationRecommendations), so a check it does not list is unknown here, not ``not_available``;
+    the collection reads those through each account's Support API. A listed check with no result for a covered
+    account is ``not_available`` there, as the account's own summaries would say.
 
     :param checks: the catalogue (:func:`org_catalogue`).
     :param listings: {check id: (accounts, resources)} from :func:`org_listing`.
@@ -388,7 +394,8 @@ def split_organization(checks: Sequence[Mapping[str, Any]],
                                     f"more than {max_age_days} days before {day}")
         findings = [row for cid, result in sorted(results[account].items())
                     for row in finding_rows(account, by_id[cid], result, savings_prefixes)]
-        out[account] = {"status": status, "error": error, "checks": check_rows(account, checks, found),
+        listed = [c for c in checks if c["id"] in listings]
+        out[account] = {"status": status, "error": error, "checks": check_rows(account, listed, found),
                         "findings": findings, "summaries": found}
     return out
 

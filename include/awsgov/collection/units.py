@@ -64,6 +64,7 @@ class Unit:
 
     :param then: called with (status, exception) when the unit ends, returns more units.
     :param best_effort: failures are logged, not recorded as gaps, and calls are not counted (refresh requests).
+    :param note: put before the error of a failure in the coverage row: what the failure leaves unread.
     """
 
     region: str
@@ -72,6 +73,7 @@ class Unit:
     then: Callable[[str, BaseException | None], list[Unit]] | None = None
     best_effort: bool = False
     attempt: int = 0
+    note: str = ""
 
 
 @dataclass

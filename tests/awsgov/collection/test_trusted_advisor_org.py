@@ -62,7 +62,8 @@ def _listings():
 def test_split_gives_support_shaped_rows_counts_and_savings():
     out = ta.split_organization(CHECKS, _listings(), [A, B, C], DAY, SAVINGS, max_age_days=7)
     checks = {r["check_id"]: r for r in out[A]["checks"]}
-    assert [r["check_id"] for r in out[A]["checks"]] == [c["id"] for c in CHECKS]  # every catalogue check, in order
+    # The checks with an organization recommendation, in the catalogue's order; no other (see below).
+    assert [r["check_id"] for r in out[A]["checks"]] == ["hjLMh88uM8", "7DAFEmoDos", "0Xc6LMYG8P"]
     idle = checks["hjLMh88uM8"]
     assert (idle["status"], idle["resources_processed"], idle["resources_flagged"], idle["checked_at"]) == (
         "warning", 4, 2, "2026-12-06T04:05:06Z")
@@ -71,9 +72,13 @@ def test_split_gives_support_shaped_rows_counts_and_savings():
     mfa = checks["7DAFEmoDos"]
     assert (mfa["status"], mfa["resources_processed"], mfa["resources_flagged"]) == ("error", 1, 0)
     assert checks["0Xc6LMYG8P"]["status"] == "error" and checks["0Xc6LMYG8P"]["estimated_monthly_savings"] is None
-    # A check without a recommendation is not available there, as the account's own summaries would say.
-    low = checks["Qch7DwouX1"]
-    assert (low["status"], low["checked_at"], low["estimated_monthly_savings"]) == ("not_available", "", None)
+    # A check without a recommendation (not prioritized) is unknown to the view: no row, never a silent
+    # not_available; the collection reads it through the account's Support API.
+    assert "Qch7DwouX1" not in checks
+    # A listed check without a result for a listed account is not available there, as its own summaries would say.
+    limits = next(r for r in out[B]["checks"] if r["check_id"] == "0Xc6LMYG8P")
+    assert (limits["status"], limits["checked_at"], limits["estimated_monthly_savings"]) == ("not_available", "",
+                                                                                             None)
     findings = {(f["check_id"], f["resource_id"]) for f in out[A]["findings"]}
     assert findings == {("hjLMh88uM8", "r1"), ("hjLMh88uM8", "r2"), ("0Xc6LMYG8P", "l1")}
     r1 = next(f for f in out[A]["findings"] if f["resource_id"] == "r1")
@@ -201,6 +206,8 @@ def org_run(sandbox, tmp_path_factory):
     logging.getLogger("botocore.credentials").setLevel(logging.CRITICAL)
     members = [a["id"] for a in sandbox.info["accounts"] if a["read_role"] and a["status"] == "ACTIVE"]
     denied, no_support = members[:2], members[2:4]
+    # Active accounts without the read role refuse AssumeRole as the denied ones do.
+    denied += [a["id"] for a in sandbox.info["accounts"] if not a["read_role"] and a["status"] == "ACTIVE"]
     day = sandbox.today()
     store = Store(tmp_path_factory.mktemp("trusted-advisor-org") / "store")
     sandbox.set_faults(throttle_rate=0.3, latency_ms=10, deny_assume_accounts=denied, no_support_accounts=no_support,
@@ -225,56 +232,79 @@ def _table(run, name):
     return run["store"].read(name, run["day"], run["day"], schema=getattr(tables, name.upper()))
 
 
-def test_the_organization_is_read_once_from_the_management_account_and_no_account_is_asked(org_run):
+def _prioritized(run):
+    return set(run["truth"]["trusted_advisor"]["organization_view"]["prioritized"])
+
+
+def test_prioritized_checks_from_the_view_the_others_once_per_account_through_support(org_run):
     calls = org_run["calls"]
     org = [c for c in calls if c["service"] == "trustedadvisor"]
     assert {c["account"] for c in org} == {org_run["mgmt"]}
     answered = {c["action"]: c["count"] - c["throttled"] for c in org}
     assert answered["ListChecks"] == 1 and answered["ListOrganizationRecommendations"] == 1
-    assert not [c for c in calls if c["service"] == "support"]  # results are today's: nothing to refresh
-    assert not [c for c in calls if c["action"] == "AssumeRole"]  # the read role is not needed for it
     assert org_run["runs"][0][0]["trusted_advisor"]["source"] == "organization"
+    support = {}
+    for c in calls:
+        if c["service"] == "support":
+            support.setdefault(c["action"], {})[c["account"]] = c["count"] - c["throttled"]
+    reachable = set(org_run["targets"]) - set(org_run["denied"])
+    # The summaries of the checks the view does not list, once per account whose read role works (the catalogue is
+    # the run's: no DescribeTrustedAdvisorChecks); results are today's, so nothing is refreshed.
+    assert support["DescribeTrustedAdvisorCheckSummaries"] == dict.fromkeys(reachable, 1)
+    assert "DescribeTrustedAdvisorChecks" not in support and "RefreshTrustedAdvisorCheck" not in support
+    # A check's result only where it is flagged and the view did not already give it.
+    results = org_run["truth"]["trusted_advisor"]["results"]
+    expected = {a: n for a in reachable - set(org_run["no_support"])
+                if (n := sum(ta.has_flagged(r) for cid, r in results[a].items() if cid not in _prioritized(org_run)))}
+    assert support.get("DescribeTrustedAdvisorCheckResult", {}) == expected
 
 
-def test_coverage_no_plan_is_not_covered_and_a_refused_role_does_not_matter(org_run):
+def test_coverage_says_what_is_missing_and_why(org_run):
     cov = _table(org_run, "coverage")
     assert set(cov["source"]) == {"trusted_advisor"} and set(cov["region"]) == {"global"}
     status = {r.account_id: (r.status, r.error) for r in cov.itertuples()}
     assert set(status) == set(org_run["targets"])
     for account, (state, error) in status.items():
-        if account in org_run["no_support"]:
-            assert state == ta.NOT_COVERED and "organization view" in error, (account, error)
+        if account in org_run["no_support"]:  # nothing in the view, and its Support API says why
+            assert state == "no_support_plan" and error.startswith("organization view: not in"), (account, error)
+        elif account in org_run["denied"]:  # the prioritized checks from the view, the gap for the others
+            assert state == "access_denied" and "prioritized checks read from the organization view" in error, (
+                account, error)
         else:
             assert (state, error) == ("ok", ""), account
-    assert org_run["runs"][0][1]["gaps"] == len(org_run["no_support"])
+    assert org_run["runs"][0][1]["gaps"] == len(org_run["no_support"]) + len(org_run["denied"])
 
 
-def test_covered_accounts_equal_the_truth_nothing_lost_nothing_duplicated(org_run):
+def test_every_check_equals_the_truth_nothing_lost_nothing_duplicated(org_run):
     truth = org_run["truth"]["trusted_advisor"]
+    prioritized = _prioritized(org_run)
     checks, findings = _table(org_run, "ta_checks"), _table(org_run, "ta_findings")
     covered = set(org_run["targets"]) - set(org_run["no_support"])
     assert covered == set(truth["organization_view"]["accounts"]) & set(org_run["targets"])
     assert set(checks["account_id"]) == covered
     assert not findings["finding_id"].duplicated().any()
     for account in sorted(covered):
+        whole = account not in org_run["denied"]  # a refused read role: the prioritized checks only
         mine = checks[checks["account_id"] == account].set_index("check_id")
-        assert len(mine) == 104  # the whole catalogue, as the per-account path writes it
-        for check_id, result in truth["results"][account].items():
+        assert len(mine) == (104 if whole else len(prioritized))  # the whole catalogue, as the per-account path
+        wanted = {cid: r for cid, r in truth["results"][account].items() if whole or cid in prioritized}
+        assert set(mine.index) >= set(wanted)
+        for check_id, result in wanted.items():
             row = mine.loc[check_id]
             counts = result["resourcesSummary"]
             savings = result["categorySpecificSummary"].get("costOptimizing", {}).get("estimatedMonthlySavings")
-            if result["status"] == "not_available":  # not listed in the view: no time, no savings known
-                savings, result = None, {**result, "timestamp": ""}
+            if result["status"] == "not_available" and check_id in prioritized:
+                savings, result = None, {**result, "timestamp": ""}  # not listed in the view: no time, no savings
             assert (row["status"], row["checked_at"], row["resources_processed"], row["resources_flagged"],
                     row["category"]) == (result["status"], result["timestamp"], counts["resourcesProcessed"],
                                          counts["resourcesFlagged"], truth["checks"][check_id]["category"])
             assert (None if pd.isna(row["estimated_monthly_savings"]) else row["estimated_monthly_savings"]) == savings
-        others = mine.drop(index=list(truth["results"][account]))
-        assert set(others["status"]) == {"not_available"}
+        others = mine.drop(index=list(wanted))
+        assert set(others["status"]) <= {"not_available"}
         expected = {(cid, r["region"], r["resourceId"], r["status"],
                      json.dumps(dict(zip(truth["checks"][cid]["metadata"], r["metadata"], strict=True)),
                                 sort_keys=True, ensure_ascii=False))
-                    for cid, result in truth["results"][account].items() for r in result["flaggedResources"]}
+                    for cid, result in wanted.items() for r in result["flaggedResources"]}
         got = findings[findings["account_id"] == account]
         assert len(got) == len(expected)
         assert set(zip(got["check_id"], got["region"], got["resource_id"], got["status"], got["details_json"],
@@ -287,7 +317,7 @@ def test_rerun_of_the_day_under_throttling_writes_identical_files(org_run):
 
 def test_same_rows_as_each_accounts_support_api(clean_sandbox, tmp_path):
     """Both paths on one clean sandbox: every row of a reachable account is the same, but for what the view cannot
-    know of a check not available in an account (when it was evaluated, its savings)."""
+    know of a prioritized check not available in an account (when it was evaluated, its savings)."""
     from include.awsgov.core.store import Store
 
     sb = clean_sandbox
@@ -301,7 +331,8 @@ def test_same_rows_as_each_accounts_support_api(clean_sandbox, tmp_path):
         frames[source] = {t: store.read(t, day, day, schema=getattr(tables, t.upper()))
                           for t in ("ta_checks", "ta_findings")}
     support, org = frames["accounts"], frames["organization"]
-    gone = support["ta_checks"]["status"] == "not_available"
+    prioritized = sb.truth(sections=["trusted_advisor"])["trusted_advisor"]["organization_view"]["prioritized"]
+    gone = (support["ta_checks"]["status"] == "not_available") & support["ta_checks"]["check_id"].isin(prioritized)
     support["ta_checks"].loc[gone, ["checked_at"]] = ""
     support["ta_checks"].loc[gone, ["estimated_monthly_savings"]] = None
     for table, key in (("ta_checks", ["account_id", "check_id"]), ("ta_findings", ["finding_id"])):
@@ -339,15 +370,21 @@ def test_stale_results_are_refreshed_in_a_bounded_number_of_accounts(clean_sandb
     targets = sorted(a["id"] for a in sb.info["accounts"] if a["read_role"] and a["status"] == "ACTIVE")[:5]
     tomorrow = dt.date.fromisoformat(sb.today()) + dt.timedelta(days=1)  # today's results are stale for it
     store = Store(tmp_path / "store")
+    truth = sb.truth(date=tomorrow, sections=["trusted_advisor"])["trusted_advisor"]
+    sb.reset_calls()
     aggregate, _ = _collect(sb, store, tomorrow, targets, refresh_accounts=2, refresh_per_account=1)
     plan = runner._load_ta_source(store, tomorrow, runner.Options(regions=()))["refresh"]
-    refreshed = [c for c in sb.calls()["calls"] if c["action"] == "RefreshTrustedAdvisorCheck"]
+    refreshed = {c["account"]: c["count"] for c in sb.calls()["calls"] if c["action"] == "RefreshTrustedAdvisorCheck"}
     assert aggregate["trusted_advisor"]["source"] == "organization"
-    assert len(plan) == 2 and {c["account"] for c in refreshed} == set(plan)
-    assert sum(c["count"] for c in refreshed) == 2 and all(len(cids) == 1 for cids in plan.values())
-    assert not [c for c in sb.calls()["calls"] if c["action"] == "DescribeTrustedAdvisorCheckSummaries"]
-    categories = {cid: c["category"] for cid, c in sb.truth(sections=["trusted_advisor"])["trusted_advisor"][
-        "checks"].items()}
+    assert len(plan) == 2 and all(len(cids) == 1 for cids in plan.values())
+    categories = {cid: c["category"] for cid, c in truth["checks"].items()}
+    prioritized = set(truth["organization_view"]["prioritized"])
+    assert all(set(cids) <= prioritized for cids in plan.values())  # the plan: checks read from the view
+    # The other checks are read through each account's Support API, which refreshes its stale ones as the
+    # per-account path does (refresh_per_account in every account); the view's plan adds its bounded accounts.
+    others = {a: any(cid not in prioritized and categories[cid] != "service_limits" and r["status"] != "not_available"
+                     for cid, r in truth["results"][a].items()) for a in targets}
+    assert refreshed == {a: len(plan.get(a, [])) + others[a] for a in targets if plan.get(a) or others[a]}
     deadline = time.monotonic() + 30
     for account, cids in plan.items():
         assert all(categories[c] != "service_limits" for c in cids)  # AWS refreshes those itself
