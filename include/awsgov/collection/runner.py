@@ -693,44 +693,50 @@ def _ta_from_organization(job: Job, access: AwsAccess, store: Store, day: Any, o
                   "read through the account's Support API) are missing: ")
 
 
+def _order(key_columns: list[list[Any]], rest: Callable[[int], list[tuple[str, str]]], ids: list[Any]) -> list[int]:
+    """Row indices in a stable order: by the key columns (as text, None as ""), then ``rest(i)`` (the other columns)
+    where the keys tie; only the first row of each non-null id in ``ids`` is kept.
+
+    The keys are built a column at a time (a generator per row was most of the cost of writing an account: ~25,000
+    Config rows per account on the realistic profile), and the other columns are only looked at where the key
+    columns tie, which is rare: the same order as sorting by (key, rest) at once.
+    """
+    keys = (list(zip(*[["" if v is None else v if type(v) is str else str(v) for v in column]
+                       for column in key_columns], strict=True)) if key_columns else [()] * len(ids))
+    order = sorted(range(len(ids)), key=keys.__getitem__)
+    if any(keys[a] == keys[b] for a, b in itertools.pairwise(order)):  # ties: ordered by the other columns
+        ranked = []
+        for _, tie in itertools.groupby(order, key=keys.__getitem__):
+            group = list(tie)
+            ranked += group if len(group) == 1 else sorted(group, key=rest)  # sorted() would call rest() on one too
+        order = ranked
+    present = [i for i in ids if i is not None]
+    if len(set(present)) == len(present):
+        return order
+    kept, seen = [], set()
+    for i in order:  # the first of each id, in order
+        if ids[i] is not None:
+            if ids[i] in seen:
+                continue
+            seen.add(ids[i])
+        kept.append(i)
+    return kept
+
+
+def _rest(row: Mapping[str, Any], sort_by: list[str]) -> list[tuple[str, str]]:
+    return sorted((k, str(v)) for k, v in row.items() if k not in sort_by)
+
+
 def sorted_rows(rows: Iterable[dict[str, Any]], sort_by: list[str]) -> list[dict[str, Any]]:
     """Rows in a stable order (by ``sort_by``, then every other column), duplicates of a ``finding_id`` dropped.
 
     :param rows: rows of one table.
     :param sort_by: the table's key columns.
     """
-    def rest(row: dict[str, Any]) -> list[tuple[str, str]]:
-        return sorted((k, str(v)) for k, v in row.items() if k not in sort_by)
-
     rows = list(rows)
-    # Each row's key (its sort_by values as text, None as ""), built a column at a time: a generator per row was
-    # most of the cost of writing an account (~25,000 Config rows per account on the realistic profile).
-    columns = [["" if v is None else v if type(v) is str else str(v) for v in (row.get(k) for row in rows)]
-               for k in sort_by]
-    keys = list(zip(*columns, strict=True)) if columns else [()] * len(rows)
-    # The same order as sorting by (key, rest) at once, but the other columns are only looked at where the key
-    # columns tie, which is rare.
-    order = sorted(range(len(rows)), key=keys.__getitem__)
-    ordered = [keys[i] for i in order]
-    if any(a == b for a, b in itertools.pairwise(ordered)):  # ties: ordered by the other columns within each
-        ranked = []
-        for _, tie in itertools.groupby(order, key=keys.__getitem__):
-            group = [rows[i] for i in tie]
-            ranked += group if len(group) == 1 else sorted(group, key=rest)  # sorted() would call rest() on one too
-    else:
-        ranked = [rows[i] for i in order]
-    ids = [i for row in ranked if (i := row.get("finding_id")) is not None]
-    if len(set(ids)) == len(ids):
-        return ranked
-    out, seen = [], set()
-    for row in ranked:  # the first of each finding_id, in order
-        fid = row.get("finding_id")
-        if fid is not None:
-            if fid in seen:
-                continue
-            seen.add(fid)
-        out.append(row)
-    return out
+    order = _order([[row.get(k) for row in rows] for k in sort_by], lambda i: _rest(rows[i], sort_by),
+                   [row.get("finding_id") for row in rows])
+    return [rows[i] for i in order]
 
 
 def arrow_rows(rows: list[dict[str, Any] | Columns], schema: pa.Schema, sort_by: list[str]) -> pa.Table:
@@ -759,32 +765,7 @@ def arrow_rows(rows: list[dict[str, Any] | Columns], schema: pa.Schema, sort_by:
         k = bisect.bisect_right(starts, i) - 1
         return blocks[k].row(i - starts[k])
 
-    def rest(i: int) -> list[tuple[str, str]]:  # as sorted_rows: the other columns break ties
-        return sorted((k, str(v)) for k, v in row(i).items() if k not in sort_by)
-
-    n = starts[-1]
-    columns = [["" if v is None else v if type(v) is str else str(v) for v in column(k)] for k in sort_by]
-    keys = list(zip(*columns, strict=True)) if columns else [()] * n
-    order = sorted(range(n), key=keys.__getitem__)
-    ordered = [keys[i] for i in order]
-    if any(a == b for a, b in itertools.pairwise(ordered)):
-        ranked = []
-        for _, tie in itertools.groupby(order, key=keys.__getitem__):
-            group = list(tie)
-            ranked += group if len(group) == 1 else sorted(group, key=rest)
-        order = ranked
-    ids = column("finding_id")
-    present = [i for i in ids if i is not None]
-    if len(set(present)) != len(present):  # the first row of each finding_id, in order
-        seen: set[str] = set()
-        kept = []
-        for i in order:
-            if ids[i] is not None:
-                if ids[i] in seen:
-                    continue
-                seen.add(ids[i])
-            kept.append(i)
-        order = kept
+    order = _order([column(k) for k in sort_by], lambda i: _rest(row(i), sort_by), column("finding_id"))
     parts = [pa.Table.from_pylist(dicts, schema=schema)] + [
         pa.Table.from_arrays([pa.array(b.columns.get(f.name) or [None] * b.length, type=f.type) for f in schema],
                              schema=schema) for b in blocks]
