@@ -137,11 +137,11 @@ class Params:
     @property
     def view_names(self) -> tuple[str, ...]:
         """Names of the residual views, in ``reason`` code order."""
-        return ("point", f"{_duration(3 * self.step_seconds)} median", *(f"{h}h mean" for h in self.mean_hours),
-                f"{_duration(self.block * self.step_seconds)} mean outside its {self.level_days}-day range")
+        return ("point", f"{duration(3 * self.step_seconds)} median", *(f"{h}h mean" for h in self.mean_hours),
+                f"{duration(self.block * self.step_seconds)} mean outside its {self.level_days}-day range")
 
 
-def _duration(seconds: int) -> str:
+def duration(seconds: int) -> str:
     """A duration as an owner reads it in a reason: "15min", "90min", "3h"."""
     minutes = int(seconds) // 60
     return f"{minutes // 60}h" if minutes >= 60 and minutes % 60 == 0 else f"{minutes}min"

@@ -118,9 +118,11 @@ _SYMBOLS = {"GreaterThanThreshold": ">", "GreaterThanOrEqualToThreshold": ">=", 
 
 def static_reason(rule: Rule, statistic: str) -> str:
     """Why a static rule fired, as the alarm reads: "Average > 80 in 3 of the last 3 periods of 5min"."""
+    from include.awsgov.anomaly.detector import duration
+
     p = rule.params
     return (f"{statistic} {_SYMBOLS.get(p['comparison'], p['comparison'])} {float(p['threshold']):g} in "
-            f"{p['datapoints_to_alarm']} of the last {p['evaluation_periods']} periods of {_duration(rule.period)}")
+            f"{p['datapoints_to_alarm']} of the last {p['evaluation_periods']} periods of {duration(rule.period)}")
 
 
 def dynamic_reason(view: str, above: bool, record_days: int) -> str:
@@ -136,10 +138,6 @@ def dynamic_reason(view: str, above: bool, record_days: int) -> str:
     subject = "the value" if view == "point" else f"the {view}"
     return f"{subject} further {side} the expected value than at any time in the last {record_days} days"
 
-
-def _duration(seconds: int) -> str:
-    minutes = int(seconds) // 60
-    return f"{minutes // 60}h" if minutes >= 60 and minutes % 60 == 0 else f"{minutes}min"
 
 
 def detect_rule(matrix: np.ndarray, grid_start: dt.datetime, rule: Rule) -> dict[str, np.ndarray]:
