@@ -5,6 +5,7 @@ against the sandbox's central bucket under faults, compared with the sandbox's t
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 import boto3
@@ -289,7 +290,37 @@ def test_any_snapshot_items_give_rules_that_count_their_findings(items):
 @given(items=st.lists(_ITEM, max_size=8))
 def test_compliance_columns_are_compliance_rows_as_one_block(items):
     rules, findings = cfgc.compliance_rows("111111111111", "us-east-1", items)
-    block_rules, block = cfgc.compliance_columns("111111111111", "us-east-1", items)
+    block_rules, block = cfgc.compliance_columns("111111111111", "us-east-1", cfgc.compliance_of(items))
     assert block_rules == rules
     assert block.length == len(findings) and [block.row(i) for i in range(block.length)] == findings
     assert list(block.columns) == list(tables.CONFIG_FINDINGS.names)
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | _TEXT,
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+                     max_leaves=6)
+# Any JSON where the reader looks, also values that are not text (json.loads gives them as they are).
+_ODD_RESULT = st.fixed_dictionaries({}, optional={"configRuleName": _JSON, "complianceType": _JSON,
+                                                  "extra": _JSON})
+_ODD_ITEM = st.fixed_dictionaries(
+    {"resourceType": st.sampled_from([cfgc.RESOURCE_COMPLIANCE, "AWS::SSM::ManagedInstanceInventory",
+                                      "AWS::S3::Bucket"])},
+    optional={"resourceId": st.one_of(_TEXT, st.none(), st.integers()), "configurationItemCaptureTime": st.one_of(
+        st.none(), st.datetimes(timezones=st.just(dt.UTC)).map(lambda d: d.isoformat().replace("+00:00", "Z"))),
+        "configuration": st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+            "targetResourceType": _JSON, "targetResourceId": _JSON, "resourceType": _JSON, "resourceId": _JSON,
+            "configRuleList": st.one_of(st.none(), st.lists(_ODD_RESULT, max_size=4)), "Other": _JSON})),
+        "tags": _JSON})
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(st.one_of(_ITEM, _ODD_ITEM), max_size=8))
+def test_the_snapshot_decoder_reads_what_json_loads_reads(items):
+    # read_snapshot decodes only the fields it reads (msgspec); the rows must be those of the whole json.loads.
+    data = json.dumps({"fileVersion": "1.0", "configurationItems": items}).encode()
+    keep = ["AWS::SSM::ManagedInstanceInventory"]
+    snap = cfgc.parse_snapshot(data, keep)
+    whole = json.loads(data)["configurationItems"]
+    assert snap.compliance == cfgc.compliance_of(whole)
+    assert snap.items == [{k: i.get(k) for k in ("resourceType", "resourceId", "configurationItemCaptureTime",
+                                                 "configuration")} for i in whole if i["resourceType"] in keep]

@@ -7,7 +7,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from include.awsgov.collection.runner import arrow_rows, sorted_rows
+from include.awsgov.collection.runner import arrow_order, arrow_rows, sorted_rows
 from include.awsgov.collection.units import Columns
 
 
@@ -106,3 +106,51 @@ def test_arrow_rows_of_dicts_and_column_blocks_is_the_table_of_sorted_rows(seed)
 def test_columns_refuse_columns_of_different_lengths():
     with pytest.raises(ValueError, match="different lengths"):
         Columns({"a": [1, 2], "b": [1]})
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_arrow_rows_sorted_by_arrow_is_the_order_of_sorted_rows(seed):
+    """With distinct keys (a Config snapshot's rows), Arrow sorts: the same order as sorted_rows, for any text
+    (non-ASCII, "" beside None) and blocks beside dict rows."""
+    rnd = random.Random(seed)
+    alphabet = ["a", "B", "z", "é", "Ω", "日", "😀", "\x00", "-", "/"]
+
+    def text():
+        return None if rnd.random() < 0.1 else "".join(rnd.choices(alphabet, k=rnd.randrange(0, 4)))
+
+    rows = [{"finding_id": f"id{i}", "region": text(), "rule_name": text(), "status": text(), "n": i}
+            for i in range(rnd.randrange(2, 60))]
+    blocks = [Columns({k: [r[k] for r in rows[i:i + 7]] for k in rows[0]}) for i in range(0, len(rows), 7)]
+    mixed = blocks[1:] + [b.row(i) for i in range(blocks[0].length) for b in blocks[:1]]
+    as_dicts = [r for r in mixed if not isinstance(r, Columns)] + [
+        b.row(i) for b in mixed if isinstance(b, Columns) for i in range(b.length)]
+    sort_by = ["region", "rule_name", "status"]
+    want = pa.Table.from_pylist(sorted_rows(as_dicts, sort_by), schema=SCHEMA)
+    assert arrow_rows(mixed, SCHEMA, sort_by).equals(want)
+
+
+def test_arrow_sorts_distinct_keys_and_leaves_ties_and_repeated_ids_to_python():
+    table = pa.Table.from_pylist([{"finding_id": "b", "region": "é"}, {"finding_id": "a", "region": None},
+                                  {"finding_id": "c", "region": "z"}], schema=SCHEMA)
+    assert arrow_order(table, ["region"]).to_pylist() == [1, 2, 0]  # None as "", then by code point
+    tied = pa.Table.from_pylist([{"finding_id": "b", "region": "x"}, {"finding_id": "a", "region": "x"}],
+                                schema=SCHEMA)
+    assert arrow_order(tied, ["region"]) is None
+    repeated = pa.Table.from_pylist([{"finding_id": "a", "region": "x"}, {"finding_id": "a", "region": "y"}],
+                                    schema=SCHEMA)
+    assert arrow_order(repeated, ["region"]) is None
+    assert arrow_order(table, ["n"]) is None  # not text: str(v) order is not the column's order
+
+
+def test_a_block_of_shared_capture_times_converts_as_its_rows():
+    # arrow_rows converts a timestamp column through its distinct objects: the same values as row by row.
+    import datetime as dt
+
+    schema = pa.schema([("finding_id", pa.string()), ("rule_name", pa.string()),
+                        ("recorded_at", pa.timestamp("us", tz="UTC"))])
+    times = [dt.datetime(2026, 11, 23, h, tzinfo=dt.UTC) for h in range(3)] + [None]
+    rows = [{"finding_id": f"f{i}", "rule_name": f"r{i:03d}", "recorded_at": times[i % 4]} for i in range(200)]
+    rows.append({"finding_id": "g", "rule_name": "zz", "recorded_at": dt.datetime(2026, 11, 23, 1, tzinfo=dt.UTC)})
+    block = Columns({k: [r[k] for r in rows] for k in rows[0]})
+    want = pa.Table.from_pylist(sorted_rows(rows, ["rule_name"]), schema=schema)
+    assert arrow_rows([block], schema, ["rule_name"]).equals(want)
