@@ -341,9 +341,11 @@ class Store:
         # (each chunk file arrives as its own small batch).
         with pq.ParquetWriter(buf, out_schema, compression="zstd") as writer:
             for batch in dataset.to_batches(columns=[*schema.names, "__filename"]):
-                files = batch.column("__filename").to_pylist()
+                # The file of each row -> its chunk, through the batch's few distinct files (not a str per row).
+                files = pc.dictionary_encode(batch.column("__filename"))
+                names = pa.array([chunk_of[f] for f in files.dictionary.to_pylist()], pa.string())
                 pending.append(pa.RecordBatch.from_arrays(
-                    [*batch.columns[:-1], pa.array([chunk_of[f] for f in files], pa.string())], schema=out_schema))
+                    [*batch.columns[:-1], names.take(files.indices)], schema=out_schema))
                 rows += batch.num_rows
                 if rows >= 64 * 1024:
                     writer.write_table(pa.Table.from_batches(pending, out_schema))
