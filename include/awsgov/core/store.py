@@ -31,10 +31,12 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import fsspec
 import pandas as pd
@@ -112,26 +114,45 @@ class Store:
         :param relpath: path relative to the store root.
         :param data: the file content.
         """
+        if not self.local:
+            target = self.path(relpath)
+            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.pipe_file(target, data)
+            return target
+        with self.writer(relpath) as fh:
+            fh.write(data)
+        return self.path(relpath)
+
+    @contextlib.contextmanager
+    def writer(self, relpath: str) -> Iterator[BinaryIO]:
+        """A file written as a stream and put in place atomically when the block ends without an error (locally
+        temp + fsync + rename; on object stores spooled to a local temporary file, then one upload): a file too large
+        to hold in memory as one ``bytes``, e.g. a day's findings export.
+
+        :param relpath: path relative to the store root.
+        """
         target = self.path(relpath)
         parent = target.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
-        if self.local:
-            self._clean_temporaries(parent)
-            tmp = f"{parent}/.{target.rsplit('/', 1)[1]}.tmp-{uuid.uuid4().hex}"
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            _fsync_dir(parent)  # and the rename itself survives a power loss
-        else:
-            self.fs.pipe_file(target, data)
-        return target
+        if not self.local:
+            with tempfile.NamedTemporaryFile(prefix="awsgov-store-") as spool:
+                yield spool
+                spool.flush()
+                self.fs.put_file(spool.name, target)
+            return
+        self._clean_temporaries(parent)
+        tmp = f"{parent}/.{target.rsplit('/', 1)[1]}.tmp-{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(parent)  # and the rename itself survives a power loss
 
     @staticmethod
     def _clean_temporaries(folder: str, max_age: float = STALE_TEMP_SECONDS) -> list[str]:
@@ -375,12 +396,16 @@ class Store:
         *,
         columns: list[str] | None = None,
         schema: pa.Schema | None = None,
+        where: pc.Expression | None = None,
     ) -> pa.Table | None:
         """Days ``start..end`` (inclusive) of a table as one Arrow table with a ``dt`` column; None if no file.
 
         Rows come by day, then by chunk name. A compact file stands in for the chunks it still matches; other chunks
         are read from their files, many at once as an Arrow dataset (opened and decoded by Arrow's threads). Without
         ``schema`` each file is read alone and the results are merged, so files of older schemas still read.
+
+        :param where: keep only the rows it selects, filtered while reading (memory holds the rows kept, not the
+            day: a realistic organization's Config findings are millions of rows a day).
         """
         lo = _as_date(start) if start else dt.date.min
         hi = _as_date(end) if end else dt.date.max
@@ -394,15 +419,16 @@ class Store:
             part = self.partition_path(table, day)
             compact = self._compacted(table, day, versions) if len(versions) > 1 else None
             if compact is None:
-                t = self._read_files([f"{part}/part-{c}.parquet" for c in sorted(versions)], columns, schema)
+                t = self._read_files([f"{part}/part-{c}.parquet" for c in sorted(versions)], columns, schema,
+                                     where=where)
             else:
                 path, current = compact
-                t = self._read_files([path], columns, schema, chunk_column=True)
+                t = self._read_files([path], columns, schema, chunk_column=True, where=where)
                 t = t.filter(pc.is_in(t[_CHUNK_COLUMN], pa.array(current, pa.string())))
                 # Chunks written, rewritten or added after the compaction: from their own files, in chunk order.
                 extra = []
                 for c in sorted(set(versions) - set(current)):
-                    one = self._read_files([f"{part}/part-{c}.parquet"], columns, schema)
+                    one = self._read_files([f"{part}/part-{c}.parquet"], columns, schema, where=where)
                     extra.append(one.append_column(_CHUNK_COLUMN, pa.array([c] * one.num_rows, pa.string())))
                 if extra:
                     t = pa.concat_tables([t, *extra], promote_options="default").sort_by(_CHUNK_COLUMN)  # stable
@@ -454,17 +480,19 @@ class Store:
         return pafs.LocalFileSystem() if self.local else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
 
     def _read_files(self, paths: list[str], columns: list[str] | None, schema: pa.Schema | None,
-                    chunk_column: bool = False) -> pa.Table:
-        """Files of one day, in order, as one table (with the compact file's chunk column when asked)."""
+                    chunk_column: bool = False, where: pc.Expression | None = None) -> pa.Table:
+        """Files of one day, in order, as one table (with the compact file's chunk column when asked), only the rows
+        ``where`` selects."""
         extra = [_CHUNK_COLUMN] if chunk_column else []
         if schema is not None:  # one dataset; columns missing from older files come back as nulls
             full = schema.append(pa.field(_CHUNK_COLUMN, pa.string())) if chunk_column else schema
             dataset = ds.dataset(paths, format="parquet", filesystem=self.arrow_fs(), schema=full)
-            return dataset.to_table(columns=[*(columns or schema.names), *extra])
+            return dataset.to_table(columns=[*(columns or schema.names), *extra], filter=where)
         tables = []
         for path in paths:
             with self.fs.open(path, "rb") as fh:
                 t = pq.read_table(fh)
+            t = t.filter(where) if where is not None else t
             tables.append(t.select([*columns, *extra]) if columns else t)
         return pa.concat_tables(tables, promote_options="default")
 

@@ -196,3 +196,33 @@ def test_a_day_of_one_chunk_is_not_compacted(store):
                 schema=tables.COVERAGE)
     assert store.compact("coverage", TEST_DAY) == 0
     assert not (Path(store.partition_path("coverage", TEST_DAY)) / "_compact.parquet").exists()
+
+
+def test_a_scan_with_where_is_the_scan_filtered_with_or_without_compaction(store):
+    import pyarrow.compute as pc
+
+    _three_accounts(store)
+    store.write("coverage", TEST_DAY, _coverage("444444444444", ["us-east-1", "eu-west-1"], "throttled_out"),
+                chunk="444444444444", schema=tables.COVERAGE)
+    where = pc.field("status") == "ok"
+    for compact in (False, True):
+        if compact:
+            store.compact("coverage", TEST_DAY)
+            store.write("coverage", TEST_DAY, _coverage("000000000000", ["us-east-1"]), chunk="000000000000",
+                        schema=tables.COVERAGE)  # a chunk after the compaction: read from its own file
+        for schema in (tables.COVERAGE, None):
+            whole = store.scan("coverage", TEST_DAY, TEST_DAY, schema=schema)
+            kept = store.scan("coverage", TEST_DAY, TEST_DAY, schema=schema, where=where)
+            assert kept.equals(whole.filter(where)) and 0 < kept.num_rows < whole.num_rows
+
+
+def test_a_writer_puts_the_file_in_place_only_when_its_block_ends_well(store):
+    with store.writer("exports/dt=2026-11-23/a.json") as fh:
+        fh.write(b"[1,")
+        fh.write(b"2]")
+    assert store.get_text("exports/dt=2026-11-23/a.json") == "[1,2]"
+    with pytest.raises(RuntimeError), store.writer("exports/dt=2026-11-23/a.json") as fh:
+        fh.write(b"[3")
+        raise RuntimeError("the export failed half way")
+    assert store.get_text("exports/dt=2026-11-23/a.json") == "[1,2]"  # the old file stays whole
+    assert sorted(os.listdir(Path(store.path("exports/dt=2026-11-23")))) == ["a.json"]  # no temporary left

@@ -243,3 +243,17 @@ def test_asff_strings_are_one_non_empty_line_as_security_hub_requires():
     assert all(one_line.fullmatch(s) for s in strings), strings
     assert doc["Title"] == "in line one line two" and "awsgov/sensitive_data" not in doc["ProductFields"]
     assert doc["ProductFields"]["awsgov/bucket"] == "b c"
+
+
+def test_streamed_exports_are_the_bytes_of_one_json_dumps(day_store):
+    # write_exports writes a finding at a time; the files are what json.dumps of the whole list gave before.
+    store, day = day_store["store"], day_store["day"]
+    found = exports.open_findings(store, day)
+    assert found
+    for findings in (found, found[:1], []):
+        out = exports.write_exports(store, day, iter(findings))
+        assert out["findings"] == len(findings)
+        for kind, convert in (("ocsf", exports.to_ocsf), ("asff", exports.to_asff)):
+            want = json.dumps([convert(f) for f in findings], ensure_ascii=False, sort_keys=True, indent=1)
+            assert store.get_text(out["paths"][kind]) == want
+    assert list(exports.iter_open_findings(store, day)) == found
