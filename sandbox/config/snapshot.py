@@ -91,15 +91,14 @@ def snapshot(world: Any, account_id: str, region: str, day: dt.date, prefix: str
     # Delivered once a day, after the day's evaluations (which all fall in the first five hours).
     delivered = midnight + dt.timedelta(hours=6, seconds=det.integer(0, 3 * 3600, seed, "snap", account_id, region))
     per_resource: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for rule_name in sorted(rules):
+    for rule_name, spec in sorted(rules.items()):
         rule = moto_rules.get(rule_name)
-        for e in compliance.evaluations(account_id, region, rule_name, day):
-            q = e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]
-            per_resource.setdefault((q["ResourceType"], q["ResourceId"]), []).append({
-                "configRuleName": rule_name,
-                "configRuleArn": getattr(rule, "config_rule_arn", ""),
-                "configRuleId": getattr(rule, "config_rule_id", ""),
-                "complianceType": e["ComplianceType"],
+        arn, rule_id = getattr(rule, "config_rule_arn", ""), getattr(rule, "config_rule_id", "")
+        rtype = spec["resource_type"]
+        for rid, compliance_type, _, _ in compliance.rows(account_id, region, rule_name, spec, day):
+            per_resource.setdefault((rtype, rid), []).append({
+                "configRuleName": rule_name, "configRuleArn": arn, "configRuleId": rule_id,
+                "complianceType": compliance_type,
             })
     items = []
     for (rtype, rid), results in sorted(per_resource.items()):
