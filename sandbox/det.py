@@ -83,6 +83,12 @@ class Prefix:
         h.update(SEP.join(map(str, more)).encode("utf-8"))
         return _from_bytes(h.digest(), "big")
 
+    def text(self, tail: str) -> int:
+        """``digest(*more)`` given ``tail == SEP.join(map(str, more))`` (non-empty): for loops that build it once."""
+        h = self._h8.copy()
+        h.update(tail.encode("utf-8"))
+        return _from_bytes(h.digest(), "big")
+
     def unit(self, *more: object) -> float:
         return self.digest(*more) / 2**64
 

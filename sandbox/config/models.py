@@ -218,23 +218,27 @@ class ComplianceModel:
         p = det.Prefix(seed, account_id, region, spec["name"])
         na_rate, nc_rate = spec["not_applicable_rate"], spec["noncompliant_rate"]
         hostile_rate3, hostile_values = self.data["hostile_rate"] * 3, self.data["hostile_values"]
+        h = p.text  # h(f"{j}{SEP}na") == det.digest(seed, account, region, rule, j, "na")
+        sep, top = det.SEP, 2**64
+        t_tail = f"{sep}t{sep}{day}"
         out = []
         for j in range(n):
+            js = f"{j}{sep}"
             annotation = None
-            if p.unit(j, "na") < na_rate:
+            if h(js + "na") / top < na_rate:
                 compliance = "NOT_APPLICABLE"
             else:
-                length = p.integer(2, 6, j, "len")
-                offset = p.integer(0, length - 1, j, "off")
+                length = 2 + h(js + "len") % 5  # det.integer(2, 6, ...)
+                offset = h(js + "off") % length  # det.integer(0, length - 1, ...)
                 stretch = (day + offset) // length
-                if p.unit(j, "open", stretch) < nc_rate:
+                if h(f"{js}open{sep}{stretch}") / top < nc_rate:
                     compliance = "NON_COMPLIANT"
                     annotation = spec["annotation"]
-                    if p.unit(j, "hostile-annotation") < hostile_rate3:
-                        annotation = f"{annotation} {p.pick(hostile_values, j, 'ha')}"
+                    if h(js + "hostile-annotation") / top < hostile_rate3:
+                        annotation = f"{annotation} {hostile_values[h(js + 'ha') % len(hostile_values)]}"
                 else:
                     compliance = "COMPLIANT"
-            out.append((ids[j], compliance, annotation, p.integer(0, 5 * 3600, j, "t", day)))
+            out.append((ids[j], compliance, annotation, h(f"{j}{t_tail}") % (5 * 3600 + 1)))
         return out
 
     @staticmethod
