@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from functools import cache
+from array import array
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,10 @@ EVALUATION_COMPLIANCE = ("COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE")
 # Paging through a big aggregate query reuses its rows for this long (rules rarely change meanwhile).
 ROWS_CACHE_SECONDS = 30.0
 MAX_RULES = 1000
-# Bounds of the evaluation caches (cleared when over): ~37 compact rows per rule on the realistic profile, so
-# 20,000 rules are ~100 MB, about 25 accounts x 4 regions; a miss costs ~0.1 ms per rule (det.Prefix).
-ROWS_CACHE_KEYS = 20_000
-IDS_CACHE_KEYS = 50_000
+# Bounds of the evaluation caches (cleared when over): a packed rule-day is ~0.5 KB (key and ~37 evaluations), so
+# 2,000,000 are ~1 GB: 1,000 realistic accounts x 4 regions x 100-300 rules (800,000) fit with two days.
+ROWS_CACHE_KEYS = 2_000_000
+IDS_CACHE_KEYS = 1_000_000
 _ID_PREFIX = {"volume": "vol", "security_group": "sg", "instance": "i"}
 
 
@@ -57,7 +58,7 @@ class ComplianceModel:
         self.rules.update({r["name"]: r for r in self.pool})
         self.by_identifier = {r["identifier"]: r for r in [*self.data["rules"], *self.pool]}
         # Evaluations are a pure function of their key: cached (results are never mutated by callers).
-        self._cache: dict[tuple, list[tuple[str, str, str | None, int]]] = {}
+        self._cache: dict[tuple, tuple[bytes, array]] = {}
         self._ids_cache: dict[tuple, list[str]] = {}
         self._rows_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
@@ -197,49 +198,58 @@ class ComplianceModel:
              date: dt.date) -> list[tuple[str, str, str | None, int]]:
         """One rule's evaluations on ``date`` as compact rows (resource id, compliance type, annotation or None,
         ordering timestamp in seconds after midnight UTC), ordered by resource; shared by the API, the snapshots
-        and the truth. Cached in a bounded dict of tuples: the dicts of :meth:`_evaluations`, with their datetimes,
-        took ~1 KB per evaluation (6 GB at 500 realistic accounts)."""
+        and the truth.
+
+        Cached packed, ~5 bytes per evaluation (a code and the seconds; the resource ids are shared by the rules of
+        an id scope), so that a whole realistic day of 1,000 accounts stays cached between the delivery and the
+        truth: the dicts of :meth:`_evaluations`, with their datetimes, took ~1 KB per evaluation (6 GB at 500
+        realistic accounts with a bounded cache, whose misses then computed everything again)."""
         key = (account_id, region, rule_name, spec["name"], date)
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._compute(account_id, region, spec, date)
+        packed = self._cache.get(key)
+        if packed is None:
+            packed = self._compute(account_id, region, spec, date)
             if len(self._cache) > ROWS_CACHE_KEYS:
                 self._cache.clear()
-            self._cache[key] = cached
-        return cached
+            self._cache[key] = packed
+        codes, seconds = packed
+        ids = self._resource_ids(account_id, region, spec, len(codes))
+        annotation = spec["annotation"]
+        decoded = [("NOT_APPLICABLE", None), ("COMPLIANT", None), ("NON_COMPLIANT", annotation),
+                   *(("NON_COMPLIANT", f"{annotation} {v}") for v in self.data["hostile_values"])]
+        # ids: the scope's, at least as many as this rule evaluates (the longest rule of the scope's count).
+        return [(rid, *decoded[c], t) for rid, c, t in zip(ids, codes, seconds, strict=False)]
 
-    def _compute(self, account_id: str, region: str, spec: dict[str, Any],
-                 date: dt.date) -> list[tuple[str, str, str | None, int]]:
+    def _compute(self, account_id: str, region: str, spec: dict[str, Any], date: dt.date) -> tuple[bytes, array]:
+        """(a code per resource: 0 NOT_APPLICABLE, 1 COMPLIANT, 2 NON_COMPLIANT, 3 + k NON_COMPLIANT with the
+        hostile value k in its annotation; the ordering timestamps in seconds after midnight)."""
         seed = self.world.settings.seed
         day = _day(date)
         n = det.integer(spec["resources"][0], spec["resources"][1], seed, "n", account_id, region, spec["name"])
-        ids = self._resource_ids(account_id, region, spec, n)
         # Every value hashes (seed, account, region, rule, j, ...): the prefix is hashed once (det.Prefix).
-        p = det.Prefix(seed, account_id, region, spec["name"])
+        h = det.Prefix(seed, account_id, region, spec["name"]).text  # h(f"{j}{SEP}na") == det.digest(..., j, "na")
         na_rate, nc_rate = spec["not_applicable_rate"], spec["noncompliant_rate"]
-        hostile_rate3, hostile_values = self.data["hostile_rate"] * 3, self.data["hostile_values"]
-        h = p.text  # h(f"{j}{SEP}na") == det.digest(seed, account, region, rule, j, "na")
+        hostile_rate3, n_hostile = self.data["hostile_rate"] * 3, len(self.data["hostile_values"])
         sep, top = det.SEP, 2**64
         t_tail = f"{sep}t{sep}{day}"
-        out = []
+        codes = bytearray(n)
+        seconds = array("H", bytes(2 * n))  # 0..18000 (five hours)
         for j in range(n):
             js = f"{j}{sep}"
-            annotation = None
             if h(js + "na") / top < na_rate:
-                compliance = "NOT_APPLICABLE"
+                code = 0
             else:
                 length = 2 + h(js + "len") % 5  # det.integer(2, 6, ...)
                 offset = h(js + "off") % length  # det.integer(0, length - 1, ...)
                 stretch = (day + offset) // length
                 if h(f"{js}open{sep}{stretch}") / top < nc_rate:
-                    compliance = "NON_COMPLIANT"
-                    annotation = spec["annotation"]
+                    code = 2
                     if h(js + "hostile-annotation") / top < hostile_rate3:
-                        annotation = f"{annotation} {hostile_values[h(js + 'ha') % len(hostile_values)]}"
+                        code = 3 + h(js + "ha") % n_hostile
                 else:
-                    compliance = "COMPLIANT"
-            out.append((ids[j], compliance, annotation, h(f"{j}{t_tail}") % (5 * 3600 + 1)))
-        return out
+                    code = 1
+            codes[j] = code
+            seconds[j] = h(f"{j}{t_tail}") % (5 * 3600 + 1)  # det.integer(0, 5 * 3600, ..., "t", day)
+        return bytes(codes), seconds
 
     @staticmethod
     def _summary(types: list[str]) -> dict[str, Any]:
@@ -419,6 +429,7 @@ class ComplianceModel:
     def truth(self, date: dt.date, accounts: list[str] | None = None) -> dict[str, Any]:
         """{account: {region: {rule: [evaluation, ...]}}} for every account and region with evaluations."""
         out: dict[str, Any] = {}
+        stamps = _stamps(date)
         candidates = [self.world.settings.management_account_id, *self.world.member_ids()]
         for acct in candidates:
             if accounts is not None and acct not in accounts:
@@ -428,7 +439,7 @@ class ComplianceModel:
                     rtype = spec["resource_type"]
                     out.setdefault(acct, {}).setdefault(region, {})[rule_name] = [
                         {"resource_type": rtype, "resource_id": rid, "compliance": compliance,
-                         "annotation": annotation, "ordering_timestamp": _iso(date, seconds)}
+                         "annotation": annotation, "ordering_timestamp": stamps[seconds]}
                         for rid, compliance, annotation, seconds in self.rows(acct, region, rule_name, spec, date)]
         return out
 
@@ -486,6 +497,9 @@ def _check_types(values: list[str] | None, allowed: tuple[str, ...]) -> None:
                                                  f"Member must satisfy enum value set: [{', '.join(allowed)}]")
 
 
-def _iso(date: dt.date, seconds: int) -> str:
-    """``datetime.isoformat()`` of ``seconds`` (< 1 day) after midnight UTC of ``date``, without the datetime."""
-    return f"{date.isoformat()}T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}+00:00"
+@lru_cache(maxsize=4)
+def _stamps(date: dt.date) -> list[str]:
+    """``datetime.isoformat()`` of every second of the evaluations' first five hours of ``date`` (UTC), by
+    second: the truth formats ~6,300 timestamps per account and region without building a datetime for each."""
+    day = date.isoformat()
+    return [f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}+00:00" for t in range(5 * 3600 + 1)]
