@@ -429,7 +429,7 @@ class ComplianceModel:
     def truth(self, date: dt.date, accounts: list[str] | None = None) -> dict[str, Any]:
         """{account: {region: {rule: [evaluation, ...]}}} for every account and region with evaluations."""
         out: dict[str, Any] = {}
-        stamps = _stamps(date)
+        stamps = day_stamps(date)
         candidates = [self.world.settings.management_account_id, *self.world.member_ids()]
         for acct in candidates:
             if accounts is not None and acct not in accounts:
@@ -498,7 +498,7 @@ def _check_types(values: list[str] | None, allowed: tuple[str, ...]) -> None:
 
 
 @lru_cache(maxsize=4)
-def _stamps(date: dt.date) -> list[str]:
+def day_stamps(date: dt.date) -> list[str]:
     """``datetime.isoformat()`` of every second of the evaluations' first five hours of ``date`` (UTC), by
     second: the truth formats ~6,300 timestamps per account and region without building a datetime for each."""
     day = date.isoformat()

@@ -109,21 +109,38 @@ def snapshot(world: Any, account_id: str, region: str, day: dt.date, prefix: str
     midnight = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
     # Delivered once a day, after the day's evaluations (which all fall in the first five hours).
     delivered = midnight + dt.timedelta(hours=6, seconds=det.integer(0, 3 * 3600, seed, "snap", account_id, region))
+    evaluated = []
+    for rule_name, spec in sorted(rules.items()):
+        rule = moto_rules.get(rule_name)
+        evaluated.append((rule_name, getattr(rule, "config_rule_arn", ""), getattr(rule, "config_rule_id", ""),
+                          spec["resource_type"], compliance.rows(account_id, region, rule_name, spec, day)))
+    snapshot_id = _uuid(seed, "config-snapshot", account_id, region, day.isoformat())
+    data = body(account_id, region, day, snapshot_id, evaluated, world.inventory.config_items(account_id, region, day))
+    # zlib's default level (6) rather than gzip.compress's 9: a third faster, ~5% larger; still gzip'd JSON.
+    return (object_key(prefix, account_id, region, delivered, snapshot_id),
+            gzip.compress(data.encode("utf-8"), compresslevel=6, mtime=0))
+
+
+def body(account_id: str, region: str, day: dt.date, snapshot_id: str,
+         evaluated: list[tuple[str, str, str, str, list[tuple]]], inventory: list[dict[str, Any]]) -> str:
+    """The snapshot's JSON text, as ``json.dumps(snapshot, separators=(",", ":"))`` of the documented structure.
+
+    :param evaluated: (rule name, rule ARN, rule id, resource type, evaluation rows as ComplianceModel.rows), by
+        rule name.
+    :param inventory: the account's and region's ``AWS::SSM::ManagedInstanceInventory`` items (ssm/models.py).
+    """
     # Per rule, the JSON of its configRuleList entry around the compliance type: in the item's key order (compact,
     # as the snapshot body) and sorted (json.dumps(sort_keys=True), hashed for configurationStateMd5Hash).
     per_resource: dict[tuple[str, str], list[tuple[str, tuple[str, str]]]] = {}
-    for rule_name, spec in sorted(rules.items()):
-        rule = moto_rules.get(rule_name)
-        arn, rule_id = getattr(rule, "config_rule_arn", ""), getattr(rule, "config_rule_id", "")
+    for rule_name, arn, rule_id, rtype, rows in evaluated:
         entry = (f'{{"configRuleName":{json.dumps(rule_name)},"configRuleArn":{json.dumps(arn)},'
                  f'"configRuleId":{json.dumps(rule_id)},"complianceType":',
                  f', "configRuleArn": {json.dumps(arn)}, "configRuleId": {json.dumps(rule_id)}, '
                  f'"configRuleName": {json.dumps(rule_name)}}}')
-        rtype = spec["resource_type"]
-        for rid, compliance_type, _, _ in compliance.rows(account_id, region, rule_name, spec, day):
+        for rid, compliance_type, _, _ in rows:
             per_resource.setdefault((rtype, rid), []).append((compliance_type, entry))
     items = []
-    evaluated = f"{day.isoformat()}T05:00:00.000Z"  # midnight + 5 h: after the day's evaluations
+    compliance_captured = f"{day.isoformat()}T05:00:00.000Z"  # midnight + 5 h: after the day's evaluations
     resource_captured = f"{day.isoformat()}T00:00:00.000Z"
     for (rtype, rid), results in sorted(per_resource.items()):
         if not rtype.startswith("AWS::::"):
@@ -140,16 +157,12 @@ def snapshot(world: Any, account_id: str, region: str, day: dt.date, prefix: str
             _md5(f'{{"complianceType": "{overall}", "configRuleList": [{sorted_list}], "resourceId": {tail_id}, '
                  f'"resourceType": {tail_type}}}'),
         )
-        items.append(_item(account_id, region, RESOURCE_COMPLIANCE, compliance_id, evaluated, configuration,
+        items.append(_item(account_id, region, RESOURCE_COMPLIANCE, compliance_id, compliance_captured, configuration,
                            arn=f"arn:aws:config:{region}:{account_id}:resource-compliance/{compliance_id}"))
-    for inv in world.inventory.config_items(account_id, region, day):
+    for inv in inventory:
         # Config's capture time format (milliseconds) from the inventory's (seconds): 2026-03-18T04:05:06Z.
         captured = dt.datetime.strptime(inv["configurationItemCaptureTime"], "%Y-%m-%dT%H:%M:%SZ")
         items.append(_item(account_id, region, inv["resourceType"], inv["resourceId"],
                            captured.strftime("%Y-%m-%dT%H:%M:%S.000Z"), _configuration(inv["configuration"]),
                            arn=f"arn:aws:ssm:{region}:{account_id}:managed-instance-inventory/{inv['resourceId']}"))
-    snapshot_id = _uuid(seed, "config-snapshot", account_id, region, day.isoformat())
-    data = f'{{"fileVersion":"1.0","configSnapshotId":{_s(snapshot_id)},"configurationItems":[{",".join(items)}]}}'
-    # zlib's default level (6) rather than gzip.compress's 9: a third faster, ~5% larger; still gzip'd JSON.
-    return (object_key(prefix, account_id, region, delivered, snapshot_id),
-            gzip.compress(data.encode("utf-8"), compresslevel=6, mtime=0))
+    return f'{{"fileVersion":"1.0","configSnapshotId":{_s(snapshot_id)},"configurationItems":[{",".join(items)}]}}'
