@@ -239,3 +239,32 @@ def test_snapshot_body_equals_json_dumps_of_the_documented_structure(model):
     assert got == ref_body(account, region, date, snapshot_id, evaluated, inventory)
     items = json.loads(got)["configurationItems"]
     assert any(ord(c) > 127 for i in items for c in i["resourceId"])  # hostile ids went through the encoder
+
+
+def test_truth_json_equals_json_dumps_of_the_truth(model):
+    from sandbox.truth import build_truth, truth_json
+
+    specs = {s["name"]: s for s in _specs(model)}
+    world = SimpleNamespace(
+        settings=SimpleNamespace(seed=model.world.settings.seed, management_account_id=ACCOUNTS[0],
+                                 regions=list(REGIONS), read_role_name="r", external_id="e"),
+        member_ids=lambda: [ACCOUNTS[1], "999999999999"],
+        plan=SimpleNamespace(accounts=[]),
+        compliance=model,
+    )
+    model.world, saved = world, model.world
+    model.active_rules = lambda account, region: {} if account == "999999999999" else specs
+    try:
+        texts = []
+        for accounts in (None, [ACCOUNTS[1]], ["999999999999"]):
+            want = json.dumps(model.truth(DATES[1], accounts), ensure_ascii=False)
+            assert model.truth_json(DATES[1], accounts) == want
+            texts.append(want)
+            full = build_truth(world, DATES[1], sections=["config"], accounts=accounts)
+            assert truth_json(world, DATES[1], sections=["config"], accounts=accounts) == json.dumps(
+                full, ensure_ascii=False, default=str)
+        assert texts[2] == "{}"
+        assert any(ord(c) > 127 for c in texts[0])  # hostile annotations went through the encoder unescaped
+    finally:
+        model.world = saved
+        del model.active_rules
