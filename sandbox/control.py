@@ -106,13 +106,12 @@ class ControlApp:
                 w.clock.set(None)
             return _json({"date": w.clock.today().isoformat(), "fixed": w.clock.fixed})
         if path == "/_sandbox/truth":
-            from .truth import truth_json
+            from .truth import build_truth
 
             date = parse_date(request.args["date"]) if request.args.get("date") else w.clock.today()
             sections = [s for s in request.args.get("sections", "").split(",") if s] or None
             accounts = [a for a in request.args.get("account", "").split(",") if a] or None
-            text = truth_json(w, date, sections=sections, accounts=accounts)  # as _json() would encode it
-            return Response(text, status=200, mimetype="application/json")
+            return _json(build_truth(w, date, sections=sections, accounts=accounts))
         if path == "/_sandbox/shutdown" and method == "POST":
             shutdown = getattr(w, "shutdown", None)
             if shutdown:

@@ -214,6 +214,7 @@ class ComplianceModel:
         codes, seconds = packed
         ids = self._resource_ids(account_id, region, spec, len(codes))
         annotation = spec["annotation"]
+        # An empty annotation is none, as in _evaluations (AWS omits Annotation then).
         decoded = [("NOT_APPLICABLE", None), ("COMPLIANT", None), ("NON_COMPLIANT", annotation or None),
                    *(("NON_COMPLIANT", f"{annotation} {v}") for v in self.data["hostile_values"])]
         # ids: the scope's, at least as many as this rule evaluates (the longest rule of the scope's count).
@@ -442,36 +443,6 @@ class ComplianceModel:
                          "annotation": annotation, "ordering_timestamp": stamps[seconds]}
                         for rid, compliance, annotation, seconds in self.rows(acct, region, rule_name, spec, date)]
         return out
-
-    def truth_json(self, date: dt.date, accounts: list[str] | None = None) -> str:
-        """``json.dumps(self.truth(date, accounts), ensure_ascii=False)`` written directly (the control API's
-        encoding): a slice of 10 realistic accounts is ~220,000 evaluations, whose dicts cost more than the rest."""
-        enc = json.encoder.encode_basestring  # json.dumps' own string encoder with ensure_ascii=False
-        stamps = day_stamps(date)
-        annotation_json = {}
-        by_account: list[str] = []
-        candidates = [self.world.settings.management_account_id, *self.world.member_ids()]
-        for acct in candidates:
-            if accounts is not None and acct not in accounts:
-                continue
-            by_region = []
-            for region in self.world.settings.regions:
-                by_rule = []
-                for rule_name, spec in sorted(self.active_rules(acct, region).items()):
-                    head = f'{{"resource_type": {enc(spec["resource_type"])}, "resource_id": '
-                    rows = []
-                    for rid, compliance, annotation, seconds in self.rows(acct, region, rule_name, spec, date):
-                        note = annotation_json.get(annotation)
-                        if note is None:
-                            note = annotation_json[annotation] = "null" if annotation is None else enc(annotation)
-                        rows.append(f'{head}{enc(rid)}, "compliance": "{compliance}", "annotation": {note}, '
-                                    f'"ordering_timestamp": "{stamps[seconds]}"}}')
-                    by_rule.append(f'{enc(rule_name)}: [{", ".join(rows)}]')
-                if by_rule:
-                    by_region.append(f'{enc(region)}: {{{", ".join(by_rule)}}}')
-            if by_region:
-                by_account.append(f'{enc(acct)}: {{{", ".join(by_region)}}}')
-        return f'{{{", ".join(by_account)}}}'
 
 
 @cache

@@ -241,30 +241,29 @@ def test_snapshot_body_equals_json_dumps_of_the_documented_structure(model):
     assert any(ord(c) > 127 for i in items for c in i["resourceId"])  # hostile ids went through the encoder
 
 
-def test_truth_json_equals_json_dumps_of_the_truth(model):
-    from sandbox.truth import build_truth, truth_json
-
+def test_config_truth_equals_the_reference(model):
     specs = {s["name"]: s for s in _specs(model)}
     world = SimpleNamespace(
         settings=SimpleNamespace(seed=model.world.settings.seed, management_account_id=ACCOUNTS[0],
-                                 regions=list(REGIONS), read_role_name="r", external_id="e"),
+                                 regions=list(REGIONS)),
         member_ids=lambda: [ACCOUNTS[1], "999999999999"],
-        plan=SimpleNamespace(accounts=[]),
-        compliance=model,
     )
     model.world, saved = world, model.world
     model.active_rules = lambda account, region: {} if account == "999999999999" else specs
     try:
-        texts = []
-        for accounts in (None, [ACCOUNTS[1]], ["999999999999"]):
-            want = json.dumps(model.truth(DATES[1], accounts), ensure_ascii=False)
-            assert model.truth_json(DATES[1], accounts) == want
-            texts.append(want)
-            full = build_truth(world, DATES[1], sections=["config"], accounts=accounts)
-            assert truth_json(world, DATES[1], sections=["config"], accounts=accounts) == json.dumps(
-                full, ensure_ascii=False, default=str)
-        assert texts[2] == "{}"
-        assert any(ord(c) > 127 for c in texts[0])  # hostile annotations went through the encoder unescaped
+        want: dict[str, Any] = {}
+        for account in ACCOUNTS:
+            for region in REGIONS:
+                for name, spec in sorted(specs.items()):
+                    want.setdefault(account, {}).setdefault(region, {})[name] = [{  # the former _plain()
+                        "resource_type": e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]["ResourceType"],
+                        "resource_id": e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]["ResourceId"],
+                        "compliance": e["ComplianceType"], "annotation": e.get("Annotation"),
+                        "ordering_timestamp": e["EvaluationResultIdentifier"]["OrderingTimestamp"].isoformat(),
+                    } for e in ref_evaluations(model, account, region, name, spec, DATES[1])]
+        assert model.truth(DATES[1]) == want
+        assert model.truth(DATES[1], [ACCOUNTS[1]]) == {ACCOUNTS[1]: want[ACCOUNTS[1]]}
+        assert model.truth(DATES[1], ["999999999999"]) == {}
     finally:
         model.world = saved
         del model.active_rules
