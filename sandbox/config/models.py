@@ -137,28 +137,31 @@ class ComplianceModel:
         scope = spec.get("id_scope", spec["name"])
         kind = spec["id_kind"]
         cache_key = (account_id, region, scope, kind)
-        ids = self._ids_cache.get(cache_key)
-        if ids is None:
-            if len(self._ids_cache) > IDS_CACHE_KEYS:
-                self._ids_cache.clear()
-            ids = self._ids_cache[cache_key] = []
+        # Never extended in place: requests are served by several threads, and a list another thread is reading
+        # or extending stays as it was; a longer one replaces it (the same ids, in the same order).
+        ids = self._ids_cache.get(cache_key, [])
         if len(ids) >= n:
             return ids
+        more: list[str] = []
         if kind == "account":
-            ids.extend([account_id] * (n - len(ids)))
-            return ids
-        # Every value hashes (seed, account, region, scope, j, ...): the prefix is hashed once (det.Prefix).
-        p = det.Prefix(self.world.settings.seed, account_id, region, scope)
-        hostile_rate, hostile_values = self.data["hostile_rate"], self.data["hostile_values"]
-        for j in range(len(ids), n):
-            if p.unit(j, "hostile") < hostile_rate:
-                ids.append(p.pick(hostile_values, j, "hv"))
-            elif kind == "bucket":
-                ids.append(f"{p.pick(self.data['bucket_purposes'], j, 'p')}-{account_id}-{region}-{p.hexid(4, j)}")
-            elif kind == "db":
-                ids.append("db-" + p.hexid(26, j).upper())
-            else:
-                ids.append(f"{_ID_PREFIX[kind]}-{p.hexid(17, j)}")
+            more = [account_id] * (n - len(ids))
+        else:
+            # Every value hashes (seed, account, region, scope, j, ...): the prefix is hashed once (det.Prefix).
+            p = det.Prefix(self.world.settings.seed, account_id, region, scope)
+            hostile_rate, hostile_values = self.data["hostile_rate"], self.data["hostile_values"]
+            for j in range(len(ids), n):
+                if p.unit(j, "hostile") < hostile_rate:
+                    more.append(p.pick(hostile_values, j, "hv"))
+                elif kind == "bucket":
+                    more.append(f"{p.pick(self.data['bucket_purposes'], j, 'p')}-{account_id}-{region}-"
+                                f"{p.hexid(4, j)}")
+                elif kind == "db":
+                    more.append("db-" + p.hexid(26, j).upper())
+                else:
+                    more.append(f"{_ID_PREFIX[kind]}-{p.hexid(17, j)}")
+        if len(self._ids_cache) > IDS_CACHE_KEYS:
+            self._ids_cache.clear()
+        ids = self._ids_cache[cache_key] = [*ids, *more]
         return ids
 
     def evaluations(self, account_id: str, region: str, rule_name: str, date: dt.date) -> list[dict[str, Any]]:
