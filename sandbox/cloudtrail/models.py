@@ -68,8 +68,7 @@ class ChangeModel:
             if spec["resource_type"] not in self.data["write_events"]:
                 continue
             n = det.integer(spec["resources"][0], spec["resources"][1], seed, "n", account_id, region, spec["name"])
-            for j in range(n):
-                rid = compliance._resource_id(account_id, region, spec, j)
+            for j, rid in enumerate(compliance._resource_ids(account_id, region, spec, n)[:n]):
                 out.setdefault((spec["resource_type"], rid), (seed, account_id, region, spec["name"], j))
         return out
 
@@ -205,15 +204,15 @@ class ChangeModel:
                 continue
             for region in self.world.settings.regions:
                 index = self.resources(acct, region)
-                for rule_name in sorted(compliance.active_rules(acct, region)):
-                    for e in compliance.evaluations(acct, region, rule_name, date):
-                        q = e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]
-                        key = index.get((q["ResourceType"], q["ResourceId"]))
-                        if e["ComplianceType"] != "NON_COMPLIANT" or key is None:
+                for rule_name, spec in sorted(compliance.active_rules(acct, region).items()):
+                    rtype = spec["resource_type"]
+                    for rid, compliance_type, _, _ in compliance.rows(acct, region, rule_name, spec, date):
+                        key = index.get((rtype, rid))
+                        if compliance_type != "NON_COMPLIANT" or key is None:
                             continue
                         days = self.change_days(key, date - dt.timedelta(days=7), date)
-                        change = self.change(key, q["ResourceType"], q["ResourceId"], days[-1])
-                        out.setdefault(acct, {}).setdefault(region, {})[f"{q['ResourceType']}/{q['ResourceId']}"] = {
+                        change = self.change(key, rtype, rid, days[-1])
+                        out.setdefault(acct, {}).setdefault(region, {})[f"{rtype}/{rid}"] = {
                             k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in change.items()}
         return out
 

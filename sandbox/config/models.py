@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from functools import cache
+from array import array
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,11 @@ EVALUATION_COMPLIANCE = ("COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE")
 # Paging through a big aggregate query reuses its rows for this long (rules rarely change meanwhile).
 ROWS_CACHE_SECONDS = 30.0
 MAX_RULES = 1000
+# Bounds of the evaluation caches (cleared when over): a packed rule-day is ~0.5 KB (key and ~37 evaluations), so
+# 2,000,000 are ~1 GB: 1,000 realistic accounts x 4 regions x 100-300 rules (800,000) fit with two days.
+ROWS_CACHE_KEYS = 2_000_000
+IDS_CACHE_KEYS = 1_000_000
+_ID_PREFIX = {"volume": "vol", "security_group": "sg", "instance": "i"}
 
 
 def _day(date: dt.date) -> int:
@@ -52,7 +58,8 @@ class ComplianceModel:
         self.rules.update({r["name"]: r for r in self.pool})
         self.by_identifier = {r["identifier"]: r for r in [*self.data["rules"], *self.pool]}
         # Evaluations are a pure function of their key: cached (results are never mutated by callers).
-        self._cache: dict[tuple, list[dict[str, Any]]] = {}
+        self._cache: dict[tuple, tuple[bytes, array]] = {}
+        self._ids_cache: dict[tuple, list[str]] = {}
         self._rows_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
     # --- seeding --------------------------------------------------------------------------------------------------
@@ -122,20 +129,40 @@ class ComplianceModel:
         return sorted(config_backends[account_id][region].config_rules)
 
     def _resource_id(self, account_id: str, region: str, spec: dict[str, Any], j: int) -> str:
-        seed = self.world.settings.seed
+        return self._resource_ids(account_id, region, spec, j + 1)[j]
+
+    def _resource_ids(self, account_id: str, region: str, spec: dict[str, Any], n: int) -> list[str]:
+        """The first ``n`` resource ids of the rule's id scope (at least; cached per account, region and scope)."""
         # Rules sharing an id scope (the pool's: their resource type) evaluate the same resources.
-        key = (seed, account_id, region, spec.get("id_scope", spec["name"]), j)
+        scope = spec.get("id_scope", spec["name"])
         kind = spec["id_kind"]
+        cache_key = (account_id, region, scope, kind)
+        # Never extended in place: requests are served by several threads, and a list another thread is reading
+        # or extending stays as it was; a longer one replaces it (the same ids, in the same order).
+        ids = self._ids_cache.get(cache_key, [])
+        if len(ids) >= n:
+            return ids
+        more: list[str] = []
         if kind == "account":
-            return account_id
-        if det.unit(*key, "hostile") < self.data["hostile_rate"]:
-            return det.pick(self.data["hostile_values"], *key, "hv")
-        if kind == "bucket":
-            return f"{det.pick(self.data['bucket_purposes'], *key, 'p')}-{account_id}-{region}-{det.hexid(4, *key)}"
-        if kind == "db":
-            return "db-" + det.hexid(26, *key).upper()
-        prefix = {"volume": "vol", "security_group": "sg", "instance": "i"}[kind]
-        return f"{prefix}-{det.hexid(17, *key)}"
+            more = [account_id] * (n - len(ids))
+        else:
+            # Every value hashes (seed, account, region, scope, j, ...): the prefix is hashed once (det.Prefix).
+            p = det.Prefix(self.world.settings.seed, account_id, region, scope)
+            hostile_rate, hostile_values = self.data["hostile_rate"], self.data["hostile_values"]
+            for j in range(len(ids), n):
+                if p.unit(j, "hostile") < hostile_rate:
+                    more.append(p.pick(hostile_values, j, "hv"))
+                elif kind == "bucket":
+                    more.append(f"{p.pick(self.data['bucket_purposes'], j, 'p')}-{account_id}-{region}-"
+                                f"{p.hexid(4, j)}")
+                elif kind == "db":
+                    more.append("db-" + p.hexid(26, j).upper())
+                else:
+                    more.append(f"{_ID_PREFIX[kind]}-{p.hexid(17, j)}")
+        if len(self._ids_cache) > IDS_CACHE_KEYS:
+            self._ids_cache.clear()
+        ids = self._ids_cache[cache_key] = [*ids, *more]
+        return ids
 
     def evaluations(self, account_id: str, region: str, rule_name: str, date: dt.date) -> list[dict[str, Any]]:
         """EvaluationResults of one rule on ``date`` (all compliance types), ordered by resource."""
@@ -146,39 +173,11 @@ class ComplianceModel:
 
     def _evaluations(self, account_id: str, region: str, rule_name: str, spec: dict[str, Any],
                      date: dt.date) -> list[dict[str, Any]]:
-        key = (account_id, region, rule_name, spec["name"], date)
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._compute(account_id, region, rule_name, spec, date)
-            if len(self._cache) > 200_000:
-                self._cache.clear()
-            self._cache[key] = cached
-        return cached
-
-    def _compute(self, account_id: str, region: str, rule_name: str, spec: dict[str, Any],
-                 date: dt.date) -> list[dict[str, Any]]:
-        seed = self.world.settings.seed
-        day = _day(date)
-        n = det.integer(spec["resources"][0], spec["resources"][1], seed, "n", account_id, region, spec["name"])
+        """The API's EvaluationResults, built from :meth:`rows` (not cached: a page's worth is cheap to build)."""
         midnight = dt.datetime.combine(date, dt.time(0, 0), tzinfo=dt.UTC)
         out = []
-        for j in range(n):
-            key = (seed, account_id, region, spec["name"], j)
-            resource_id = self._resource_id(account_id, region, spec, j)
-            annotation = None
-            if det.unit(*key, "na") < spec["not_applicable_rate"]:
-                compliance = "NOT_APPLICABLE"
-            else:
-                length = det.integer(2, 6, *key, "len")
-                offset = det.integer(0, length - 1, *key, "off")
-                stretch = (day + offset) // length
-                open_ = det.unit(*key, "open", stretch) < spec["noncompliant_rate"]
-                compliance = "NON_COMPLIANT" if open_ else "COMPLIANT"
-                if open_:
-                    annotation = spec["annotation"]
-                    if det.unit(*key, "hostile-annotation") < self.data["hostile_rate"] * 3:
-                        annotation = f"{annotation} {det.pick(self.data['hostile_values'], *key, 'ha')}"
-            ordering = midnight + dt.timedelta(seconds=det.integer(0, 5 * 3600, *key, "t", day))
+        for resource_id, compliance, annotation, seconds in self.rows(account_id, region, rule_name, spec, date):
+            ordering = midnight + dt.timedelta(seconds=seconds)
             result: dict[str, Any] = {
                 "EvaluationResultIdentifier": {
                     "EvaluationResultQualifier": {
@@ -198,13 +197,72 @@ class ComplianceModel:
             out.append(result)
         return out
 
+    def rows(self, account_id: str, region: str, rule_name: str, spec: dict[str, Any],
+             date: dt.date) -> list[tuple[str, str, str | None, int]]:
+        """One rule's evaluations on ``date`` as compact rows (resource id, compliance type, annotation or None,
+        ordering timestamp in seconds after midnight UTC), ordered by resource; shared by the API, the snapshots
+        and the truth.
+
+        Cached packed, ~5 bytes per evaluation (a code and the seconds; the resource ids are shared by the rules of
+        an id scope), so that a whole realistic day of 1,000 accounts stays cached between the delivery and the
+        truth: the dicts of :meth:`_evaluations`, with their datetimes, took ~1 KB per evaluation (6 GB at 500
+        realistic accounts with a bounded cache, whose misses then computed everything again)."""
+        key = (account_id, region, rule_name, spec["name"], date)
+        packed = self._cache.get(key)
+        if packed is None:
+            packed = self._compute(account_id, region, spec, date)
+            if len(self._cache) > ROWS_CACHE_KEYS:
+                self._cache.clear()
+            self._cache[key] = packed
+        codes, seconds = packed
+        ids = self._resource_ids(account_id, region, spec, len(codes))
+        annotation = spec["annotation"]
+        # An empty annotation is none, as in _evaluations (AWS omits Annotation then).
+        decoded = [("NOT_APPLICABLE", None), ("COMPLIANT", None), ("NON_COMPLIANT", annotation or None),
+                   *(("NON_COMPLIANT", f"{annotation} {v}") for v in self.data["hostile_values"])]
+        # ids: the scope's, at least as many as this rule evaluates (the longest rule of the scope's count).
+        return [(rid, *decoded[c], t) for rid, c, t in zip(ids, codes, seconds, strict=False)]
+
+    def _compute(self, account_id: str, region: str, spec: dict[str, Any], date: dt.date) -> tuple[bytes, array]:
+        """(a code per resource: 0 NOT_APPLICABLE, 1 COMPLIANT, 2 NON_COMPLIANT, 3 + k NON_COMPLIANT with the
+        hostile value k in its annotation; the ordering timestamps in seconds after midnight)."""
+        seed = self.world.settings.seed
+        day = _day(date)
+        n = det.integer(spec["resources"][0], spec["resources"][1], seed, "n", account_id, region, spec["name"])
+        # Every value hashes (seed, account, region, rule, j, ...): the prefix is hashed once (det.Prefix).
+        h = det.Prefix(seed, account_id, region, spec["name"]).text  # h(f"{j}{SEP}na") == det.digest(..., j, "na")
+        na_rate, nc_rate = spec["not_applicable_rate"], spec["noncompliant_rate"]
+        hostile_rate3, n_hostile = self.data["hostile_rate"] * 3, len(self.data["hostile_values"])
+        sep, top = det.SEP, 2**64
+        t_tail = f"{sep}t{sep}{day}"
+        codes = bytearray(n)
+        seconds = array("H", bytes(2 * n))  # 0..18000 (five hours)
+        for j in range(n):
+            js = f"{j}{sep}"
+            if h(js + "na") / top < na_rate:
+                code = 0
+            else:
+                length = 2 + h(js + "len") % 5  # det.integer(2, 6, ...)
+                offset = h(js + "off") % length  # det.integer(0, length - 1, ...)
+                stretch = (day + offset) // length
+                if h(f"{js}open{sep}{stretch}") / top < nc_rate:
+                    code = 2
+                    if h(js + "hostile-annotation") / top < hostile_rate3:
+                        code = 3 + h(js + "ha") % n_hostile
+                else:
+                    code = 1
+            codes[j] = code
+            seconds[j] = h(f"{j}{t_tail}") % (5 * 3600 + 1)  # det.integer(0, 5 * 3600, ..., "t", day)
+        return bytes(codes), seconds
+
     @staticmethod
-    def _summary(evaluations: list[dict[str, Any]]) -> dict[str, Any]:
-        noncompliant = sum(e["ComplianceType"] == "NON_COMPLIANT" for e in evaluations)
+    def _summary(types: list[str]) -> dict[str, Any]:
+        """A rule's or resource's Compliance from its evaluations' compliance types."""
+        noncompliant = types.count("NON_COMPLIANT")
         if noncompliant:
             count = {"CappedCount": min(noncompliant, 100), "CapExceeded": noncompliant > 100}
             return {"ComplianceType": "NON_COMPLIANT", "ComplianceContributorCount": count}
-        if any(e["ComplianceType"] == "COMPLIANT" for e in evaluations):
+        if "COMPLIANT" in types:
             return {"ComplianceType": "COMPLIANT"}
         return {"ComplianceType": "INSUFFICIENT_DATA"}
 
@@ -219,7 +277,7 @@ class ComplianceModel:
         _check_types(compliance_types, RULE_COMPLIANCE)
         rows = []
         for name in rule_names or existing:
-            summary = self._summary(self.evaluations(account_id, region, name, date))
+            summary = self._summary([e["ComplianceType"] for e in self.evaluations(account_id, region, name, date)])
             if compliance_types and summary["ComplianceType"] not in compliance_types:
                 continue
             rows.append({"ConfigRuleName": name, "Compliance": summary})
@@ -257,7 +315,7 @@ class ComplianceModel:
         for (rtype, rid), evaluations in sorted(grouped.items()):
             if resource_type and rtype != resource_type or resource_id and rid != resource_id:
                 continue
-            summary = self._summary(evaluations)
+            summary = self._summary([e["ComplianceType"] for e in evaluations])
             if compliance_types and summary["ComplianceType"] not in compliance_types:
                 continue
             rows.append({"ResourceType": rtype, "ResourceId": rid, "Compliance": summary})
@@ -330,7 +388,7 @@ class ComplianceModel:
                 for rule_name, spec in sorted(self.active_rules(acct, reg).items()):
                     if filters.get("ConfigRuleName") and rule_name != filters["ConfigRuleName"]:
                         continue
-                    summary = self._summary(self._evaluations(acct, reg, rule_name, spec, day))
+                    summary = self._summary([r[1] for r in self.rows(acct, reg, rule_name, spec, day)])
                     if wanted_type and summary["ComplianceType"] != wanted_type:
                         continue
                     rows.append({"ConfigRuleName": rule_name, "Compliance": summary, "AccountId": acct,
@@ -375,14 +433,18 @@ class ComplianceModel:
     def truth(self, date: dt.date, accounts: list[str] | None = None) -> dict[str, Any]:
         """{account: {region: {rule: [evaluation, ...]}}} for every account and region with evaluations."""
         out: dict[str, Any] = {}
+        stamps = day_stamps(date)
         candidates = [self.world.settings.management_account_id, *self.world.member_ids()]
         for acct in candidates:
             if accounts is not None and acct not in accounts:
                 continue
             for region in self.world.settings.regions:
                 for rule_name, spec in sorted(self.active_rules(acct, region).items()):
-                    evaluations = self._evaluations(acct, region, rule_name, spec, date)
-                    out.setdefault(acct, {}).setdefault(region, {})[rule_name] = [_plain(e) for e in evaluations]
+                    rtype = spec["resource_type"]
+                    out.setdefault(acct, {}).setdefault(region, {})[rule_name] = [
+                        {"resource_type": rtype, "resource_id": rid, "compliance": compliance,
+                         "annotation": annotation, "ordering_timestamp": stamps[seconds]}
+                        for rid, compliance, annotation, seconds in self.rows(acct, region, rule_name, spec, date)]
         return out
 
 
@@ -439,13 +501,9 @@ def _check_types(values: list[str] | None, allowed: tuple[str, ...]) -> None:
                                                  f"Member must satisfy enum value set: [{', '.join(allowed)}]")
 
 
-def _plain(evaluation: dict[str, Any]) -> dict[str, Any]:
-    """A flat, JSON-friendly evaluation for the truth API."""
-    q = evaluation["EvaluationResultIdentifier"]["EvaluationResultQualifier"]
-    return {
-        "resource_type": q["ResourceType"],
-        "resource_id": q["ResourceId"],
-        "compliance": evaluation["ComplianceType"],
-        "annotation": evaluation.get("Annotation"),
-        "ordering_timestamp": evaluation["EvaluationResultIdentifier"]["OrderingTimestamp"].isoformat(),
-    }
+@lru_cache(maxsize=4)
+def day_stamps(date: dt.date) -> list[str]:
+    """``datetime.isoformat()`` of every second of the evaluations' first five hours of ``date`` (UTC), by
+    second: the truth formats ~6,300 timestamps per account and region without building a datetime for each."""
+    day = date.isoformat()
+    return [f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}+00:00" for t in range(5 * 3600 + 1)]
