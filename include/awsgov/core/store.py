@@ -444,12 +444,14 @@ class Store:
         *,
         columns: list[str] | None = None,
         schema: pa.Schema | None = None,
+        where: pc.Expression | None = None,
     ) -> pd.DataFrame:
         """Read days ``start..end`` (inclusive) of a table into one DataFrame with a ``dt`` column (ISO string).
 
         :param schema: the table's schema, so that an empty result still has its columns.
+        :param where: only the rows it selects (:meth:`scan`).
         """
-        scanned = self.scan(table, start, end, columns=columns, schema=schema)
+        scanned = self.scan(table, start, end, columns=columns, schema=schema, where=where)
         if scanned is None:
             cols = columns or (schema.names if schema is not None else [])
             empty = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -372,6 +373,18 @@ ACCOUNT_ACTIVITY = pa.schema(
     ]
 )
 
+
+
+def open_ta_findings() -> pc.Expression:
+    """The rows of ``ta_findings`` that are open findings: flagged red or yellow and not suppressed in Trusted
+    Advisor (a Store.scan/read ``where``: filtered while reading)."""
+    return pc.field("status").isin(["error", "warning"]) & pc.invert(
+        pc.coalesce(pc.field("is_suppressed"), pa.scalar(False)))
+
+
+def open_config_findings() -> pc.Expression:
+    """The rows of ``config_findings`` that are open findings: NON_COMPLIANT."""
+    return pc.field("compliance") == "NON_COMPLIANT"
 
 def finding_id(source: str, account_id: str, region: str, check: str, resource: str) -> str:
     """Stable id of a finding across days, so deltas (new, resolved, reopened) and age can be computed.

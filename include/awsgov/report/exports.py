@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.awsgov.core import tables
@@ -155,7 +154,7 @@ def iter_open_findings(store: Store, day: Any, severity_of: Any = None) -> Itera
             last_seen=_ts(r["timestamp"]), asff_types=["Unusual Behaviors/Application"],
             details={"rule_id": r["rule_id"], "kind": r["kind"], "dimensions_json": r["dimensions_json"] or ""})
     for r in _records(store, "config_findings", tables.CONFIG_FINDINGS, day, "finding_id",
-                      pc.field("compliance") == "NON_COMPLIANT"):
+                      tables.open_config_findings()):
         yield OpenFinding(
             "config", r["finding_id"], r["account_id"], r["region"], r["rule_name"],
             f"AWS Config rule {r['rule_name']} is not met", r["annotation"] or f"Non-compliant with {r['rule_name']}.",
@@ -185,9 +184,7 @@ def iter_open_findings(store: Store, day: Any, severity_of: Any = None) -> Itera
             r["bucket"], _ts(r["first_seen"]), _ts(r["last_seen"]), int(r["count"] or 1), types,
             {"macie_id": r["macie_id"], "category": r["category"], "sensitive_data": ",".join(kinds),
              "detections": str(int(r["detections"] or 0))})
-    flagged = pc.field("status").isin(["error", "warning"]) & pc.invert(
-        pc.coalesce(pc.field("is_suppressed"), pa.scalar(False)))
-    for r in _records(store, "ta_findings", tables.TA_FINDINGS, day, "finding_id", flagged):
+    for r in _records(store, "ta_findings", tables.TA_FINDINGS, day, "finding_id", tables.open_ta_findings()):
         yield OpenFinding(
             "trusted_advisor", r["finding_id"], r["account_id"], r["region"], r["check_id"], r["check_name"],
             f"Trusted Advisor check '{r['check_name']}' ({r['category']}) flags this resource {r['status']}.",
