@@ -26,7 +26,7 @@ delegated administrators as bench/collection.py does (for the library and the DA
 accounts.
 
     .venv/bin/python bench/collection_dag.py [--accounts 200] [--profile default|realistic] [--admins off|on]
-        [--regions 4] [--latency-ms 20] [--quota-scale 1] [--api-port 8790] [--sandbox-port 5790]
+        [--export on|off] [--regions 4] [--latency-ms 20] [--quota-scale 1] [--api-port 8790] [--sandbox-port 5790]
         [--library-runs 2] [--airflow-defaults] [--keep] [--json FILE]
 """
 
@@ -161,11 +161,15 @@ def threat_admins(sb: Any, on: bool) -> dict[str, str]:
     return {"guardduty": truth["guardduty"]["admin"], "macie": truth["macie"]["admin"]}
 
 
-def collection_settings(regions: list[str], admins: dict[str, str]) -> dict[str, Any]:
-    """The ``awsgov_settings`` both runs use: the regions and, if any, the delegated administrators."""
+def collection_settings(regions: list[str], admins: dict[str, str], export: bool = True) -> dict[str, Any]:
+    """The ``awsgov_settings`` both runs use: the regions, the delegated administrators if any, and, with
+    ``export=False``, ``interop.export`` off (the DAG's export_findings task then writes nothing, and the library's
+    export step does nothing either)."""
     out: dict[str, Any] = {"regions": regions}
     if admins:
         out["collection"] = {source: {"delegated_admin": account} for source, account in admins.items()}
+    if not export:
+        out["interop"] = {"export": False}
     return out
 
 
@@ -344,6 +348,7 @@ def report(args: argparse.Namespace, libs: list[dict], dag: dict) -> dict:
     ratio = round(dag["wall_s"] / mean, 2) if dag["wall_s"] else None
     same_work = statistics.mean(lib["wall_s"] + lib["export_s"] for lib in libs)
     admins = "delegated admins" if args.admins == "on" else "no delegated admins"
+    admins += "" if args.export == "on" else ", interop.export off"
     print(f"\n== governance_collection: {args.accounts} accounts x {args.regions} regions, {args.profile} profile, "
           f"{admins}, {args.latency_ms:.0f} ms "
           f"latency, quota scale {args.quota_scale:g}, pool aws_api {args.pool_slots} slots = batches, scheduler "
@@ -384,6 +389,7 @@ def report(args: argparse.Namespace, libs: list[dict], dag: dict) -> dict:
     return {"accounts": args.accounts, "regions": args.regions, "latency_ms": args.latency_ms,
             "pool_slots": args.pool_slots, "airflow_defaults": args.airflow_defaults,
             "quota_scale": args.quota_scale, "profile": args.profile, "admins": args.admins == "on",
+            "export": args.export == "on",
             "library": libs, "dag": dag, "ratio": ratio, "quota_ratio_dag": dag["quota_ratio"],
             "quota_ratio_library": [lib["quota_ratio"] for lib in libs],
             "ratio_same_work": round(dag["wall_s"] / same_work, 2),
@@ -399,6 +405,9 @@ def main() -> int:
     parser.add_argument("--profile", default="default", choices=("default", "realistic"), help="the sandbox's profile")
     parser.add_argument("--admins", default="off", choices=("off", "on"),
                         help="GuardDuty/Macie delegated administrators configured (as bench/collection.py does)")
+    parser.add_argument("--export", default="on", choices=("on", "off"),
+                        help="settings interop.export for both runs; off: the export step writes nothing (at 200 "
+                             "realistic accounts it held about 14 GB, docs/quotas.md)")
     parser.add_argument("--api-port", type=int, default=8790, help="Airflow api-server port")
     parser.add_argument("--sandbox-port", type=int, default=5790)
     parser.add_argument("--library-runs", type=int, default=2, choices=(1, 2),
@@ -432,7 +441,7 @@ def main() -> int:
                      profile=args.profile).start()
         deliver(sb)  # the day's deliveries exist before the runs, as on AWS (not timed)
         sb.set_faults(latency_ms=args.latency_ms)
-        settings = collection_settings(regions, threat_admins(sb, args.admins == "on"))
+        settings = collection_settings(regions, threat_admins(sb, args.admins == "on"), args.export == "on")
         api, _ = start_airflow(procs, sb.info, root / "airflow", root / "store-dag", settings, args.api_port,
                                secrets.token_urlsafe(16), args.pool_slots, tuned=not args.airflow_defaults)
         print(f"sandbox {sb.endpoint} ({args.accounts} accounts), Airflow standalone at "

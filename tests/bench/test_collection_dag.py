@@ -78,3 +78,13 @@ def test_quota_figures_take_the_slowest_bucket_and_none_without_a_bound():
 def test_both_runs_get_the_regions_and_the_delegated_administrators(admins, collection):
     out = collection_settings(["us-east-1", "eu-west-1"], admins)
     assert out["regions"] == ["us-east-1", "eu-west-1"] and out.get("collection") == collection
+    assert "interop" not in out  # the deployed default: the export step runs
+
+
+def test_export_off_is_a_setting_the_product_accepts_and_skips():
+    from include.awsgov.core.settings import load_settings
+    from include.awsgov.report import exports
+
+    cfg = load_settings(collection_settings(["us-east-1"], {}, export=False))
+    assert cfg["interop"]["export"] is False
+    assert exports.export_day(None, None, cfg) == {"exported": False}  # nothing read: no store needed
