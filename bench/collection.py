@@ -10,7 +10,9 @@ temporary store, and reports:
   bound: the least time the sandbox's modelled request-rate quotas allow for the calls made (each token bucket --
   account x region x operation -- starts full with its burst and refills at its rate, so a bucket that served ``n``
   calls needs at least ``(n - burst) / rate`` seconds; buckets run in parallel, the bound is the slowest one) and
-  the ratio of wall time to it;
+  the ratio of wall time to it; the same bound from the calls the sandbox's buckets admitted
+  (``GET /_sandbox/quotas/buckets``, :func:`sandbox_quota_bound`: a retry of a throttled call is not an admitted
+  call), and whether every bucket's count is the client's;
 - rows against the sandbox's truth (``GET /_sandbox/truth``, read in slices of accounts): Config evaluations, GuardDuty
   and Macie open findings, SSM inventory applications -- lost, duplicated, unexpected -- and coverage gaps against the
   seeded ones (accounts without a Config delivery, without a read role, GuardDuty/Macie off or not an enabled
@@ -107,8 +109,50 @@ def quota_bound(buckets: dict[tuple[str, str, str, str], int], model: dict[str, 
     return best, where
 
 
-def _counting_access(access_cls: Any) -> Any:
-    """An AwsAccess that also counts calls per account, region, service and operation (the quota buckets)."""
+def sandbox_quota_bound(counts: dict[str, Any], model: dict[str, Any]) -> tuple[float, str]:
+    """:func:`quota_bound` of the calls the sandbox's buckets admitted (``GET /_sandbox/quotas/buckets``): the bound
+    of a run whose calls cannot be counted client-side (the DAG's task processes), or a check of the client's count.
+
+    Admitted calls only: a call refused by a quota took no token and neither does botocore's retry of it until one
+    gets through, when that one call is admitted; so a run in which every call eventually succeeds has, per bucket,
+    as many admitted calls as the client made calls, and a call that gave up after its retries has none.
+
+    :param counts: ``GET /_sandbox/quotas/buckets``.
+    :param model: ``GET /_sandbox/quotas``.
+    """
+    return quota_bound(admitted(counts), model)
+
+
+def admitted(counts: dict[str, Any]) -> dict[tuple[str, str, str, str], int]:
+    """Admitted calls per (account, region, service, operation) from ``GET /_sandbox/quotas/buckets``."""
+    return {(b["account"], b["region"], b["service"], b["operation"]): int(b["admitted"])
+            for b in counts["buckets"] if b["admitted"]}
+
+
+def bucket_differences(client: dict[tuple[str, str, str, str], int], counts: dict[str, Any],
+                       model: dict[str, Any]) -> list[str]:
+    """Buckets whose client-side call count is not the sandbox's admitted count (services without a bucket, and
+    every call while the quotas are off, are left out: the sandbox keeps no bucket for them)."""
+    if not model.get("active", model.get("enabled")):
+        return []
+    server = admitted(counts)
+    limited = {k: n for k, n in client.items() if not (model["services"].get(k[2]) or {}).get("unlimited")}
+    return [f"{'.'.join(k[2:])} {k[0]} {k[1]}: client {limited.get(k, 0)}, sandbox {server.get(k, 0)}"
+            for k in sorted(set(limited) | set(server)) if limited.get(k, 0) != server.get(k, 0)]
+
+
+def _counting_access(access_cls: Any, admin_account: str) -> Any:
+    """An AwsAccess that also counts calls per account, region, service and operation (the quota buckets).
+
+    A call is counted once it has an answer (botocore's ``after-call``: after its retries, whatever the answer), so
+    once it reached the service: a call whose assumed-role credentials were refused never left the client, takes no
+    quota, and is not counted (it was, at ``before-call``). A call still throttled after botocore's last retry is
+    counted here but admitted by no bucket: the one difference with the sandbox's counts this leaves.
+
+    :param admin_account: the account of the admin credentials, for the admin's calls made before the access layer
+        asks STS who it is (its ``admin_account_id`` is None until then; those calls were counted apart, under
+        "admin", when this took the id from the access layer alone).
+    """
 
     class Counting(access_cls):
         def client(self, service: str, region: str | None = None, account_id: str | None = None) -> Any:
@@ -119,11 +163,11 @@ def _counting_access(access_cls: Any) -> Any:
                 where = (owner, client.meta.region_name, client.meta.service_model.service_name)
 
                 def count(model: Any, **_: Any) -> None:
-                    account = where[0] or self.admin_account_id or "admin"
+                    account = where[0] or self.admin_account_id or admin_account
                     service = {"macie2": "macie2"}.get(where[2], where[2])
                     self.buckets[(account, where[1], service, model.name)] += 1
 
-                client.meta.events.register("before-call", count)
+                client.meta.events.register("after-call", count)
             return client
 
     return Counting
@@ -277,7 +321,7 @@ def truth_check(sb: Any, store: Any, targets: list[str], regions: list[str], adm
     return out
 
 
-def _deliver(sb: Any, attempts: int = 30) -> None:
+def deliver(sb: Any, attempts: int = 30) -> None:
     """Have the sandbox deliver the day (the realistic profile's snapshots take longer than the control API's 60 s
     timeout at 100 accounts; the delivery goes on in the server and a later request waits for it)."""
     for attempt in range(attempts):
@@ -311,7 +355,7 @@ def child(accounts: int, profile: str, admins_on: bool, latency_ms: float, worke
             admins = {"guardduty": truth["guardduty"]["admin"], "macie": truth["macie"]["admin"]}
         cfg = load_settings({"regions": region_list, "collection": {s: {"delegated_admin": a}
                                                                     for s, a in admins.items()}})
-        access = _counting_access(AwsAccess).from_args(
+        access = _counting_access(AwsAccess, sb.info["management_account_id"]).from_args(
             endpoint_url=sb.endpoint, aws_access_key_id="AKIABENCHADMIN000001", aws_secret_access_key="bench",
             external_id=sb.info["external_id"], session_name="bench-collection",
             retry_mode=cfg["collection"]["retry_mode"])
@@ -319,7 +363,7 @@ def child(accounts: int, profile: str, admins_on: bool, latency_ms: float, worke
         opts = runner.Options.from_settings(cfg)
         if workers:
             opts = runner.Options(**{**opts.__dict__, "workers": workers})
-        _deliver(sb)  # the day's deliveries exist before the run, as on AWS (not timed)
+        deliver(sb)  # the day's deliveries exist before the run, as on AWS (not timed)
         sb.set_faults(latency_ms=latency_ms)
         sb.reset_calls()
         sb.refill_quotas()
@@ -332,8 +376,10 @@ def child(accounts: int, profile: str, admins_on: bool, latency_ms: float, worke
         rss_run = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the truth check's own memory
         server_cpu, own_cpu, load1 = _cpu_seconds(sb.pid) - cpu0, _own_cpu() - own0, os.getloadavg()[0]
         sandbox_calls = sb.calls()
-        quotas = sb.quotas()
+        quotas, counts = sb.quotas(), sb.quota_buckets()
         bound_q, slowest = quota_bound(dict(access.buckets), quotas)
+        bound_s, slowest_s = sandbox_quota_bound(counts, quotas)
+        differ = bucket_differences(dict(access.buckets), counts, quotas)
         calls, by_operation = access.total_calls(), dict(sorted(access.calls.items()))
         sb.clear_faults()
         targets = sorted(store.read("coverage", DAY, DAY)["account_id"].unique())
@@ -349,6 +395,9 @@ def child(accounts: int, profile: str, admins_on: bool, latency_ms: float, worke
         "wall_s": round(wall, 2), "bound_s": round(bound, 2), "ratio": round(wall / bound, 2) if bound else None,
         "quota_bound_s": round(bound_q, 2), "quota_ratio": round(wall / bound_q, 2) if bound_q else None,
         "quota_slowest": slowest, "quota_throttled": quotas.get("throttled_calls"),
+        "sandbox_quota_bound_s": round(bound_s, 2), "sandbox_quota_slowest": slowest_s,
+        "sandbox_quota_ratio": round(wall / bound_s, 2) if bound_s else None,
+        "sandbox_admitted": counts["admitted"], "buckets_differing": len(differ), "buckets_differ": differ[:5],
         "gaps": run["gaps"], "truth": check, "ta_source": ta_source,
         "peak_rss_mb_before_run": round(rss_before / 1024, 1),
         "peak_rss_mb": round(rss_run / 1024, 1),
@@ -372,6 +421,12 @@ def _print(fig: dict) -> None:
     print(f"quota bound          {fig['quota_bound_s']} s = {fig['quota_bound_s'] / 60:.2f} min "
           f"({fig['quota_slowest']}); wall / quota bound {fig['quota_ratio']}; calls refused by quotas "
           f"{fig['quota_throttled']}")
+    if "sandbox_quota_bound_s" in fig:  # runs recorded before the sandbox counted its buckets have no such figure
+        agree = "yes" if not fig["buckets_differing"] else (
+            f"no, {fig['buckets_differing']} buckets differ: {'; '.join(fig['buckets_differ'])}")
+        print(f"quota bound, sandbox {fig['sandbox_quota_bound_s']} s from the {fig['sandbox_admitted']} calls its "
+              f"buckets admitted ({fig['sandbox_quota_slowest']}); wall / it {fig['sandbox_quota_ratio']}; every "
+              f"bucket's count = the client's: {agree}")
     print(f"truth notes          Config rows whose compliance is not the truth's: "
           f"{fig['truth']['config_wrong_compliance']}; accounts absent from the threat truth (not compared): "
           f"{fig['truth']['not_in_truth']}")

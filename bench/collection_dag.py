@@ -17,10 +17,17 @@ Prints the library walls (with their phases, the same steps as the DAG's tasks, 
 the DAG-run wall, their ratio (DAG run / mean library wall; target <= 1.3), the tasks with their durations and
 queue delays, where the run's time went between tasks (the scheduler's hand-offs), and the CPU the Airflow
 components and the task processes used against the library's own CPU, beside the calls each run made to the
-sandbox. Quotas are refilled and call counters reset before each run. `make bench` runs it at 50 accounts.
+sandbox. Quotas are refilled, their bucket counts and the call counters reset before each run; after it, each run's
+quota bound -- the least time the modelled quotas allow for the calls the sandbox's buckets admitted (whichever
+process made them: the DAG's task processes cannot be counted client-side), bench/collection.py's
+``sandbox_quota_bound`` -- and its wall / quota bound (issue #18: <= 1.3) are printed beside the other figures.
+``--profile realistic`` runs the sandbox's realistic profile, ``--admins on`` configures GuardDuty and Macie
+delegated administrators as bench/collection.py does (for the library and the DAG alike). `make bench` runs it at 50
+accounts.
 
-    .venv/bin/python bench/collection_dag.py [--accounts 200] [--regions 4] [--latency-ms 20] [--quota-scale 1]
-        [--api-port 8790] [--sandbox-port 5790] [--library-runs 2] [--airflow-defaults] [--keep] [--json FILE]
+    .venv/bin/python bench/collection_dag.py [--accounts 200] [--profile default|realistic] [--admins off|on]
+        [--export on|off] [--regions 4] [--latency-ms 20] [--quota-scale 1] [--api-port 8790] [--sandbox-port 5790]
+        [--library-runs 2] [--airflow-defaults] [--keep] [--json FILE]
 """
 
 from __future__ import annotations
@@ -46,7 +53,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.collection import DAY, REGIONS  # noqa: E402 - the library bench's day and regions, read-only
+# The library bench's day, regions, delivery (waits out the realistic profile's long one) and quota bound.
+from bench.collection import DAY, REGIONS, deliver, sandbox_quota_bound  # noqa: E402
 from scripts.distributed import POOLS, Api, Processes, airflow, wait_for, wait_run  # noqa: E402
 from scripts.localenv import SANDBOX_KEY_ID, SANDBOX_SECRET, airflow_env  # noqa: E402
 
@@ -131,7 +139,41 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def library_run(sb: Any, regions: list[str], store_dir: Path, run_id: str) -> dict:
+def quota_figures(counts: dict[str, Any], model: dict[str, Any], wall: float | None) -> dict[str, Any]:
+    """A run's quota bound from the sandbox's bucket counts, and its wall / quota bound (None with quotas off).
+
+    :param counts: ``GET /_sandbox/quotas/buckets`` read right after the run (refilled right before it).
+    :param model: ``GET /_sandbox/quotas``.
+    :param wall: the run's wall seconds.
+    """
+    bound, slowest = sandbox_quota_bound(counts, model)
+    return {"quota_bound_s": round(bound, 2), "quota_slowest": slowest,
+            "quota_ratio": round(wall / bound, 2) if bound and wall else None,
+            "quota_admitted": counts["admitted"], "quota_throttled": counts["throttled"]}
+
+
+def threat_admins(sb: Any, on: bool) -> dict[str, str]:
+    """GuardDuty and Macie delegated administrators of the sandbox's organization (as bench/collection.py sets
+    them), or none."""
+    if not on:
+        return {}
+    truth = sb.truth(date=DAY, sections=["guardduty", "macie"], accounts=[sb.info["management_account_id"]])
+    return {"guardduty": truth["guardduty"]["admin"], "macie": truth["macie"]["admin"]}
+
+
+def collection_settings(regions: list[str], admins: dict[str, str], export: bool = True) -> dict[str, Any]:
+    """The ``awsgov_settings`` both runs use: the regions, the delegated administrators if any, and, with
+    ``export=False``, ``interop.export`` off (the DAG's export_findings task then writes nothing, and the library's
+    export step does nothing either)."""
+    out: dict[str, Any] = {"regions": regions}
+    if admins:
+        out["collection"] = {source: {"delegated_admin": account} for source, account in admins.items()}
+    if not export:
+        out["interop"] = {"export": False}
+    return out
+
+
+def library_run(sb: Any, settings: dict[str, Any], store_dir: Path, run_id: str) -> dict:
     """One ``runner.collect_org`` into ``store_dir`` (wall, phases, API calls, sandbox CPU), then the DAG's export
     step on its output (``exports.export_day``, timed apart: the DAG does it, ``collect_org`` does not)."""
     from include.awsgov.collection import runner
@@ -140,7 +182,7 @@ def library_run(sb: Any, regions: list[str], store_dir: Path, run_id: str) -> di
     from include.awsgov.core.store import Store
     from include.awsgov.report import exports
 
-    cfg = load_settings({"regions": regions})
+    cfg = load_settings(settings)
     access = AwsAccess.from_args(endpoint_url=sb.endpoint, aws_access_key_id=SANDBOX_KEY_ID,
                                  aws_secret_access_key=SANDBOX_SECRET, external_id=sb.info["external_id"],
                                  session_name="bench-collection-dag", retry_mode=cfg["collection"]["retry_mode"])
@@ -152,16 +194,17 @@ def library_run(sb: Any, regions: list[str], store_dir: Path, run_id: str) -> di
         run = runner.collect_org(access, store, DAY, runner.Options.from_settings(cfg), run_id=run_id)
     wall = time.perf_counter() - started
     sandbox_cpu, own, calls = cpu_seconds(sb.pid) - cpu0, own_cpu() - own0, sb.calls()["total"]
+    quota = quota_figures(sb.quota_buckets(), sb.quotas(), wall)
     started = time.perf_counter()
     exports.export_day(store, dt.date.fromisoformat(DAY), cfg)
     export_s = time.perf_counter() - started
     return {"wall_s": round(wall, 2), "export_s": round(export_s, 2), "phases_s": phases.seconds,
             "api_calls": access.total_calls(), "sandbox_calls": calls, "collected": run["collected"],
             "sandbox_cpu_s": round(sandbox_cpu, 2), "cpu_s": round(own, 2),
-            "workers": runner.Options.from_settings(cfg).workers}
+            "workers": runner.Options.from_settings(cfg).workers, **quota}
 
 
-def start_airflow(procs: Processes, info: dict, home: Path, store: Path, regions: list[str], port: int,
+def start_airflow(procs: Processes, info: dict, home: Path, store: Path, settings: dict[str, Any], port: int,
                   password: str, slots: int, tuned: bool = True) -> tuple[Api, dict[str, str]]:
     """``airflow standalone`` on ``port`` with the sandbox's connection and Variables and the ``aws_api`` pool of
     ``slots`` slots, the collection's batches sized to it; returns the logged-in API."""
@@ -170,8 +213,8 @@ def start_airflow(procs: Processes, info: dict, home: Path, store: Path, regions
     passwords.write_text(json.dumps({"admin": password}))
     passwords.chmod(0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
-    env.update(airflow_env(info, home, str(store), {"regions": regions,
-                                                    "collection": {"max_mapped_tasks": slots}}))
+    collection = {**settings.get("collection", {}), "max_mapped_tasks": slots}
+    env.update(airflow_env(info, home, str(store), {**settings, "collection": collection}))
     if tuned:
         env.update(SCHEDULER_ENV)
     env.update({
@@ -246,9 +289,10 @@ def dag_run(api: Api, procs: Processes, sb: Any, timeout: float, conf: dict | No
                    {"logical_date": None, "conf": {"date": DAY, **(conf or {})}})
     final = wait_run(api, procs, DAG_ID, run["dag_run_id"], timeout)
     sandbox_cpu, cpu = cpu_seconds(sb.pid) - cpu0, cpu_delta(tree0, airflow_cpu(root))
+    counts, model = sb.quota_buckets(), sb.quotas()  # before anything else calls the sandbox
     tis = api.task_instances(DAG_ID, run["dag_run_id"])
     return {"run": final, "tis": tis, "sandbox_calls": sb.calls()["total"], "sandbox_cpu_s": round(sandbox_cpu, 2),
-            "airflow_cpu_s": cpu}
+            "airflow_cpu_s": cpu, "quota_counts": counts, "quota_model": model}
 
 
 def summarize(result: dict) -> dict:
@@ -289,7 +333,9 @@ def summarize(result: dict) -> dict:
     for t in tasks.values():
         t["first_start"] = t["first_start"].isoformat() if t["first_start"] else None
         t["last_end"] = t["last_end"].isoformat() if t["last_end"] else None
-    return {"state": run["state"], "run_id": run["dag_run_id"], "wall_s": seconds(start, end),
+    wall = seconds(start, end)
+    quota = quota_figures(result["quota_counts"], result["quota_model"], wall)
+    return {"state": run["state"], "run_id": run["dag_run_id"], "wall_s": wall, **quota,
             "queued_to_start_s": seconds(parse_ts(run.get("queued_at")), start), "tasks": tasks,
             "gaps_s": gaps, "handoffs_s": round(sum(v for v in gaps.values() if v), 2),
             "sandbox_calls": result["sandbox_calls"], "sandbox_cpu_s": result["sandbox_cpu_s"], "api_calls": api_calls,
@@ -301,7 +347,10 @@ def report(args: argparse.Namespace, libs: list[dict], dag: dict) -> dict:
     mean = statistics.mean(walls)
     ratio = round(dag["wall_s"] / mean, 2) if dag["wall_s"] else None
     same_work = statistics.mean(lib["wall_s"] + lib["export_s"] for lib in libs)
-    print(f"\n== governance_collection: {args.accounts} accounts x {args.regions} regions, {args.latency_ms:.0f} ms "
+    admins = "delegated admins" if args.admins == "on" else "no delegated admins"
+    admins += "" if args.export == "on" else ", interop.export off"
+    print(f"\n== governance_collection: {args.accounts} accounts x {args.regions} regions, {args.profile} profile, "
+          f"{admins}, {args.latency_ms:.0f} ms "
           f"latency, quota scale {args.quota_scale:g}, pool aws_api {args.pool_slots} slots = batches, scheduler "
           f"{'defaults' if args.airflow_defaults else 'SCHEDULER_ENV'}; {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.2f}")
@@ -320,6 +369,11 @@ def report(args: argparse.Namespace, libs: list[dict], dag: dict) -> dict:
           + ", ".join(f"{dag['wall_s'] / w:.2f}" for w in walls) + ")")
     print(f"same work            DAG run / (library + its export step) = {dag['wall_s']} / {same_work:.2f} = "
           f"{dag['wall_s'] / same_work:.2f}")
+    # The quota bound of each run, from the calls the sandbox's buckets admitted during it (issue #18: <= 1.3).
+    for name, fig in [*((f"library run {i}", lib) for i, lib in enumerate(libs, 1)), ("DAG run", dag)]:
+        print(f"quota bound, {name:<13} {fig['quota_bound_s']} s ({fig['quota_slowest']}); wall {fig['wall_s']} s / "
+              f"quota bound = {fig['quota_ratio']} (target <= {TARGET_RATIO}); {fig['quota_admitted']} calls "
+              f"admitted, {fig['quota_throttled']} refused by a quota")
     tasks = sum(t["n"] for t in dag["tasks"].values())
     cpu = dag["airflow_cpu_s"]
     print("Airflow CPU          " + ", ".join(f"{k} {v} s" for k, v in cpu.items())
@@ -334,7 +388,10 @@ def report(args: argparse.Namespace, libs: list[dict], dag: dict) -> dict:
         print(f"{task_id:<26} {t['n']:>4}  {states:<16} {dur:<32} {queued}")
     return {"accounts": args.accounts, "regions": args.regions, "latency_ms": args.latency_ms,
             "pool_slots": args.pool_slots, "airflow_defaults": args.airflow_defaults,
-            "quota_scale": args.quota_scale, "library": libs, "dag": dag, "ratio": ratio,
+            "quota_scale": args.quota_scale, "profile": args.profile, "admins": args.admins == "on",
+            "export": args.export == "on",
+            "library": libs, "dag": dag, "ratio": ratio, "quota_ratio_dag": dag["quota_ratio"],
+            "quota_ratio_library": [lib["quota_ratio"] for lib in libs],
             "ratio_same_work": round(dag["wall_s"] / same_work, 2),
             "target": TARGET_RATIO, "ok": verdict == "ok"}
 
@@ -345,6 +402,12 @@ def main() -> int:
     parser.add_argument("--regions", type=int, default=4)
     parser.add_argument("--latency-ms", type=float, default=20.0, help="added latency per sandbox call")
     parser.add_argument("--quota-scale", type=float, default=1.0, help="sandbox quotas: 1 = AWS's rates, 0 = off")
+    parser.add_argument("--profile", default="default", choices=("default", "realistic"), help="the sandbox's profile")
+    parser.add_argument("--admins", default="off", choices=("off", "on"),
+                        help="GuardDuty/Macie delegated administrators configured (as bench/collection.py does)")
+    parser.add_argument("--export", default="on", choices=("on", "off"),
+                        help="settings interop.export for both runs; off: the export step writes nothing (at 200 "
+                             "realistic accounts it held about 14 GB, docs/quotas.md)")
     parser.add_argument("--api-port", type=int, default=8790, help="Airflow api-server port")
     parser.add_argument("--sandbox-port", type=int, default=5790)
     parser.add_argument("--library-runs", type=int, default=2, choices=(1, 2),
@@ -374,10 +437,12 @@ def main() -> int:
     rc = 1
     try:
         sb = Sandbox(accounts=args.accounts, port=args.sandbox_port, state_dir=root / "sandbox", date=DAY,
-                     regions=regions, seed_metrics_accounts=0, quota_scale=args.quota_scale).start()
-        sb.deliver(DAY)  # the day's deliveries exist before the runs, as on AWS (not timed)
+                     regions=regions, seed_metrics_accounts=0, quota_scale=args.quota_scale,
+                     profile=args.profile).start()
+        deliver(sb)  # the day's deliveries exist before the runs, as on AWS (not timed)
         sb.set_faults(latency_ms=args.latency_ms)
-        api, _ = start_airflow(procs, sb.info, root / "airflow", root / "store-dag", regions, args.api_port,
+        settings = collection_settings(regions, threat_admins(sb, args.admins == "on"), args.export == "on")
+        api, _ = start_airflow(procs, sb.info, root / "airflow", root / "store-dag", settings, args.api_port,
                                secrets.token_urlsafe(16), args.pool_slots, tuned=not args.airflow_defaults)
         print(f"sandbox {sb.endpoint} ({args.accounts} accounts), Airflow standalone at "
               f"http://127.0.0.1:{args.api_port} up in {time.perf_counter() - t0:.0f} s; state under {root}",
@@ -387,12 +452,12 @@ def main() -> int:
         one = next(a["id"] for a in sb.info["accounts"] if a["status"] == "ACTIVE" and a["read_role"])
         warm = dag_run(api, procs, sb, args.timeout, {"accounts": [one]})
         print(f"warm-up (one account): {warm['run']['state']}", flush=True)
-        libs = [library_run(sb, regions, root / "store-lib-1", "bench-lib-1")]
+        libs = [library_run(sb, settings, root / "store-lib-1", "bench-lib-1")]
         print(f"library run 1: {libs[0]['wall_s']} s", flush=True)
         dag = summarize(dag_run(api, procs, sb, args.timeout))
         print(f"DAG run: {dag['wall_s']} s, {dag['state']}", flush=True)
         if args.library_runs == 2:
-            libs.append(library_run(sb, regions, root / "store-lib-2", "bench-lib-2"))
+            libs.append(library_run(sb, settings, root / "store-lib-2", "bench-lib-2"))
         figures = report(args, libs, dag)
         if args.json:
             args.json.write_text(json.dumps(figures, indent=1, default=str))

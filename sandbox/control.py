@@ -12,7 +12,9 @@
     GET    /_sandbox/quotas                 the request-rate quota model: enabled, scale, rates and sources (quotas.py),
                                             and throttled_calls: calls refused by a quota since the calls reset
     POST   /_sandbox/quotas                 {"scale": 0.5} and/or {"enabled": false}; every bucket starts full again
-    DELETE /_sandbox/quotas/buckets         refill every bucket
+    GET    /_sandbox/quotas/buckets         {"admitted", "throttled", "buckets": [{account, region, service, operation,
+                                            admitted, throttled}]}: each bucket's calls since it was refilled
+    DELETE /_sandbox/quotas/buckets         refill every bucket (and zero its counts)
     GET    /_sandbox/deliveries             {date: {"objects": {kind: count}, "seconds"}} of the days delivered
     POST   /_sandbox/deliveries             {"date": "YYYY-MM-DD"} (default: the sandbox date): deliver that day's
                                             Config snapshots, SSM inventory sync and CloudTrail files (delivery.py)
@@ -87,9 +89,14 @@ class ControlApp:
                 if unknown:
                     raise ValueError(f"unknown quota fields: {', '.join(unknown)} (known: enabled, scale)")
                 return _json(w.quotas.configure(scale=data.get("scale"), enabled=data.get("enabled")))
-        if path == "/_sandbox/quotas/buckets" and method == "DELETE":
-            w.quotas.refill()
-            return _json({"refilled": True})
+        if path == "/_sandbox/quotas/buckets":
+            if method == "GET":
+                buckets = w.quotas.buckets()
+                return _json({"admitted": sum(b["admitted"] for b in buckets),
+                              "throttled": sum(b["throttled"] for b in buckets), "buckets": buckets})
+            if method == "DELETE":
+                w.quotas.refill()
+                return _json({"refilled": True})
         if path == "/_sandbox/deliveries":
             if method == "GET":
                 return _json(w.deliveries.summary())

@@ -7,11 +7,14 @@ the botocore service model, see :func:`throttle_error`). On by default; ``scale`
 
     GET    /_sandbox/quotas            {"enabled", "scale", "default", "services": {...}, "throttling": {...}}
     POST   /_sandbox/quotas            {"scale": 0.5} / {"enabled": false}; refills every bucket
+    GET    /_sandbox/quotas/buckets    calls each bucket admitted and refused since it was last refilled
     DELETE /_sandbox/quotas/buckets    refill every bucket (a bench starting from rest)
 
 A bucket starts full (``burst`` tokens), gains ``rate`` tokens a second up to ``burst``; a call takes one token or,
 when none is left, is throttled without taking any. The random ``throttle_rate`` fault (faults.py) is separate and
-is decided first.
+is decided first. Each bucket also counts the calls it admitted and refused (:meth:`QuotaModel.buckets`), so that a
+bench can compute the least time the quotas allow for the calls a run made, whichever processes made them; the counts
+go with the buckets (refill, configure).
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ class QuotaModel:
             raise ValueError("quota scale must be >= 0")
         self._lock = threading.Lock()
         self._clock = clock
+        # key -> [tokens, last refill time, calls admitted, calls refused]: one dict lookup per call for both.
         self._buckets: dict[tuple[str, str, str, str], list[float]] = {}
         self._quotas: dict[tuple[str, str], Quota] = {}
         self.scale = float(scale)
@@ -101,7 +105,7 @@ class QuotaModel:
         return self.enabled and self.scale > 0
 
     def configure(self, *, scale: float | None = None, enabled: bool | None = None) -> dict[str, Any]:
-        """Change the scale or switch the model on/off; every bucket starts full again.
+        """Change the scale or switch the model on/off; every bucket starts full again, its counts at zero.
 
         :param scale: new scale (>= 0).
         :param enabled: False lets every call through.
@@ -118,7 +122,7 @@ class QuotaModel:
         return self.describe()
 
     def refill(self) -> None:
-        """Empty the bucket table: every bucket starts full at its next call."""
+        """Empty the bucket table: every bucket starts full at its next call, its counts at zero."""
         with self._lock:
             self._buckets.clear()
 
@@ -149,14 +153,25 @@ class QuotaModel:
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
-                bucket = self._buckets[key] = [burst, now]
+                bucket = self._buckets[key] = [burst, now, 0, 0]
             else:
                 bucket[0] = min(burst, bucket[0] + (now - bucket[1]) * rate)
                 bucket[1] = now
             if bucket[0] >= 1.0:
                 bucket[0] -= 1.0
+                bucket[2] += 1
                 return True
+            bucket[3] += 1
             return False
+
+    def buckets(self) -> list[dict[str, Any]]:
+        """Every bucket used since the last refill: ``{"account", "region", "service", "operation", "admitted",
+        "throttled"}``, sorted. Calls of unthrottled services (no bucket) and calls made while the model is off are
+        not in it; nor are calls refused by the ``throttle_rate`` fault, which never reach a bucket."""
+        with self._lock:
+            counts = [(key, int(b[2]), int(b[3])) for key, b in self._buckets.items()]
+        return [{"account": a, "region": r, "service": s, "operation": o, "admitted": n, "throttled": t}
+                for (a, r, s, o), n, t in sorted(counts)]
 
     def describe(self) -> dict[str, Any]:
         """The model in force: switch, scale and the whole table (rates before scaling)."""

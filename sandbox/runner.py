@@ -348,8 +348,13 @@ class Sandbox:
         return self._control("POST", "quotas", body)
 
     def refill_quotas(self) -> None:
-        """Refill every token bucket (a measurement starting from rest)."""
+        """Refill every token bucket and zero its counts (a measurement starting from rest)."""
         self._control("DELETE", "quotas/buckets")
+
+    def quota_buckets(self) -> dict[str, Any]:
+        """Calls each token bucket admitted and refused since the buckets were last refilled: ``{"admitted",
+        "throttled", "buckets": [{"account", "region", "service", "operation", "admitted", "throttled"}]}``."""
+        return self._control("GET", "quotas/buckets")
 
     def deliver(self, date: str | dt.date | None = None) -> dict[str, Any]:
         """Deliver a day's Config snapshots, SSM inventory sync and CloudTrail files into the central bucket (default:

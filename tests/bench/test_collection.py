@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.collection import DAY, best_ratio, quota_bound, truth_check
+from bench.collection import DAY, best_ratio, bucket_differences, quota_bound, sandbox_quota_bound, truth_check
+from sandbox.quotas import QuotaModel
 
 MODEL = {"enabled": True, "active": True, "scale": 1.0, "default": {"rate": 10, "burst": 20},
          "services": {"s3": {"default": {"rate": 5500, "burst": 5500}},
@@ -33,6 +34,39 @@ def test_quota_bound_skips_unlimited_services_and_keeps_one_token_at_small_scale
     # scale 0.01: rate 0.1/s, burst max(1, 0.2) = 1 token (sandbox/quotas.py QuotaModel.admit)
     seconds, _ = quota_bound({("1", "us-east-1", "guardduty", "ListFindings"): 11}, {**MODEL, "scale": 0.01})
     assert seconds == pytest.approx(100.0)
+
+
+def test_sandbox_bound_is_the_time_the_sandboxs_own_buckets_took_to_admit_the_calls():
+    """A client that retries every refused call at once, against the sandbox's QuotaModel on a fake clock: the bound
+    from the buckets' admitted counts is the time the slowest bucket took (to one retry step), and the refusals
+    (the retries) do not count."""
+    now = [0.0]
+    model = QuotaModel(clock=lambda: now[0])
+    calls = {("111111111111", "eu-west-1", "cloudtrail", "LookupEvents"): 12,  # 2/s, burst 2: (12 - 2) / 2 = 5 s
+             ("111111111111", "eu-west-1", "config", "DescribeConfigRules"): 40,  # 10/s, burst 20: 2 s
+             ("222222222222", "us-east-1", "sqs", "ReceiveMessage"): 500}  # not throttled: no bucket
+    left = dict(calls)
+    while any(left.values()):
+        for key, n in left.items():
+            if n and model.admit(*key):
+                left[key] -= 1
+        now[0] += 0.001
+    counts = {"buckets": model.buckets()}
+    seconds, where = sandbox_quota_bound(counts, model.describe())
+    assert seconds == 5.0 and where.startswith("cloudtrail.LookupEvents 111111111111 eu-west-1: 12 calls")
+    assert now[0] == pytest.approx(5.0, abs=0.002)
+    assert sum(b["throttled"] for b in counts["buckets"]) > 0  # the retries were refused, and left out
+    assert bucket_differences(calls, counts, model.describe()) == []
+
+
+def test_bucket_differences_name_the_buckets_whose_counts_differ():
+    model = QuotaModel().describe()
+    counts = {"buckets": [{"account": "1", "region": "us-east-1", "service": "guardduty", "operation": "ListFindings",
+                           "admitted": 9, "throttled": 3}]}
+    client = {("1", "us-east-1", "guardduty", "ListFindings"): 10, ("1", "us-east-1", "sqs", "ReceiveMessage"): 4}
+    # one call gave up after its retries: counted by the client, never admitted; SQS has no bucket to compare with
+    assert bucket_differences(client, counts, model) == ["guardduty.ListFindings 1 us-east-1: client 10, sandbox 9"]
+    assert bucket_differences(client, {"buckets": []}, {**model, "active": False}) == []
 
 
 # -- the truth check, a slice of accounts at a time -------------------------------------------------------------------

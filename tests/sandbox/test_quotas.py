@@ -4,6 +4,7 @@ docs table, and the control endpoint a bench reads the model from."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -98,6 +99,60 @@ def test_sqs_is_not_throttled(clock):
     assert all(model.admit(TEST_ACCOUNT, TEST_REGION, "sqs", "ReceiveMessage") for _ in range(10_000))
 
 
+def test_buckets_count_the_calls_they_admitted_and_refused(clock):
+    model = quotas.QuotaModel(clock=clock)
+    for _ in range(5):
+        model.admit(TEST_ACCOUNT, TEST_REGION, "cloudtrail", "LookupEvents")  # burst 2: 2 in, 3 refused
+    clock.now += 1.0  # 2 tokens at 2/s
+    for _ in range(3):
+        model.admit(TEST_ACCOUNT, TEST_REGION, "cloudtrail", "LookupEvents")
+    model.admit(TEST_ACCOUNT, "us-east-1", "config", "DescribeConfigRules")
+    model.admit(TEST_ACCOUNT, TEST_REGION, "sqs", "ReceiveMessage")  # not throttled: no bucket
+    assert model.buckets() == [
+        {"account": TEST_ACCOUNT, "region": TEST_REGION, "service": "cloudtrail", "operation": "LookupEvents",
+         "admitted": 4, "throttled": 4},
+        {"account": TEST_ACCOUNT, "region": "us-east-1", "service": "config", "operation": "DescribeConfigRules",
+         "admitted": 1, "throttled": 0},
+    ]
+
+
+@pytest.mark.parametrize("reset", [pytest.param(lambda m: m.refill(), id="refill"),
+                                   pytest.param(lambda m: m.configure(scale=2.0), id="configure")])
+def test_bucket_counts_start_again_with_the_buckets(clock, reset):
+    model = quotas.QuotaModel(clock=clock)
+    for _ in range(3):
+        model.admit(TEST_ACCOUNT, TEST_REGION, "cloudtrail", "LookupEvents")
+    reset(model)
+    assert model.buckets() == []
+    model.admit(TEST_ACCOUNT, TEST_REGION, "cloudtrail", "LookupEvents")
+    assert [(b["admitted"], b["throttled"]) for b in model.buckets()] == [(1, 0)]
+
+
+def test_switched_off_model_counts_nothing(clock):
+    model = quotas.QuotaModel(clock=clock)
+    model.configure(enabled=False)
+    model.admit(TEST_ACCOUNT, TEST_REGION, "cloudtrail", "LookupEvents")
+    assert model.buckets() == []
+
+
+def test_bucket_counts_lose_no_call_across_threads(clock):
+    model = quotas.QuotaModel(scale=1000, clock=clock)  # burst 2,000 per LookupEvents bucket, the clock stands still
+    accounts = [f"{i:012d}" for i in range(4)]
+
+    def hammer(account: str) -> None:
+        for _ in range(2500):
+            model.admit(account, TEST_REGION, "cloudtrail", "LookupEvents")
+
+    threads = [threading.Thread(target=hammer, args=(a,)) for a in accounts for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # two threads per bucket, 5,000 calls each bucket: exactly the burst admitted, the rest refused
+    assert [(b["account"], b["admitted"], b["throttled"]) for b in model.buckets()] == [
+        (a, 2000, 3000) for a in accounts]
+
+
 def test_unlisted_operation_falls_back_to_the_service_default():
     assert quotas.quota_for("config", "GetAggregateComplianceDetailsByConfigRule") == quotas.quota_for(
         "config", "DescribeConfigRules")
@@ -187,6 +242,13 @@ def test_lookup_events_is_throttled_above_two_per_second(quota_sb, members):
     assert quota_sb.quotas()["throttled_calls"] == 1
     time.sleep(0.6)
     client.lookup_events(MaxResults=1)
+    # The bucket itself: the calls it admitted (not the refusal), keyed as the call was signed.
+    buckets = quota_sb.quota_buckets()
+    mine = [b for b in buckets["buckets"] if b["operation"] == "LookupEvents"]
+    assert mine == [{"account": members["onboarded"][0], "region": "eu-west-1", "service": "cloudtrail",
+                     "operation": "LookupEvents", "admitted": 3, "throttled": 1}]
+    quota_sb.refill_quotas()
+    assert quota_sb.quota_buckets() == {"admitted": 0, "throttled": 0, "buckets": []}
 
 
 def test_botocore_standard_retries_get_through_the_quota(quota_sb, members):
@@ -198,6 +260,9 @@ def test_botocore_standard_retries_get_through_the_quota(quota_sb, members):
     refused = quota_sb.quotas()["throttled_calls"]
     assert refused >= 1
     assert calls["total"] - refused == 6
+    # botocore's retries of a refused call are refusals too; each call is admitted once, when it gets through.
+    bucket = next(b for b in quota_sb.quota_buckets()["buckets"] if b["operation"] == "LookupEvents")
+    assert (bucket["admitted"], bucket["throttled"]) == (6, refused)
 
 
 def test_macie_throttle_is_429(quota_sb, members):
