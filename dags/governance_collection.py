@@ -1,15 +1,19 @@
 """
 ### Governance collection: Trusted Advisor, AWS Config, GuardDuty, Macie and SSM inventory of every account, daily
 
-1. **list_accounts** (admin account, once): Organizations accounts with tags and parent OU, merged with the
-   onboarding inventory, written to `accounts`. Suspended accounts are recorded there and not collected; the
-   management account is collected like any other. Then, in the same task (one process start less on the run's
-   path), the organization-level reads -- the Config aggregator's source status (the reason shown when a snapshot
-   is missing), the Trusted Advisor check catalogue, GuardDuty and Macie through their delegated administrators
-   (one org-wide listing per region) -- staged per account. Returns the accounts to collect in **batches**: by
-   default as many batches as `collection.max_mapped_tasks` (size it to the `aws_api` pool's slots) with at least
-   `collection.max_workers` accounts each, so that every task keeps its threads busy and pays its start-up once for
-   many accounts; `collection.accounts_per_task` fixes the batch size instead.
+1. **list_accounts** (admin account, once): the Organization's accounts (`ListAccounts`). Suspended accounts are not
+   collected; the management account is collected like any other. Then, in the same task (one process start less on
+   the run's path), the organization-level reads -- the Config aggregator's source status (the reason shown when a
+   snapshot is missing), the Trusted Advisor check catalogue, GuardDuty and Macie through their delegated
+   administrators (one org-wide listing per region) -- staged per account. Returns the accounts to collect in
+   **batches**: by default as many batches as `collection.max_mapped_tasks` (size it to the `aws_api` pool's slots)
+   with at least `collection.max_workers` accounts each, so that every task keeps its threads busy and pays its
+   start-up once for many accounts; `collection.accounts_per_task` fixes the batch size instead.
+   **account_tags**, beside the whole collection: the accounts with their tags (owner, team, environment) and
+   parent OU, merged with the onboarding inventory, written to `accounts` (suspended ones recorded too). The tags
+   are one Organizations call per account at its low request rate (10/s: 100 s at 1,000 accounts), the slowest
+   read of a run; nothing collected needs them, so no batch waits for them. It makes few, rate-bound calls, so it
+   takes no slot of the `aws_api` pool, which sizes the batches.
 2. **collect_account** (mapped over the batches): Config compliance from the day's configuration snapshots and the
    SSM inventory from the resource data sync (central bucket, admin credentials), the staged slices, and Trusted
    Advisor through each account's read role (refreshes requested, never awaited). AWS errors and missing deliveries
@@ -101,8 +105,8 @@ def governance_collection():
 
         cfg, store, day, context = _run_context(params)
         access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
-        rows = accounts.snapshot_accounts(access, store, day, workers=cfg["collection"]["max_workers"])
-        targets = accounts.collectable(rows)
+        # Without tags (account_tags reads them beside the collection): the same ACTIVE accounts, names and order.
+        targets = accounts.collectable(accounts.account_rows(accounts.list_org_accounts(access), {}, {}, {}, ""))
         try:
             chosen = runner.rerun_targets(targets, (params or {}).get("accounts"))
         except ValueError as exc:
@@ -113,6 +117,17 @@ def governance_collection():
         context["ti"].xcom_push(key="api_calls", value=access.total_calls())
         context["ti"].xcom_push(key="collectable", value=[a["account_id"] for a in targets])
         return runner.account_batches(chosen, cfg["collection"])
+
+    @task
+    def account_tags(params: dict | None = None) -> int:
+        """Write the day's accounts table (tags, parent OU, the onboarding inventory); returns its AWS calls."""
+        from include.awsgov.airflow_conn import aws_access
+        from include.awsgov.core import accounts
+
+        cfg, store, day, context = _run_context(params)
+        access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
+        accounts.snapshot_accounts(access, store, day, workers=cfg["collection"]["max_workers"])
+        return access.total_calls()
 
     @task(pool=AWS_POOL, map_index_template="{{ account_label }}")
     def collect_account(batch: list[dict], params: dict | None = None) -> dict:
@@ -128,7 +143,8 @@ def governance_collection():
                                            runner.Options.from_settings(cfg))
 
     @task(outlets=[FINDINGS_ASSET])
-    def finish_run(results: list[dict], batches: list[list[dict]], params: dict | None = None) -> dict:
+    def finish_run(results: list[dict], batches: list[list[dict]], tag_calls: int,
+                   params: dict | None = None) -> dict:
         """Prune accounts that left, compact the day, write the run row and update the findings asset."""
         from include.awsgov.collection import runner
 
@@ -136,7 +152,7 @@ def governance_collection():
         started = context["dag_run"].start_date or datetime.now(UTC)
         listed_calls = context["ti"].xcom_pull(task_ids="list_accounts", key="api_calls") or 0
         # Index by position: iterating a mapped task's lazy results probes one past the end (a logged 404).
-        calls = listed_calls + sum(results[i]["api_calls"] for i in range(len(results)))
+        calls = listed_calls + tag_calls + sum(results[i]["api_calls"] for i in range(len(results)))
         # Every collectable account is kept, also those a rerun of some accounts did not collect again.
         account_ids = context["ti"].xcom_pull(task_ids="list_accounts", key="collectable") or [
             a["account_id"] for batch in batches for a in batch]
@@ -159,7 +175,7 @@ def governance_collection():
 
     batches = list_accounts()
     results = collect_account.expand(batch=batches)
-    export_findings(finish_run(results, batches))
+    export_findings(finish_run(results, batches, account_tags()))
 
 
 governance_collection()
