@@ -105,8 +105,7 @@ def governance_collection():
 
         cfg, store, day, context = _run_context(params)
         access = aws_access(cfg, context, retry_mode=cfg["collection"]["retry_mode"])
-        # Without tags (account_tags reads them beside the collection): the same ACTIVE accounts, names and order.
-        targets = accounts.collectable(accounts.account_rows(accounts.list_org_accounts(access), {}, {}, {}, ""))
+        targets = accounts.collectable_listed(accounts.list_org_accounts(access))  # tags: account_tags, beside
         try:
             chosen = runner.rerun_targets(targets, (params or {}).get("accounts"))
         except ValueError as exc:

@@ -972,7 +972,7 @@ def collect_org(access: AwsAccess, store: Store, day: Any, opts: Options, run_id
     """
     started = dt.datetime.now(dt.UTC)
     listed = org.list_org_accounts(access)
-    targets = sorted(str(a["Id"]) for a in listed if a.get("Status") == org.ACTIVE)  # as org.collectable() picks
+    targets = [a["account_id"] for a in org.collectable_listed(listed)]
     # The account tags (owners) are one Organizations call per account at its low request rate, the slowest part of
     # a run at hundreds of accounts, and nothing collected needs them: they are read alongside the collection.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="awsgov-accounts") as side:

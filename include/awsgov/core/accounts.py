@@ -201,6 +201,16 @@ def collectable(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     return [{"account_id": r["account_id"], "name": r["name"]} for r in rows if r["status"] == ACTIVE]
 
 
+def collectable_listed(accounts: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """:func:`collectable` straight from ``list_accounts`` items, before the tags are read: the same accounts,
+    names and order as from the rows :func:`snapshot_accounts` writes (so a run can start collecting while the
+    tags, one call per account at Organizations' low rate, are still being read).
+
+    :param accounts: ``list_accounts`` items.
+    """
+    return collectable(account_rows(accounts, {}, {}, {}, ""))
+
+
 def batches(accounts: list[dict[str, str]], max_tasks: int) -> list[list[dict[str, str]]]:
     """Split accounts into at most ``max_tasks`` batches of consecutive accounts (one account each when few).
 

@@ -92,6 +92,8 @@ def test_suspended_account_is_recorded_but_not_collectable(org):
     targets = [a["account_id"] for a in accounts.collectable(rows)]
     assert gone not in targets
     assert org["management"] in targets
+    # Before the tags are read (the DAG's list_accounts): the same accounts, names and order.
+    assert accounts.collectable_listed(accounts.list_org_accounts(org["access"])) == accounts.collectable(rows)
 
 
 def test_accounts_table_is_written_once_per_day_and_rewritten_identically(org):
