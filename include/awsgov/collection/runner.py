@@ -786,10 +786,8 @@ def _array(values: list[Any], type_: pa.DataType) -> pa.Array:
     index = [slots.setdefault(id(v), len(slots)) for v in values]
     if len(slots) * 4 > len(values):
         return pa.array(values, type=type_)
-    firsts: dict[int, Any] = {}
-    for v in values:
-        firsts.setdefault(id(v), v)
-    return pa.array(list(firsts.values()), type=type_).take(pa.array(index, type=pa.int32()))
+    distinct = list({id(v): v for v in values}.values())  # in the order of slots: first appearances
+    return pa.array(distinct, type=type_).take(pa.array(index, type=pa.int32()))
 
 
 def arrow_order(table: pa.Table, sort_by: list[str]) -> pa.Array | None:

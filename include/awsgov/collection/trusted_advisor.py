@@ -378,6 +378,7 @@ def split_organization(checks: Sequence[Mapping[str, Any]],
                                              savings_prefixes)
             summaries[account][check_id], results[account][check_id] = summary, result
     oldest_allowed = day - dt.timedelta(days=max_age_days)
+    listed = [c for c in checks if c["id"] in listings]  # the checks the view has rows for, in every account
     out: dict[str, dict[str, Any]] = {}
     for account in sorted(wanted):
         found = summaries[account]
@@ -394,7 +395,6 @@ def split_organization(checks: Sequence[Mapping[str, Any]],
                                     f"more than {max_age_days} days before {day}")
         findings = [row for cid, result in sorted(results[account].items())
                     for row in finding_rows(account, by_id[cid], result, savings_prefixes)]
-        listed = [c for c in checks if c["id"] in listings]
         out[account] = {"status": status, "error": error, "checks": check_rows(account, listed, found),
                         "findings": findings, "summaries": found}
     return out

@@ -374,7 +374,6 @@ ACCOUNT_ACTIVITY = pa.schema(
 )
 
 
-
 def open_ta_findings() -> pc.Expression:
     """The rows of ``ta_findings`` that are open findings: flagged red or yellow and not suppressed in Trusted
     Advisor (a Store.scan/read ``where``: filtered while reading)."""
@@ -385,6 +384,7 @@ def open_ta_findings() -> pc.Expression:
 def open_config_findings() -> pc.Expression:
     """The rows of ``config_findings`` that are open findings: NON_COMPLIANT."""
     return pc.field("compliance") == "NON_COMPLIANT"
+
 
 def finding_id(source: str, account_id: str, region: str, check: str, resource: str) -> str:
     """Stable id of a finding across days, so deltas (new, resolved, reopened) and age can be computed.
