@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import msgspec
 import pandas as pd
 import pyarrow.compute as pc
 
@@ -338,10 +339,13 @@ def write_exports(store: Store, day: Any, findings: Iterable[OpenFinding], *, ho
 
 
 def _array_item(doc: Mapping[str, Any], *, first: bool) -> bytes:
-    # One element of a JSON array as json.dumps(array, indent=1) writes it: the element indented one space deeper
-    # (a JSON string holds no raw newline, so every newline is the layout's).
-    text = json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1).replace("\n", "\n ")
-    return (("[\n " if first else ",\n ") + text).encode("utf-8")
+    # One element of a JSON array as json.dumps(array, ensure_ascii=False, sort_keys=True, indent=1) writes it: the
+    # element indented one space deeper (a JSON string holds no raw newline, so every newline is the layout's).
+    # msgspec writes the same bytes (tested against json.dumps, any text and nesting) where json.dumps with an indent
+    # falls back to its pure-Python encoder (70 % of the export's time). Only floats would differ (1e+16 / 1e16):
+    # to_ocsf and to_asff write integers and text only.
+    text = msgspec.json.format(msgspec.json.encode(doc, order="sorted"), indent=1).replace(b"\n", b"\n ")
+    return (b"[\n " if first else b",\n ") + text
 
 
 @dataclass
