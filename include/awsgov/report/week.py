@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,6 +167,37 @@ def _open_findings(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
     return out
 
 
+# Tables _open_findings reads: a day of any of them is a day whose open findings count.
+FINDING_TABLES = ("ta_findings", "config_findings", "package_findings", "guardduty_findings", "macie_findings")
+
+
+def _open_ids(store: Store, day: dt.date) -> list[str]:
+    """The ids of :func:`_open_findings` of one day, without the rest of its rows: Trusted Advisor and Config (the
+    millions) read as one column, filtered while reading; packages and threats (few) through their own shape."""
+    ids = []
+    for table, schema, where in (("ta_findings", tables.TA_FINDINGS, tables.open_ta_findings()),
+                                 ("config_findings", tables.CONFIG_FINDINGS, tables.open_config_findings())):
+        scanned = store.scan(table, day, day, columns=["finding_id"], schema=schema, where=where)
+        ids += scanned.column("finding_id").to_pylist() if scanned is not None else []
+    packages = store.read("package_findings", day, day, schema=tables.PACKAGE_FINDINGS)
+    frames = [package_findings.open_findings(packages)] if not packages.empty else []
+    frames += threats.open_findings(store, day, day, FINDING_COLUMNS)
+    return ids + [fid for f in frames for fid in f["finding_id"]]
+
+
+def _first_open_days(store: Store, start: dt.date, end: dt.date) -> dict[str, str]:
+    """First day (ISO) each finding was seen open in days start..end: what ``_open_findings(store, start,
+    end).groupby("finding_id")["dt"].min()`` gives, read a day at a time as ids only. The whole window's rows at once
+    were about 0.6 GB a day at 100 realistic accounts (9 weeks: more than most machines hold)."""
+    days = sorted({d for t in FINDING_TABLES for d in store.days(t) if start <= d <= end})
+    first: dict[str, str] = {}
+    for day in days:
+        label = day.isoformat()
+        for fid in _open_ids(store, day):
+            first.setdefault(fid, label)
+    return dict(sorted(first.items()))  # by id, as groupby gave it
+
+
 def load_first_seen(store: Store) -> tuple[dict[str, str], str | None]:
     """The first-seen index: (finding id -> ISO day first seen open, earliest day any run looked at).
 
@@ -200,6 +231,21 @@ def save_first_seen(store: Store, known: Mapping[str, str], since: str | None, o
     pq.write_table(table, buf, compression="zstd")
     store.put_bytes(FIRST_SEEN_PATH, buf.getvalue())
     return len(ids)
+
+
+class _OpenOn:
+    """``_open_findings`` of one day, a fresh frame each call; the days to ``keep`` (this snapshot and the previous
+    one, both read again for the trend) are read once, any other day when asked."""
+
+    def __init__(self, store: Store, keep: Iterable[dt.date | None]) -> None:
+        self.store, self.kept = store, dict.fromkeys(d for d in keep if d is not None)
+
+    def __call__(self, day: dt.date) -> pd.DataFrame:
+        if day not in self.kept:
+            return _open_findings(self.store, day, day)
+        if self.kept[day] is None:
+            self.kept[day] = _open_findings(self.store, day, day)
+        return self.kept[day].copy()
 
 
 def _latest(store: Store, table: str, schema: Any, day: dt.date) -> pd.DataFrame:
@@ -287,16 +333,18 @@ def build_week(store: Store, week: Week, *, catalog: Catalog, exceptions: Except
     onboarded = store.read(tables.ONBOARDED_ACCOUNTS_TABLE, None, as_of, schema=tables.ONBOARDED_ACCOUNTS)
     resolver = own.OwnerResolver(accounts_frame, onboarded, ou_owners, fallback)
 
-    hist = _open_findings(store, window_start, as_of)
+    # The window's open findings are needed whole only on a few days (this snapshot, the previous one, the trend's
+    # snapshot days); for the others their ids (first seen) are enough. One day in memory at a time.
+    open_on = _OpenOn(store, (as_of, prev_as_of))
     coverage = store.read("coverage", as_of, as_of, schema=tables.COVERAGE)
-    observed = hist.groupby("finding_id")["dt"].min().to_dict()
+    observed = _first_open_days(store, window_start, as_of)
     known = first_seen or {}
     first_seen = {fid: min(day, known.get(fid, day)) for fid, day in observed.items()}
     # Ages starting on the earliest day anyone looked at are lower bounds ("at least N days").
     window_first = days[[d >= window_start for d in days].index(True)].isoformat()
     horizon = min(filter(None, (window_first, first_seen_since)))
 
-    cur = _counted(_enrich(hist[hist["dt"] == as_of.isoformat()], catalog, accounts), exceptions, as_of, warn_days)
+    cur = _counted(_enrich(open_on(as_of), catalog, accounts), exceptions, as_of, warn_days)
     cur = resolver.resolve(cur)
     cur["first_seen"] = cur["finding_id"].map(first_seen)
     cur["age_days"] = (pd.Timestamp(as_of) - pd.to_datetime(cur["first_seen"])).dt.days.astype("int64")
@@ -305,7 +353,7 @@ def build_week(store: Store, week: Week, *, catalog: Catalog, exceptions: Except
     resolved = cur.iloc[0:0].copy()
     unverified = 0
     if prev_as_of is not None:
-        prev = hist[hist["dt"] == prev_as_of.isoformat()]
+        prev = open_on(prev_as_of)
         prev = _counted(prev, exceptions, prev_as_of, warn_days)
         prev_open = set(prev["finding_id"])
         gone = prev[prev["counted"] & ~prev["finding_id"].isin(set(cur["finding_id"]))]
@@ -341,7 +389,7 @@ def build_week(store: Store, week: Week, *, catalog: Catalog, exceptions: Except
     anomalies["owner"] = [resolver.account_owner(a)[0] for a in anomalies["account_id"]]
     anomalies["account_name"] = [str((accounts.get(a) or {}).get("name") or "") for a in anomalies["account_id"]]
 
-    scorecards = _scorecards(store, accounts_frame, cur, coverage, resolver, trend, hist, exceptions, warn_days)
+    scorecards = _scorecards(store, accounts_frame, cur, coverage, resolver, trend, open_on, exceptions, warn_days)
     return WeekData(week=week, as_of=as_of, prev_as_of=prev_as_of, window_start=window_start, findings=cur,
                     resolved=resolved, unverified=unverified, accounts=scorecards, gaps=gaps, last_run=last_run,
                     anomalies=anomalies, unused_exceptions=exceptions.unused(cur), trend_weeks=list(trend),
@@ -369,7 +417,7 @@ def _nested(series: pd.Series) -> dict[str, dict[str, int]]:
 
 
 def _scorecards(store: Store, accounts_frame: pd.DataFrame, cur: pd.DataFrame, coverage: pd.DataFrame,
-                resolver: own.OwnerResolver, trend: Mapping[str, dt.date | None], hist: pd.DataFrame,
+                resolver: own.OwnerResolver, trend: Mapping[str, dt.date | None], open_on: Any,
                 exceptions: Exceptions, warn_days: int) -> pd.DataFrame:
     """One row per account known on as_of or with findings: owner, scores, counts and the weekly trend.
 
@@ -389,7 +437,7 @@ def _scorecards(store: Store, accounts_frame: pd.DataFrame, cur: pd.DataFrame, c
             continue
         pct_trend[label] = pct_now if day == as_of else _compliance_pct(
             store.read("config_rules", day, day, schema=tables.CONFIG_RULES, columns=rule_columns))
-        rows = hist[hist["dt"] == day.isoformat()]
+        rows = open_on(day)
         hidden = exceptions.suppressed(rows, day, warn_days)
         open_trend[label] = rows.loc[[not h for h in hidden], "account_id"].value_counts().to_dict()
     counted_now = cur[cur["counted"]]

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 
+import pandas as pd
 import pytest
 
 from include.awsgov.core import tables
@@ -263,3 +264,17 @@ def test_first_seen_index_keeps_the_earliest_day(tmp_path):
     assert size == 3
     assert report.load_first_seen(scratch) == ({"a": "2026-11-20", "b": "2026-11-01", "c": "2026-11-29"},
                                                "2026-10-28")
+
+
+def test_first_open_days_read_a_day_at_a_time_equal_the_whole_window(store, data):
+    # build_week reads the window's days one at a time as ids (memory: one day, not nine weeks of rows); the first
+    # day each finding was open must be what grouping the whole window's open findings gave.
+    whole = report._open_findings(store, data.window_start, data.as_of)
+    assert not whole.empty and whole["dt"].nunique() > 2
+    want = whole.groupby("finding_id")["dt"].min().to_dict()
+    assert report._first_open_days(store, data.window_start, data.as_of) == want
+    assert data.observed_first_seen == want
+    for day in sorted({dt.date.fromisoformat(d) for d in whole["dt"]}):
+        one = report._open_findings(store, day, day)
+        assert report._open_ids(store, day) == list(one["finding_id"])
+        pd.testing.assert_frame_equal(one, whole[whole["dt"] == day.isoformat()].reset_index(drop=True))
