@@ -406,8 +406,8 @@ def main() -> int:
     parser.add_argument("--admins", default="off", choices=("off", "on"),
                         help="GuardDuty/Macie delegated administrators configured (as bench/collection.py does)")
     parser.add_argument("--export", default="on", choices=("on", "off"),
-                        help="settings interop.export for both runs; off: the export step writes nothing (at 200 "
-                             "realistic accounts it held about 14 GB, docs/quotas.md)")
+                        help="settings interop.export for both runs; off: the export step writes nothing (the "
+                             "export is most of a realistic run's time, docs/quotas.md)")
     parser.add_argument("--api-port", type=int, default=8790, help="Airflow api-server port")
     parser.add_argument("--sandbox-port", type=int, default=5790)
     parser.add_argument("--library-runs", type=int, default=2, choices=(1, 2),
