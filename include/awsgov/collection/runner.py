@@ -9,16 +9,19 @@ memory holds only the accounts in flight. Three phases, each usable alone (the D
    the accounts' contents -- the Config aggregator's source status (coverage reasons), Trusted Advisor's prioritized
    checks from the Trusted Advisor API's organization view and the check catalogue for reading the others in each
    account (or, where AWS refuses the view, for reading every check there), GuardDuty and Macie through their
-   delegated administrators (one org-wide listing per region) -- staged per account under ``_staging/`` (hidden
-   from queries).
+   delegated administrators (one org-wide listing per region). The three parts run at once; each staged table is
+   one file of every account's rows under ``_staging/`` (hidden from queries). A run of some accounts (a rerun)
+   stages only those.
 2. :func:`collect_accounts`: per account, Config compliance from the day's configuration snapshots and the SSM
    inventory from the resource data sync, both in the central bucket (admin credentials, a fixed number of S3 calls
-   whatever the number of rules), the staged slices, and through the read role what is read per account: Trusted
+   whatever the number of rules), the account's slices of the staged tables (:class:`Staged`: each file read once
+   per call, i.e. once per DAG batch), and through the read role what is read per account: Trusted
    Advisor's checks the organization view does not list (all of them without the view; the view lists only
    prioritized recommendations) and the refresh of stale results, GuardDuty/Macie where no delegated administrator
    is configured. Expected AWS errors and missing deliveries become COVERAGE rows with their reason; anything else
    is a bug and raises.
-3. :func:`finish_run`: prune chunks of accounts that are not in this run and write the COLLECTION_RUNS row.
+3. :func:`finish_run`: prune chunks of accounts that are not in this run, compact the day (the read cache) and write
+   the COLLECTION_RUNS row.
 
 Rows are sorted and carry no wall-clock time, so a rerun of a day writes identical data.
 """
