@@ -5,10 +5,11 @@
    collected; the management account is collected like any other. Then, in the same task (one process start less on
    the run's path), the organization-level reads -- the Config aggregator's source status (the reason shown when a
    snapshot is missing), the Trusted Advisor check catalogue, GuardDuty and Macie through their delegated
-   administrators (one org-wide listing per region) -- staged per account. Returns the accounts to collect in
-   **batches**: by default as many batches as `collection.max_mapped_tasks` (size it to the `aws_api` pool's slots)
-   with at least `collection.max_workers` accounts each, so that every task keeps its threads busy and pays its
-   start-up once for many accounts; `collection.accounts_per_task` fixes the batch size instead.
+   administrators (one org-wide listing per region) -- read at once (three threads) and staged as one file per
+   table with every account's rows, which each batch reads once and cuts per account. Returns the accounts to
+   collect in **batches**: by default as many batches as `collection.max_mapped_tasks` (size it to the `aws_api`
+   pool's slots) with at least `collection.max_workers` accounts each, so that every task keeps its threads busy and
+   pays its start-up once for many accounts; `collection.accounts_per_task` fixes the batch size instead.
    **account_tags**, beside the whole collection: the accounts with their tags (owner, team, environment) and
    parent OU, merged with the onboarding inventory, written to `accounts` (suspended ones recorded too). The tags
    are one Organizations call per account at its low request rate (10/s: 100 s at 1,000 accounts), the slowest

@@ -32,7 +32,8 @@ def unreported_failures(dag) -> list[str]:
 
 
 @pytest.mark.parametrize("dag_id", CHECKED)
-def test_every_failure_reaches_the_run_state(dag_id):
+def test_every_failure_reaches_the_run_state(dag_id, airflow_db):
+    # airflow_db: DagBag.get_dag reads Airflow's metadata DB; without it a fresh checkout has no `dag` table yet
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(DAGS_DIR / f"{dag_id}.py")).get_dag(dag_id)

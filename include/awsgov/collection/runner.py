@@ -9,16 +9,19 @@ memory holds only the accounts in flight. Three phases, each usable alone (the D
    the accounts' contents -- the Config aggregator's source status (coverage reasons), Trusted Advisor's prioritized
    checks from the Trusted Advisor API's organization view and the check catalogue for reading the others in each
    account (or, where AWS refuses the view, for reading every check there), GuardDuty and Macie through their
-   delegated administrators (one org-wide listing per region) -- staged per account under ``_staging/`` (hidden
-   from queries).
+   delegated administrators (one org-wide listing per region). The three parts run at once; each staged table is
+   one file of every account's rows under ``_staging/`` (hidden from queries). A run of some accounts (a rerun)
+   stages only those.
 2. :func:`collect_accounts`: per account, Config compliance from the day's configuration snapshots and the SSM
    inventory from the resource data sync, both in the central bucket (admin credentials, a fixed number of S3 calls
-   whatever the number of rules), the staged slices, and through the read role what is read per account: Trusted
+   whatever the number of rules), the account's slices of the staged tables (:class:`Staged`: each file read once
+   per call, i.e. once per DAG batch), and through the read role what is read per account: Trusted
    Advisor's checks the organization view does not list (all of them without the view; the view lists only
    prioritized recommendations) and the refresh of stale results, GuardDuty/Macie where no delegated administrator
    is configured. Expected AWS errors and missing deliveries become COVERAGE rows with their reason; anything else
    is a bug and raises.
-3. :func:`finish_run`: prune chunks of accounts that are not in this run and write the COLLECTION_RUNS row.
+3. :func:`finish_run`: prune chunks of accounts that are not in this run, compact the day (the read cache) and write
+   the COLLECTION_RUNS row.
 
 Rows are sorted and carry no wall-clock time, so a rerun of a day writes identical data.
 """
@@ -79,10 +82,14 @@ ACCOUNT_TABLES = {
 }
 # Threat and sensitive-data sources (docs/threats.md): source name -> module with collect_region().
 THREAT_SOURCES = {guardduty.SOURCE: guardduty, macie.SOURCE: macie}
-# Staged by phase 1 for phase 2, per account (chunk = account id), except the catalogue (one JSON file per day).
+# Staged by phase 1 for phase 2: one file per table and day (chunk STAGED_CHUNK) holding every account's rows, sorted
+# by account; the catalogue and the Trusted Advisor source are JSON files. Phase 2 reads each once per process
+# (:class:`Staged`) and gives every account its slice. One file per account and table was about 7,000 files at 1,000
+# accounts: 20 of phase 1's 50 s went to writing them, and phase 2 spent 12 ms per account reading them back.
 STAGING = {name: f"_staging/{name}" for name in ("config_sources", "threat_coverage", "ta_catalogue", "ta_checks",
                                                   "ta_findings", "ta_coverage",
                                                   *(m.TABLE for m in THREAT_SOURCES.values()))}
+STAGED_CHUNK = "all"
 # Where Trusted Advisor is read from (settings collection.trusted_advisor.source): the Trusted Advisor API's
 # organization view, once per run from the management account, for the prioritized checks it lists and each
 # account's Support API for the others (a hybrid), or each account's Support API for every check.
@@ -91,6 +98,9 @@ TA_SOURCES = ("organization", "accounts")
 NOT_DELIVERED = "not_delivered"
 # SSM inventory (inventory.py): per-account tables like the others, written and pruned with them.
 ACCOUNT_TABLES.update(inv.ACCOUNT_TABLES)
+# Schema of each staged table (the catalogue is JSON): coverage rows, or the table the rows are written to.
+_STAGED_SCHEMAS = {name: ACCOUNT_TABLES[name][0] if name in ACCOUNT_TABLES else tables.COVERAGE
+                   for name in STAGING if name != "ta_catalogue"}
 
 
 @dataclass(frozen=True)
@@ -276,6 +286,39 @@ def central_bucket(access: AwsAccess, opts: Options) -> str:
     return opts.central_bucket.format(admin_account_id=access.admin_id())
 
 
+def _stage(store: Store, day: Any, name: str, per_account: Mapping[str, list[dict[str, Any]]],
+           schema: pa.Schema) -> None:
+    """Write one staged table of the run: every account's rows in one file, accounts in order, each account's rows
+    in the order given (so a rerun over the same answers writes the same bytes). An account absent from
+    ``per_account`` has no rows, as an account with none. Chunks of other names (the per-account files of older
+    code) are dropped: the day's staging is this run's."""
+    rows = [row for account in sorted(per_account) for row in per_account[account]]
+    store.write(STAGING[name], day, pa.Table.from_pylist(rows, schema=schema), chunk=STAGED_CHUNK, schema=schema)
+    store.prune(STAGING[name], day, [STAGED_CHUNK])
+
+
+class Staged:
+    """Phase 1's staged tables as phase 2 reads them: each file read once (per process: a DAG batch is its own
+    process), its rows grouped by account; :meth:`rows` is an account's slice, the rows its per-account file held.
+
+    :param store: the history store.
+    :param day: partition day.
+    :param names: staged tables to read (keys of :data:`STAGING`); a table not staged this day has no rows.
+    """
+
+    def __init__(self, store: Store, day: Any, names: Iterable[str]) -> None:
+        self._by_account: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for name in names:
+            grouped: dict[str, list[dict[str, Any]]] = {}
+            for row in store.read_chunk(STAGING[name], day, STAGED_CHUNK, schema=_STAGED_SCHEMAS[name]).to_pylist():
+                grouped.setdefault(row["account_id"], []).append(row)
+            self._by_account[name] = grouped
+
+    def rows(self, name: str, account_id: str) -> list[dict[str, Any]]:
+        """The account's rows of one staged table (a new list of the stored dicts: callers extend their own)."""
+        return list(self._by_account.get(name, {}).get(account_id, ()))
+
+
 def _stage_config_sources(access: AwsAccess, store: Store, day: Any, account_ids: list[str],
                           opts: Options) -> dict[str, Any]:
     # DescribeConfigurationAggregatorSourcesStatus, once: why an account and region has no snapshot (coverage).
@@ -297,10 +340,7 @@ def _stage_config_sources(access: AwsAccess, store: Store, day: Any, account_ids
                     {"account_id": account, "region": region, "source": CONFIG,
                      "status": str(row.get("LastUpdateStatus") or ""), "error": cfgc.source_problem(row),
                      "api_calls": 0})
-    for account, staged in rows.items():
-        store.write(STAGING["config_sources"], day, pa.Table.from_pylist(staged, schema=tables.COVERAGE),
-                    chunk=account, schema=tables.COVERAGE)
-    store.prune(STAGING["config_sources"], day, list(rows))
+    _stage(store, day, "config_sources", rows, tables.COVERAGE)
     return summary
 
 
@@ -369,17 +409,12 @@ def _stage_ta_organization(access: AwsAccess, store: Store, day: Any, account_id
     else:
         per_account = ta.split_organization(checks, listings, account_ids, date, opts.savings_columns,
                                             opts.ta_max_age_days)
-    for account, part in per_account.items():
-        for name, rows in (("ta_checks", part["checks"]), ("ta_findings", part["findings"])):
-            schema, sort_by = ACCOUNT_TABLES[name]
-            store.write(STAGING[name], day, pa.Table.from_pylist(sorted_rows(rows, sort_by), schema=schema),
-                        chunk=account, schema=schema)
-        coverage = [{"account_id": account, "region": ta.GLOBAL_REGION, "source": TA, "status": part["status"],
-                     "error": part["error"][:MAX_ERROR_CHARS], "api_calls": 0}]
-        store.write(STAGING["ta_coverage"], day, pa.Table.from_pylist(coverage, schema=tables.COVERAGE),
-                    chunk=account, schema=tables.COVERAGE)
-    for name in ("ta_checks", "ta_findings", "ta_coverage"):
-        store.prune(STAGING[name], day, list(per_account))
+    for name, key in (("ta_checks", "checks"), ("ta_findings", "findings")):
+        schema, sort_by = ACCOUNT_TABLES[name]
+        _stage(store, day, name, {a: sorted_rows(p[key], sort_by) for a, p in per_account.items()}, schema)
+    _stage(store, day, "ta_coverage", {a: [{"account_id": a, "region": ta.GLOBAL_REGION, "source": TA,
+                                            "status": p["status"], "error": p["error"][:MAX_ERROR_CHARS],
+                                            "api_calls": 0}] for a, p in per_account.items()}, tables.COVERAGE)
     refresh = ta.plan_refreshes(checks, {a: p["summaries"] for a, p in per_account.items()}, date,
                                 opts.refresh_skip_categories, opts.refresh_per_account,
                                 opts.refresh_accounts) if opts.refresh else {}
@@ -435,28 +470,25 @@ def _stage_threats(access: AwsAccess, store: Store, day: Any, account_ids: list[
             slot["coverage"].append({"account_id": account, "region": region, "source": source, "status": status,
                                      "error": why[:MAX_ERROR_CHARS], "api_calls": 0})
         summary[source]["errors" if isinstance(found, BaseException) else "regions"] += 1
-    staged = []
-    for account, slot in per_account.items():
-        if not slot["coverage"]:
-            continue
-        for source in admins:
-            table = THREAT_SOURCES[source].TABLE
-            schema, sort_by = ACCOUNT_TABLES[table]
-            store.write(STAGING[table], day, pa.Table.from_pylist(sorted_rows(slot["rows"].get(table, []), sort_by),
-                                                                  schema=schema), chunk=account, schema=schema)
-        store.write(STAGING["threat_coverage"], day, pa.Table.from_pylist(slot["coverage"], schema=tables.COVERAGE),
-                    chunk=account, schema=tables.COVERAGE)
-        staged.append(account)
-    for name in ("threat_coverage", *(THREAT_SOURCES[s].TABLE for s in THREAT_SOURCES)):
-        store.prune(STAGING[name], day, staged)
+    staged = {a: slot for a, slot in per_account.items() if slot["coverage"]}  # none without an administrator
+    for source, module in THREAT_SOURCES.items():
+        schema, sort_by = ACCOUNT_TABLES[module.TABLE]
+        _stage(store, day, module.TABLE, {a: sorted_rows(slot["rows"].get(module.TABLE, []), sort_by)
+                                          for a, slot in staged.items() if source in admins}, schema)
+    _stage(store, day, "threat_coverage", {a: slot["coverage"] for a, slot in staged.items()}, tables.COVERAGE)
     return summary
 
 
 def collect_aggregate(access: AwsAccess, store: Store, day: Any, account_ids: Iterable[str],
                       opts: Options) -> dict[str, Any]:
-    """The organization-level reads, once per run in the admin account, staged per account under ``_staging/``:
-    the Config aggregator's source status (coverage reasons), the Trusted Advisor check catalogue and GuardDuty and
-    Macie through their delegated administrators.
+    """The organization-level reads, once per run in the admin account, staged under ``_staging/`` (one file per
+    table, every account's rows: :func:`_stage`, read back by :class:`Staged`): the Config aggregator's source status
+    (coverage reasons), Trusted Advisor's organization view and check catalogue, and GuardDuty and Macie through
+    their delegated administrators.
+
+    The three parts share nothing (their calls go to different services' quotas, their files are their own), so they
+    run at once, each on its own thread (Trusted Advisor's recommendations and the threat listings add their own
+    bounded pools): the stage takes about as long as its slowest part, not their sum.
 
     :param access: the admin account's access layer.
     :param store: the history store.
@@ -468,11 +500,20 @@ def collect_aggregate(access: AwsAccess, store: Store, day: Any, account_ids: It
     account_ids = sorted(account_ids)
     access.admin_id()  # so that a delegated administrator that is the admin account is read with its own credentials
     summary: dict[str, Any] = {"aggregator": None, "status": "absent", "accounts": len(account_ids), "error": ""}
+    parts: dict[str, Callable[[], dict[str, Any]]] = {}
     if CONFIG in opts.sources:
-        summary.update(_stage_config_sources(access, store, day, account_ids, opts))
+        parts[CONFIG] = partial(_stage_config_sources, access, store, day, account_ids, opts)
     if TA in opts.sources:
-        summary["trusted_advisor"] = _stage_ta(access, store, day, account_ids, opts)
-    summary["threats"] = _stage_threats(access, store, day, account_ids, opts)
+        parts[TA] = partial(_stage_ta, access, store, day, account_ids, opts)
+    parts["threats"] = partial(_stage_threats, access, store, day, account_ids, opts)
+    with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="awsgov-aggregate") as pool:
+        running = {name: pool.submit(fn) for name, fn in parts.items()}
+        done = {name: fut.result() for name, fut in running.items()}  # a part's bug raises here, as before
+    if CONFIG in done:
+        summary.update(done[CONFIG])
+    if TA in done:
+        summary["trusted_advisor"] = done[TA]
+    summary["threats"] = done["threats"]
     log.info("organization-level reads: %s", summary)
     return summary
 
@@ -596,8 +637,20 @@ def _role_unreachable(exc: BaseException | None) -> bool:
     return isinstance(exc, ClientError) and exc.operation_name == "AssumeRole"
 
 
+def staged_names(opts: Options, ta_source: Mapping[str, Any] | None = None) -> list[str]:
+    """The staged tables phase 2 reads with these options (``ta_source``: :func:`_load_ta_source`)."""
+    names = ["config_sources"] if CONFIG in opts.sources and opts.regions else []
+    delegated = [s for s, _ in opts.delegated_admins if s in opts.sources and s in THREAT_SOURCES]
+    if delegated:
+        names += ["threat_coverage", *(THREAT_SOURCES[s].TABLE for s in delegated)]
+    if TA in opts.sources and (ta_source or {}).get("source") == "organization":
+        names += ["ta_coverage", "ta_checks", "ta_findings"]
+    return names
+
+
 def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts: Options,
-                catalogue: list[dict[str, Any]] | None = None, ta_source: Mapping[str, Any] | None = None) -> Job:
+                catalogue: list[dict[str, Any]] | None = None, ta_source: Mapping[str, Any] | None = None,
+                staged: Staged | None = None) -> Job:
     """The units of one account: Config snapshots and the SSM inventory from the central bucket (admin
     credentials), the staged delegated-administrator slices, and, through the read role, Trusted Advisor and the
     threat sources read per account (after the Trusted Advisor probe, which tells whether the role works).
@@ -609,8 +662,11 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
     :param opts: run options.
     :param catalogue: the run's Trusted Advisor catalogue; None: read in the account.
     :param ta_source: where phase 1 read Trusted Advisor (``_load_ta_source``); None: each account.
+    :param staged: the run's staged tables, read once for all the process's accounts; None: read here.
     """
     date = _as_date(day)
+    if staged is None:
+        staged = Staged(store, day, staged_names(opts, ta_source))
     admins = dict(opts.delegated_admins)
     regions = list(opts.regions) if CONFIG in opts.sources else []
     keys = ([(ta.GLOBAL_REGION, TA)] if TA in opts.sources else []) + [(r, CONFIG) for r in regions]
@@ -618,8 +674,7 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
     job = Job(account_id, [], keys)
     bucket = central_bucket(access, opts) if regions or inv.enabled(opts) else ""
     if regions:
-        sources = {r["region"]: r["error"] for r in store.read_chunk(STAGING["config_sources"], day, account_id)
-                   .to_pylist()}
+        sources = {r["region"]: r["error"] for r in staged.rows("config_sources", account_id)}
         job.units += [_config_snapshot(job, access, bucket, date, r, opts, sources.get(r, "")) for r in regions]
     if regions:  # the inventory comes with each region's snapshot (ssm_inventory.py)
         for region in regions if inv.enabled(opts) else []:
@@ -628,14 +683,13 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
         inv.add_units(job, partial(counted_client, access, "s3", opts.home_region, None), bucket, account_id, opts)
     delegated = [s for s in THREAT_SOURCES if s in opts.sources and s in admins]
     if delegated:
-        staged = store.read_chunk(STAGING["threat_coverage"], day, account_id).to_pylist()
-        for row in staged:
+        coverage = staged.rows("threat_coverage", account_id)
+        for row in coverage:
             if row["source"] in delegated:
                 job.record(row["region"], row["source"], row["status"], row["error"])
         for source in delegated:
-            table = THREAT_SOURCES[source].TABLE
-            job.rows[table] += store.read_chunk(STAGING[table], day, account_id).to_pylist()
-        missing = {(r, s) for r in opts.regions for s in delegated} - {(c["region"], c["source"]) for c in staged}
+            job.rows[THREAT_SOURCES[source].TABLE] += staged.rows(THREAT_SOURCES[source].TABLE, account_id)
+        missing = {(r, s) for r in opts.regions for s in delegated} - {(c["region"], c["source"]) for c in coverage}
         for region, source in sorted(missing):  # staging did not run for this account: never a silent "ok"
             job.record(region, source, "error", "delegated administrator listing missing for this run")
     threat_own = [_threat_region(access, job, s, r) for s in THREAT_SOURCES
@@ -645,7 +699,7 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
         return job
     skip, note = frozenset(), ""
     if ta_source is not None and ta_source.get("source") == "organization":
-        skip, note = _ta_from_organization(job, access, store, day, opts, ta_source)
+        skip, note = _ta_from_organization(job, access, staged, opts, ta_source)
         if catalogue is not None and {c["id"] for c in catalogue} <= skip:
             # Every check from the organization view: no probe through the role; each threat unit meets it itself.
             job.units += threat_own
@@ -663,7 +717,7 @@ def account_job(access: AwsAccess, store: Store, day: Any, account_id: str, opts
     return job
 
 
-def _ta_from_organization(job: Job, access: AwsAccess, store: Store, day: Any, opts: Options,
+def _ta_from_organization(job: Job, access: AwsAccess, staged: Staged, opts: Options,
                           ta_source: Mapping[str, Any]) -> tuple[frozenset[str], str]:
     """The account's slice of the organization view staged by phase 1, and the refresh of its stale results when
     the run's plan names it (through its read role; best effort, not awaited).
@@ -674,15 +728,14 @@ def _ta_from_organization(job: Job, access: AwsAccess, store: Store, day: Any, o
 
     :returns: the checks read from the view (the Support API skips them) and the note for a Support API failure.
     """
-    staged = store.read_chunk(STAGING["ta_coverage"], day, job.account_id).to_pylist()
-    rows = {name: store.read_chunk(STAGING[name], day, job.account_id, schema=ACCOUNT_TABLES[name][0]).to_pylist()
-            for name in ("ta_checks", "ta_findings")}
+    coverage = staged.rows("ta_coverage", job.account_id)
+    rows = {name: staged.rows(name, job.account_id) for name in ("ta_checks", "ta_findings")}
     read = frozenset(r["check_id"] for r in rows["ta_checks"])
     if not read:  # nothing of the account in the view: its Support API for every check decides the coverage
-        why = "; ".join(r["error"] for r in staged if r["error"]) or "not staged for this account in this run"
+        why = "; ".join(r["error"] for r in coverage if r["error"]) or "not staged for this account in this run"
         # Cut short: the coverage row keeps MAX_ERROR_CHARS, and the Support API's error after it says what failed.
         return frozenset(), f"organization view: {why[:100]}; Support API: "
-    for row in staged:
+    for row in coverage:
         job.record(row["region"], TA, row["status"], row["error"])
     for name, found in rows.items():
         job.rows[name] += found
@@ -862,6 +915,7 @@ def collect_accounts(access: AwsAccess, store: Store, day: Any, account_ids: Ite
     only = written_tables(opts)
     catalogue = _load_catalogue(store, day, opts) if TA in opts.sources else None
     ta_source = _load_ta_source(store, day, opts) if TA in opts.sources else None
+    staged = Staged(store, day, staged_names(opts, ta_source))  # once for the batch, not per account
 
     def finalize(job: Job) -> None:
         _write_account(store, day, job, only=only)
@@ -869,7 +923,7 @@ def collect_accounts(access: AwsAccess, store: Store, day: Any, account_ids: Ite
         done["accounts"] += 1
         done["gaps"] += sum(c["status"] != "ok" for c in job.coverage.values())
 
-    run_jobs((account_job(access, store, day, a, opts, catalogue, ta_source) for a in account_ids), finalize,
+    run_jobs((account_job(access, store, day, a, opts, catalogue, ta_source, staged) for a in account_ids), finalize,
              workers=opts.workers, unit_retries=opts.unit_retries)
     return {**done, "api_calls": access.total_calls()}
 
@@ -943,8 +997,11 @@ def finish_run(store: Store, day: Any, account_ids: Iterable[str], *, run_id: st
     """
     keep = set(account_ids)
     dropped = {t: store.prune(t, day, keep) for t in ACCOUNT_TABLES}
-    for table in ACCOUNT_TABLES:  # one file per table and day for readers (store.py: the read cache)
-        store.compact(table, day)
+    # One file per table and day for readers (store.py: the read cache). Two tables at a time: a small table's
+    # compaction is mostly opening its thousand files, config_findings' mostly Arrow decoding and encoding millions
+    # of rows outside the GIL, so the small ones go by while the large one is written.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="awsgov-compact") as pool:
+        list(pool.map(partial(store.compact, day=day), ACCOUNT_TABLES))
     coverage = store.read("coverage", day, day, schema=tables.COVERAGE)
     row = {"run_id": run_id, "started_at": started_at, "finished_at": dt.datetime.now(dt.UTC),
            "accounts": len(keep), "regions": sorted(regions), "gaps": int((coverage["status"] != "ok").sum()),

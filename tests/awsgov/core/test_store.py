@@ -182,6 +182,47 @@ def test_compaction_never_hides_a_chunk_rewritten_added_or_pruned_after_it(store
     assert [r[:3] for r in _rows(store, schema=tables.COVERAGE)] == expected
 
 
+def _big_chunk(account: str, n: int, with_api_calls: bool = True) -> pa.Table:
+    columns = {"account_id": [account] * n, "region": [f"r-{i:06d}" for i in range(n)], "source": ["config"] * n,
+               "status": ["ok" if i % 3 else "error" for i in range(n)], "error": [""] * n}
+    if with_api_calls:
+        columns["api_calls"] = list(range(n))
+    return pa.table(columns)
+
+
+def test_compaction_of_many_row_groups_keeps_every_row_in_chunk_order(store):
+    """More rows than one row group (the compaction reads and writes in groups of about 64k rows, on two threads),
+    with a chunk written by older code without a column: the cache holds every chunk's rows in chunk order."""
+    import pyarrow.parquet as pq
+
+    sizes = {"111111111111": 70_000, "222222222222": 3, "333333333333": 70_000}
+    for account, n in sizes.items():  # the middle chunk is of an older schema: no api_calls column
+        table = _big_chunk(account, n, with_api_calls=account != "222222222222")
+        store.write("coverage", TEST_DAY, table, chunk=account, schema=None if account == "222222222222" else
+                    tables.COVERAGE)
+    assert store.compact("coverage", TEST_DAY) == 3
+    cache = pq.ParquetFile(Path(store.partition_path("coverage", TEST_DAY)) / "_compact.parquet")
+    assert cache.metadata.num_row_groups > 1
+    got = cache.read()
+    assert got["__chunk"].to_pylist() == [a for a, n in sizes.items() for _ in range(n)]
+    assert got["region"].to_pylist() == [f"r-{i:06d}" for n in sizes.values() for i in range(n)]
+    assert got["api_calls"].to_pylist() == [*range(70_000), None, None, None, *range(70_000)]
+    frame = store.read("coverage", TEST_DAY, TEST_DAY, schema=tables.COVERAGE)
+    assert len(frame) == sum(sizes.values()) and list(frame["account_id"].drop_duplicates()) == list(sizes)
+
+
+def test_a_compaction_that_cannot_read_a_chunk_raises_and_writes_no_cache(store):
+    import pyarrow as pa
+
+    _three_accounts(store)
+    for account in ("444444444444", "555555555555"):
+        store.write("coverage", TEST_DAY, _big_chunk(account, 40_000), chunk=account, schema=tables.COVERAGE)
+    part = Path(store.partition_path("coverage", TEST_DAY))
+    (part / "part-555555555555.parquet").write_bytes(b"PAR1 not a parquet file PAR1")
+    with pytest.raises(pa.ArrowInvalid):
+        store.compact("coverage", TEST_DAY)
+    assert not (part / "_compact.parquet").exists()
+
 def test_other_readers_ignore_the_compact_file(store):
     import pyarrow.dataset as ds
 
