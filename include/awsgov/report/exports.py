@@ -44,6 +44,11 @@ ASFF_VERSION = "2018-10-08"
 PRODUCT = "awsgov"
 IMPORT_BATCH = 100  # BatchImportFindings accepts at most 100 findings a call
 IMPORTS_TABLE = "securityhub_imports"
+# An open finding whose document is unchanged since it was last imported is sent again only after this long: Security
+# Hub deletes active findings that are not updated for 90 days (Security Hub User Guide, "OCSF findings in Security
+# Hub": "Active findings are automatically deleted if they aren't updated in 90 days"); every import is also a billed
+# finding ingestion event, so an unchanged finding is not re-sent every day.
+RESEND_UNCHANGED_AFTER = dt.timedelta(days=30)
 # A source's coverage rows (``coverage.source``) where it differs from the finding's source.
 COVERAGE_SOURCE = {"anomaly": "cloudwatch"}
 EXPORT_PATH = "exports/dt={day}/findings.{kind}.json"
@@ -366,6 +371,7 @@ class ImportResult:
     errors: dict[str, str] = field(default_factory=dict)  # "account/region" -> error of a refused batch
     archived: int = 0  # findings no longer open sent ARCHIVED and accepted (import_day)
     kept_unread: int = 0  # no longer open but left ACTIVE: source not read OK that day, or archive refused
+    unchanged: int = 0  # open, and what Security Hub holds is the same document sent recently: not sent (import_day)
     failed_ids: set[str] = field(default_factory=set, repr=False)  # every finding not accepted (not in to_dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -438,8 +444,10 @@ def import_day(store: Store, day: Any, findings: Iterable[OpenFinding], importer
                now: dt.datetime | None = None) -> ImportResult:
     """Import the day's open findings ACTIVE and archive (``RecordState`` ARCHIVED) those imported before that are
     no longer open, but only where their source was read OK that day (``coverage``): elsewhere a missing finding
-    may just be unread, so it stays ACTIVE. ``UpdatedAt`` is ``now`` on every finding sent, so Security Hub takes
-    the update. The day's ``securityhub_imports`` partition records what is ACTIVE afterwards (and what was
+    may just be unread, so it stays ACTIVE. An open finding Security Hub already holds with the same document (all
+    but ``UpdatedAt``) is not sent again unless it was last sent :data:`RESEND_UNCHANGED_AFTER` ago or more: only
+    new and changed findings are imported each day. ``UpdatedAt`` is ``now`` on every finding sent, so Security Hub
+    takes the update. The day's ``securityhub_imports`` partition records what is ACTIVE afterwards (and what was
     archived), each finding's last ASFF document included: archiving re-sends it.
 
     :param store: the history store.
@@ -454,18 +462,24 @@ def import_day(store: Store, day: Any, findings: Iterable[OpenFinding], importer
     rows: dict[str, dict[str, Any]] = {}
     send: list[dict[str, Any]] = []
     active: set[str] = set()  # the day's open findings
+    earlier = {r["asff_id"]: r for r in previous_imports(store, day).to_dict("records")}
+    unchanged = 0
     for f in findings:
         doc = to_asff(f, home_region=home_region, updated_at=now)
-        send.append(doc)
         active.add(doc["Id"])
+        before = earlier.get(doc["Id"])
+        if before is not None and now - before["updated_at"] < RESEND_UNCHANGED_AFTER and _same_document(
+                before["asff_json"], doc):
+            rows[doc["Id"]] = {k: before[k] for k in tables.SECURITYHUB_IMPORTS.names}  # held as it was sent
+            unchanged += 1
+            continue
+        send.append(doc)
         rows[doc["Id"]] = {"account_id": doc["AwsAccountId"], "region": doc["Region"], "source": f.source,
                            "finding_region": f.region, "asff_id": doc["Id"], "record_state": "ACTIVE",
                            "asff_json": json.dumps(doc, sort_keys=True), "updated_at": now}
     covered = _covered(store, day)
     archive: dict[str, dict[str, Any]] = {}
-    held: set[str] = set()  # ids Security Hub holds ACTIVE from an earlier import
-    for prev in previous_imports(store, day).to_dict("records"):
-        held.add(prev["asff_id"])
+    for prev in earlier.values():  # what Security Hub holds ACTIVE from an earlier import
         if prev["asff_id"] in rows:
             continue
         rows[prev["asff_id"]] = {k: prev[k] for k in tables.SECURITYHUB_IMPORTS.names}
@@ -474,18 +488,29 @@ def import_day(store: Store, day: Any, findings: Iterable[OpenFinding], importer
             archive[prev["asff_id"]] = doc
             send.append(doc)
     result = import_asff(importer, send, batch_size=batch_size)
-    for asff_id in result.failed_ids - held - set(archive):
-        rows.pop(asff_id, None)  # refused and never imported: nothing to archive later
+    for asff_id in result.failed_ids - set(archive):
+        if asff_id in earlier:  # the update was refused: Security Hub still holds the earlier document, sent again
+            rows[asff_id] = {k: earlier[asff_id][k] for k in tables.SECURITYHUB_IMPORTS.names}  # the next time
+        else:
+            rows.pop(asff_id, None)  # refused and never imported: nothing to archive later
     for asff_id, doc in archive.items():
         if asff_id not in result.failed_ids:  # a refused archive stays ACTIVE: tried again next time
             rows[asff_id].update(record_state="ARCHIVED", asff_json=json.dumps(doc, sort_keys=True), updated_at=now)
     frame = pd.DataFrame(list(rows.values()), columns=tables.SECURITYHUB_IMPORTS.names)
     store.write(IMPORTS_TABLE, day, frame, schema=tables.SECURITYHUB_IMPORTS, sort_by=["asff_id"])
     result.archived = len(set(archive) - result.failed_ids)
+    result.unchanged = unchanged
     result.kept_unread = sum(1 for k, r in rows.items() if r["record_state"] == "ACTIVE" and k not in active)
-    log.info("Security Hub: %d open findings sent, %d archived (%d refused), %d no longer open kept ACTIVE",
-             len(active), result.archived, len(archive) - result.archived, result.kept_unread)
+    log.info("Security Hub: %d open findings, %d sent, %d unchanged not sent again, %d archived (%d refused), "
+             "%d no longer open kept ACTIVE", len(active), len(active) - unchanged, unchanged, result.archived,
+             len(archive) - result.archived, result.kept_unread)
     return result
+
+
+def _same_document(held_json: str, doc: Mapping[str, Any]) -> bool:
+    """Whether an imported ASFF document (as recorded) and a new one differ only in ``UpdatedAt``."""
+    held = json.loads(held_json)
+    return {k: v for k, v in held.items() if k != "UpdatedAt"} == {k: v for k, v in doc.items() if k != "UpdatedAt"}
 
 
 def export_day(store: Store, day: Any, cfg: Mapping[str, Any], access: Any = None) -> dict[str, Any]:

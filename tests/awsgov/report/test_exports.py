@@ -204,7 +204,75 @@ def test_import_archives_fixed_findings_only_where_their_source_was_read(day_sto
     assert (hub["RecordState"], hub["UpdatedAt"]) == ("ARCHIVED", f"{days[2]}T06:00:00.000Z")
     active = _hub_state(sandbox, f"awsgov/{still_open[0].source}/{still_open[0].finding_id}",
                         still_open[0].account_id, exports.to_asff(still_open[0])["Region"])
-    assert (active["RecordState"], active["UpdatedAt"]) == ("ACTIVE", f"{days[2]}T06:00:00.000Z")
+    # Still open and unchanged since day 1: not sent again (Security Hub holds it as day 1 sent it).
+    assert (active["RecordState"], active["UpdatedAt"]) == ("ACTIVE", f"{days[0]}T06:00:00.000Z")
+    assert (second.unchanged, third.unchanged, third.success) == (len(still_open), len(still_open), 1)
+
+
+def test_import_sends_only_new_and_changed_findings_and_refreshes_unchanged_ones(day_store, clean_sandbox,
+                                                                                 tmp_path):
+    """An open finding Security Hub holds unchanged is not re-sent (each import is a billed ingestion event);
+    a changed one is; an unchanged one is re-sent once RESEND_UNCHANGED_AFTER has passed (Security Hub deletes
+    active findings not updated for 90 days); a refused update is tried again the next day."""
+    import dataclasses
+
+    from include.awsgov.core.store import Store
+
+    sandbox, store = clean_sandbox, Store(tmp_path / "store")
+    admin = sandbox.info["management_account_id"]
+    found = [f for f in exports.open_findings(day_store["store"], day_store["day"]) if f.account_id == admin][:3]
+    assert len(found) == 3
+    day0 = day_store["day"]
+    at = lambda d: dt.datetime.combine(d, dt.time(6), tzinfo=dt.UTC)  # noqa: E731
+    first = exports.import_day(store, day0, found, _access(sandbox), now=at(day0))
+    assert (first.success, first.unchanged) == (3, 0)
+
+    changed = [dataclasses.replace(found[0], title=found[0].title + " (changed)"), *found[1:]]
+    day1 = day0 + dt.timedelta(days=1)
+    second = exports.import_day(store, day1, changed, _access(sandbox), now=at(day1))
+    assert (second.success, second.unchanged, second.calls) == (1, 2, 1)
+    hub = _hub_state(sandbox, f"awsgov/{found[0].source}/{found[0].finding_id}", admin,
+                     exports.to_asff(found[0])["Region"])
+    assert (hub["Title"], hub["UpdatedAt"]) == (changed[0].title, f"{day1}T06:00:00.000Z")
+
+    later = day0 + exports.RESEND_UNCHANGED_AFTER
+    third = exports.import_day(store, later, changed, _access(sandbox), now=at(later))
+    assert (third.success, third.unchanged) == (2, 1)  # the two last sent on day 0 are refreshed, not the third
+
+    # A refused update keeps what Security Hub holds on record, so the next day sends it again.
+    moved = [dataclasses.replace(changed[1], title="moved again"), changed[0], changed[2]]
+    day4 = later + dt.timedelta(days=1)
+    denied = exports.import_day(store, day4, moved, _RefusingAccess(_access(sandbox)), now=at(day4))
+    # Sent and refused: the changed one, and the one last sent on day 1, now due for its refresh.
+    assert (denied.success, denied.unchanged, denied.failed) == (0, 1, 2)
+    kept = store.read(exports.IMPORTS_TABLE, day4, day4, schema=tables.SECURITYHUB_IMPORTS)
+    held = json.loads(kept.set_index("asff_id").loc[f"awsgov/{changed[1].source}/{changed[1].finding_id}",
+                                                     "asff_json"])
+    assert held["Title"] == changed[1].title  # not the refused "moved again"
+    day5 = day4 + dt.timedelta(days=1)
+    retried = exports.import_day(store, day5, moved, _access(sandbox), now=at(day5))
+    assert (retried.success, retried.unchanged) == (2, 1)  # both refused ones again, the third still unchanged
+
+
+class _RefusingAccess:
+    """An access layer whose Security Hub refuses every import (as a missing import role would)."""
+
+    def __init__(self, access):
+        self._access = access
+
+    def __getattr__(self, name):
+        return getattr(self._access, name)
+
+    def client(self, service, region=None, account_id=None):
+        from botocore.exceptions import ClientError
+
+        class Refusing:
+            def batch_import_findings(self, **_):
+                raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "refused"}},
+                                  "BatchImportFindings")
+
+        return Refusing() if service == "securityhub" else self._access.client(service, region,
+                                                                                account_id=account_id)
 
 
 def test_export_day_imports_through_the_import_role_and_records_the_state(day_store, clean_sandbox):
