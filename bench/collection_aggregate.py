@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -42,17 +41,13 @@ REGIONS = ["us-east-1", "eu-west-1", "ap-northeast-1", "eu-central-1", "us-west-
 PARTS = ("_stage_config_sources", "_stage_ta", "_stage_threats")  # phase 1's parts in both versions
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def child_aggregate(state_dir: str, store_url: str, latency_ms: float) -> dict[str, Any]:
     """One ``collect_aggregate`` of every collectable account, from the tree in the working directory."""
     sys.path.insert(0, os.getcwd())
     import logging
 
     from bench.collection import sandbox_quota_bound
+    from bench.collection_dag import collection_settings, own_cpu, threat_admins
     from include.awsgov.collection import runner
     from include.awsgov.core import accounts as org
     from include.awsgov.core.aws import AwsAccess
@@ -62,11 +57,7 @@ def child_aggregate(state_dir: str, store_url: str, latency_ms: float) -> dict[s
 
     logging.basicConfig(level=logging.ERROR)
     sb = Sandbox.attach(state_dir)
-    mgmt = sb.info["management_account_id"]
-    truth = sb.truth(date=DAY, sections=["guardduty", "macie"], accounts=[mgmt])
-    admins = {"guardduty": truth["guardduty"]["admin"], "macie": truth["macie"]["admin"]}
-    cfg = load_settings({"regions": sb.info["regions"],
-                         "collection": {s: {"delegated_admin": a} for s, a in admins.items()}})
+    cfg = load_settings(collection_settings(sb.info["regions"], threat_admins(sb, True)))
     access = AwsAccess.from_args(
         endpoint_url=sb.endpoint, aws_access_key_id="AKIABENCHAGGREGATE01", aws_secret_access_key="bench",
         external_id=sb.info["external_id"], session_name="bench-aggregate", retry_mode=cfg["collection"]["retry_mode"])
@@ -97,10 +88,10 @@ def child_aggregate(state_dir: str, store_url: str, latency_ms: float) -> dict[s
     sb.set_faults(latency_ms=latency_ms)
     sb.refill_quotas()
     sb.reset_calls()
-    calls0, load0, cpu0 = access.total_calls(), os.getloadavg()[0], _cpu()
+    calls0, load0, cpu0 = access.total_calls(), os.getloadavg()[0], own_cpu()
     start[0] = time.perf_counter()
     runner.collect_aggregate(access, store, DAY, targets, opts)
-    wall, cpu = time.perf_counter() - start[0], _cpu() - cpu0
+    wall, cpu = time.perf_counter() - start[0], own_cpu() - cpu0
     load1 = os.getloadavg()[0]
     counted = sb.calls()
     bound, slowest = sandbox_quota_bound(sb.quota_buckets(), sb.quotas())
@@ -108,7 +99,7 @@ def child_aggregate(state_dir: str, store_url: str, latency_ms: float) -> dict[s
     staged_files = sum(1 for _ in Path(store.path("_staging")).rglob("*") if _.is_file())
     # Phase 2's side: every account's job built from the staged files, as collect_accounts does (no AWS call).
     catalogue, ta_source = runner._load_catalogue(store, DAY, opts), runner._load_ta_source(store, DAY, opts)
-    cpu0, began = _cpu(), time.perf_counter()
+    cpu0, began = own_cpu(), time.perf_counter()
     if hasattr(runner, "Staged"):
         staged = runner.Staged(store, DAY, runner.staged_names(opts, ta_source))
         jobs = [runner.account_job(access, store, DAY, a, opts, catalogue, ta_source, staged) for a in targets]
@@ -118,7 +109,7 @@ def child_aggregate(state_dir: str, store_url: str, latency_ms: float) -> dict[s
             "calls": access.total_calls() - calls0, "throttled": counted["throttled"], "parts": parts,
             "staged_files": staged_files, "quota_bound_s": round(bound, 2), "quota_slowest": slowest,
             "load": [round(load0, 2), round(load1, 2)], "jobs_wall_s": round(time.perf_counter() - began, 2),
-            "jobs_cpu_s": round(_cpu() - cpu0, 2), "jobs": len(jobs)}
+            "jobs_cpu_s": round(own_cpu() - cpu0, 2), "jobs": len(jobs)}
 
 
 def child_finish(source: str, work: str) -> dict[str, Any]:
@@ -127,6 +118,7 @@ def child_finish(source: str, work: str) -> dict[str, Any]:
     import datetime as dt
     import logging
 
+    from bench.collection_dag import own_cpu
     from include.awsgov.collection import runner
     from include.awsgov.core.store import COMPACT_FILE, Store
 
@@ -138,10 +130,10 @@ def child_finish(source: str, work: str) -> dict[str, Any]:
     os.sync()
     store = Store(work)
     accounts = store.chunks("coverage", DAY)
-    load0, cpu0, began = os.getloadavg()[0], _cpu(), time.perf_counter()
+    load0, cpu0, began = os.getloadavg()[0], own_cpu(), time.perf_counter()
     runner.finish_run(store, DAY, accounts, run_id="bench", started_at=dt.datetime.now(dt.UTC), regions=[],
                       api_calls=0)
-    wall, cpu = time.perf_counter() - began, _cpu() - cpu0
+    wall, cpu = time.perf_counter() - began, own_cpu() - cpu0
     return {"tree": os.getcwd(), "accounts": len(accounts), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "load": [round(load0, 2), round(os.getloadavg()[0], 2)]}
 

@@ -40,6 +40,7 @@ def child_run(state_dir: str, store_url: str, accounts: str) -> dict[str, Any]:
     import datetime as dt
     import logging
 
+    from bench.collection_dag import collection_settings, threat_admins
     from include.awsgov.collection import runner
     from include.awsgov.core import accounts as org
     from include.awsgov.core.aws import AwsAccess
@@ -49,11 +50,7 @@ def child_run(state_dir: str, store_url: str, accounts: str) -> dict[str, Any]:
 
     logging.basicConfig(level=logging.ERROR)
     sb = Sandbox.attach(state_dir)
-    mgmt = sb.info["management_account_id"]
-    truth = sb.truth(date=DAY, sections=["guardduty", "macie"], accounts=[mgmt])
-    admins = {"guardduty": truth["guardduty"]["admin"], "macie": truth["macie"]["admin"]}
-    cfg = load_settings({"regions": sb.info["regions"],
-                         "collection": {s: {"delegated_admin": a} for s, a in admins.items()}})
+    cfg = load_settings(collection_settings(sb.info["regions"], threat_admins(sb, True)))
     access = AwsAccess.from_args(endpoint_url=sb.endpoint, aws_access_key_id="AKIABENCHSTOREEQUAL1",
                                  aws_secret_access_key="bench", external_id=sb.info["external_id"],
                                  session_name="bench-store-equal", retry_mode=cfg["collection"]["retry_mode"])
