@@ -462,7 +462,9 @@ def import_day(store: Store, day: Any, findings: Iterable[OpenFinding], importer
     rows: dict[str, dict[str, Any]] = {}
     send: list[dict[str, Any]] = []
     active: set[str] = set()  # the day's open findings
-    earlier = {r["asff_id"]: r for r in previous_imports(store, day).to_dict("records")}
+    # What Security Hub holds ACTIVE from an earlier import, as recorded rows (without the partition's dt).
+    earlier = {r["asff_id"]: {k: r[k] for k in tables.SECURITYHUB_IMPORTS.names}
+               for r in previous_imports(store, day).to_dict("records")}
     unchanged = 0
     for f in findings:
         doc = to_asff(f, home_region=home_region, updated_at=now)
@@ -470,7 +472,7 @@ def import_day(store: Store, day: Any, findings: Iterable[OpenFinding], importer
         before = earlier.get(doc["Id"])
         if before is not None and now - before["updated_at"] < RESEND_UNCHANGED_AFTER and _same_document(
                 before["asff_json"], doc):
-            rows[doc["Id"]] = {k: before[k] for k in tables.SECURITYHUB_IMPORTS.names}  # held as it was sent
+            rows[doc["Id"]] = dict(before)  # held as it was sent
             unchanged += 1
             continue
         send.append(doc)
@@ -479,10 +481,10 @@ def import_day(store: Store, day: Any, findings: Iterable[OpenFinding], importer
                            "asff_json": json.dumps(doc, sort_keys=True), "updated_at": now}
     covered = _covered(store, day)
     archive: dict[str, dict[str, Any]] = {}
-    for prev in earlier.values():  # what Security Hub holds ACTIVE from an earlier import
+    for prev in earlier.values():
         if prev["asff_id"] in rows:
             continue
-        rows[prev["asff_id"]] = {k: prev[k] for k in tables.SECURITYHUB_IMPORTS.names}
+        rows[prev["asff_id"]] = dict(prev)
         if (COVERAGE_SOURCE.get(prev["source"], prev["source"]), prev["account_id"], prev["finding_region"]) in covered:
             doc = {**json.loads(prev["asff_json"]), "RecordState": "ARCHIVED", "UpdatedAt": stamp}
             archive[prev["asff_id"]] = doc
@@ -490,7 +492,7 @@ def import_day(store: Store, day: Any, findings: Iterable[OpenFinding], importer
     result = import_asff(importer, send, batch_size=batch_size)
     for asff_id in result.failed_ids - set(archive):
         if asff_id in earlier:  # the update was refused: Security Hub still holds the earlier document, sent again
-            rows[asff_id] = {k: earlier[asff_id][k] for k in tables.SECURITYHUB_IMPORTS.names}  # the next time
+            rows[asff_id] = dict(earlier[asff_id])  # the next time
         else:
             rows.pop(asff_id, None)  # refused and never imported: nothing to archive later
     for asff_id, doc in archive.items():
